@@ -1,0 +1,23 @@
+# health_pass: PGXS build
+MODULE_big = health_pass
+OBJS = src/health_pass.o src/base45.o src/compress.o src/cbor.o src/cose.o \
+       src/pass.o src/json.o src/read.o src/inspect.o src/keys.o \
+       src/check.o src/trust.o
+EXTENSION = health_pass
+DATA = sql/health_pass--0.1.0.sql
+REGRESS = type reading trust check inspect hostile
+REGRESS_OPTS = --inputdir=. --load-extension=pgtap
+
+PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
+              -Wno-missing-field-initializers -Wno-sign-compare
+SHLIB_LINK = -lcrypto -lz
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+.PHONY: bench fuzz
+bench:
+	bash test/bench/run.sh
+fuzz:
+	bash test/fuzz/run.sh
