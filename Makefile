@@ -6,7 +6,7 @@ OBJS = src/health_pass.o src/base45.o src/compress.o src/cbor.o src/cose.o \
 EXTENSION = health_pass
 DATA = sql/health_pass--0.1.0.sql
 REGRESS = type reading trust check inspect hostile
-REGRESS_OPTS = --inputdir=. --load-extension=pgtap
+REGRESS_OPTS = --inputdir=.
 
 PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
               -Wno-missing-field-initializers -Wno-sign-compare

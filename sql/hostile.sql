@@ -1,0 +1,42 @@
+-- Hostile inputs: each refused with a class 22 error naming the stage
+\set ECHO none
+\set QUIET on
+\i test/fixtures/fixtures.sql
+SET search_path = public, health_pass;
+\set QUIET off
+\set ECHO all
+CREATE FUNCTION pg_temp.try_pass(t text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM t::health_pass.pass;
+    RETURN 'accepted';
+EXCEPTION WHEN others THEN
+    RETURN SQLSTATE || ' ' || SQLERRM;
+END $$;
+SELECT name, pg_temp.try_pass(txt) AS result FROM fx_hostile ORDER BY name;
+-- every refusal is class 22
+SELECT count(*) AS not_class_22 FROM fx_hostile WHERE left(pg_temp.try_pass(txt), 2) <> '22';
+-- binary input (COPY BINARY, send/recv) is validated as strictly as text
+CREATE FUNCTION pg_temp.to_oct(n int) RETURNS text LANGUAGE sql AS $$
+    SELECT CASE WHEN n < 8 THEN n::text ELSE pg_temp.to_oct(n / 8) || (n % 8)::text END $$;
+CREATE FUNCTION pg_temp.try_recv(field bytea) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    f bytea := '\x5047434f50590aff0d0a00'::bytea || '\x0000000000000000'::bytea
+               || '\x0001'::bytea || int4send(length(field)) || field || '\xffff'::bytea;
+    oct text := (SELECT string_agg('\' || lpad(pg_temp.to_oct(get_byte(f, i)), 3, '0'), '')
+                   FROM generate_series(0, length(f) - 1) AS i);
+BEGIN
+    CREATE TEMP TABLE IF NOT EXISTS rb (p health_pass.pass);
+    EXECUTE format('COPY rb FROM PROGRAM %L WITH (FORMAT binary)', 'printf ''' || oct || '''');
+    RETURN 'accepted';
+EXCEPTION WHEN others THEN
+    RETURN SQLSTATE || ' ' || SQLERRM;
+END $$;
+SELECT pg_temp.try_recv(health_pass.pass_send(txt::health_pass.pass)) AS valid_pass
+  FROM fx_pass WHERE name = 'ok_vacc';
+SELECT pg_temp.try_recv('\x01844da2'::bytea) AS truncated;
+SELECT pg_temp.try_recv('\x02'::bytea || substr(health_pass.pass_send(txt::health_pass.pass), 2)) AS bad_format
+  FROM fx_pass WHERE name = 'ok_vacc';
+SELECT pg_temp.try_recv(health_pass.pass_send(txt::health_pass.pass) || '\x00'::bytea) AS trailing
+  FROM fx_pass WHERE name = 'ok_vacc';
+-- the backend is alive
+SELECT 1 AS alive;
