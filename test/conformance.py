@@ -123,7 +123,7 @@ def main():
             q(name), q(d.get("PREFIX")), q(d.get("BASE45")), q(cose_hc1),
             q(json.dumps(d["JSON"])) if "JSON" in d else "NULL", q(ctx.get("CERTIFICATE")),
             q(ctx.get("VALIDATIONCLOCK"))))
-    sql = "BEGIN;\n" + CHECK_SQL % "\n".join(rows) + "ROLLBACK;\n"
+    sql = "CREATE EXTENSION IF NOT EXISTS health_pass;\nBEGIN;\n" + CHECK_SQL % "\n".join(rows) + "ROLLBACK;\n"
     out = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"], input=sql,
                          capture_output=True, text=True)
     if out.returncode != 0:
