@@ -10,13 +10,16 @@
 /*
  * Inflate a complete zlib stream into out, at most cap bytes.  Stops as soon
  * as the output would exceed cap (zlib bombs), and refuses raw (uncompressed)
- * data, truncated streams and bytes after the end of the stream.
+ * data, truncated streams and bytes after the end of the stream.  The
+ * inflate state (about 40 KiB) is kept for the process and reset per call,
+ * so no allocation happens per pass.
  */
 bool
 hp_inflate(const uint8_t *in, size_t len, uint8_t *out, size_t cap,
 		   size_t *outlen, HpErr *err)
 {
-	z_stream	zs;
+	static z_stream zs;			/* reused: inflateReset per call */
+	static bool zs_ready = false;
 	int			rc;
 
 	if (len < 2 || (in[0] & 0x0F) != 8 || ((in[0] << 8) | in[1]) % 31 != 0)
@@ -24,10 +27,19 @@ hp_inflate(const uint8_t *in, size_t len, uint8_t *out, size_t cap,
 		hp_seterr(err, HP_STAGE_ZLIB, "data is not a zlib stream");
 		return false;
 	}
-	memset(&zs, 0, sizeof(zs));
-	if (inflateInit(&zs) != Z_OK)
+	if (!zs_ready)
 	{
-		hp_seterr(err, HP_STAGE_ZLIB, "could not initialise inflation");
+		memset(&zs, 0, sizeof(zs));
+		if (inflateInit(&zs) != Z_OK)
+		{
+			hp_seterr(err, HP_STAGE_ZLIB, "could not initialise inflation");
+			return false;
+		}
+		zs_ready = true;
+	}
+	else if (inflateReset(&zs) != Z_OK)
+	{
+		hp_seterr(err, HP_STAGE_ZLIB, "could not reset inflation");
 		return false;
 	}
 	zs.next_in = (Bytef *) in;
@@ -36,7 +48,6 @@ hp_inflate(const uint8_t *in, size_t len, uint8_t *out, size_t cap,
 	zs.avail_out = (uInt) cap;
 	rc = inflate(&zs, Z_FINISH);
 	*outlen = zs.total_out;
-	inflateEnd(&zs);
 
 	if (rc == Z_STREAM_END)
 	{

@@ -52,6 +52,9 @@ make_pass(const uint8 *cose, size_t len)
 	return p;
 }
 
+/* Scratch space for inflation; the result is copied out before returning */
+static uint8 inflate_buf[HP_MAX_INFLATED];
+
 PG_FUNCTION_INFO_V1(hp_pass_in);
 /* Text input: HC1: base45 zlib COSE */
 Datum
@@ -69,7 +72,7 @@ hp_pass_in(PG_FUNCTION_ARGS)
 	if (len > HP_MAX_TEXT)
 		len = HP_MAX_TEXT + 1;	/* hp_decode_text reports it; no big buffer */
 	b45 = palloc(hp_base45_decoded_max(len));
-	z = palloc(HP_MAX_INFLATED);
+	z = inflate_buf;
 	if (!hp_decode_text(str, len, b45, z, &cose, &cose_len, &c, &err))
 		hp_raise_decode_error(&err, ERRCODE_INVALID_TEXT_REPRESENTATION);
 	PG_RETURN_POINTER(make_pass(cose, cose_len));
