@@ -1,10 +1,5 @@
 -- Verdicts: every reason, the @@ operator, clock_skew, verify()
-\set ECHO none
-\set QUIET on
-\i test/fixtures/fixtures.sql
-SET search_path = public, health_pass;
-\set QUIET off
-\set ECHO all
+\i test/fixtures/load.sql
 TRUNCATE health_pass.trust_list;
 SELECT count(health_pass.trust_add(der)) FROM fx_cert WHERE name <> 'twin';
 -- a second DSC under the kid of 'ec': verification tries both

@@ -1,10 +1,5 @@
 -- Hostile inputs: each refused with a class 22 error naming the stage
-\set ECHO none
-\set QUIET on
-\i test/fixtures/fixtures.sql
-SET search_path = public, health_pass;
-\set QUIET off
-\set ECHO all
+\i test/fixtures/load.sql
 CREATE FUNCTION pg_temp.try_pass(t text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM t::health_pass.pass;

@@ -1,10 +1,5 @@
 -- inspect(): never raises, names the first stage that failed
-\set ECHO none
-\set QUIET on
-\i test/fixtures/fixtures.sql
-SET search_path = public, health_pass;
-\set QUIET off
-\set ECHO all
+\i test/fixtures/load.sql
 SELECT name, health_pass.inspect(txt) ->> 'stage' AS stage, health_pass.inspect(txt) ->> 'error' AS error
   FROM fx_hostile ORDER BY name;
 SELECT i - 'payload' AS summary, i -> 'payload' = health_pass.payload(txt::health_pass.pass) AS same_payload

@@ -1,10 +1,5 @@
 -- Reading a pass: payload, kid, alg, issuer, dates, kind, uvci
-\set ECHO none
-\set QUIET on
-\i test/fixtures/fixtures.sql
-SET search_path = public, health_pass;
-\set QUIET off
-\set ECHO all
+\i test/fixtures/load.sql
 SET timezone = 'UTC';
 SELECT name, health_pass.kind(p), health_pass.alg(p), health_pass.issuer(p),
        health_pass.issued_at(p), health_pass.expires_at(p), length(health_pass.kid(p)) AS kid_len,

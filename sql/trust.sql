@@ -1,10 +1,5 @@
 -- The trust list: trust_add, trust_import, plain SQL, snapshots
-\set ECHO none
-\set QUIET on
-\i test/fixtures/fixtures.sql
-SET search_path = public, health_pass;
-\set QUIET off
-\set ECHO all
+\i test/fixtures/load.sql
 SET timezone = 'UTC';
 TRUNCATE health_pass.trust_list;
 -- kid defaults to the first 8 bytes of SHA-256 of the DER

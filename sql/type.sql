@@ -1,11 +1,6 @@
 -- The pass type: I/O round trips, equality, btree and hash opclasses
 CREATE EXTENSION IF NOT EXISTS health_pass;
-\set ECHO none
-\set QUIET on
-\i test/fixtures/fixtures.sql
-SET search_path = public, health_pass;
-\set QUIET off
-\set ECHO all
+\i test/fixtures/load.sql
 
 -- text output decodes to the same COSE bytes (the value round-trips)
 SELECT name, txt::health_pass.pass::text::health_pass.pass = txt::health_pass.pass AS round_trip

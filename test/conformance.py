@@ -9,7 +9,9 @@ verified against a trust list holding only its own DSC.
 
 Usage: conformance.py [DATA_DIR]   (psql connection from PG* variables)
 """
-import csv, glob, json, os, subprocess, sys, zlib
+import csv, glob, json, os, subprocess, sys
+
+from hc1 import hc1
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = sys.argv[1] if len(sys.argv) > 1 else os.environ.get(
@@ -26,20 +28,6 @@ OVERRIDES = {
     ("common/CO20", "EXPECTEDVERIFY"): (False, "alg only in the unprotected header: the algorithm "
                                        "must come from the protected header (never valid)"),
 }
-B45 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
-
-
-def b45(data):
-    out = []
-    for i in range(0, len(data), 2):
-        if i + 1 < len(data):
-            v = data[i] << 8 | data[i + 1]
-            out += [B45[v % 45], B45[v // 45 % 45], B45[v // 2025]]
-        else:
-            out += [B45[data[i] % 45], B45[data[i] // 45]]
-    return "".join(out)
-
-
 def q(s):
     return "NULL" if s is None else "'" + s.replace("'", "''") + "'"
 
@@ -117,7 +105,7 @@ def main():
         if not exp:
             continue
         cases[name] = (country, stem, exp)
-        cose_hc1 = "HC1:" + b45(zlib.compress(bytes.fromhex(d["COSE"]))) if d.get("COSE") else None
+        cose_hc1 = hc1(bytes.fromhex(d["COSE"])) if d.get("COSE") else None
         ctx = d.get("TESTCTX", {})
         rows.append("INSERT INTO vec VALUES (%s, %s, %s, %s, %s, %s, %s);" % (
             q(name), q(d.get("PREFIX")), q(d.get("BASE45")), q(cose_hc1),

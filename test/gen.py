@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
-B45 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
+from hc1 import b45, hc1
+
 EKU = {"test": "1.3.6.1.4.1.1847.2021.1.1", "vaccination": "1.3.6.1.4.1.1847.2021.1.2",
        "recovery": "1.3.6.1.4.1.1847.2021.1.3"}
 
@@ -64,21 +65,6 @@ def cbor(o):
     if isinstance(o, dict):
         return head(5, len(o)) + b"".join(cbor(k) + cbor(v) for k, v in o.items())
     raise TypeError(o)
-
-
-def b45(data):
-    out = []
-    for i in range(0, len(data), 2):
-        if i + 1 < len(data):
-            v = data[i] << 8 | data[i + 1]
-            out += [B45[v % 45], B45[v // 45 % 45], B45[v // 2025]]
-        else:
-            out += [B45[data[i] % 45], B45[data[i] // 45]]
-    return "".join(out)
-
-
-def hc1(cose, compress=True):
-    return "HC1:" + b45(zlib.compress(cose, 9) if compress else cose)
 
 
 def ts(s):
