@@ -165,19 +165,23 @@ DECLARE
     info record;
 BEGIN
     info := health_pass.certificate_info(NEW.certificate);
-    IF TG_OP = 'INSERT' OR NEW.certificate IS DISTINCT FROM OLD.certificate THEN
-        NEW.country := coalesce(NEW.country, info.country);
-        NEW.subject := coalesce(NEW.subject, info.subject);
-        NEW.valid_from := coalesce(NEW.valid_from, info.not_before);
-        NEW.valid_until := coalesce(NEW.valid_until, info.not_after);
-        IF TG_OP = 'INSERT' AND NEW.key_usage IS NULL THEN
-            NEW.key_usage := coalesce(info.key_usage, ARRAY['test', 'vaccination', 'recovery']);
-        END IF;
+    IF TG_OP = 'UPDATE' THEN
+        -- a new certificate: columns the UPDATE did not set follow it
+        IF NEW.country IS NOT DISTINCT FROM OLD.country THEN NEW.country := NULL; END IF;
+        IF NEW.subject IS NOT DISTINCT FROM OLD.subject THEN NEW.subject := NULL; END IF;
+        IF NEW.valid_from IS NOT DISTINCT FROM OLD.valid_from THEN NEW.valid_from := NULL; END IF;
+        IF NEW.valid_until IS NOT DISTINCT FROM OLD.valid_until THEN NEW.valid_until := NULL; END IF;
+        IF NEW.key_usage IS NOT DISTINCT FROM OLD.key_usage THEN NEW.key_usage := NULL; END IF;
     END IF;
+    NEW.country := coalesce(NEW.country, info.country);
+    NEW.subject := coalesce(NEW.subject, info.subject);
+    NEW.valid_from := coalesce(NEW.valid_from, info.not_before);
+    NEW.valid_until := coalesce(NEW.valid_until, info.not_after);
+    NEW.key_usage := coalesce(NEW.key_usage, info.key_usage, ARRAY['test', 'vaccination', 'recovery']);
     RETURN NEW;
 END $$;
 COMMENT ON FUNCTION health_pass.trust_list_fill() IS
-    'trigger: validates the DER and fills country, subject, validity and key usage left NULL';
+    'trigger: validates the DER and fills country, subject, validity and key usage left NULL (or unchanged when the certificate changes)';
 CREATE TRIGGER trust_list_fill BEFORE INSERT OR UPDATE OF certificate ON health_pass.trust_list
     FOR EACH ROW EXECUTE FUNCTION health_pass.trust_list_fill();
 

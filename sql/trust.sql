@@ -45,6 +45,12 @@ UPDATE health_pass.trust_list SET key_usage = '{test}' WHERE certificate = (SELE
 SELECT (health_pass.check(txt::health_pass.pass)).reasons FROM fx_pass WHERE name = 'ok_vacc';
 UPDATE health_pass.trust_list SET valid_until = '2021-05-01' WHERE certificate = (SELECT der FROM fx_cert WHERE name = 'ec');
 SELECT (health_pass.check(txt::health_pass.pass)).reasons FROM fx_pass WHERE name = 'ok_vacc';
+-- replacing the certificate refreshes the columns the UPDATE does not set
+DELETE FROM health_pass.trust_list WHERE certificate = (SELECT der FROM fx_cert WHERE name = 'old');
+UPDATE health_pass.trust_list SET certificate = (SELECT der FROM fx_cert WHERE name = 'old')
+ WHERE certificate = (SELECT der FROM fx_cert WHERE name = 'ec');
+SELECT country, valid_from, valid_until, key_usage FROM health_pass.trust_list
+ WHERE certificate = (SELECT der FROM fx_cert WHERE name = 'old');
 -- ordinary roles may read the trust list but not change it
 CREATE ROLE hp_reader;
 SET ROLE hp_reader;

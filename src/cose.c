@@ -566,8 +566,8 @@ hp_decode_text(const char *text, size_t len, uint8_t *b45buf, uint8_t *zbuf,
 	}
 	if (len > HP_MAX_TEXT)
 	{
-		hp_seterr(err, HP_STAGE_BASE45, "input of %zu characters exceeds %d",
-				  len, HP_MAX_TEXT);
+		hp_seterr(err, HP_STAGE_BASE45, "input is longer than %d characters",
+				  HP_MAX_TEXT);
 		return false;
 	}
 	if (!hp_base45_decode(text + 4, len - 4, b45buf, &blen, err))
