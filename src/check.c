@@ -174,6 +174,8 @@ check_signature(TrustRef *t, const HpCose *c, pg_time_t at, Verdict *v)
 	bytea	   *kid;
 	bool		any_row = false;
 	bool		verified = false;
+	bool		have_digest = false;
+	uint8		digest[32];
 	HpReason	sig_reason = HP_R_BAD_SIGNATURE;
 	uint32		best = 0;
 	Snapshot	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
@@ -183,9 +185,7 @@ check_signature(TrustRef *t, const HpCose *c, pg_time_t at, Verdict *v)
 		v->reasons |= 1u << HP_R_UNKNOWN_KEY;
 		return;
 	}
-	kid = palloc(VARHDRSZ + c->kid_len);
-	SET_VARSIZE(kid, VARHDRSZ + c->kid_len);
-	memcpy(VARDATA(kid), c->kid, c->kid_len);
+	kid = hp_bytea(c->kid, c->kid_len);
 
 	rel = table_open(t->relid, AccessShareLock);
 	ScanKeyInit(&key, t->att_kid, BTEqualStrategyNumber, F_BYTEAEQ, PointerGetDatum(kid));
@@ -210,7 +210,13 @@ check_signature(TrustRef *t, const HpCose *c, pg_time_t at, Verdict *v)
 		k = hp_key_get((const uint8 *) VARDATA_ANY(cert), VARSIZE_ANY_EXHDR(cert));
 		if (k == NULL)
 			continue;
-		why = hp_key_verify(k, c, &ok);
+		if (!have_digest && !hp_sig_digest(c, digest))
+		{
+			hp_key_release(k);
+			break;
+		}
+		have_digest = true;
+		why = hp_key_verify(k, c, digest, &ok);
 		hp_key_release(k);
 		if (!ok)
 		{
@@ -286,13 +292,7 @@ hp_check(PG_FUNCTION_ARGS)
 	values[1] = CStringGetTextDatum(n == 0 ? "ok" : reason_names[__builtin_ctz(v.reasons)]);
 	values[2] = PointerGetDatum(construct_array(reasons, n, TEXTOID, -1, false, TYPALIGN_INT));
 	if (c.kid)
-	{
-		bytea	   *kid = palloc(VARHDRSZ + c.kid_len);
-
-		SET_VARSIZE(kid, VARHDRSZ + c.kid_len);
-		memcpy(VARDATA(kid), c.kid, c.kid_len);
-		values[3] = PointerGetDatum(kid);
-	}
+		values[3] = PointerGetDatum(hp_bytea(c.kid, c.kid_len));
 	else
 		nulls[3] = true;
 	if (v.country)
@@ -323,6 +323,7 @@ hp_verify(PG_FUNCTION_ARGS)
 	bytea	   *cert = PG_GETARG_BYTEA_PP(1);
 	HpKey	   *k;
 	bool		ok = false;
+	uint8		digest[32];
 
 	hp_pass_parse(PG_GETARG_PASS_P(0), &c);
 	k = hp_key_get((const uint8 *) VARDATA_ANY(cert), VARSIZE_ANY_EXHDR(cert));
@@ -330,7 +331,8 @@ hp_verify(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("certificate is not a DER-encoded X.509 certificate")));
-	(void) hp_key_verify(k, &c, &ok);
+	if (hp_sig_digest(&c, digest))
+		(void) hp_key_verify(k, &c, digest, &ok);
 	hp_key_release(k);
 	PG_RETURN_BOOL(ok);
 }

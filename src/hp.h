@@ -45,6 +45,8 @@ typedef struct HpKey HpKey;
 /* pass.c */
 extern void hp_pass_parse(HealthPass *p, HpCose *c);
 extern void hp_raise_decode_error(const HpErr *err, int sqlstate);
+extern bytea *hp_bytea(const uint8 *b, size_t len);
+extern char *hp_utf8_to_server(const uint8 *s, size_t len, int *outlen);
 
 /* json.c */
 extern Jsonb *hp_hcert_to_jsonb(const uint8 *buf, size_t len);
@@ -52,7 +54,9 @@ extern Jsonb *hp_hcert_to_jsonb(const uint8 *buf, size_t len);
 /* keys.c */
 extern HpKey *hp_key_get(const uint8 *der, size_t len);
 extern void hp_key_release(HpKey *key);
-extern HpReason hp_key_verify(HpKey *key, const HpCose *c, bool *ok);
+extern bool hp_sig_digest(const HpCose *c, uint8 *out);
+extern HpReason hp_key_verify(HpKey *key, const HpCose *c, const uint8 *digest,
+							  bool *ok);
 
 /* health_pass.c */
 extern int	hp_clock_skew;

@@ -9,7 +9,6 @@
  */
 #include "postgres.h"
 
-#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/numeric.h"
@@ -25,7 +24,6 @@ push_item(CborCur *c, JsonbParseState **st, JsonbIteratorToken role)
 	uint64_t	tags[HP_MAX_TAGS];
 	int			ntags;
 	JsonbValue	v;
-	JsonbValue *res = NULL;
 
 	if (!cbor_head_untagged(c, &h, 0, tags, &ntags))
 		ereport(ERROR,
@@ -63,9 +61,7 @@ push_item(CborCur *c, JsonbParseState **st, JsonbIteratorToken role)
 			break;
 		case CBOR_TEXT:
 			v.type = jbvString;
-			v.val.string.val = pg_any_to_server((const char *) h.data, (int) h.val, PG_UTF8);
-			v.val.string.len = (v.val.string.val == (const char *) h.data) ?
-				(int) h.val : (int) strlen(v.val.string.val);
+			v.val.string.val = hp_utf8_to_server(h.data, h.val, &v.val.string.len);
 			break;
 		case CBOR_ARRAY:
 			pushJsonbValue(st, WJB_BEGIN_ARRAY, NULL);
@@ -80,9 +76,7 @@ push_item(CborCur *c, JsonbParseState **st, JsonbIteratorToken role)
 
 				(void) cbor_head(c, &key);
 				v.type = jbvString;
-				v.val.string.val = pg_any_to_server((const char *) key.data, (int) key.val, PG_UTF8);
-				v.val.string.len = (v.val.string.val == (const char *) key.data) ?
-					(int) key.val : (int) strlen(v.val.string.val);
+				v.val.string.val = hp_utf8_to_server(key.data, key.val, &v.val.string.len);
 				pushJsonbValue(st, WJB_KEY, &v);
 				push_item(c, st, WJB_VALUE);
 			}
@@ -92,8 +86,7 @@ push_item(CborCur *c, JsonbParseState **st, JsonbIteratorToken role)
 					(errcode(ERRCODE_DATA_CORRUPTED),
 					 errmsg("stored health pass is corrupt: unexpected CBOR item")));
 	}
-	res = pushJsonbValue(st, role, &v);
-	return res;
+	return pushJsonbValue(st, role, &v);
 }
 
 /* The payload map at buf[0..len) as jsonb */

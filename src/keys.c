@@ -246,21 +246,25 @@ digest_bstr_head(size_t len)
 }
 
 /* SHA-256 of the COSE Sig_structure ["Signature1", prot, h'', payload] */
-static bool
-sig_structure_digest(const HpCose *c, uint8 *out)
+bool
+hp_sig_digest(const HpCose *c, uint8 *out)
 {
 	static const uint8 head[] = {0x84, 0x6a, 'S', 'i', 'g', 'n', 'a', 't', 'u', 'r', 'e', '1'};
 	static const uint8 empty_aad = 0x40;
 	unsigned int olen;
 
-	return EVP_DigestInit_ex(md_ctx, sha256_md, NULL) == 1 &&
+	keys_init();
+	if (EVP_DigestInit_ex(md_ctx, sha256_md, NULL) == 1 &&
 		EVP_DigestUpdate(md_ctx, head, sizeof(head)) == 1 &&
 		digest_bstr_head(c->prot_len) == 1 &&
 		EVP_DigestUpdate(md_ctx, c->prot, c->prot_len) == 1 &&
 		EVP_DigestUpdate(md_ctx, &empty_aad, 1) == 1 &&
 		digest_bstr_head(c->payload_len) == 1 &&
 		EVP_DigestUpdate(md_ctx, c->payload, c->payload_len) == 1 &&
-		EVP_DigestFinal_ex(md_ctx, out, &olen) == 1 && olen == 32;
+		EVP_DigestFinal_ex(md_ctx, out, &olen) == 1 && olen == 32)
+		return true;
+	ERR_clear_error();
+	return false;
 }
 
 /* Append a DER INTEGER for the big-endian unsigned n[0..32); 0 if zero */
@@ -286,27 +290,22 @@ der_integer(const uint8 *n, uint8 *out)
  * Verify the pass signature with key.  The algorithm comes from the
  * protected header only and must match the key: ES256 with a P-256 key and
  * a raw 64-byte r||s; PS256 with RSA >= 2048 bits, PSS, SHA-256, MGF1
- * SHA-256 and a 32-byte salt.  Returns the reason when *ok is false.
+ * SHA-256 and a 32-byte salt.  digest is hp_sig_digest(c), computed once by
+ * the caller however many keys it tries.  Returns the reason when *ok is
+ * false.
  */
 HpReason
-hp_key_verify(HpKey *key, const HpCose *c, bool *ok)
+hp_key_verify(HpKey *key, const HpCose *c, const uint8 *digest, bool *ok)
 {
-	uint8		digest[32];
 	int			rc;
 
 	*ok = false;
-	keys_init();
 	if (!c->has_alg || !c->alg_is_int ||
 		(c->alg != HP_ALG_ES256 && c->alg != HP_ALG_PS256))
 		return HP_R_UNSUPPORTED_ALG;
 	if ((c->alg == HP_ALG_ES256 && key->type != HP_KEY_EC_P256) ||
 		(c->alg == HP_ALG_PS256 && key->type != HP_KEY_RSA))
 		return HP_R_BAD_SIGNATURE;
-	if (!sig_structure_digest(c, digest))
-	{
-		ERR_clear_error();
-		return HP_R_BAD_SIGNATURE;
-	}
 	if (c->alg == HP_ALG_ES256)
 	{
 		uint8		der[2 + 2 * 35];
@@ -321,13 +320,13 @@ hp_key_verify(HpKey *key, const HpCose *c, bool *ok)
 			return HP_R_BAD_SIGNATURE;
 		der[0] = 0x30;
 		der[1] = (uint8) (rl + sl);
-		rc = EVP_PKEY_verify(key->vctx, der, 2 + rl + sl, digest, sizeof(digest));
+		rc = EVP_PKEY_verify(key->vctx, der, 2 + rl + sl, digest, 32);
 	}
 	else
 	{
 		if (c->sig_len != (size_t) EVP_PKEY_get_size(key->pkey))
 			return HP_R_BAD_SIGNATURE;
-		rc = EVP_PKEY_verify(key->vctx, c->sig, c->sig_len, digest, sizeof(digest));
+		rc = EVP_PKEY_verify(key->vctx, c->sig, c->sig_len, digest, 32);
 	}
 	if (rc != 1)
 	{

@@ -9,6 +9,7 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "libpq/pqformat.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 
 #include "hp.h"
@@ -38,6 +39,27 @@ hp_pass_parse(HealthPass *p, HpCose *c)
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("stored health pass is corrupt: %s: %s",
 						hp_stage_name(err.stage), err.msg)));
+}
+
+/* A bytea holding a copy of b[0..len) */
+bytea *
+hp_bytea(const uint8 *b, size_t len)
+{
+	bytea	   *r = palloc(VARHDRSZ + len);
+
+	SET_VARSIZE(r, VARHDRSZ + len);
+	memcpy(VARDATA(r), b, len);
+	return r;
+}
+
+/* UTF-8 bytes (validated by the decoder) in the database encoding */
+char *
+hp_utf8_to_server(const uint8 *s, size_t len, int *outlen)
+{
+	char	   *conv = pg_any_to_server((const char *) s, (int) len, PG_UTF8);
+
+	*outlen = conv == (const char *) s ? (int) len : (int) strlen(conv);
+	return conv;
 }
 
 /* Build a pass value from validated COSE bytes */

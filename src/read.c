@@ -4,7 +4,6 @@
  */
 #include "postgres.h"
 
-#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -19,10 +18,10 @@
 static text *
 utf8_text(const uint8 *s, size_t len)
 {
-	char	   *conv = pg_any_to_server((const char *) s, (int) len, PG_UTF8);
+	int			n;
+	char	   *conv = hp_utf8_to_server(s, len, &n);
 
-	return conv == (const char *) s ? cstring_to_text_with_len(conv, (int) len)
-		: cstring_to_text(conv);
+	return cstring_to_text_with_len(conv, n);
 }
 
 PG_FUNCTION_INFO_V1(hp_payload);
@@ -39,15 +38,10 @@ PG_FUNCTION_INFO_V1(hp_kid);
 Datum
 hp_kid(PG_FUNCTION_ARGS)
 {
-	bytea	   *r;
-
 	GET_PARSED(0, c);
 	if (c.kid == NULL)
 		PG_RETURN_NULL();
-	r = palloc(VARHDRSZ + c.kid_len);
-	SET_VARSIZE(r, VARHDRSZ + c.kid_len);
-	memcpy(VARDATA(r), c.kid, c.kid_len);
-	PG_RETURN_BYTEA_P(r);
+	PG_RETURN_BYTEA_P(hp_bytea(c.kid, c.kid_len));
 }
 
 PG_FUNCTION_INFO_V1(hp_alg);
