@@ -5,28 +5,85 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "hp.h"
+#include "hp_access.h"
 
 PG_MODULE_MAGIC;
 
 /* health_pass.clock_skew: seconds of tolerance on iat and exp */
 int			hp_clock_skew = 0;
 
+/* health_pass.purpose: why this session reads protected tables */
+char	   *hp_purpose = NULL;
+
+/* health_pass.audit_sync: rows wait until their records are committed */
+bool		hp_audit_sync = false;
+
+/* health_pass.audit_timeout: longest wait for the audit writer, in ms */
+int			hp_audit_timeout_ms = 5000;
+
+/* health_pass.audit_queue_size: records per database queue */
+int			hp_queue_size = 8192;
+
+/* health_pass.quota_capacity: subjects the quota counters can hold */
+int			hp_quota_capacity = 100000;
+
+/* Loaded through shared_preload_libraries (hooks and shared memory on) */
+bool		hp_preloaded = false;
+
 void		_PG_init(void);
 
-/* Define settings; works whether or not the library is preloaded */
+/* health_pass.purpose may not exceed what an audit record holds */
+static bool
+hp_check_purpose(char **newval, void **extra, GucSource source)
+{
+	if (*newval && strlen(*newval) >= HP_PURPOSE_LEN)
+	{
+		GUC_check_errdetail("A purpose is at most %d bytes.", HP_PURPOSE_LEN - 1);
+		return false;
+	}
+	return true;
+}
+
+/* Define settings; hooks and shared memory only when preloaded */
 void
 _PG_init(void)
 {
 	DefineCustomIntVariable("health_pass.clock_skew",
 							"Seconds of tolerance when checking iat and exp.",
-							NULL,
-							&hp_clock_skew,
-							0, 0, 86400,
-							PGC_USERSET,
-							GUC_UNIT_S,
-							NULL, NULL, NULL);
+							NULL, &hp_clock_skew, 0, 0, 86400,
+							PGC_USERSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomStringVariable("health_pass.purpose",
+							   "Why this session reads protected tables; matched against access rules.",
+							   NULL, &hp_purpose, "",
+							   PGC_USERSET, 0, hp_check_purpose, NULL, NULL);
+	DefineCustomBoolVariable("health_pass.audit_sync",
+							 "Hold rows of protected tables until their audit records are committed.",
+							 NULL, &hp_audit_sync, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("health_pass.audit_timeout",
+							"Longest wait for the audit writer before a read fails.",
+							NULL, &hp_audit_timeout_ms, 5000, 10, 3600 * 1000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	if (process_shared_preload_libraries_in_progress)
+	{
+		DefineCustomIntVariable("health_pass.audit_queue_size",
+								"Audit records each database's queue holds.",
+								NULL, &hp_queue_size, 8192, 64, 1024 * 1024,
+								PGC_POSTMASTER, 0, NULL, NULL, NULL);
+		DefineCustomIntVariable("health_pass.quota_capacity",
+								"Distinct (role, table, subject) reads the quota counters hold.",
+								NULL, &hp_quota_capacity, 100000, 1000, 10 * 1000 * 1000,
+								PGC_POSTMASTER, 0, NULL, NULL, NULL);
+		hp_preloaded = true;
+		hp_shmem_request();
+		hp_gate_init();
+		hp_plan_init();
+	}
+	hp_policy_init();
 	MarkGUCPrefixReserved("health_pass");
 }

@@ -1,0 +1,590 @@
+/*
+ * gate.c
+ *    The read gate.  After the executor starts a query, every scan node of a
+ *    protected table gets its ExecProcNode wrapped: each row it produces,
+ *    after the query's own quals, is checked against the statement's
+ *    decision (allowed, denied, break glass), the role's quota, and queued
+ *    for the audit log before it can travel further up the plan.  Nothing
+ *    here applies to superusers or to plans that are only explained.
+ *
+ *    A "statement" is a top-level execution (a query, a cursor, one
+ *    statement of a procedure); queries run inside it (functions, views of
+ *    functions) share its statement id, decisions and seen subjects.
+ */
+#include "postgres.h"
+
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "common/hashfn.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "hp_access.h"
+
+/* Per statement: who reads, why, and what was decided per table */
+typedef struct HpStmt
+{
+	int64		id;
+	Oid			reader;
+	char		purpose[HP_PURPOSE_LEN];
+	bool		break_glass;
+	char		reason[HP_REASON_LEN];
+	HpRecord	tmpl;			/* session fields, filled once */
+	List	   *gates;			/* HpGate per protected table */
+	MemoryContext cxt;
+} HpStmt;
+
+/* Per (statement, protected table) */
+typedef struct HpGate
+{
+	Oid			relid;
+	AttrNumber	attnum;
+	HpOutcome	mode;			/* allowed, denied or break_glass */
+	int			max_subjects;	/* 0: no quota */
+	int64		per_us;
+	FmgrInfo	out;			/* subject column output function */
+	HTAB	   *seen;			/* subject hash -> subject, already audited */
+	MemoryContext rowcxt;		/* reset per row */
+	HpStmt	   *stmt;
+} HpGate;
+
+typedef struct HpSeen
+{
+	uint64		hash;
+	char	   *subject;		/* NULL for a NULL subject */
+} HpSeen;
+
+/* A wrapped scan node */
+typedef struct HpScan
+{
+	PlanState  *ps;
+	ExecProcNodeMtd real;
+	HpGate	   *gate;
+	AttrNumber	slot_attnum;	/* attribute in the node's scan slot */
+	MemoryContext owner;
+} HpScan;
+
+/* A statement bound to the executor state that owns it */
+typedef struct HpOwner
+{
+	EState	   *estate;
+	HpStmt	   *stmt;
+} HpOwner;
+
+static ExecutorStart_hook_type prev_start = NULL;
+static ExecutorRun_hook_type prev_run = NULL;
+static ExecutorFinish_hook_type prev_finish = NULL;
+
+static List *scans = NIL;		/* HpScan *, in TopMemoryContext */
+static List *owners = NIL;		/* HpOwner *, in TopMemoryContext */
+static int	depth = 0;
+static EState *top_estate = NULL;
+
+/* Break glass: role, reason; cleared at the end of the transaction */
+static Oid	bg_role = InvalidOid;
+static char bg_reason[HP_REASON_LEN];
+
+/* Break glass in force for roleid in this transaction? */
+bool
+hp_break_glass_active(Oid roleid, const char **reason)
+{
+	if (!OidIsValid(bg_role) || bg_role != roleid)
+		return false;
+	*reason = bg_reason;
+	return true;
+}
+
+/* Forget the scans and statement of an executor state being freed */
+static void
+hp_forget(void *arg)
+{
+	MemoryContext cxt = (MemoryContext) arg;
+	ListCell   *lc;
+
+	foreach(lc, scans)
+	{
+		HpScan	   *s = lfirst(lc);
+
+		if (s->owner == cxt)
+		{
+			scans = foreach_delete_current(scans, lc);
+			pfree(s);
+		}
+	}
+	foreach(lc, owners)
+	{
+		HpOwner    *o = lfirst(lc);
+
+		if (o->estate->es_query_cxt == cxt)
+		{
+			owners = foreach_delete_current(owners, lc);
+			pfree(o);
+		}
+	}
+}
+
+/* Arrange for hp_forget when estate's memory goes away */
+static void
+hp_watch(EState *estate)
+{
+	MemoryContextCallback *cb = MemoryContextAlloc(estate->es_query_cxt, sizeof(*cb));
+
+	cb->func = hp_forget;
+	cb->arg = estate->es_query_cxt;
+	MemoryContextRegisterResetCallback(estate->es_query_cxt, cb);
+}
+
+/* The statement owned by estate, if any */
+static HpStmt *
+hp_stmt_of(EState *estate)
+{
+	ListCell   *lc;
+
+	foreach(lc, owners)
+	{
+		HpOwner    *o = lfirst(lc);
+
+		if (o->estate == estate)
+			return o->stmt;
+	}
+	return NULL;
+}
+
+/* A new statement owned by estate */
+static HpStmt *
+hp_stmt_new(EState *estate, Oid reader)
+{
+	HpStmt	   *st = MemoryContextAllocZero(estate->es_query_cxt, sizeof(HpStmt));
+	HpOwner    *o = MemoryContextAlloc(TopMemoryContext, sizeof(HpOwner));
+	const char *reason;
+
+	st->cxt = estate->es_query_cxt;
+	st->id = hp_next_statement_id();
+	st->reader = reader;
+	strlcpy(st->purpose, hp_purpose ? hp_purpose : "", HP_PURPOSE_LEN);
+	st->break_glass = hp_break_glass_active(reader, &reason);
+	if (st->break_glass)
+		strlcpy(st->reason, reason, HP_REASON_LEN);
+	hp_record_fill(&st->tmpl, InvalidOid, st->id, HP_ALLOWED, NULL, st->purpose, NULL);
+
+	o->estate = estate;
+	o->stmt = st;
+	owners = lappend(owners, o);
+	hp_watch(estate);
+	return st;
+}
+
+/* Queue one record of st for relid */
+static void
+hp_audit(HpStmt *st, Oid relid, HpOutcome outcome, const char *subject, const char *reason)
+{
+	HpRecord	rec = st->tmpl;
+
+	rec.logged_at = GetCurrentTimestamp();
+	rec.relid = relid;
+	rec.outcome = (uint8) outcome;
+	rec.subject_null = (subject == NULL);
+	strlcpy(rec.subject, subject ? subject : "", HP_SUBJECT_LEN);
+	strlcpy(rec.reason, reason ? reason : "", HP_REASON_LEN);
+	hp_enqueue(&rec);
+}
+
+/* The gate of st for relid, deciding (and auditing a denial) on first use */
+static HpGate *
+hp_gate_get(HpStmt *st, Oid relid, AttrNumber attnum)
+{
+	ListCell   *lc;
+	HpGate	   *g;
+	Oid			typoid,
+				outfn;
+	bool		varlena;
+	HASHCTL		ctl;
+
+	foreach(lc, st->gates)
+	{
+		g = lfirst(lc);
+		if (g->relid == relid)
+			return g;
+	}
+
+	g = MemoryContextAllocZero(st->cxt, sizeof(HpGate));
+	g->relid = relid;
+	g->attnum = attnum;
+	g->stmt = st;
+	typoid = get_atttype(relid, attnum);
+	if (!OidIsValid(typoid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("subject column %d of protected table \"%s\" no longer exists",
+						attnum, get_rel_name(relid)),
+				 errhint("Call health_pass.protect() again with the new subject column.")));
+	getTypeOutputInfo(typoid, &outfn, &varlena);
+	fmgr_info_cxt(outfn, &g->out, st->cxt);
+	ctl.keysize = sizeof(uint64);
+	ctl.entrysize = sizeof(HpSeen);
+	ctl.hcxt = st->cxt;
+	g->seen = hash_create("health_pass seen subjects", 256, &ctl,
+						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	g->rowcxt = AllocSetContextCreate(st->cxt, "health_pass row", ALLOCSET_SMALL_SIZES);
+	st->gates = lappend(st->gates, g);
+
+	if (st->break_glass)
+		g->mode = HP_BREAK_GLASS;
+	else if (st->purpose[0] == '\0')
+	{
+		g->mode = HP_DENIED;
+		hp_audit(st, relid, HP_DENIED, NULL, "no purpose declared (SET health_pass.purpose)");
+	}
+	else
+	{
+		const HpRule *r = hp_rule_for(st->reader, relid, st->purpose);
+
+		if (r == NULL)
+		{
+			g->mode = HP_DENIED;
+			hp_audit(st, relid, HP_DENIED, NULL, "no rule allows this role and purpose");
+		}
+		else
+		{
+			g->mode = HP_ALLOWED;
+			g->max_subjects = r->max_subjects;
+			g->per_us = r->per_us;
+		}
+	}
+	return g;
+}
+
+/* Refuse the row of a subject beyond the quota, after auditing it */
+static void
+hp_quota_refuse(HpGate *g, const char *subject, int count)
+{
+	char		reason[HP_REASON_LEN];
+
+	snprintf(reason, sizeof(reason), "read %d distinct subjects within the last %lld s (max %d)",
+			 count, (long long) (g->per_us / USECS_PER_SEC), g->max_subjects);
+	hp_audit(g->stmt, g->relid, HP_QUOTA_EXCEEDED, subject, reason);
+	ereport(ERROR,
+			(errcode(ERRCODE_HP_QUOTA_EXCEEDED),
+			 errmsg("health_pass quota exceeded for \"%s\"", get_rel_name(g->relid)),
+			 errdetail("This role already read %d distinct subjects of this table within the rule's period; its rule allows %d.",
+					   count, g->max_subjects),
+			 errhint("Wait for the period to pass, or ask for a rule with a larger max_subjects.")));
+}
+
+/* Audit one row's subject unless this statement already did */
+static void
+hp_gate_row(HpGate *g, TupleTableSlot *slot, AttrNumber attnum)
+{
+	bool		isnull;
+	Datum		d = slot_getattr(slot, attnum, &isnull);
+	MemoryContext old = MemoryContextSwitchTo(g->rowcxt);
+	char	   *subject = isnull ? NULL : OutputFunctionCall(&g->out, d);
+	uint64		h;
+	HpSeen	   *seen;
+	bool		found;
+
+	if (subject && strlen(subject) >= HP_SUBJECT_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("subject value of protected table \"%s\" is longer than %d bytes and cannot be audited",
+						get_rel_name(g->relid), HP_SUBJECT_LEN - 1)));
+	h = subject ? hash_bytes_extended((const unsigned char *) subject, strlen(subject), 1) : 0;
+	seen = hash_search(g->seen, &h, HASH_ENTER, &found);
+	if (found && (seen->subject == NULL) == (subject == NULL) &&
+		(subject == NULL || strcmp(seen->subject, subject) == 0))
+	{
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(g->rowcxt);
+		return;
+	}
+	if (!found)
+		seen->subject = NULL;
+
+	if (g->mode == HP_ALLOWED && g->max_subjects > 0)
+	{
+		int			count;
+
+		if (!hp_quota_admit(g->stmt->reader, g->relid, subject,
+							g->max_subjects, g->per_us, &count))
+		{
+			if (!found)
+				hash_search(g->seen, &h, HASH_REMOVE, NULL);
+			hp_quota_refuse(g, subject, count);
+		}
+	}
+	hp_audit(g->stmt, g->relid, g->mode, subject,
+			 g->mode == HP_BREAK_GLASS ? g->stmt->reason : NULL);
+	if (!found && subject)
+		seen->subject = MemoryContextStrdup(g->stmt->cxt, subject);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(g->rowcxt);
+}
+
+/* Wrapped ExecProcNode of a protected scan */
+static TupleTableSlot *
+hp_scan_exec(PlanState *ps)
+{
+	HpScan	   *s = NULL;
+	ListCell   *lc;
+	TupleTableSlot *slot;
+
+	foreach(lc, scans)
+	{
+		HpScan	   *c = lfirst(lc);
+
+		if (c->ps == ps)
+		{
+			s = c;
+			break;
+		}
+	}
+	if (s == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("health_pass lost track of a protected scan")));
+	if (s->gate->mode == HP_DENIED)
+		return NULL;			/* the query sees an empty table */
+
+	slot = s->real(ps);
+	if (!TupIsNull(slot))
+		hp_gate_row(s->gate, ((ScanState *) ps)->ss_ScanTupleSlot, s->slot_attnum);
+	return slot;
+}
+
+/* Attribute number of the subject in an index-only scan's slot, or 0 */
+static AttrNumber
+hp_index_only_attnum(IndexOnlyScanState *ios, AttrNumber attnum)
+{
+	IndexOnlyScan *plan = (IndexOnlyScan *) ios->ss.ps.plan;
+	Relation	index = ios->ioss_RelationDesc;
+
+	for (int i = 0; index && i < index->rd_index->indnatts; i++)
+		if (index->rd_index->indkey.values[i] == attnum)
+			return i + 1;
+	(void) plan;
+	return InvalidAttrNumber;
+}
+
+typedef struct HpWalk
+{
+	HpStmt	   *stmt;
+	EState	   *owner;
+	Oid			reader;
+} HpWalk;
+
+/* Wrap one scan node of a protected table */
+static void
+hp_wrap_scan(PlanState *ps, Relation rel, AttrNumber attnum, HpWalk *w)
+{
+	HpScan	   *s;
+	AttrNumber	slot_attnum = attnum;
+
+	if (IsParallelWorker())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("protected table \"%s\" cannot be read by a parallel worker",
+						RelationGetRelationName(rel))));
+	if (IsA(ps, IndexOnlyScanState))
+	{
+		slot_attnum = hp_index_only_attnum((IndexOnlyScanState *) ps, attnum);
+		if (slot_attnum == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("index-only scan of protected table \"%s\" lacks its subject column",
+							RelationGetRelationName(rel)),
+					 errhint("Prepare the statement again; plans made since protect() avoid such scans.")));
+	}
+	else if (!IsA(ps, SeqScanState) && !IsA(ps, IndexScanState) &&
+			 !IsA(ps, BitmapHeapScanState) && !IsA(ps, TidScanState) &&
+			 !IsA(ps, TidRangeScanState) && !IsA(ps, SampleScanState))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("health_pass cannot gate this kind of scan of protected table \"%s\"",
+						RelationGetRelationName(rel))));
+
+	if (w->stmt == NULL)
+	{
+		w->stmt = hp_stmt_of(w->owner);
+		if (w->stmt == NULL)
+			w->stmt = hp_stmt_new(w->owner, w->reader);
+	}
+	s = MemoryContextAlloc(TopMemoryContext, sizeof(HpScan));
+	s->ps = ps;
+	s->real = ps->ExecProcNodeReal;
+	s->slot_attnum = slot_attnum;
+	s->owner = ps->state->es_query_cxt;
+	s->gate = NULL;
+	scans = lappend(scans, s);
+	s->gate = hp_gate_get(w->stmt, RelationGetRelid(rel), attnum);
+	ps->ExecProcNodeReal = hp_scan_exec;
+}
+
+/* planstate_tree_walker callback: find scans of protected tables */
+static bool
+hp_walk(PlanState *ps, void *arg)
+{
+	HpWalk	   *w = (HpWalk *) arg;
+
+	if (ps == NULL)
+		return false;
+	if (IsA(ps, SeqScanState) || IsA(ps, IndexScanState) ||
+		IsA(ps, IndexOnlyScanState) || IsA(ps, BitmapHeapScanState) ||
+		IsA(ps, TidScanState) || IsA(ps, TidRangeScanState) ||
+		IsA(ps, SampleScanState) || IsA(ps, CustomScanState) ||
+		IsA(ps, ForeignScanState))
+	{
+		Relation	rel = ((ScanState *) ps)->ss_currentRelation;
+		AttrNumber	attnum = rel ? hp_protected_attnum(RelationGetRelid(rel)) : 0;
+
+		if (attnum > 0)
+			hp_wrap_scan(ps, rel, attnum, w);
+	}
+	return planstate_tree_walker(ps, hp_walk, arg);
+}
+
+/* ExecutorStart hook: wrap the protected scans of the new plan */
+static void
+hp_executor_start(QueryDesc *qd, int eflags)
+{
+	HpWalk		w;
+
+	if (prev_start)
+		prev_start(qd, eflags);
+	else
+		standard_ExecutorStart(qd, eflags);
+
+	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) || !hp_any_protected())
+		return;
+	w.reader = GetOuterUserId();
+	if (superuser_arg(w.reader))
+		return;
+	w.stmt = NULL;
+	/* a query nested in a running one belongs to the outer statement */
+	w.owner = (depth > 0 && top_estate) ? top_estate : qd->estate;
+	hp_walk(qd->planstate, &w);
+}
+
+/* ExecutorRun hook: track nesting; hold rows back under audit_sync */
+static void
+hp_executor_run(QueryDesc *qd, ScanDirection dir, uint64 count, bool once)
+{
+	EState	   *saved_top = top_estate;
+	DestReceiver *saved_dest = NULL;
+
+	if (depth == 0)
+	{
+		top_estate = qd->estate;
+		if (hp_audit_sync && !superuser_arg(GetOuterUserId()) && hp_any_protected())
+			hp_send_wrap(qd, &saved_dest);
+	}
+	depth++;
+	PG_TRY();
+	{
+		if (prev_run)
+			prev_run(qd, dir, count, once);
+		else
+			standard_ExecutorRun(qd, dir, count, once);
+	}
+	PG_FINALLY();
+	{
+		depth--;
+		top_estate = saved_top;
+		if (saved_dest)
+			hp_send_unwrap(qd, saved_dest);
+	}
+	PG_END_TRY();
+}
+
+/* ExecutorFinish hook: queries run by AFTER triggers are nested too */
+static void
+hp_executor_finish(QueryDesc *qd)
+{
+	EState	   *saved_top = top_estate;
+
+	if (depth == 0)
+		top_estate = qd->estate;
+	depth++;
+	PG_TRY();
+	{
+		if (prev_finish)
+			prev_finish(qd);
+		else
+			standard_ExecutorFinish(qd);
+	}
+	PG_FINALLY();
+	{
+		depth--;
+		top_estate = saved_top;
+	}
+	PG_END_TRY();
+}
+
+/* End of transaction: break glass ends; nesting state resets on abort */
+static void
+hp_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+	{
+		bg_role = InvalidOid;
+		bg_reason[0] = '\0';
+	}
+	if (event == XACT_EVENT_ABORT)
+	{
+		depth = 0;
+		top_estate = NULL;
+	}
+}
+
+/* Install the executor hooks; called from _PG_init when preloaded */
+void
+hp_gate_init(void)
+{
+	prev_start = ExecutorStart_hook;
+	ExecutorStart_hook = hp_executor_start;
+	prev_run = ExecutorRun_hook;
+	ExecutorRun_hook = hp_executor_run;
+	prev_finish = ExecutorFinish_hook;
+	ExecutorFinish_hook = hp_executor_finish;
+	RegisterXactCallback(hp_xact_callback, NULL);
+}
+
+PG_FUNCTION_INFO_V1(hp_break_glass);
+
+/*
+ * break_glass(reason): until the end of this transaction the calling role
+ * reads protected tables outside its rules, every read audited as
+ * break_glass with this reason.  Who may call it is who has EXECUTE on it.
+ */
+Datum
+hp_break_glass(PG_FUNCTION_ARGS)
+{
+	char	   *reason = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	if (!hp_preloaded)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("health_pass must be loaded by shared_preload_libraries")));
+	if (!IsTransactionBlock())
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_ACTIVE_SQL_TRANSACTION),
+				 errmsg("break_glass() lasts until the end of the transaction, so it must be called inside BEGIN ... COMMIT")));
+	while (*reason == ' ')
+		reason++;
+	if (strlen(reason) < 3)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("break_glass() needs a reason of at least 3 characters")));
+	bg_role = GetOuterUserId();
+	strlcpy(bg_reason, reason, HP_REASON_LEN);
+	ereport(NOTICE,
+			(errmsg("break glass in force until the end of this transaction; every read of a protected table is audited with your reason")));
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,159 @@
+/*
+ * hp_access.h
+ *    Row-level access policy and audit: declarations shared by policy.c,
+ *    gate.c, queue.c, quota.c, writer.c and audit.c.
+ */
+#ifndef HP_ACCESS_H
+#define HP_ACCESS_H
+
+#include "postgres.h"
+
+#include "access/attnum.h"
+#include "datatype/timestamp.h"
+#include "executor/execdesc.h"
+#include "port/atomics.h"
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
+
+/* Sizes of the text fields an audit record carries (bytes, with the NUL) */
+#define HP_SUBJECT_LEN   128	/* a subject value longer than 127 bytes fails */
+#define HP_PURPOSE_LEN   64		/* health_pass.purpose is at most 63 bytes */
+#define HP_REASON_LEN    256	/* break-glass and denial reasons, truncated */
+#define HP_ADDR_LEN      48		/* numeric IPv6 address */
+#define HP_APPNAME_LEN   NAMEDATALEN
+
+/* Databases that can audit at the same time (one writer and queue each) */
+#define HP_MAX_DATABASES 8
+
+/* SQLSTATEs of their own, so clients can tell these failures apart */
+#define ERRCODE_HP_QUOTA_EXCEEDED     MAKE_SQLSTATE('H','P','Q','0','1')
+#define ERRCODE_HP_AUDIT_UNAVAILABLE  MAKE_SQLSTATE('H','P','A','0','1')
+
+/* Outcome of a read, as stored in audit_log.outcome */
+typedef enum HpOutcome
+{
+	HP_ALLOWED = 0,
+	HP_DENIED,
+	HP_QUOTA_EXCEEDED,
+	HP_BREAK_GLASS
+} HpOutcome;
+
+/* One audit record as it waits in shared memory for the writer */
+typedef struct HpRecord
+{
+	TimestampTz logged_at;
+	int64		statement_id;
+	Oid			relid;
+	int32		backend_pid;
+	uint8		outcome;		/* HpOutcome */
+	bool		subject_null;
+	bool		client_addr_null;
+	NameData	session_user_name;
+	NameData	current_user_name;
+	char		client_addr[HP_ADDR_LEN];
+	char		application_name[HP_APPNAME_LEN];
+	char		subject[HP_SUBJECT_LEN];
+	char		purpose[HP_PURPOSE_LEN];	/* "" means no purpose */
+	char		reason[HP_REASON_LEN];		/* "" means no reason */
+} HpRecord;
+
+/*
+ * One database's queue: a ring of records between the backends (producers)
+ * and that database's writer (consumer).  Sequence numbers only grow; record
+ * seq lives in slot seq % hp_queue_size.  Records in [durable, head) are
+ * queued and not yet committed to audit_log.
+ */
+typedef struct HpQueue
+{
+	LWLock	   *lock;			/* guards this struct and its ring */
+	Oid			dbid;			/* InvalidOid: slot free */
+	int			writer_pid;		/* 0: no writer running */
+	Latch	   *writer_latch;
+	TimestampTz start_requested;	/* last time a backend asked for a writer */
+	uint64		head;			/* next sequence number to hand out */
+	uint64		durable;		/* every record below this is committed */
+	uint64		committed_batches;	/* writer transactions so far */
+	int64		last_id;		/* audit_log.id of the last record written */
+	uint8		last_hash[32];	/* and its hash */
+	ConditionVariable progress; /* broadcast when durable moves */
+	HpRecord   *ring;			/* hp_queue_size records */
+} HpQueue;
+
+/* Everything health_pass keeps in shared memory */
+typedef struct HpShared
+{
+	LWLock	   *slots_lock;		/* guards claiming a queue slot */
+	LWLock	   *quota_lock;		/* guards the quota tables */
+	pg_atomic_uint64 next_statement_id;
+	HpQueue		queues[HP_MAX_DATABASES];
+} HpShared;
+
+/* health_pass.c: settings */
+extern bool hp_preloaded;
+extern char *hp_purpose;
+extern bool hp_audit_sync;
+extern int	hp_audit_timeout_ms;
+extern int	hp_queue_size;
+extern int	hp_quota_capacity;
+
+/* queue.c */
+extern HpShared *hp_shared;
+extern void hp_shmem_request(void);
+extern void hp_shmem_startup(void);
+extern HpQueue *hp_queue_for_database(Oid dbid, bool create);
+extern void hp_record_fill(HpRecord *rec, Oid relid, int64 statement_id,
+						   HpOutcome outcome, const char *subject,
+						   const char *purpose, const char *reason);
+extern uint64 hp_enqueue(const HpRecord *rec);
+extern void hp_wait_durable(uint64 upto);
+extern bool hp_records_pending(void);
+extern uint64 hp_last_enqueued;
+extern int64 hp_next_statement_id(void);
+extern const char *hp_outcome_name(HpOutcome outcome);
+
+/* writer.c */
+extern void hp_writer_request(HpQueue *q);
+extern void hp_record_hash(const uint8 *prev, int64 id, TimestampTz logged_at,
+						   const char *session_user_name,
+						   const char *current_user_name,
+						   const char *client_addr, const char *application_name,
+						   int32 backend_pid, int64 statement_id, Oid relid,
+						   const char *subject, const char *purpose,
+						   const char *outcome, const char *reason,
+						   uint8 *out);
+
+/* quota.c */
+extern Size hp_quota_shmem_size(void);
+extern void hp_quota_shmem_init(void);
+extern bool hp_quota_admit(Oid roleid, Oid relid, const char *subject,
+						   int max_subjects, int64 per_us, int *count);
+
+/* policy.c */
+typedef struct HpRule
+{
+	Oid			grantee;
+	Oid			relid;
+	char		purpose[HP_PURPOSE_LEN];
+	int			max_subjects;	/* 0: no quota */
+	int64		per_us;
+} HpRule;
+
+extern AttrNumber hp_protected_attnum(Oid relid);
+extern bool hp_any_protected(void);
+extern const HpRule *hp_rule_for(Oid roleid, Oid relid, const char *purpose);
+extern void hp_policy_init(void);
+
+/* send.c */
+extern void hp_send_wrap(QueryDesc *qd, DestReceiver **saved);
+extern void hp_send_unwrap(QueryDesc *qd, DestReceiver *saved);
+
+/* plan.c */
+extern void hp_plan_init(void);
+
+/* gate.c */
+extern void hp_gate_init(void);
+extern bool hp_break_glass_active(Oid roleid, const char **reason);
+
+#endif

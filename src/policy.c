@@ -1,0 +1,246 @@
+/*
+ * policy.c
+ *    Per-backend cache of health_pass.protected_table and
+ *    health_pass.access_rule.  Invalidation rule: the triggers on both
+ *    tables send a relcache invalidation for the table changed (at commit,
+ *    to every backend); our relcache callback then marks the cache stale and
+ *    the next statement reloads it.  A changed table OID (extension dropped
+ *    and created again) reloads it too.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "commands/trigger.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "hp_access.h"
+
+typedef struct HpProtected
+{
+	Oid			relid;
+	AttrNumber	attnum;
+} HpProtected;
+
+static MemoryContext policy_cxt = NULL;
+static HTAB *protected_cache = NULL;
+static HpRule *rules = NULL;
+static int	nrules = 0;
+static bool cache_valid = false;
+static Oid	cached_protected_oid = InvalidOid;
+static Oid	cached_rule_oid = InvalidOid;
+
+/* Relcache callback: any change to our two tables makes the cache stale */
+static void
+hp_policy_inval(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == cached_protected_oid || relid == cached_rule_oid)
+		cache_valid = false;
+}
+
+/* Register the invalidation callback; once per backend */
+void
+hp_policy_init(void)
+{
+	CacheRegisterRelcacheCallback(hp_policy_inval, (Datum) 0);
+}
+
+/* Interval to microseconds, a month counted as 30 days */
+static int64
+hp_interval_us(Interval *iv)
+{
+	return iv->time + (int64) iv->day * USECS_PER_DAY +
+		(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
+}
+
+/* Read both tables into policy_cxt */
+static void
+hp_policy_load(Oid protected_oid, Oid rule_oid)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Snapshot	snap;
+	HASHCTL		ctl;
+	int			cap = 16;
+
+	if (policy_cxt == NULL)
+		policy_cxt = AllocSetContextCreate(CacheMemoryContext, "health_pass policy",
+										   ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(policy_cxt);
+	protected_cache = NULL;
+	rules = NULL;
+	nrules = 0;
+	cached_protected_oid = protected_oid;
+	cached_rule_oid = rule_oid;
+	cache_valid = true;			/* an invalidation during the load clears it */
+
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(HpProtected);
+	ctl.hcxt = policy_cxt;
+	protected_cache = hash_create("health_pass protected tables", 64, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+
+	rel = table_open(protected_oid, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, snap, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull1,
+					isnull2;
+		Oid			relid = DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull1));
+		int16		attnum = DatumGetInt16(heap_getattr(tup, 2, RelationGetDescr(rel), &isnull2));
+		HpProtected *p;
+
+		if (isnull1 || isnull2)
+			continue;
+		p = hash_search(protected_cache, &relid, HASH_ENTER, NULL);
+		p->attnum = attnum;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	rules = MemoryContextAlloc(policy_cxt, sizeof(HpRule) * cap);
+	rel = table_open(rule_oid, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, snap, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+		bool		isnull[5];
+		Datum		v[5];
+		HpRule	   *r;
+		char	   *purpose;
+
+		for (int i = 0; i < 5; i++)
+			v[i] = heap_getattr(tup, i + 1, desc, &isnull[i]);
+		if (isnull[0] || isnull[1] || isnull[2])
+			continue;
+		if (nrules == cap)
+		{
+			cap *= 2;
+			rules = repalloc(rules, sizeof(HpRule) * cap);
+		}
+		r = &rules[nrules++];
+		r->grantee = DatumGetObjectId(v[0]);
+		r->relid = DatumGetObjectId(v[1]);
+		purpose = TextDatumGetCString(v[2]);
+		strlcpy(r->purpose, purpose, HP_PURPOSE_LEN);
+		pfree(purpose);
+		r->max_subjects = isnull[3] ? 0 : DatumGetInt32(v[3]);
+		r->per_us = isnull[4] ? USECS_PER_HOUR : hp_interval_us(DatumGetIntervalP(v[4]));
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	UnregisterSnapshot(snap);
+}
+
+/*
+ * True when this database has the extension with at least one protected
+ * table; (re)loads the cache when stale.  Costs two syscache lookups.
+ */
+bool
+hp_any_protected(void)
+{
+	Oid			nsp;
+	Oid			protected_oid,
+				rule_oid;
+
+	if (!IsTransactionState())
+		return false;
+	nsp = get_namespace_oid("health_pass", true);
+	if (!OidIsValid(nsp))
+		return false;
+	protected_oid = get_relname_relid("protected_table", nsp);
+	rule_oid = get_relname_relid("access_rule", nsp);
+	if (!OidIsValid(protected_oid) || !OidIsValid(rule_oid))
+		return false;
+	if (!cache_valid || protected_oid != cached_protected_oid || rule_oid != cached_rule_oid)
+		hp_policy_load(protected_oid, rule_oid);
+	return hash_get_num_entries(protected_cache) > 0;
+}
+
+/* Subject column of relid, or InvalidAttrNumber when it is not protected */
+AttrNumber
+hp_protected_attnum(Oid relid)
+{
+	HpProtected *p;
+
+	if (protected_cache == NULL || !cache_valid)
+		return InvalidAttrNumber;
+	p = hash_search(protected_cache, &relid, HASH_FIND, NULL);
+	return p ? p->attnum : InvalidAttrNumber;
+}
+
+/*
+ * The rule letting roleid (directly or through a role it has the privileges
+ * of) read relid for purpose, or NULL.  A rule without quota wins over one
+ * with; among quotas the largest wins.
+ */
+const HpRule *
+hp_rule_for(Oid roleid, Oid relid, const char *purpose)
+{
+	const HpRule *best = NULL;
+
+	for (int i = 0; i < nrules; i++)
+	{
+		const HpRule *r = &rules[i];
+
+		if (r->relid != relid || strcmp(r->purpose, purpose) != 0)
+			continue;
+		if (r->grantee != roleid && !has_privs_of_role(roleid, r->grantee))
+			continue;
+		if (best == NULL || r->max_subjects == 0 ||
+			(best->max_subjects != 0 && r->max_subjects > best->max_subjects))
+			best = r;
+		if (best->max_subjects == 0)
+			break;
+	}
+	return best;
+}
+
+PG_FUNCTION_INFO_V1(hp_policy_changed);
+
+/*
+ * Trigger on protected_table and access_rule: invalidate every backend's
+ * policy cache and, for a protected table row, that table's cached plans.
+ */
+Datum
+hp_policy_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("hp_policy_changed must be called as a trigger")));
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(td->tg_relation));
+	if (TRIGGER_FIRED_FOR_ROW(td->tg_event))
+	{
+		HeapTuple	tuples[2] = {td->tg_trigtuple, td->tg_newtuple};
+
+		for (int i = 0; i < 2; i++)
+		{
+			bool		isnull;
+			Oid			relid;
+
+			if (tuples[i] == NULL)
+				continue;
+			relid = DatumGetObjectId(heap_getattr(tuples[i], 1,
+												  RelationGetDescr(td->tg_relation), &isnull));
+			if (!isnull && get_rel_relkind(relid) != '\0')
+				CacheInvalidateRelcacheByRelid(relid);
+		}
+	}
+	return PointerGetDatum(NULL);
+}

@@ -1,0 +1,335 @@
+/*
+ * queue.c
+ *    Shared memory for access audit: one queue of audit records per
+ *    database, fed by reading backends and drained by that database's
+ *    background writer (writer.c).  Enqueueing fails closed: a backend
+ *    waits at most health_pass.audit_timeout for room or for a stalled
+ *    writer, then raises an error instead of returning rows unaudited.
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "port/atomics.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "mb/pg_wchar.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+
+#include "hp_access.h"
+
+HpShared   *hp_shared = NULL;
+
+/* Highest sequence number (plus one) this backend has queued */
+uint64		hp_last_enqueued = 0;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static HpQueue *my_queue = NULL;
+
+#define HP_LOCKS (2 + HP_MAX_DATABASES)
+
+/* Bytes of shared memory for the queues and their rings */
+static Size
+hp_queue_shmem_size(void)
+{
+	Size		sz = MAXALIGN(sizeof(HpShared));
+
+	sz = add_size(sz, mul_size(mul_size(HP_MAX_DATABASES, hp_queue_size),
+							   sizeof(HpRecord)));
+	return sz;
+}
+
+/* shmem_request_hook: reserve our memory and locks */
+static void
+hp_shmem_request_hook(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(add_size(hp_queue_shmem_size(), hp_quota_shmem_size()));
+	RequestNamedLWLockTranche("health_pass", HP_LOCKS);
+}
+
+/* shmem_startup_hook: create or attach to our shared state */
+static void
+hp_shmem_startup_hook(void)
+{
+	bool		found;
+	LWLockPadded *locks;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	hp_shared = ShmemInitStruct("health_pass", hp_queue_shmem_size(), &found);
+	if (!found)
+	{
+		char	   *ring = (char *) hp_shared + MAXALIGN(sizeof(HpShared));
+
+		memset(hp_shared, 0, sizeof(HpShared));
+		locks = GetNamedLWLockTranche("health_pass");
+		hp_shared->slots_lock = &locks[0].lock;
+		hp_shared->quota_lock = &locks[1].lock;
+		/* statement ids grow across restarts: start at the clock, in us */
+		pg_atomic_init_u64(&hp_shared->next_statement_id,
+						   (uint64) GetCurrentTimestamp());
+		for (int i = 0; i < HP_MAX_DATABASES; i++)
+		{
+			HpQueue    *q = &hp_shared->queues[i];
+
+			q->lock = &locks[2 + i].lock;
+			ConditionVariableInit(&q->progress);
+			q->ring = (HpRecord *) (ring + (Size) i * hp_queue_size * sizeof(HpRecord));
+		}
+	}
+	hp_quota_shmem_init();
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Install the shared memory hooks; called from _PG_init when preloaded */
+void
+hp_shmem_request(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = hp_shmem_request_hook;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = hp_shmem_startup_hook;
+}
+
+/* The queue of database dbid, claiming a free slot when create is true */
+HpQueue *
+hp_queue_for_database(Oid dbid, bool create)
+{
+	HpQueue    *found = NULL;
+
+	if (dbid == MyDatabaseId && my_queue != NULL)
+		return my_queue;
+	if (hp_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("health_pass must be loaded by shared_preload_libraries")));
+
+	LWLockAcquire(hp_shared->slots_lock, create ? LW_EXCLUSIVE : LW_SHARED);
+	for (int i = 0; i < HP_MAX_DATABASES && found == NULL; i++)
+		if (hp_shared->queues[i].dbid == dbid)
+			found = &hp_shared->queues[i];
+	for (int i = 0; i < HP_MAX_DATABASES && found == NULL && create; i++)
+		if (hp_shared->queues[i].dbid == InvalidOid)
+		{
+			found = &hp_shared->queues[i];
+			found->dbid = dbid;
+		}
+	LWLockRelease(hp_shared->slots_lock);
+
+	if (found == NULL && create)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("health_pass audits at most %d databases per server start",
+						HP_MAX_DATABASES)));
+	if (dbid == MyDatabaseId)
+		my_queue = found;
+	return found;
+}
+
+/* Copy src into a fixed field, truncating at a character boundary */
+static void
+hp_copy_field(char *dst, size_t size, const char *src)
+{
+	int			len = src ? strlen(src) : 0;
+
+	if (len >= (int) size)
+		len = pg_mbcliplen(src, len, size - 1);
+	if (len > 0)
+		memcpy(dst, src, len);
+	dst[len] = '\0';
+}
+
+/* Fill the fields of rec that describe this session and the read */
+void
+hp_record_fill(HpRecord *rec, Oid relid, int64 statement_id,
+			   HpOutcome outcome, const char *subject,
+			   const char *purpose, const char *reason)
+{
+	char	   *user;
+
+	memset(rec, 0, offsetof(HpRecord, client_addr));
+	rec->logged_at = GetCurrentTimestamp();
+	rec->statement_id = statement_id;
+	rec->relid = relid;
+	rec->backend_pid = MyProcPid;
+	rec->outcome = (uint8) outcome;
+	user = GetUserNameFromId(GetSessionUserId(), true);
+	namestrcpy(&rec->session_user_name, user ? user : "");
+	user = GetUserNameFromId(GetOuterUserId(), true);
+	namestrcpy(&rec->current_user_name, user ? user : "");
+
+	/* the client's address as inet_client_addr() and host() print it */
+	rec->client_addr_null = true;
+	rec->client_addr[0] = '\0';
+	{
+		LOCAL_FCINFO(fc, 0);
+		Datum		addr;
+
+		InitFunctionCallInfoData(*fc, NULL, 0, InvalidOid, NULL, NULL);
+		addr = inet_client_addr(fc);
+		if (!fc->isnull)
+		{
+			char	   *host = TextDatumGetCString(DirectFunctionCall1(network_host, addr));
+
+			hp_copy_field(rec->client_addr, HP_ADDR_LEN, host);
+			rec->client_addr_null = false;
+		}
+	}
+	hp_copy_field(rec->application_name, HP_APPNAME_LEN, application_name);
+	rec->subject_null = (subject == NULL);
+	hp_copy_field(rec->subject, HP_SUBJECT_LEN, subject);
+	hp_copy_field(rec->purpose, HP_PURPOSE_LEN, purpose);
+	hp_copy_field(rec->reason, HP_REASON_LEN, reason);
+}
+
+/* Milliseconds left until deadline, at least 1 */
+static long
+hp_ms_left(TimestampTz deadline)
+{
+	long		ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+
+	return ms < 1 ? 1 : ms;
+}
+
+/* The error every fail-closed wait ends with */
+static void
+hp_audit_unavailable(const char *why)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_HP_AUDIT_UNAVAILABLE),
+			 errmsg("health_pass audit log is not being written: %s", why),
+			 errdetail("No rows of a protected table are returned until their reads are recorded; waited %d ms (health_pass.audit_timeout).",
+					   hp_audit_timeout_ms),
+			 errhint("Check that the \"health_pass audit writer\" process is running and that health_pass.audit_log is not locked.")));
+}
+
+/*
+ * Queue one record for this database's writer and return its sequence
+ * number.  Waits while the ring is full or the writer has not taken a record
+ * for longer than health_pass.audit_timeout; fails when the wait runs out.
+ */
+uint64
+hp_enqueue(const HpRecord *rec)
+{
+	HpQueue    *q = hp_queue_for_database(MyDatabaseId, true);
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   hp_audit_timeout_ms);
+	const char *why = NULL;
+	uint64		seq;
+
+	for (;;)
+	{
+		Latch	   *latch;
+		bool		full,
+					stalled;
+		TimestampTz now = GetCurrentTimestamp();
+
+		LWLockAcquire(q->lock, LW_EXCLUSIVE);
+		full = q->head - q->durable >= (uint64) hp_queue_size;
+		stalled = q->head > q->durable &&
+			TimestampDifferenceExceeds(q->ring[q->durable % hp_queue_size].logged_at,
+									   now, hp_audit_timeout_ms);
+		if (!full && !stalled)
+		{
+			seq = q->head++;
+			q->ring[seq % hp_queue_size] = *rec;
+			latch = q->writer_latch;
+			LWLockRelease(q->lock);
+			if (latch)
+				SetLatch(latch);
+			else
+				hp_writer_request(q);
+			break;
+		}
+		LWLockRelease(q->lock);
+
+		why = full ? "the queue is full" : "the writer has stopped taking records";
+		hp_writer_request(q);
+		if (now >= deadline)
+		{
+			ConditionVariableCancelSleep();
+			hp_audit_unavailable(why);
+		}
+		ConditionVariableTimedSleep(&q->progress, hp_ms_left(deadline),
+									PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	hp_last_enqueued = seq + 1;
+	return seq;
+}
+
+/* Wait until every record below upto is committed, or fail closed */
+void
+hp_wait_durable(uint64 upto)
+{
+	HpQueue    *q = hp_queue_for_database(MyDatabaseId, true);
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   hp_audit_timeout_ms);
+
+	for (;;)
+	{
+		uint64		durable;
+
+		LWLockAcquire(q->lock, LW_SHARED);
+		durable = q->durable;
+		LWLockRelease(q->lock);
+		if (durable >= upto)
+			break;
+		hp_writer_request(q);
+		if (GetCurrentTimestamp() >= deadline)
+		{
+			ConditionVariableCancelSleep();
+			hp_audit_unavailable("records were not committed in time");
+		}
+		ConditionVariableTimedSleep(&q->progress, hp_ms_left(deadline),
+									PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+}
+
+/* True when some record this backend queued is not yet committed */
+bool
+hp_records_pending(void)
+{
+	uint64		durable;
+
+	if (hp_last_enqueued == 0 || my_queue == NULL)
+		return false;
+	LWLockAcquire(my_queue->lock, LW_SHARED);
+	durable = my_queue->durable;
+	LWLockRelease(my_queue->lock);
+	return durable < hp_last_enqueued;
+}
+
+/* A new statement id: unique in the cluster and growing */
+int64
+hp_next_statement_id(void)
+{
+	return (int64) pg_atomic_fetch_add_u64(&hp_shared->next_statement_id, 1);
+}
+
+/* audit_log.outcome text of an outcome */
+const char *
+hp_outcome_name(HpOutcome outcome)
+{
+	switch (outcome)
+	{
+		case HP_ALLOWED:
+			return "allowed";
+		case HP_DENIED:
+			return "denied";
+		case HP_QUOTA_EXCEEDED:
+			return "quota_exceeded";
+		case HP_BREAK_GLASS:
+			return "break_glass";
+	}
+	return "unknown";
+}

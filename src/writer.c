@@ -1,0 +1,378 @@
+/*
+ * writer.c
+ *    The audit writer: one background worker per database, started on
+ *    demand by the first backend that queues a record there.  It takes
+ *    records from that database's queue in batches, chains each to the one
+ *    before with SHA-256, inserts them into health_pass.audit_log and
+ *    commits once per batch.  Only after the commit does it advance
+ *    "durable", which is what health_pass.audit_sync waits for.
+ */
+#include "postgres.h"
+
+#include <openssl/evp.h>
+
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/inet.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "hp.h"
+#include "hp_access.h"
+
+#define HP_BATCH 1000
+#define HP_RESTART_MS 1000
+
+PGDLLEXPORT void hp_writer_main(Datum arg);
+
+static HpQueue *writer_queue = NULL;
+
+/* Ask the postmaster for a writer for q unless one runs or is starting */
+void
+hp_writer_request(HpQueue *q)
+{
+	BackgroundWorker w;
+	BackgroundWorkerHandle *handle;
+	TimestampTz now = GetCurrentTimestamp();
+	Oid			dbid;
+
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	if (q->writer_pid != 0 ||
+		(q->start_requested != 0 &&
+		 !TimestampDifferenceExceeds(q->start_requested, now, HP_RESTART_MS)))
+	{
+		LWLockRelease(q->lock);
+		return;
+	}
+	q->start_requested = now;
+	dbid = q->dbid;
+	LWLockRelease(q->lock);
+
+	memset(&w, 0, sizeof(w));
+	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(w.bgw_library_name, "health_pass", BGW_MAXLEN);
+	strlcpy(w.bgw_function_name, "hp_writer_main", BGW_MAXLEN);
+	snprintf(w.bgw_name, BGW_MAXLEN, "health_pass audit writer for database %u", dbid);
+	strlcpy(w.bgw_type, "health_pass audit writer", BGW_MAXLEN);
+	w.bgw_main_arg = Int32GetDatum((int32) (q - hp_shared->queues));
+	memcpy(w.bgw_extra, &dbid, sizeof(Oid));
+	w.bgw_notify_pid = 0;
+	if (!RegisterDynamicBackgroundWorker(&w, &handle))
+		ereport(LOG,
+				(errmsg("health_pass could not start an audit writer"),
+				 errhint("Raise max_worker_processes.")));
+}
+
+/* Feed one field to the digest: 4-byte big-endian length, then bytes */
+static void
+hp_hash_field(EVP_MD_CTX *ctx, const char *s)
+{
+	uint8		len[4];
+	uint32		n = s ? (uint32) strlen(s) : 0xFFFFFFFF;
+
+	len[0] = n >> 24;
+	len[1] = n >> 16;
+	len[2] = n >> 8;
+	len[3] = n;
+	EVP_DigestUpdate(ctx, len, 4);
+	if (s)
+		EVP_DigestUpdate(ctx, s, strlen(s));
+}
+
+/* Feed a 64-bit integer, big-endian */
+static void
+hp_hash_int(EVP_MD_CTX *ctx, int64 v)
+{
+	uint8		b[8];
+
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8) ((uint64) v >> (56 - 8 * i));
+	EVP_DigestUpdate(ctx, b, 8);
+}
+
+/*
+ * SHA-256 of a record chained to the previous hash: the same function the
+ * writer uses to write and audit_verify() uses to check.  NULL fields hash
+ * differently from empty ones.
+ */
+void
+hp_record_hash(const uint8 *prev, int64 id, TimestampTz logged_at,
+			   const char *session_user_name, const char *current_user_name,
+			   const char *client_addr, const char *application_name,
+			   int32 backend_pid, int64 statement_id, Oid relid,
+			   const char *subject, const char *purpose,
+			   const char *outcome, const char *reason, uint8 *out)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned int len = 0;
+
+	if (ctx == NULL ||
+		EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+	{
+		EVP_MD_CTX_free(ctx);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not start a SHA-256 digest for the audit chain")));
+	}
+	EVP_DigestUpdate(ctx, prev, 32);
+	hp_hash_int(ctx, id);
+	hp_hash_int(ctx, logged_at);
+	hp_hash_field(ctx, session_user_name);
+	hp_hash_field(ctx, current_user_name);
+	hp_hash_field(ctx, client_addr);
+	hp_hash_field(ctx, application_name);
+	hp_hash_int(ctx, backend_pid);
+	hp_hash_int(ctx, statement_id);
+	hp_hash_int(ctx, relid);
+	hp_hash_field(ctx, subject);
+	hp_hash_field(ctx, purpose);
+	hp_hash_field(ctx, outcome);
+	hp_hash_field(ctx, reason);
+	EVP_DigestFinal_ex(ctx, out, &len);
+	EVP_MD_CTX_free(ctx);
+}
+
+/* On exit, tell backends there is no writer so the next one starts one */
+static void
+hp_writer_detach(int code, Datum arg)
+{
+	HpQueue    *q = writer_queue;
+
+	if (q == NULL)
+		return;
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	if (q->writer_pid == MyProcPid)
+	{
+		q->writer_pid = 0;
+		q->writer_latch = NULL;
+		q->start_requested = 0;
+	}
+	LWLockRelease(q->lock);
+	ConditionVariableBroadcast(&q->progress);
+}
+
+/* Read the last id and hash of the chain from audit_log */
+static void
+hp_writer_load_head(HpQueue *q)
+{
+	int64		id = 0;
+	uint8		hash[32] = {0};
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_execute("SELECT id, hash FROM health_pass.audit_log ORDER BY id DESC LIMIT 1",
+					true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the head of health_pass.audit_log");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d;
+
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		id = DatumGetInt64(d);
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		if (!isnull && VARSIZE_ANY_EXHDR(DatumGetPointer(d)) == 32)
+			memcpy(hash, VARDATA_ANY(DatumGetPointer(d)), 32);
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	q->last_id = id;
+	memcpy(q->last_hash, hash, 32);
+	LWLockRelease(q->lock);
+}
+
+/* Text or NULL datum */
+static Datum
+hp_text_or_null(const char *s, char *nulls, int i)
+{
+	if (s == NULL)
+	{
+		nulls[i] = 'n';
+		return (Datum) 0;
+	}
+	nulls[i] = ' ';
+	return CStringGetTextDatum(s);
+}
+
+/* Insert one batch in one transaction; returns the new chain head */
+static void
+hp_writer_batch(SPIPlanPtr plan, HpRecord *recs, int n, int64 *id, uint8 *hash)
+{
+	for (int i = 0; i < n; i++)
+	{
+		HpRecord   *r = &recs[i];
+		Datum		v[15];
+		char		nulls[15];
+		const char *addr = NULL;
+		const char *purpose = r->purpose[0] ? r->purpose : NULL;
+		const char *reason = r->reason[0] ? r->reason : NULL;
+		const char *subject = r->subject_null ? NULL : r->subject;
+		const char *outcome = hp_outcome_name((HpOutcome) r->outcome);
+		uint8		next[32];
+
+		memset(nulls, ' ', sizeof(nulls));
+		if (!r->client_addr_null)
+		{
+			/* store and hash the address exactly as host(inet) prints it */
+			Datum		inet = DirectFunctionCall1(inet_in, CStringGetDatum(r->client_addr));
+
+			addr = TextDatumGetCString(DirectFunctionCall1(network_host, inet));
+		}
+		(*id)++;
+		hp_record_hash(hash, *id, r->logged_at, NameStr(r->session_user_name),
+					   NameStr(r->current_user_name), addr, r->application_name,
+					   r->backend_pid, r->statement_id, r->relid, subject,
+					   purpose, outcome, reason, next);
+
+		v[0] = Int64GetDatum(*id);
+		v[1] = TimestampTzGetDatum(r->logged_at);
+		v[2] = NameGetDatum(&r->session_user_name);
+		v[3] = NameGetDatum(&r->current_user_name);
+		v[4] = hp_text_or_null(addr, nulls, 4);
+		v[5] = CStringGetTextDatum(r->application_name);
+		v[6] = Int32GetDatum(r->backend_pid);
+		v[7] = Int64GetDatum(r->statement_id);
+		v[8] = ObjectIdGetDatum(r->relid);
+		v[9] = hp_text_or_null(subject, nulls, 9);
+		v[10] = hp_text_or_null(purpose, nulls, 10);
+		v[11] = CStringGetTextDatum(outcome);
+		v[12] = hp_text_or_null(reason, nulls, 12);
+		v[13] = PointerGetDatum(hp_bytea(hash, 32));
+		v[14] = PointerGetDatum(hp_bytea(next, 32));
+		if (SPI_execute_plan(plan, v, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not insert into health_pass.audit_log");
+		memcpy(hash, next, 32);
+	}
+}
+
+/* Prepare the INSERT the writer runs for every record */
+static SPIPlanPtr
+hp_writer_prepare(void)
+{
+	Oid			types[15] = {INT8OID, TIMESTAMPTZOID, NAMEOID, NAMEOID, TEXTOID,
+		TEXTOID, INT4OID, INT8OID, OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	BYTEAOID, BYTEAOID};
+	SPIPlanPtr	plan;
+
+	plan = SPI_prepare("INSERT INTO health_pass.audit_log (id, logged_at, "
+					   "session_user_name, current_user_name, client_addr, "
+					   "application_name, backend_pid, statement_id, relation, "
+					   "subject, purpose, outcome, reason, prev_hash, hash) "
+					   "VALUES ($1, $2, $3, $4, $5::inet, $6, $7, $8, $9::regclass, "
+					   "$10, $11, $12, $13, $14, $15)", 15, types);
+	if (plan == NULL || SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not prepare the audit_log insert");
+	return plan;
+}
+
+/* Background worker entry point: drain one database's queue for ever */
+void
+hp_writer_main(Datum arg)
+{
+	int			slot = DatumGetInt32(arg);
+	Oid			dbid;
+	HpQueue    *q;
+	HpRecord   *batch;
+	SPIPlanPtr	plan = NULL;
+
+	memcpy(&dbid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
+	pqsignal(SIGTERM, die);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+
+	if (slot < 0 || slot >= HP_MAX_DATABASES || hp_shared == NULL)
+		proc_exit(1);
+	q = &hp_shared->queues[slot];
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	if (q->dbid != dbid ||
+		(q->writer_pid != 0 && q->writer_pid != MyProcPid && kill(q->writer_pid, 0) == 0))
+	{
+		LWLockRelease(q->lock);
+		proc_exit(0);			/* another writer already serves this queue */
+	}
+	q->writer_pid = MyProcPid;
+	q->writer_latch = MyLatch;
+	LWLockRelease(q->lock);
+	writer_queue = q;
+	before_shmem_exit(hp_writer_detach, (Datum) 0);
+
+	/* every batch is durable when it commits, whatever the database says */
+	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("application_name", "health_pass audit writer", PGC_USERSET, PGC_S_OVERRIDE);
+	pgstat_report_appname("health_pass audit writer");
+	hp_writer_load_head(q);
+	batch = MemoryContextAlloc(TopMemoryContext, sizeof(HpRecord) * HP_BATCH);
+	ConditionVariableBroadcast(&q->progress);
+
+	for (;;)
+	{
+		uint64		from;
+		int			n;
+		int64		id;
+		uint8		hash[32];
+
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		LWLockAcquire(q->lock, LW_SHARED);
+		from = q->durable;
+		n = (int) Min(q->head - from, (uint64) HP_BATCH);
+		for (int i = 0; i < n; i++)
+			batch[i] = q->ring[(from + i) % hp_queue_size];
+		id = q->last_id;
+		memcpy(hash, q->last_hash, 32);
+		LWLockRelease(q->lock);
+
+		if (n == 0)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 1000L, PG_WAIT_EXTENSION);
+			continue;
+		}
+
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "writing health_pass audit records");
+		if (plan == NULL)
+			plan = hp_writer_prepare();
+		hp_writer_batch(plan, batch, n, &id, hash);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		pgstat_report_activity(STATE_IDLE, NULL);
+
+		LWLockAcquire(q->lock, LW_EXCLUSIVE);
+		q->durable = from + n;
+		q->last_id = id;
+		memcpy(q->last_hash, hash, 32);
+		q->committed_batches++;
+		LWLockRelease(q->lock);
+		ConditionVariableBroadcast(&q->progress);
+	}
+}
