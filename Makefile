@@ -7,7 +7,7 @@ OBJS = src/health_pass.o src/base45.o src/compress.o src/cbor.o src/cose.o \
        src/send.o src/plan.o src/audit.o
 EXTENSION = health_pass
 DATA = sql/health_pass--0.1.0.sql sql/health_pass--0.1.0--0.2.0.sql
-REGRESS = type reading trust check inspect hostile
+REGRESS = type reading trust check inspect hostile access
 REGRESS_OPTS = --inputdir=.
 
 PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \

@@ -223,3 +223,8 @@ REVOKE ALL ON health_pass.protected_table, health_pass.access_rule,
 SELECT pg_catalog.pg_extension_config_dump('health_pass.protected_table', '');
 SELECT pg_catalog.pg_extension_config_dump('health_pass.access_rule', '');
 SELECT pg_catalog.pg_extension_config_dump('health_pass.audit_log', '');
+
+CREATE FUNCTION health_pass.audit_flush() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'hp_audit_flush' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION health_pass.audit_flush() IS
+    'wait until every audit record queued in this database so far is committed (at most health_pass.audit_timeout)';

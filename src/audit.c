@@ -214,3 +214,30 @@ hp_is_preloaded(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_BOOL(hp_preloaded && hp_shared != NULL);
 }
+
+PG_FUNCTION_INFO_V1(hp_audit_flush);
+
+/*
+ * audit_flush(): wait (at most health_pass.audit_timeout) until every record
+ * queued in this database so far is committed; returns how many records
+ * the writer has committed since the server started.
+ */
+Datum
+hp_audit_flush(PG_FUNCTION_ARGS)
+{
+	HpQueue    *q;
+	uint64		head;
+
+	if (hp_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("health_pass must be loaded by shared_preload_libraries")));
+	q = hp_queue_for_database(MyDatabaseId, false);
+	if (q == NULL)
+		PG_RETURN_INT64(0);
+	LWLockAcquire(q->lock, LW_SHARED);
+	head = q->head;
+	LWLockRelease(q->lock);
+	hp_wait_durable(head);
+	PG_RETURN_INT64((int64) head);
+}

@@ -376,6 +376,7 @@ typedef struct HpWalk
 	HpStmt	   *stmt;
 	EState	   *owner;
 	Oid			reader;
+	bool		wrapped;		/* some scan of this plan was wrapped */
 } HpWalk;
 
 /* Wrap one scan node of a protected table */
@@ -421,6 +422,7 @@ hp_wrap_scan(PlanState *ps, Relation rel, AttrNumber attnum, HpWalk *w)
 	s->owner = ps->state->es_query_cxt;
 	s->gate = NULL;
 	scans = lappend(scans, s);
+	w->wrapped = true;
 	s->gate = hp_gate_get(w->stmt, RelationGetRelid(rel), attnum);
 	ps->ExecProcNodeReal = hp_scan_exec;
 }
@@ -465,9 +467,13 @@ hp_executor_start(QueryDesc *qd, int eflags)
 	if (superuser_arg(w.reader))
 		return;
 	w.stmt = NULL;
+	w.wrapped = false;
 	/* a query nested in a running one belongs to the outer statement */
 	w.owner = (depth > 0 && top_estate) ? top_estate : qd->estate;
 	hp_walk(qd->planstate, &w);
+	/* the wrapped scans die with this plan's memory, the statement may not */
+	if (w.wrapped && w.owner != qd->estate)
+		hp_watch(qd->estate);
 }
 
 /* ExecutorRun hook: track nesting; hold rows back under audit_sync */

@@ -111,6 +111,8 @@ extern void hp_wait_durable(uint64 upto);
 extern bool hp_records_pending(void);
 extern uint64 hp_last_enqueued;
 extern int64 hp_next_statement_id(void);
+extern void hp_writer_stop(Oid dbid);
+extern void hp_queue_forget(Oid dbid);
 extern const char *hp_outcome_name(HpOutcome outcome);
 
 /* writer.c */

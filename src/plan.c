@@ -9,18 +9,22 @@
  *    - COPY tbl TO becomes COPY (SELECT ... FROM ONLY tbl) TO, since plain
  *      COPY TO reads the heap without the executor;
  *    - ALTER TABLE of health_pass.audit_log (which could disable its guard
- *      triggers) is refused to every role but superusers.
+ *      triggers) is refused to every role but superusers;
+ *    - DROP DATABASE and ALTER DATABASE RENAME first stop that database's
+ *      audit writer, which would otherwise count as a session in it.
  */
 #include "postgres.h"
 
 #include "access/relation.h"
 #include "catalog/namespace.h"
+#include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/plancat.h"
 #include "optimizer/planner.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
@@ -135,6 +139,7 @@ hp_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		   QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
 	Node	   *node = pstmt->utilityStmt;
+	Oid			dropped = InvalidOid;
 
 	if (IsA(node, CopyStmt) && !((CopyStmt *) node)->is_from &&
 		((CopyStmt *) node)->relation && !superuser_arg(GetOuterUserId()) &&
@@ -165,6 +170,20 @@ hp_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("only a superuser may alter health_pass.audit_log")));
 	}
+	else if (IsA(node, DropdbStmt) ||
+			 (IsA(node, RenameStmt) && ((RenameStmt *) node)->renameType == OBJECT_DATABASE))
+	{
+		const char *name = IsA(node, DropdbStmt) ? ((DropdbStmt *) node)->dbname :
+		((RenameStmt *) node)->subname;
+		Oid			dbid = get_database_oid(name, true);
+
+		if (OidIsValid(dbid) && pg_database_ownercheck(dbid, GetUserId()))
+		{
+			hp_writer_stop(dbid);
+			if (IsA(node, DropdbStmt))
+				dropped = dbid;
+		}
+	}
 
 	if (prev_utility)
 		prev_utility(pstmt, queryString, readOnlyTree, context, params,
@@ -172,6 +191,8 @@ hp_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
+	if (OidIsValid(dropped))
+		hp_queue_forget(dropped);
 }
 
 /* Install the hooks; called from _PG_init when preloaded */

@@ -333,3 +333,52 @@ hp_outcome_name(HpOutcome outcome)
 	}
 	return "unknown";
 }
+
+/*
+ * Stop the writer of database dbid (DROP DATABASE and ALTER DATABASE
+ * RENAME need it gone) and wait up to 3 s for it to exit.  Queued records
+ * it has not written are written first: the writer finishes its batch.
+ */
+void
+hp_writer_stop(Oid dbid)
+{
+	HpQueue    *q = hp_shared ? hp_queue_for_database(dbid, false) : NULL;
+
+	for (int i = 0; q && i < 300; i++)
+	{
+		int			pid;
+
+		LWLockAcquire(q->lock, LW_EXCLUSIVE);
+		pid = q->writer_pid;
+		/* hold off restarts while the database goes */
+		q->start_requested = GetCurrentTimestamp();
+		LWLockRelease(q->lock);
+		if (pid == 0)
+			break;
+		if (i == 0)
+			kill(pid, SIGTERM);
+		pg_usleep(10000L);
+	}
+}
+
+/* Free the queue slot of a dropped database */
+void
+hp_queue_forget(Oid dbid)
+{
+	HpQueue    *q = hp_shared ? hp_queue_for_database(dbid, false) : NULL;
+
+	if (q == NULL)
+		return;
+	LWLockAcquire(hp_shared->slots_lock, LW_EXCLUSIVE);
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	if (q->writer_pid == 0 && q->dbid == dbid)
+	{
+		q->dbid = InvalidOid;
+		q->head = q->durable = 0;
+		q->last_id = 0;
+		q->start_requested = 0;
+		q->committed_batches = 0;
+	}
+	LWLockRelease(q->lock);
+	LWLockRelease(hp_shared->slots_lock);
+}

@@ -1,0 +1,267 @@
+-- Row-level access policy and audit: rules, purposes, quotas, break glass,
+-- every read path, and the audit log's guarantees that one session can show.
+\set VERBOSITY terse
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS health_pass;
+RESET client_min_messages;
+
+CREATE ROLE regress_clerk LOGIN;
+CREATE ROLE regress_nurses;
+CREATE ROLE regress_nurse LOGIN IN ROLE regress_nurses;
+CREATE ROLE regress_owner LOGIN;
+CREATE ROLE regress_doctor LOGIN;
+GRANT USAGE ON SCHEMA health_pass TO regress_clerk, regress_nurse, regress_owner, regress_doctor;
+
+CREATE TABLE registry (person_id text PRIMARY KEY, name text, doses int);
+INSERT INTO registry SELECT 'P' || i, 'name ' || i, i % 4 FROM generate_series(1, 200) i;
+ANALYZE registry;
+GRANT SELECT, UPDATE, DELETE ON registry TO regress_clerk, regress_nurses, regress_doctor;
+CREATE TABLE visits (person_id text, at date);
+INSERT INTO visits VALUES ('P10', '2021-06-01'), ('P11', '2021-06-02');
+ANALYZE visits;
+GRANT SELECT ON visits TO regress_clerk;
+
+-- the audit records since mark, in order, without what varies per run
+CREATE FUNCTION audit_since(mark bigint)
+RETURNS TABLE (current_user_name name, subject text, purpose text, outcome text, reason text, stmt int)
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM health_pass.audit_flush();
+    RETURN QUERY
+    SELECT a.current_user_name, a.subject, a.purpose, a.outcome, a.reason,
+           dense_rank() OVER (ORDER BY a.statement_id)::int
+    FROM health_pass.audit_log a WHERE a.id > mark ORDER BY a.id;
+END $$;
+CREATE FUNCTION mark() RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM health_pass.audit_flush();
+    RETURN (SELECT coalesce(max(id), 0) FROM health_pass.audit_log);
+END $$;
+GRANT EXECUTE ON FUNCTION mark(), audit_since(bigint) TO PUBLIC;
+
+-- 1. protect(): refusals, then the table
+SELECT health_pass.protect('visits', 'nobody');
+CREATE VIEW registry_view AS SELECT * FROM registry;
+SELECT health_pass.protect('registry_view', 'person_id');
+SET ROLE regress_clerk;
+SELECT health_pass.protect('registry', 'person_id');
+RESET ROLE;
+SELECT health_pass.allow('regress_clerk', 'registry', 'care');
+SELECT health_pass.protect('registry', 'person_id');
+SELECT relation, subject_column, protected_by FROM health_pass.protected_tables;
+
+-- 2. rules live in an ordinary table
+SELECT health_pass.allow('regress_clerk', 'registry', 'care');
+SELECT health_pass.allow('regress_clerk', 'registry', 'bulk');
+SELECT health_pass.allow('regress_nurses', 'registry', 'care', 3, '1 hour');
+SELECT health_pass.allow('regress_nobody', 'registry', 'care');
+SELECT grantee, relation, purpose, max_subjects, per FROM health_pass.access_rule ORDER BY 1, 3;
+SELECT health_pass.disallow('regress_clerk', 'registry', 'bulk');
+SELECT health_pass.disallow('regress_clerk', 'registry', 'bulk');
+SET ROLE regress_clerk;
+SELECT health_pass.allow('regress_clerk', 'registry', 'bulk');
+INSERT INTO health_pass.access_rule (grantee, relation, purpose) VALUES ('regress_clerk', 'registry', 'x');
+RESET ROLE;
+
+-- superusers are not gated and leave no records
+SELECT mark() AS m \gset
+SELECT count(*) FROM registry;
+SELECT count(*) FROM audit_since(:m);
+
+-- 3. purposes: none, another, the right one
+SET ROLE regress_clerk;
+SELECT count(*) FROM registry;
+SET health_pass.purpose = 'research';
+SELECT * FROM registry WHERE person_id = 'P1';
+SET health_pass.purpose = 'care';
+SELECT * FROM registry WHERE person_id = 'P1';
+RESET health_pass.purpose;
+RESET ROLE;
+SELECT * FROM audit_since(:m);
+
+-- a denied statement is audited once, however many rows it would read
+SELECT mark() AS m \gset
+SET ROLE regress_doctor;
+SET health_pass.purpose = 'care';
+SELECT count(*) FROM registry;
+SELECT r.name FROM registry r JOIN registry s USING (person_id);
+RESET ROLE;
+SELECT * FROM audit_since(:m);
+
+-- 4. every read path, as regress_clerk for 'care'
+SET health_pass.purpose = 'care';
+SELECT mark() AS m \gset
+SET ROLE regress_clerk;
+SELECT name FROM registry WHERE person_id = 'P2';                                        -- plain
+-- join: the merge join reads registry in key order until it passes the last
+-- visit; every row it reads (P10, P102, P106, P110) is audited
+SELECT v.at, r.name FROM visits v JOIN registry r USING (person_id) WHERE r.doses = 2 ORDER BY 1;
+SELECT name FROM registry WHERE person_id IN (SELECT 'P3');                               -- subquery
+WITH x AS MATERIALIZED (SELECT * FROM registry WHERE person_id = 'P4') SELECT name FROM x; -- CTE
+RESET ROLE;
+GRANT SELECT ON registry_view TO regress_clerk;
+CREATE FUNCTION registry_get(p text) RETURNS SETOF registry
+    LANGUAGE sql SECURITY DEFINER SET search_path = public AS
+    $$ SELECT * FROM registry WHERE person_id = p $$;
+SET ROLE regress_clerk;
+SELECT name FROM registry_view WHERE person_id = 'P5';                                   -- view
+SELECT name FROM registry_get('P6');                                                     -- security definer
+PREPARE one(text) AS SELECT name FROM registry WHERE person_id = $1;
+EXECUTE one('P7');                                                                       -- prepared
+BEGIN;
+DECLARE c CURSOR FOR SELECT person_id FROM registry WHERE person_id IN ('P8', 'P9') ORDER BY 1;
+FETCH 1 FROM c;                                                                          -- cursor
+FETCH 1 FROM c;
+COMMIT;
+COPY (SELECT person_id, name FROM registry WHERE person_id = 'P12') TO STDOUT;            -- COPY (query) TO
+UPDATE registry SET doses = doses WHERE person_id = 'P13' RETURNING person_id, doses;   -- UPDATE RETURNING
+DELETE FROM registry WHERE person_id = 'P14' RETURNING person_id;                        -- DELETE RETURNING
+RESET ROLE;
+SELECT * FROM audit_since(:m);
+
+-- COPY tbl TO goes through the gate: a denied role gets no rows
+SELECT mark() AS m \gset
+SET ROLE regress_doctor;
+COPY registry TO STDOUT;
+RESET ROLE;
+CREATE TABLE small (person_id text PRIMARY KEY, note text);
+INSERT INTO small VALUES ('S1', 'a'), ('S2', 'b');
+GRANT SELECT ON small TO regress_clerk;
+SELECT health_pass.protect('small', 'person_id');
+SELECT health_pass.allow('regress_clerk', 'small', 'care');
+SET ROLE regress_clerk;
+COPY small TO STDOUT;
+COPY small (note) TO STDOUT;
+RESET ROLE;
+SELECT * FROM audit_since(:m);
+
+-- a subject read twice in one statement is one record
+SELECT mark() AS m \gset
+SET ROLE regress_clerk;
+SELECT count(*) FROM registry a JOIN registry b USING (person_id) WHERE a.person_id = 'P15';
+RESET ROLE;
+SELECT * FROM audit_since(:m);
+
+-- 5. quotas: regress_nurse (through regress_nurses) may read 3 subjects an hour
+SELECT mark() AS m \gset
+SET ROLE regress_nurse;
+SELECT name FROM registry WHERE person_id IN ('P20', 'P21') ORDER BY 1;
+SELECT name FROM registry WHERE person_id = 'P20';
+BEGIN;
+DECLARE q CURSOR FOR SELECT person_id FROM registry WHERE person_id IN ('P20', 'P22', 'P23', 'P24') ORDER BY 1;
+FETCH 1 FROM q;
+FETCH 1 FROM q;
+FETCH 1 FROM q;
+ROLLBACK;
+SELECT name FROM registry WHERE person_id = 'P21';
+DO $$
+BEGIN
+    PERFORM * FROM registry WHERE person_id = 'P25';
+EXCEPTION WHEN SQLSTATE 'HPQ01' THEN
+    RAISE NOTICE 'quota error has SQLSTATE HPQ01';
+END $$;
+RESET ROLE;
+SELECT * FROM audit_since(:m);
+
+-- 6. break glass
+SELECT mark() AS m \gset
+SET ROLE regress_doctor;
+BEGIN;
+SELECT health_pass.break_glass('unconscious patient in ER');
+ROLLBACK;
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION health_pass.break_glass(text) TO regress_doctor;
+SET ROLE regress_doctor;
+SELECT health_pass.break_glass('unconscious patient in ER');
+BEGIN;
+SELECT health_pass.break_glass('  ');
+ROLLBACK;
+BEGIN;
+SELECT health_pass.break_glass('unconscious patient in ER');
+SELECT name FROM registry WHERE person_id IN ('P30', 'P31') ORDER BY 1;
+COMMIT;
+SELECT name FROM registry WHERE person_id = 'P30';
+RESET ROLE;
+SELECT * FROM audit_since(:m);
+
+-- 7. records survive rollback, a failed transaction and read-only transactions
+SELECT mark() AS m \gset
+SET ROLE regress_clerk;
+BEGIN;
+SELECT name FROM registry WHERE person_id = 'P40';
+ROLLBACK;
+BEGIN;
+SELECT name FROM registry WHERE person_id = 'P41';
+SELECT 1 / 0;
+ROLLBACK;
+BEGIN READ ONLY;
+SELECT name FROM registry WHERE person_id = 'P42';
+COMMIT;
+RESET ROLE;
+SELECT * FROM audit_since(:m);
+
+-- settings: audit_sync is the superuser's to set
+SET ROLE regress_clerk;
+SET health_pass.audit_sync = on;
+SET health_pass.audit_timeout = '1s';
+SET health_pass.purpose = 'this purpose is far too long to be stored in an audit record of health_pass';
+RESET ROLE;
+SET health_pass.audit_sync = on;
+SET ROLE regress_clerk;
+SELECT name FROM registry WHERE person_id = 'P43';
+RESET ROLE;
+RESET health_pass.audit_sync;
+
+-- who_read: the investigator's answer, newest first
+SELECT current_user_name, purpose, outcome, reason
+FROM health_pass.who_read('registry', 'P30');
+SET ROLE regress_clerk;
+SELECT count(*) FROM health_pass.who_read('registry', 'P30');
+RESET ROLE;
+
+-- the writer is a background worker named after the extension
+SELECT backend_type, datname = current_database() AS this_db
+FROM pg_stat_activity WHERE backend_type = 'health_pass audit writer';
+
+-- 8. audit_log is append-only for everyone but superusers, its owner included
+ALTER TABLE health_pass.audit_log OWNER TO regress_owner;
+SET ROLE regress_owner;
+UPDATE health_pass.audit_log SET subject = 'nobody' WHERE subject = 'P1';
+DELETE FROM health_pass.audit_log WHERE subject = 'P1';
+TRUNCATE health_pass.audit_log;
+INSERT INTO health_pass.audit_log SELECT * FROM health_pass.audit_log LIMIT 1;
+ALTER TABLE health_pass.audit_log DISABLE TRIGGER audit_log_append_only;
+RESET ROLE;
+ALTER TABLE health_pass.audit_log OWNER TO CURRENT_USER;
+
+-- 9. audit_verify() finds what a superuser altered, reordered or deleted
+SELECT ok, checked > 0 AS checked, first_bad FROM health_pass.audit_verify();
+SELECT min(id) AS victim FROM health_pass.audit_log WHERE subject = 'P2' \gset
+UPDATE health_pass.audit_log SET purpose = 'research' WHERE id = :victim;
+SELECT ok, first_bad = :victim AS at_victim FROM health_pass.audit_verify();
+UPDATE health_pass.audit_log SET purpose = 'care' WHERE id = :victim;
+SELECT ok FROM health_pass.audit_verify();
+UPDATE health_pass.audit_log SET id = -id WHERE id IN (:victim, :victim + 1);
+UPDATE health_pass.audit_log SET id = CASE WHEN id = -:victim THEN :victim + 1 ELSE :victim END WHERE id < 0;
+SELECT ok, first_bad = :victim AS at_victim FROM health_pass.audit_verify();
+UPDATE health_pass.audit_log SET id = -id WHERE id IN (:victim, :victim + 1);
+UPDATE health_pass.audit_log SET id = CASE WHEN id = -:victim THEN :victim + 1 ELSE :victim END WHERE id < 0;
+SELECT ok FROM health_pass.audit_verify();
+DELETE FROM health_pass.audit_log WHERE id = :victim + 2;
+SELECT ok, first_bad = :victim + 2 AS at_deleted FROM health_pass.audit_verify();
+
+-- unprotect: rules go, records stay
+SELECT health_pass.unprotect('small');
+SELECT health_pass.unprotect('small');
+SELECT count(*) FROM health_pass.access_rule WHERE relation = 'small'::regclass;
+SET ROLE regress_clerk;
+SELECT count(*) FROM small;
+RESET ROLE;
+-- a dropped table stops being protected
+SELECT health_pass.protect('small', 'person_id');
+DROP TABLE small;
+SELECT relation FROM health_pass.protected_table;
+
+RESET health_pass.purpose;
+DROP OWNED BY regress_clerk, regress_nurse, regress_nurses, regress_owner, regress_doctor;
+DROP ROLE regress_clerk, regress_nurse, regress_nurses, regress_owner, regress_doctor;
