@@ -18,14 +18,19 @@ SELECT functions_are('health_pass', ARRAY[
     'pass_in', 'pass_out', 'pass_recv', 'pass_send', 'pass_eq', 'pass_ne', 'pass_lt', 'pass_le',
     'pass_gt', 'pass_ge', 'pass_cmp', 'pass_hash', 'pass_hash_extended', 'payload', 'kid', 'alg',
     'issuer', 'issued_at', 'expires_at', 'kind', 'uvci', 'inspect', 'certificate_info',
-    'trust_list_fill', 'trust_add', 'trust_import', 'check', 'valid_at', 'verify', 'schema_errors'],
+    'trust_list_fill', 'trust_add', 'trust_import', 'check', 'valid_at', 'verify', 'schema_errors',
+    'protect', 'unprotect', 'allow', 'disallow', 'break_glass', 'audit_verify', 'audit_status',
+    'audit_flush', 'who_read', '_policy_changed', '_preloaded', '_require_admin', '_forget_dropped',
+    '_audit_guard'],
     'exactly the documented functions');
 SELECT is((SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'health_pass' AND obj_description(p.oid, 'pg_proc') IS NULL)::int, 0,
           'every SQL function has a comment');
-SELECT is((SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-            WHERE n.nspname = 'health_pass' AND p.prosecdef)::int, 0,
-          'no SECURITY DEFINER function');
+SELECT is((SELECT array_agg(p.proname || ':' || coalesce(p.proconfig::text LIKE '%search_path=pg_catalog%', false))
+            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+            WHERE n.nspname = 'health_pass' AND p.prosecdef),
+          ARRAY['_forget_dropped:true'],
+          'one SECURITY DEFINER function (the drop event trigger), with search_path pinned');
 SELECT is((SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'health_pass' AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'plpgsql')
               AND NOT coalesce(p.proconfig::text LIKE '%search_path%', false))::int, 0,
