@@ -41,7 +41,12 @@ tally "$(echo "$line" | sed -E 's/.* ([0-9]+) passed.*/\1/')" "$(echo "$line" | 
 # 4. the backend survived everything: still accepting queries
 if psql -XAtqc "SELECT 1" >/dev/null 2>&1; then tally 1 0 "server alive"; else tally 0 1 "server alive"; fi
 
-# 5. libFuzzer on the decoder
+# 5. crash tests for the audit log, on a cluster of their own
+bash test/crash.sh | tee "$WORK/crash.log" | tail -20
+line=$(grep -E '^crash: ' "$WORK/crash.log" || echo "crash: 0 passed, 1 failed")
+tally "$(echo "$line" | sed -E 's/.* ([0-9]+) passed.*/\1/')" "$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')" crash
+
+# 6. libFuzzer on the decoder
 bash test/fuzz/run.sh | tee "$WORK/fuzz.log" | tail -4
 line=$(grep -E '^fuzz: ' "$WORK/fuzz.log" || echo "fuzz: 0 passed, 1 failed")
 tally "$(echo "$line" | sed -E 's/.* ([0-9]+) passed.*/\1/')" "$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')" fuzz

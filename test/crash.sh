@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Crash tests for the audit log, on a cluster of their own (fsync on):
+#   - the extended protocol (pgbench -M extended / prepared) is gated;
+#   - SIGKILL of a reading backend under audit_sync: every row the client
+#     received has its record after crash recovery;
+#   - immediate shutdown: nothing lost under audit_sync; the window lost
+#     with audit_sync off is measured and printed;
+#   - writer stopped (SIGSTOP) or killed: reads fail closed, then recover.
+# Ends with 'crash: N passed, N failed'.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$(pg_config --bindir):$PATH"
+. test/cluster.sh
+DIR=$(mktemp -d /tmp/health_pass_crash.XXXXXX)
+chmod 755 "$DIR"
+PORT=$((55000 + RANDOM % 900))
+trap 'kill -CONT $(cat "$DIR/writer.pid" 2>/dev/null) 2>/dev/null; hp_cluster_stop "$DIR/pg" immediate; rm -rf "$DIR"' EXIT
+hp_cluster_start "$DIR/pg" "$PORT" || { echo "crash: 0 passed, 1 failed"; exit 1; }
+export PGDATABASE=crash
+createdb crash
+psql -XAtq -d postgres -c "ALTER SYSTEM SET fsync = on" -c "SELECT pg_reload_conf()" >/dev/null
+
+passed=0; failed=0
+check() { # check DESCRIPTION COMMAND...
+    local what=$1; shift
+    if "$@"; then passed=$((passed + 1)); echo "ok - $what"
+    else failed=$((failed + 1)); echo "not ok - $what"; fi
+}
+q() { psql -XAtq "$@"; }
+wait_ready() { for _ in $(seq 1 100); do pg_isready -q -h "$PGHOST" -p "$PGPORT" && q -c "SELECT 1" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+writer_pid() { q -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'health_pass audit writer' AND datname = 'crash'"; }
+
+q <<'SQL'
+CREATE EXTENSION health_pass;
+CREATE ROLE reader LOGIN;
+GRANT USAGE ON SCHEMA health_pass TO reader;
+CREATE TABLE people (person_id text PRIMARY KEY, name text);
+INSERT INTO people SELECT 'C' || lpad(i::text, 5, '0'), 'name ' || i FROM generate_series(1, 5000) i;
+GRANT SELECT ON people TO reader;
+SELECT health_pass.protect('people', 'person_id');
+SELECT health_pass.allow('reader', 'people', 'care');
+SQL
+export PGOPTIONS="-c health_pass.purpose=care"
+count() { q -U postgres -c "SELECT health_pass.audit_flush()" >/dev/null 2>&1; q -U postgres -c "SELECT count(*) FROM health_pass.audit_log WHERE $1"; }
+
+# 1. the extended protocol and prepared statements
+echo "SELECT name FROM people WHERE person_id = 'C00007';" >"$DIR/one.sql"
+for mode in extended prepared; do
+    before=$(count "subject = 'C00007'")
+    pgbench -n -U reader -M $mode -t 3 -f "$DIR/one.sql" >/dev/null 2>&1
+    after=$(count "subject = 'C00007'")
+    check "pgbench -M $mode: 3 statements, 3 records" [ $((after - before)) -eq 3 ]
+done
+
+# 2. SIGKILL of a reading backend under audit_sync
+q -c "ALTER ROLE reader SET health_pass.audit_sync = on"
+psql -XAtq -U reader -c "COPY (SELECT person_id, pg_sleep(0.0005) FROM people ORDER BY person_id) TO STDOUT" \
+    >"$DIR/got.txt" 2>/dev/null &
+client=$!
+for _ in $(seq 1 100); do [ "$(wc -l <"$DIR/got.txt")" -ge 1500 ] && break; sleep 0.05; done
+victim=$(q -c "SELECT pid FROM pg_stat_activity WHERE usename = 'reader' AND query LIKE 'COPY%'")
+kill -9 "$victim" 2>/dev/null
+wait $client 2>/dev/null
+wait_ready
+got=$(cut -f1 "$DIR/got.txt" | grep -c '^C' || true)
+cut -f1 "$DIR/got.txt" | grep '^C' >"$DIR/subjects.txt"
+missing=$(q -c "SELECT health_pass.audit_flush()" -c "CREATE TEMP TABLE got (s text)" \
+            -c "\\copy got FROM '$DIR/subjects.txt'" \
+            -c "SELECT count(*) FROM got WHERE NOT EXISTS (SELECT 1 FROM health_pass.audit_log a WHERE a.subject = got.s AND a.backend_pid = $victim)" | tail -1)
+echo "   the client received $got rows before SIGKILL; rows without a record after recovery: $missing"
+check "SIGKILL under audit_sync: the client received rows" [ "$got" -gt 0 ]
+check "SIGKILL under audit_sync: every received row has its record" [ "$missing" = 0 ]
+check "the chain is intact after crash recovery" [ "$(q -c 'SELECT ok FROM health_pass.audit_verify()')" = t ]
+
+# 3. immediate shutdown: audit_sync on loses nothing; off loses a measured window
+lost_after_immediate() { # $1: on|off; prints records queued but lost
+    q -c "ALTER ROLE reader SET health_pass.audit_sync = $1"
+    local before expected after
+    before=$(count "true")
+    psql -XAtq -U reader -c "SELECT count(*) FROM people" >/dev/null
+    expected=$((before + 5000))
+    hp_as_server pg_ctl -D "$DIR/pg/data" -m immediate -w stop >/dev/null 2>&1
+    hp_as_server pg_ctl -D "$DIR/pg/data" -l "$DIR/pg/server.log" -w -t 60 start >/dev/null 2>&1
+    wait_ready
+    after=$(q -c "SELECT count(*) FROM health_pass.audit_log")
+    echo $((expected - after))
+}
+lost_on=$(lost_after_immediate on)
+check "immediate shutdown under audit_sync: no record lost" [ "$lost_on" = 0 ]
+lost_off=$(lost_after_immediate off)
+echo "   immediate shutdown right after a 5000-subject read with audit_sync off: $lost_off of 5000 records lost"
+check "immediate shutdown with audit_sync off: at most the queue is lost" [ "$lost_off" -ge 0 -a "$lost_off" -le 8192 ]
+check "the chain is intact after immediate shutdown" [ "$(q -c 'SELECT ok FROM health_pass.audit_verify()')" = t ]
+
+# 4. the writer stopped: reads fail closed after audit_timeout, then recover
+q -c "ALTER ROLE reader SET health_pass.audit_sync = on" -c "ALTER ROLE reader SET health_pass.audit_timeout = '500ms'"
+q -U reader -c "SELECT name FROM people WHERE person_id = 'C00100'" >/dev/null   # writer running
+wp=$(writer_pid); echo "$wp" >"$DIR/writer.pid"
+kill -STOP "$wp"
+err=$(psql -XAtq -U reader -c "SELECT name FROM people WHERE person_id = 'C00101'" 2>&1)
+check "writer stopped: the read fails with a clear error" grep -q "audit log is not being written" <<<"$err"
+check "writer stopped: no row was returned" bash -c "! grep -q 'name 101' <<<\"\$0\"" "$err"
+kill -CONT "$wp"
+check "writer resumed: reads work again" [ "$(q -U reader -c "SELECT name FROM people WHERE person_id = 'C00102'")" = "name 102" ]
+kill -TERM "$wp"; sleep 0.3
+check "writer terminated: the next read starts a new one" [ "$(q -U reader -c "SELECT name FROM people WHERE person_id = 'C00103'")" = "name 103" ]
+new_wp=$(writer_pid)
+check "a new writer is running" [ -n "$new_wp" -a "$new_wp" != "$wp" ]
+check "records across writers chain correctly" [ "$(q -c 'SELECT ok FROM health_pass.audit_verify()')" = t ]
+
+echo "crash: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
