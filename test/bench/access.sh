@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Benchmark of the access gate and audit log, in one run on one cluster:
+#   pgbench point lookups by subject on a 1,000,000-row table, 4 clients:
+#     unprotected copy | protected, audit_sync off | protected, audit_sync on |
+#     unprotected copy under pgaudit object-level read logging
+#   and a 100,000-row allowed scan, protected vs unprotected.
+# Prints TPS and the ratios.  HP_BENCH_SECONDS sets each pgbench run (15).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+export PATH="$(pg_config --bindir):$PATH"
+SECS=${HP_BENCH_SECONDS:-15}
+SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+[ -f "$(pg_config --pkglibdir)/pgaudit.so" ] ||
+    { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq postgresql-15-pgaudit >/dev/null; }
+. test/cluster.sh
+DIR=$(mktemp -d /tmp/health_pass_bench.XXXXXX)
+chmod 755 "$DIR"
+PORT=$((56000 + RANDOM % 900))
+trap 'hp_cluster_stop "$DIR/pg"; rm -rf "$DIR"' EXIT
+hp_cluster_start "$DIR/pg" "$PORT" >/dev/null || exit 1
+cat >>"$DIR/pg/data/postgresql.conf" <<CONF
+shared_preload_libraries = 'health_pass,pgaudit'
+fsync = on
+shared_buffers = 512MB
+pgaudit.role = 'auditor'
+pgaudit.log_level = log
+CONF
+hp_as_server pg_ctl -D "$DIR/pg/data" -l "$DIR/pg/server.log" -w restart >/dev/null
+export PGDATABASE=bench
+createdb bench
+q() { psql -XAtq "$@"; }
+q <<'SQL'
+CREATE EXTENSION health_pass;
+CREATE EXTENSION pgaudit;
+CREATE ROLE reader LOGIN;
+CREATE ROLE auditor NOLOGIN;
+GRANT USAGE ON SCHEMA health_pass TO reader;
+CREATE TABLE registry (person_id text PRIMARY KEY, n int NOT NULL, name text, doses int);
+INSERT INTO registry SELECT 'P' || i, i, 'name ' || i, i % 4 FROM generate_series(1, 1000000) i;
+CREATE INDEX ON registry (n);
+CREATE TABLE registry_copy AS SELECT * FROM registry;
+ALTER TABLE registry_copy ADD PRIMARY KEY (person_id);
+CREATE INDEX ON registry_copy (n);
+VACUUM ANALYZE registry; VACUUM ANALYZE registry_copy;
+GRANT SELECT ON registry, registry_copy TO reader;
+SELECT health_pass.protect('registry', 'person_id');
+SELECT health_pass.allow('reader', 'registry', 'bench');
+SQL
+for t in registry registry_copy; do
+    printf '\\set id random(1, 1000000)\nSELECT name, doses FROM %s WHERE person_id = '"'"'P'"'"' || :id;\n' "$t" >"$DIR/$t.sql"
+done
+
+tps() { # tps TABLE SYNC PGAUDIT
+    PGOPTIONS="-c health_pass.purpose=bench" \
+        q -c "ALTER ROLE reader SET health_pass.audit_sync = $2" -c "ALTER ROLE reader SET pgaudit.log = 'none'"
+    [ "$3" = on ] && q -c "GRANT SELECT ON registry_copy TO auditor" || q -c "REVOKE SELECT ON registry_copy FROM auditor"
+    PGOPTIONS="-c health_pass.purpose=bench" pgbench -n -U reader -M prepared -c 4 -j 2 -T "$SECS" \
+        -f "$DIR/$1.sql" 2>/dev/null | sed -nE 's/^tps = ([0-9.]+) .*/\1/p'
+}
+base=$(tps registry_copy off off)
+off=$(tps registry off off)
+on=$(tps registry on off)
+audit=$(tps registry_copy off on)
+base2=$(tps registry_copy off off)
+logged=$(grep -c 'AUDIT: OBJECT' "$DIR/pg/server.log" || true)
+q -c "SELECT health_pass.audit_flush()" >/dev/null
+records=$(q -c "SELECT count(*) FROM health_pass.audit_log")
+batches=$(q -c "SELECT batches FROM health_pass.audit_status()")
+
+scan() { # scan TABLE SYNC: mean ms of 5 runs of a 100,000-row scan
+    q -c "ALTER ROLE reader SET health_pass.audit_sync = $2"
+    PGOPTIONS="-c health_pass.purpose=bench" psql -XAq -U reader <<SQL | sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p' |
+SELECT count(name) FROM $1 WHERE n <= 100000;
+\\timing on
+SELECT count(name) FROM $1 WHERE n BETWEEN 100001 AND 200000;
+SELECT count(name) FROM $1 WHERE n BETWEEN 200001 AND 300000;
+SELECT count(name) FROM $1 WHERE n BETWEEN 300001 AND 400000;
+SELECT count(name) FROM $1 WHERE n BETWEEN 400001 AND 500000;
+SELECT count(name) FROM $1 WHERE n BETWEEN 500001 AND 600000;
+SQL
+        awk '{ s += $1 } END { printf "%.0f", s / NR }'
+}
+scan_base=$(scan registry_copy off)
+scan_off=$(scan registry off)
+scan_on=$(scan registry on)
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+mean_base=$(awk -v a="$base" -v b="$base2" 'BEGIN { printf "%.0f", (a + b) / 2 }')
+echo "point lookups, 1,000,000 rows, pgbench -M prepared -c 4 -j 2 -T $SECS, fsync on"
+echo "  unprotected copy:              $base / $base2 tps (before / after)"
+echo "  protected, audit_sync off:     $off tps  ratio $(ratio "$off" "$mean_base")"
+echo "  protected, audit_sync on:      $on tps  ratio $(ratio "$on" "$mean_base")"
+echo "  unprotected under pgaudit:     $audit tps  ratio $(ratio "$audit" "$mean_base")"
+echo "  audit records written: $records in $batches commits; pgaudit log lines: $logged"
+echo "100,000-row allowed scan, mean of 5"
+echo "  unprotected copy:              $scan_base ms"
+echo "  protected, audit_sync off:     $scan_off ms  ratio $(ratio "$scan_off" "$scan_base")"
+echo "  protected, audit_sync on:      $scan_on ms  ratio $(ratio "$scan_on" "$scan_base")"
