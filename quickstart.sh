@@ -24,6 +24,14 @@ psql -Xq -f "$DIR/sample.sql" >/dev/null
 psql -X -c "SELECT id, health_pass.kind(pass), health_pass.expires_at(pass)::date AS expires,
                    (health_pass.check(pass)).reason, pass @@ now() AS valid_now
               FROM public.passes ORDER BY id"
+# the access policy: passes is protected, clerk may read 5 subjects an hour for 'care'
+psql -Xq <<'SQL' >/dev/null
+CREATE ROLE clerk LOGIN;
+GRANT USAGE ON SCHEMA health_pass TO clerk;
+GRANT SELECT ON public.passes TO clerk;
+SELECT health_pass.protect('public.passes', 'id');
+SELECT health_pass.allow('clerk', 'public.passes', 'care', 5, '1 hour');
+SQL
 cat <<MSG
 health_pass is running: $(psql -XAtc "SELECT count(*) FROM health_pass.trust_list") DSCs in the trust list, $(psql -XAtc "SELECT count(*) FROM public.passes") sample passes in public.passes.
 Connect with:
@@ -31,6 +39,10 @@ Connect with:
 Try:
     SELECT health_pass.payload(pass) FROM passes LIMIT 1;
     SELECT count(*) FROM passes WHERE pass @@ now();
+public.passes is protected (README, "Investigating an access"):
+    SET ROLE clerk; SET health_pass.purpose = 'care';
+    SELECT id, health_pass.kind(pass) FROM passes WHERE id = 3;
+    RESET ROLE; SELECT logged_at, current_user_name, purpose, outcome FROM health_pass.who_read('passes', '3');
 Stop with:
     $( [ "$(id -u)" = 0 ] && echo "runuser -u postgres -- " )$HP_PGBIN/pg_ctl -D $DIR/pg/data stop
 MSG

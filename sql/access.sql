@@ -37,7 +37,14 @@ BEGIN
     PERFORM health_pass.audit_flush();
     RETURN (SELECT coalesce(max(id), 0) FROM health_pass.audit_log);
 END $$;
-GRANT EXECUTE ON FUNCTION mark(), audit_since(bigint) TO PUBLIC;
+-- does the plan of q contain a node whose line mentions what?
+CREATE FUNCTION plan_has(q text, what text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE p json;
+BEGIN
+    EXECUTE 'EXPLAIN (FORMAT JSON) ' || q INTO p;
+    RETURN p::text LIKE '%' || what || '%';
+END $$;
+GRANT EXECUTE ON FUNCTION mark(), audit_since(bigint), plan_has(text, text) TO PUBLIC;
 
 -- 1. protect(): refusals, then the table
 SELECT health_pass.protect('visits', 'nobody');
@@ -134,6 +141,16 @@ COPY small TO STDOUT;
 COPY small (note) TO STDOUT;
 RESET ROLE;
 SELECT * FROM audit_since(:m);
+
+-- no parallel plan over a protected table; parallel plans elsewhere still work
+SET force_parallel_mode = on;
+SET ROLE regress_clerk;
+SELECT plan_has('SELECT count(*) FROM visits', 'Gather') AS unprotected_gather,
+       plan_has('SELECT count(*) FROM registry', 'Gather') AS protected_gather;
+SELECT count(*) FROM visits;
+SELECT count(*) FROM registry WHERE doses = 3;
+RESET ROLE;
+RESET force_parallel_mode;
 
 -- a subject read twice in one statement is one record
 SELECT mark() AS m \gset

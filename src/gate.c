@@ -20,6 +20,7 @@
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -49,7 +50,11 @@ typedef struct HpGate
 	int			max_subjects;	/* 0: no quota */
 	int64		per_us;
 	FmgrInfo	out;			/* subject column output function */
-	HTAB	   *seen;			/* subject hash -> subject, already audited */
+	bool		have_first;		/* the first subject audited, kept inline */
+	bool		first_null;
+	uint64		first_hash;
+	char	   *first;
+	HTAB	   *seen;			/* from the second subject on: hash -> subject */
 	MemoryContext rowcxt;		/* reset per row */
 	HpStmt	   *stmt;
 } HpGate;
@@ -156,6 +161,33 @@ hp_stmt_of(EState *estate)
 	return NULL;
 }
 
+/*
+ * Fill st->tmpl, the fields every record of the statement shares.  The
+ * session part (users, address, application) is computed once and reused
+ * while the roles and application_name stay the same.
+ */
+static void
+hp_stmt_template(HpStmt *st)
+{
+	static HpRecord cached;
+	static bool valid = false;
+	static Oid	cached_outer = InvalidOid;
+	static Oid	cached_session = InvalidOid;
+
+	if (!valid || cached_outer != GetOuterUserId() || cached_session != GetSessionUserId() ||
+		strncmp(cached.application_name, application_name ? application_name : "",
+				HP_APPNAME_LEN - 1) != 0)
+	{
+		hp_record_fill(&cached, InvalidOid, 0, HP_ALLOWED, NULL, NULL, NULL);
+		cached_outer = GetOuterUserId();
+		cached_session = GetSessionUserId();
+		valid = true;
+	}
+	st->tmpl = cached;
+	st->tmpl.statement_id = st->id;
+	strlcpy(st->tmpl.purpose, st->purpose, HP_PURPOSE_LEN);
+}
+
 /* A new statement owned by estate */
 static HpStmt *
 hp_stmt_new(EState *estate, Oid reader)
@@ -171,7 +203,7 @@ hp_stmt_new(EState *estate, Oid reader)
 	st->break_glass = hp_break_glass_active(reader, &reason);
 	if (st->break_glass)
 		strlcpy(st->reason, reason, HP_REASON_LEN);
-	hp_record_fill(&st->tmpl, InvalidOid, st->id, HP_ALLOWED, NULL, st->purpose, NULL);
+	hp_stmt_template(st);
 
 	o->estate = estate;
 	o->stmt = st;
@@ -204,7 +236,6 @@ hp_gate_get(HpStmt *st, Oid relid, AttrNumber attnum)
 	Oid			typoid,
 				outfn;
 	bool		varlena;
-	HASHCTL		ctl;
 
 	foreach(lc, st->gates)
 	{
@@ -226,11 +257,6 @@ hp_gate_get(HpStmt *st, Oid relid, AttrNumber attnum)
 				 errhint("Call health_pass.protect() again with the new subject column.")));
 	getTypeOutputInfo(typoid, &outfn, &varlena);
 	fmgr_info_cxt(outfn, &g->out, st->cxt);
-	ctl.keysize = sizeof(uint64);
-	ctl.entrysize = sizeof(HpSeen);
-	ctl.hcxt = st->cxt;
-	g->seen = hash_create("health_pass seen subjects", 256, &ctl,
-						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	g->rowcxt = AllocSetContextCreate(st->cxt, "health_pass row", ALLOCSET_SMALL_SIZES);
 	st->gates = lappend(st->gates, g);
 
@@ -295,16 +321,43 @@ hp_gate_row(HpGate *g, TupleTableSlot *slot, AttrNumber attnum)
 				 errmsg("subject value of protected table \"%s\" is longer than %d bytes and cannot be audited",
 						get_rel_name(g->relid), HP_SUBJECT_LEN - 1)));
 	h = subject ? hash_bytes_extended((const unsigned char *) subject, strlen(subject), 1) : 0;
-	seen = hash_search(g->seen, &h, HASH_ENTER, &found);
-	if (found && (seen->subject == NULL) == (subject == NULL) &&
-		(subject == NULL || strcmp(seen->subject, subject) == 0))
+	if (!g->have_first)
+	{
+		/* most statements read one subject: no hash table for them */
+		found = false;
+		seen = NULL;
+	}
+	else if (g->first_hash == h && g->first_null == (subject == NULL) &&
+			 (subject == NULL || strcmp(g->first, subject) == 0))
+		found = true;
+	else
+	{
+		if (g->seen == NULL)
+		{
+			HASHCTL		ctl;
+			HpSeen	   *f;
+
+			ctl.keysize = sizeof(uint64);
+			ctl.entrysize = sizeof(HpSeen);
+			ctl.hcxt = g->stmt->cxt;
+			g->seen = hash_create("health_pass seen subjects", 256, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+			f = hash_search(g->seen, &g->first_hash, HASH_ENTER, NULL);
+			f->subject = g->first;
+		}
+		seen = hash_search(g->seen, &h, HASH_ENTER, &found);
+		if (found && !((seen->subject == NULL) == (subject == NULL) &&
+					   (subject == NULL || strcmp(seen->subject, subject) == 0)))
+			found = false;		/* a 64-bit collision: audit it again */
+		else if (!found)
+			seen->subject = NULL;
+	}
+	if (found)
 	{
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(g->rowcxt);
 		return;
 	}
-	if (!found)
-		seen->subject = NULL;
 
 	if (g->mode == HP_ALLOWED && g->max_subjects > 0)
 	{
@@ -313,14 +366,21 @@ hp_gate_row(HpGate *g, TupleTableSlot *slot, AttrNumber attnum)
 		if (!hp_quota_admit(g->stmt->reader, g->relid, subject,
 							g->max_subjects, g->per_us, &count))
 		{
-			if (!found)
+			if (seen)
 				hash_search(g->seen, &h, HASH_REMOVE, NULL);
 			hp_quota_refuse(g, subject, count);
 		}
 	}
 	hp_audit(g->stmt, g->relid, g->mode, subject,
 			 g->mode == HP_BREAK_GLASS ? g->stmt->reason : NULL);
-	if (!found && subject)
+	if (!g->have_first)
+	{
+		g->have_first = true;
+		g->first_hash = h;
+		g->first_null = (subject == NULL);
+		g->first = subject ? MemoryContextStrdup(g->stmt->cxt, subject) : NULL;
+	}
+	else if (seen && subject)
 		seen->subject = MemoryContextStrdup(g->stmt->cxt, subject);
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(g->rowcxt);
@@ -461,10 +521,10 @@ hp_executor_start(QueryDesc *qd, int eflags)
 	else
 		standard_ExecutorStart(qd, eflags);
 
-	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) || !hp_any_protected())
+	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 	w.reader = GetOuterUserId();
-	if (superuser_arg(w.reader))
+	if (superuser_arg(w.reader) || !hp_any_protected())
 		return;
 	w.stmt = NULL;
 	w.wrapped = false;

@@ -12,6 +12,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "miscadmin.h"
@@ -91,7 +92,9 @@ hp_policy_load(Oid protected_oid, Oid rule_oid)
 	ctl.hcxt = policy_cxt;
 	protected_cache = hash_create("health_pass protected tables", 64, &ctl,
 								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	snap = RegisterSnapshot(GetLatestSnapshot());
+	/* a parallel worker may not take a new snapshot: it reads the leader's */
+	snap = RegisterSnapshot(IsInParallelMode() && ActiveSnapshotSet() ?
+							GetActiveSnapshot() : GetLatestSnapshot());
 
 	rel = table_open(protected_oid, AccessShareLock);
 	scan = systable_beginscan(rel, InvalidOid, false, snap, 0, NULL);

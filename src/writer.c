@@ -3,15 +3,19 @@
  *    The audit writer: one background worker per database, started on
  *    demand by the first backend that queues a record there.  It takes
  *    records from that database's queue in batches, chains each to the one
- *    before with SHA-256, inserts them into health_pass.audit_log and
- *    commits once per batch.  Only after the commit does it advance
+ *    before with SHA-256, inserts them into health_pass.audit_log (heap
+ *    and indexes directly, no SQL per record) and commits once per batch.  Only after the commit does it advance
  *    "durable", which is what health_pass.audit_sync waits for.
  */
 #include "postgres.h"
 
 #include <openssl/evp.h>
 
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -24,6 +28,8 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/inet.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -199,41 +205,63 @@ hp_writer_load_head(HpQueue *q)
 	LWLockRelease(q->lock);
 }
 
-/* Text or NULL datum */
+/* Text datum, or NULL */
 static Datum
-hp_text_or_null(const char *s, char *nulls, int i)
+hp_text_or_null(const char *s, bool *isnull)
 {
-	if (s == NULL)
-	{
-		nulls[i] = 'n';
-		return (Datum) 0;
-	}
-	nulls[i] = ' ';
-	return CStringGetTextDatum(s);
+	*isnull = (s == NULL);
+	return s ? CStringGetTextDatum(s) : (Datum) 0;
 }
 
-/* Insert one batch in one transaction; returns the new chain head */
+/*
+ * Insert one batch straight into the heap and indexes of audit_log (no SQL
+ * per record: this is the writer's hot path), inside the caller's
+ * transaction.  *id and hash are the chain head, advanced per record.
+ */
 static void
-hp_writer_batch(SPIPlanPtr plan, HpRecord *recs, int n, int64 *id, uint8 *hash)
+hp_writer_batch(HpRecord *recs, int n, int64 *id, uint8 *hash)
 {
+	Oid			nsp = get_namespace_oid("health_pass", false);
+	Oid			relid = get_relname_relid("audit_log", nsp);
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;
+	MemoryContext rowcxt,
+				old;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "health_pass.audit_log does not exist");
+	rel = table_open(relid, RowExclusiveLock);
+	if (RelationGetDescr(rel)->natts != 15)
+		elog(ERROR, "health_pass.audit_log does not have the 15 columns the writer expects");
+	estate = CreateExecutorState();
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
+	slot = table_slot_create(rel, NULL);
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "health_pass writer row",
+								   ALLOCSET_DEFAULT_SIZES);
+
 	for (int i = 0; i < n; i++)
 	{
 		HpRecord   *r = &recs[i];
-		Datum		v[15];
-		char		nulls[15];
+		Datum	   *v = slot->tts_values;
+		bool	   *nulls = slot->tts_isnull;
 		const char *addr = NULL;
 		const char *purpose = r->purpose[0] ? r->purpose : NULL;
 		const char *reason = r->reason[0] ? r->reason : NULL;
 		const char *subject = r->subject_null ? NULL : r->subject;
 		const char *outcome = hp_outcome_name((HpOutcome) r->outcome);
+		Datum		inet = (Datum) 0;
 		uint8		next[32];
 
-		memset(nulls, ' ', sizeof(nulls));
+		old = MemoryContextSwitchTo(rowcxt);
+		ExecClearTuple(slot);
 		if (!r->client_addr_null)
 		{
 			/* store and hash the address exactly as host(inet) prints it */
-			Datum		inet = DirectFunctionCall1(inet_in, CStringGetDatum(r->client_addr));
-
+			inet = DirectFunctionCall1(inet_in, CStringGetDatum(r->client_addr));
 			addr = TextDatumGetCString(DirectFunctionCall1(network_host, inet));
 		}
 		(*id)++;
@@ -242,45 +270,37 @@ hp_writer_batch(SPIPlanPtr plan, HpRecord *recs, int n, int64 *id, uint8 *hash)
 					   r->backend_pid, r->statement_id, r->relid, subject,
 					   purpose, outcome, reason, next);
 
+		memset(nulls, 0, 15 * sizeof(bool));
 		v[0] = Int64GetDatum(*id);
 		v[1] = TimestampTzGetDatum(r->logged_at);
 		v[2] = NameGetDatum(&r->session_user_name);
 		v[3] = NameGetDatum(&r->current_user_name);
-		v[4] = hp_text_or_null(addr, nulls, 4);
+		v[4] = inet;
+		nulls[4] = (addr == NULL);
 		v[5] = CStringGetTextDatum(r->application_name);
 		v[6] = Int32GetDatum(r->backend_pid);
 		v[7] = Int64GetDatum(r->statement_id);
 		v[8] = ObjectIdGetDatum(r->relid);
-		v[9] = hp_text_or_null(subject, nulls, 9);
-		v[10] = hp_text_or_null(purpose, nulls, 10);
+		v[9] = hp_text_or_null(subject, &nulls[9]);
+		v[10] = hp_text_or_null(purpose, &nulls[10]);
 		v[11] = CStringGetTextDatum(outcome);
-		v[12] = hp_text_or_null(reason, nulls, 12);
+		v[12] = hp_text_or_null(reason, &nulls[12]);
 		v[13] = PointerGetDatum(hp_bytea(hash, 32));
 		v[14] = PointerGetDatum(hp_bytea(next, 32));
-		if (SPI_execute_plan(plan, v, nulls, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not insert into health_pass.audit_log");
+		ExecStoreVirtualTuple(slot);
+		simple_table_tuple_insert(rel, slot);
+		ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
 		memcpy(hash, next, 32);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(rowcxt);
+		ResetPerTupleExprContext(estate);
 	}
-}
 
-/* Prepare the INSERT the writer runs for every record */
-static SPIPlanPtr
-hp_writer_prepare(void)
-{
-	Oid			types[15] = {INT8OID, TIMESTAMPTZOID, NAMEOID, NAMEOID, TEXTOID,
-		TEXTOID, INT4OID, INT8OID, OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-	BYTEAOID, BYTEAOID};
-	SPIPlanPtr	plan;
-
-	plan = SPI_prepare("INSERT INTO health_pass.audit_log (id, logged_at, "
-					   "session_user_name, current_user_name, client_addr, "
-					   "application_name, backend_pid, statement_id, relation, "
-					   "subject, purpose, outcome, reason, prev_hash, hash) "
-					   "VALUES ($1, $2, $3, $4, $5::inet, $6, $7, $8, $9::regclass, "
-					   "$10, $11, $12, $13, $14, $15)", 15, types);
-	if (plan == NULL || SPI_keepplan(plan) != 0)
-		elog(ERROR, "could not prepare the audit_log insert");
-	return plan;
+	ExecDropSingleTupleTableSlot(slot);
+	ExecCloseIndices(rri);
+	FreeExecutorState(estate);
+	table_close(rel, NoLock);
+	MemoryContextDelete(rowcxt);
 }
 
 /* Background worker entry point: drain one database's queue for ever */
@@ -291,7 +311,6 @@ hp_writer_main(Datum arg)
 	Oid			dbid;
 	HpQueue    *q;
 	HpRecord   *batch;
-	SPIPlanPtr	plan = NULL;
 
 	memcpy(&dbid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
 	pqsignal(SIGTERM, die);
@@ -356,13 +375,9 @@ hp_writer_main(Datum arg)
 
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
-		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "writing health_pass audit records");
-		if (plan == NULL)
-			plan = hp_writer_prepare();
-		hp_writer_batch(plan, batch, n, &id, hash);
-		SPI_finish();
+		hp_writer_batch(batch, n, &id, hash);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		pgstat_report_activity(STATE_IDLE, NULL);

@@ -63,7 +63,7 @@ on=$(tps registry on off)
 audit=$(tps registry_copy off on)
 base2=$(tps registry_copy off off)
 logged=$(grep -c 'AUDIT: OBJECT' "$DIR/pg/server.log" || true)
-q -c "SELECT health_pass.audit_flush()" >/dev/null
+PGOPTIONS="-c health_pass.audit_timeout=10min" q -c "SELECT health_pass.audit_flush()" >/dev/null
 records=$(q -c "SELECT count(*) FROM health_pass.audit_log")
 batches=$(q -c "SELECT batches FROM health_pass.audit_status()")
 
