@@ -75,6 +75,7 @@ typedef struct HpQueue
 	uint64		head;			/* next sequence number to hand out */
 	uint64		durable;		/* every record below this is committed */
 	uint64		committed_batches;	/* writer transactions so far */
+	bool		writer_dozing;	/* idle writer in a long sleep: wake it */
 	int64		last_id;		/* audit_log.id of the last record written */
 	uint8		last_hash[32];	/* and its hash */
 	ConditionVariable progress; /* broadcast when durable moves */

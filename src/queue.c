@@ -241,12 +241,19 @@ hp_enqueue(const HpRecord *rec)
 		{
 			seq = q->head++;
 			q->ring[seq % hp_queue_size] = *rec;
-			latch = q->writer_latch;
+			/* the writer polls every few ms; wake it only when it dozes or
+			 * the queue fills up, so a busy server pays no wakeup per read */
+			latch = (q->writer_dozing || q->head - q->durable >= (uint64) hp_queue_size / 4) ?
+				q->writer_latch : NULL;
+			if (q->writer_pid == 0)
+				latch = NULL;
+			else if (latch == NULL)
+				latch = (Latch *) -1;	/* running, no wakeup needed */
 			LWLockRelease(q->lock);
-			if (latch)
-				SetLatch(latch);
-			else
+			if (latch == NULL)
 				hp_writer_request(q);
+			else if (latch != (Latch *) -1)
+				SetLatch(latch);
 			break;
 		}
 		LWLockRelease(q->lock);
@@ -277,12 +284,16 @@ hp_wait_durable(uint64 upto)
 	for (;;)
 	{
 		uint64		durable;
+		Latch	   *latch;
 
 		LWLockAcquire(q->lock, LW_SHARED);
 		durable = q->durable;
+		latch = q->writer_latch;
 		LWLockRelease(q->lock);
 		if (durable >= upto)
 			break;
+		if (latch)
+			SetLatch(latch);	/* someone waits: write now */
 		hp_writer_request(q);
 		if (GetCurrentTimestamp() >= deadline)
 		{

@@ -39,6 +39,7 @@
 
 #define HP_BATCH 1000
 #define HP_RESTART_MS 1000
+#define HP_POLL_MS 5			/* writer poll interval while busy */
 
 PGDLLEXPORT void hp_writer_main(Datum arg);
 
@@ -164,6 +165,7 @@ hp_writer_detach(int code, Datum arg)
 	{
 		q->writer_pid = 0;
 		q->writer_latch = NULL;
+		q->writer_dozing = false;
 		q->start_requested = 0;
 	}
 	LWLockRelease(q->lock);
@@ -344,6 +346,7 @@ hp_writer_main(Datum arg)
 
 	for (;;)
 	{
+		static int	idle_polls = 0;
 		uint64		from;
 		int			n;
 		int64		id;
@@ -368,9 +371,26 @@ hp_writer_main(Datum arg)
 
 		if (n == 0)
 		{
+			/* poll every HP_POLL_MS; after a second of nothing, doze */
+			bool		doze = ++idle_polls > 1000 / HP_POLL_MS;
+
+			if (doze)
+			{
+				LWLockAcquire(q->lock, LW_EXCLUSIVE);
+				q->writer_dozing = true;
+				doze = (q->head == q->durable);
+				LWLockRelease(q->lock);
+			}
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 1000L, PG_WAIT_EXTENSION);
+							 doze ? 1000L : HP_POLL_MS, PG_WAIT_EXTENSION);
 			continue;
+		}
+		idle_polls = 0;
+		if (q->writer_dozing)
+		{
+			LWLockAcquire(q->lock, LW_EXCLUSIVE);
+			q->writer_dozing = false;
+			LWLockRelease(q->lock);
 		}
 
 		SetCurrentStatementStartTimestamp();
