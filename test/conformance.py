@@ -14,8 +14,27 @@ import csv, glob, json, os, subprocess, sys
 from hc1 import hc1
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DATA = sys.argv[1] if len(sys.argv) > 1 else os.environ.get(
-    "HP_TESTDATA", os.path.join(HERE, "..", "..", "shared", "dcc-testdata"))
+
+
+def default_data():
+    """../shared/dcc-testdata beside this clone, else beside the local
+    repository it was cloned from (git clone . /tmp/x keeps finding it)."""
+    beside = os.path.join(HERE, "..", "..", "shared", "dcc-testdata")
+    if os.path.isdir(beside):
+        return beside
+    try:
+        origin = subprocess.run(["git", "-C", HERE, "config", "remote.origin.url"],
+                                capture_output=True, text=True).stdout.strip()
+    except OSError:
+        origin = ""
+    if origin and os.path.isdir(origin):
+        cand = os.path.join(origin, "..", "shared", "dcc-testdata")
+        if os.path.isdir(cand):
+            return cand
+    return beside
+
+
+DATA = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("HP_TESTDATA") or default_data()
 IN_SCOPE = ["EXPECTEDUNPREFIX", "EXPECTEDB45DECODE", "EXPECTEDCOMPRESSION", "EXPECTEDDECODE",
             "EXPECTEDVALIDJSON", "EXPECTEDVERIFY", "EXPECTEDEXPIRATIONCHECK", "EXPECTEDKEYUSAGE",
             "EXPECTEDSCHEMAVALIDATION"]
