@@ -13,6 +13,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "hp_access.h"
@@ -87,6 +88,7 @@ hp_audit_verify(PG_FUNCTION_ARGS)
 	int64		first_bad = 0;
 	int64		head_id = 0;
 	HpQueue    *q = hp_shared ? hp_queue_for_database(MyDatabaseId, false) : NULL;
+	MemoryContext rowcxt;
 
 	if (get_call_result_type(fcinfo, NULL, &rdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "audit_verify must return a composite type");
@@ -101,6 +103,9 @@ hp_audit_verify(PG_FUNCTION_ARGS)
 	}
 
 	SPI_connect();
+	/* the column texts of one record, freed before the next */
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "health_pass verify row",
+								   ALLOCSET_DEFAULT_SIZES);
 	portal = SPI_cursor_open_with_args(NULL,
 									   "SELECT id, logged_at, session_user_name::text, "
 									   "current_user_name::text, host(client_addr), application_name, "
@@ -126,16 +131,20 @@ hp_audit_verify(PG_FUNCTION_ARGS)
 			uint8		stored_prev[32],
 						stored[32],
 						computed[32];
+			MemoryContext old;
 
 			if (id != expect)
 			{
 				first_bad = expect;		/* a missing or moved record */
 				break;
 			}
+			old = MemoryContextSwitchTo(rowcxt);
 			hp_record_hash(prev, id, at, hp_col(t, d, 3), hp_col(t, d, 4),
 						   hp_col(t, d, 5), hp_col(t, d, 6), pid, stmt, relid,
 						   hp_col(t, d, 10), hp_col(t, d, 11), hp_col(t, d, 12),
 						   hp_col(t, d, 13), computed);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(rowcxt);
 			if (!hp_col_hash(t, d, 14, stored_prev) || memcmp(stored_prev, prev, 32) != 0 ||
 				!hp_col_hash(t, d, 15, stored) || memcmp(stored, computed, 32) != 0)
 			{
@@ -183,10 +192,7 @@ hp_audit_status(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &rdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "audit_status must return a composite type");
 	rdesc = BlessTupleDesc(rdesc);
-	if (hp_shared == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("health_pass must be loaded by shared_preload_libraries")));
+	hp_require_preload();
 	q = hp_queue_for_database(MyDatabaseId, false);
 	if (q == NULL)
 	{
@@ -228,10 +234,7 @@ hp_audit_flush(PG_FUNCTION_ARGS)
 	HpQueue    *q;
 	uint64		head;
 
-	if (hp_shared == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("health_pass must be loaded by shared_preload_libraries")));
+	hp_require_preload();
 	q = hp_queue_for_database(MyDatabaseId, false);
 	if (q == NULL)
 		PG_RETURN_INT64(0);

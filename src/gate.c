@@ -178,7 +178,7 @@ hp_stmt_template(HpStmt *st)
 		strncmp(cached.application_name, application_name ? application_name : "",
 				HP_APPNAME_LEN - 1) != 0)
 	{
-		hp_record_fill(&cached, InvalidOid, 0, HP_ALLOWED, NULL, NULL, NULL);
+		hp_record_session(&cached);
 		cached_outer = GetOuterUserId();
 		cached_session = GetSessionUserId();
 		valid = true;
@@ -421,13 +421,11 @@ hp_scan_exec(PlanState *ps)
 static AttrNumber
 hp_index_only_attnum(IndexOnlyScanState *ios, AttrNumber attnum)
 {
-	IndexOnlyScan *plan = (IndexOnlyScan *) ios->ss.ps.plan;
 	Relation	index = ios->ioss_RelationDesc;
 
 	for (int i = 0; index && i < index->rd_index->indnatts; i++)
 		if (index->rd_index->indkey.values[i] == attnum)
 			return i + 1;
-	(void) plan;
 	return InvalidAttrNumber;
 }
 
@@ -634,10 +632,7 @@ hp_break_glass(PG_FUNCTION_ARGS)
 {
 	char	   *reason = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
-	if (!hp_preloaded)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("health_pass must be loaded by shared_preload_libraries")));
+	hp_require_preload();
 	if (!IsTransactionBlock())
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_ACTIVE_SQL_TRANSACTION),

@@ -104,9 +104,8 @@ extern HpShared *hp_shared;
 extern void hp_shmem_request(void);
 extern void hp_shmem_startup(void);
 extern HpQueue *hp_queue_for_database(Oid dbid, bool create);
-extern void hp_record_fill(HpRecord *rec, Oid relid, int64 statement_id,
-						   HpOutcome outcome, const char *subject,
-						   const char *purpose, const char *reason);
+extern void hp_require_preload(void);
+extern void hp_record_session(HpRecord *rec);
 extern uint64 hp_enqueue(const HpRecord *rec);
 extern void hp_wait_durable(uint64 upto);
 extern bool hp_records_pending(void);

@@ -76,6 +76,8 @@ hp_relation_info(PlannerInfo *root, Oid relid, bool inhparent, RelOptInfo *rel)
 		prev_relinfo(root, relid, inhparent, rel);
 	if (!hp_any_protected() || (attnum = hp_protected_attnum(relid)) <= 0)
 		return;
+	/* a protected table hidden from hp_planner (an inlined SQL function)
+	 * still gets no partial paths of its own */
 	rel->rel_parallel_workers = 0;
 	foreach(lc, rel->indexlist)
 	{

@@ -99,6 +99,17 @@ hp_shmem_request(void)
 	shmem_startup_hook = hp_shmem_startup_hook;
 }
 
+/* Raise unless the library was preloaded (hooks and shared memory exist) */
+void
+hp_require_preload(void)
+{
+	if (!hp_preloaded || hp_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("health_pass must be loaded by shared_preload_libraries"),
+				 errhint("Add health_pass to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
 /* The queue of database dbid, claiming a free slot when create is true */
 HpQueue *
 hp_queue_for_database(Oid dbid, bool create)
@@ -107,10 +118,7 @@ hp_queue_for_database(Oid dbid, bool create)
 
 	if (dbid == MyDatabaseId && my_queue != NULL)
 		return my_queue;
-	if (hp_shared == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("health_pass must be loaded by shared_preload_libraries")));
+	hp_require_preload();
 
 	LWLockAcquire(hp_shared->slots_lock, create ? LW_EXCLUSIVE : LW_SHARED);
 	for (int i = 0; i < HP_MAX_DATABASES && found == NULL; i++)
@@ -147,20 +155,14 @@ hp_copy_field(char *dst, size_t size, const char *src)
 	dst[len] = '\0';
 }
 
-/* Fill the fields of rec that describe this session and the read */
+/* Fill the fields of rec that describe this session; the rest are zeroed */
 void
-hp_record_fill(HpRecord *rec, Oid relid, int64 statement_id,
-			   HpOutcome outcome, const char *subject,
-			   const char *purpose, const char *reason)
+hp_record_session(HpRecord *rec)
 {
 	char	   *user;
 
-	memset(rec, 0, offsetof(HpRecord, client_addr));
-	rec->logged_at = GetCurrentTimestamp();
-	rec->statement_id = statement_id;
-	rec->relid = relid;
+	memset(rec, 0, sizeof(HpRecord));
 	rec->backend_pid = MyProcPid;
-	rec->outcome = (uint8) outcome;
 	user = GetUserNameFromId(GetSessionUserId(), true);
 	namestrcpy(&rec->session_user_name, user ? user : "");
 	user = GetUserNameFromId(GetOuterUserId(), true);
@@ -168,7 +170,6 @@ hp_record_fill(HpRecord *rec, Oid relid, int64 statement_id,
 
 	/* the client's address as inet_client_addr() and host() print it */
 	rec->client_addr_null = true;
-	rec->client_addr[0] = '\0';
 	{
 		LOCAL_FCINFO(fc, 0);
 		Datum		addr;
@@ -184,10 +185,6 @@ hp_record_fill(HpRecord *rec, Oid relid, int64 statement_id,
 		}
 	}
 	hp_copy_field(rec->application_name, HP_APPNAME_LEN, application_name);
-	rec->subject_null = (subject == NULL);
-	hp_copy_field(rec->subject, HP_SUBJECT_LEN, subject);
-	hp_copy_field(rec->purpose, HP_PURPOSE_LEN, purpose);
-	hp_copy_field(rec->reason, HP_REASON_LEN, reason);
 }
 
 /* Milliseconds left until deadline, at least 1 */
@@ -220,17 +217,16 @@ uint64
 hp_enqueue(const HpRecord *rec)
 {
 	HpQueue    *q = hp_queue_for_database(MyDatabaseId, true);
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													   hp_audit_timeout_ms);
+	TimestampTz now = rec->logged_at;	/* just read by the caller */
+	TimestampTz deadline = TimestampTzPlusMilliseconds(now, hp_audit_timeout_ms);
 	const char *why = NULL;
 	uint64		seq;
 
-	for (;;)
+	for (;; now = GetCurrentTimestamp())
 	{
 		Latch	   *latch;
 		bool		full,
 					stalled;
-		TimestampTz now = GetCurrentTimestamp();
 
 		LWLockAcquire(q->lock, LW_EXCLUSIVE);
 		full = q->head - q->durable >= (uint64) hp_queue_size;

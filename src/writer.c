@@ -233,10 +233,14 @@ hp_writer_batch(HpRecord *recs, int n, int64 *id, uint8 *hash)
 				old;
 
 	if (!OidIsValid(relid))
-		elog(ERROR, "health_pass.audit_log does not exist");
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("health_pass.audit_log does not exist")));
 	rel = table_open(relid, RowExclusiveLock);
 	if (RelationGetDescr(rel)->natts != 15)
-		elog(ERROR, "health_pass.audit_log does not have the 15 columns the writer expects");
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("health_pass.audit_log does not have the 15 columns the writer expects")));
 	estate = CreateExecutorState();
 	rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(rri, rel, 1, NULL, 0);
@@ -339,7 +343,6 @@ hp_writer_main(Datum arg)
 	/* every batch is durable when it commits, whatever the database says */
 	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("application_name", "health_pass audit writer", PGC_USERSET, PGC_S_OVERRIDE);
-	pgstat_report_appname("health_pass audit writer");
 	hp_writer_load_head(q);
 	batch = MemoryContextAlloc(TopMemoryContext, sizeof(HpRecord) * HP_BATCH);
 	ConditionVariableBroadcast(&q->progress);
