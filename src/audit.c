@@ -204,8 +204,8 @@ hp_audit_status(PG_FUNCTION_ARGS)
 		LWLockAcquire(q->lock, LW_SHARED);
 		outnull[0] = (q->writer_pid == 0);
 		out[0] = Int32GetDatum(q->writer_pid);
-		out[1] = Int64GetDatum((int64) (q->head - q->durable));
-		out[2] = Int64GetDatum((int64) q->durable);
+		out[1] = Int64GetDatum((int64) (q->head - q->written));
+		out[2] = Int64GetDatum((int64) q->written);
 		out[3] = Int64GetDatum((int64) q->committed_batches);
 		LWLockRelease(q->lock);
 	}

@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "access/attnum.h"
+#include "access/xlogdefs.h"
 #include "datatype/timestamp.h"
 #include "executor/execdesc.h"
 #include "port/atomics.h"
@@ -62,8 +63,10 @@ typedef struct HpRecord
 /*
  * One database's queue: a ring of records between the backends (producers)
  * and that database's writer (consumer).  Sequence numbers only grow; record
- * seq lives in slot seq % hp_queue_size.  Records in [durable, head) are
- * queued and not yet committed to audit_log.
+ * seq lives in slot seq % hp_queue_size.  Records in [written, head) are
+ * queued and not yet committed to audit_log; records in [durable, written)
+ * are committed but their commit may not be flushed to disk yet (the writer
+ * commits asynchronously and flushes when a backend waits for durability).
  */
 typedef struct HpQueue
 {
@@ -73,12 +76,15 @@ typedef struct HpQueue
 	Latch	   *writer_latch;
 	TimestampTz start_requested;	/* last time a backend asked for a writer */
 	uint64		head;			/* next sequence number to hand out */
-	uint64		durable;		/* every record below this is committed */
+	uint64		written;		/* every record below this is committed */
+	uint64		durable;		/* ... and below this flushed to disk */
+	uint64		sync_wanted;	/* a backend waits for durable to reach this */
+	XLogRecPtr	written_lsn;	/* end of the commit record of "written" */
 	uint64		committed_batches;	/* writer transactions so far */
 	bool		writer_dozing;	/* idle writer in a long sleep: wake it */
 	int64		last_id;		/* audit_log.id of the last record written */
 	uint8		last_hash[32];	/* and its hash */
-	ConditionVariable progress; /* broadcast when durable moves */
+	ConditionVariable progress; /* broadcast when written or durable moves */
 	HpRecord   *ring;			/* hp_queue_size records */
 } HpQueue;
 

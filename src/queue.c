@@ -229,9 +229,9 @@ hp_enqueue(const HpRecord *rec)
 					stalled;
 
 		LWLockAcquire(q->lock, LW_EXCLUSIVE);
-		full = q->head - q->durable >= (uint64) hp_queue_size;
-		stalled = q->head > q->durable &&
-			TimestampDifferenceExceeds(q->ring[q->durable % hp_queue_size].logged_at,
+		full = q->head - q->written >= (uint64) hp_queue_size;
+		stalled = q->head > q->written &&
+			TimestampDifferenceExceeds(q->ring[q->written % hp_queue_size].logged_at,
 									   now, hp_audit_timeout_ms);
 		if (!full && !stalled)
 		{
@@ -239,7 +239,7 @@ hp_enqueue(const HpRecord *rec)
 			q->ring[seq % hp_queue_size] = *rec;
 			/* the writer polls every few ms; wake it only when it dozes or
 			 * the queue fills up, so a busy server pays no wakeup per read */
-			latch = (q->writer_dozing || q->head - q->durable >= (uint64) hp_queue_size / 4) ?
+			latch = (q->writer_dozing || q->head - q->written >= (uint64) hp_queue_size / 4) ?
 				q->writer_latch : NULL;
 			if (q->writer_pid == 0)
 				latch = NULL;
@@ -269,7 +269,10 @@ hp_enqueue(const HpRecord *rec)
 	return seq;
 }
 
-/* Wait until every record below upto is committed, or fail closed */
+/*
+ * Wait until every record below upto is committed and flushed to disk, or
+ * fail closed.  The writer flushes as soon as it sees sync_wanted ahead.
+ */
 void
 hp_wait_durable(uint64 upto)
 {
@@ -282,14 +285,16 @@ hp_wait_durable(uint64 upto)
 		uint64		durable;
 		Latch	   *latch;
 
-		LWLockAcquire(q->lock, LW_SHARED);
+		LWLockAcquire(q->lock, LW_EXCLUSIVE);
 		durable = q->durable;
 		latch = q->writer_latch;
+		if (durable < upto && q->sync_wanted < upto)
+			q->sync_wanted = upto;
 		LWLockRelease(q->lock);
 		if (durable >= upto)
 			break;
 		if (latch)
-			SetLatch(latch);	/* someone waits: write now */
+			SetLatch(latch);	/* someone waits: write and flush now */
 		hp_writer_request(q);
 		if (GetCurrentTimestamp() >= deadline)
 		{
@@ -302,7 +307,7 @@ hp_wait_durable(uint64 upto)
 	ConditionVariableCancelSleep();
 }
 
-/* True when some record this backend queued is not yet committed */
+/* True when some record this backend queued is not yet durable */
 bool
 hp_records_pending(void)
 {
@@ -381,7 +386,8 @@ hp_queue_forget(Oid dbid)
 	if (q->writer_pid == 0 && q->dbid == dbid)
 	{
 		q->dbid = InvalidOid;
-		q->head = q->durable = 0;
+		q->head = q->written = q->durable = q->sync_wanted = 0;
+		q->written_lsn = InvalidXLogRecPtr;
 		q->last_id = 0;
 		q->start_requested = 0;
 		q->committed_batches = 0;

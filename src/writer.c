@@ -4,8 +4,10 @@
  *    demand by the first backend that queues a record there.  It takes
  *    records from that database's queue in batches, chains each to the one
  *    before with SHA-256, inserts them into health_pass.audit_log (heap
- *    and indexes directly, no SQL per record) and commits once per batch.  Only after the commit does it advance
- *    "durable", which is what health_pass.audit_sync waits for.
+ *    and indexes directly, no SQL per record) and commits once per batch,
+ *    asynchronously: "written" advances at commit, "durable" once the
+ *    commit is flushed to disk, which is what health_pass.audit_sync waits
+ *    for (the writer flushes at once when a backend waits).
  */
 #include "postgres.h"
 
@@ -14,6 +16,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
@@ -37,7 +40,8 @@
 #include "hp.h"
 #include "hp_access.h"
 
-#define HP_BATCH 1000
+#define HP_BATCH 1000			/* records per transaction, at most */
+#define HP_CHUNK 64				/* records per table_multi_insert */
 #define HP_RESTART_MS 1000
 #define HP_POLL_MS 5			/* writer poll interval while busy */
 
@@ -208,28 +212,77 @@ hp_writer_load_head(HpQueue *q)
 }
 
 /* Text datum, or NULL */
-static Datum
+static inline Datum
 hp_text_or_null(const char *s, bool *isnull)
 {
 	*isnull = (s == NULL);
 	return s ? CStringGetTextDatum(s) : (Datum) 0;
 }
 
+/* Fill slot with record r, chained to hash; returns r's hash in next */
+static void
+hp_writer_fill(TupleTableSlot *slot, const HpRecord *r, int64 id,
+			   const uint8 *hash, uint8 *next)
+{
+	Datum	   *v = slot->tts_values;
+	bool	   *nulls = slot->tts_isnull;
+	const char *addr = NULL;
+	const char *purpose = r->purpose[0] ? r->purpose : NULL;
+	const char *reason = r->reason[0] ? r->reason : NULL;
+	const char *subject = r->subject_null ? NULL : r->subject;
+	const char *outcome = hp_outcome_name((HpOutcome) r->outcome);
+	Datum		inet = (Datum) 0;
+
+	ExecClearTuple(slot);
+	if (!r->client_addr_null)
+	{
+		/* store and hash the address exactly as host(inet) prints it */
+		inet = DirectFunctionCall1(inet_in, CStringGetDatum(r->client_addr));
+		addr = TextDatumGetCString(DirectFunctionCall1(network_host, inet));
+	}
+	hp_record_hash(hash, id, r->logged_at, NameStr(r->session_user_name),
+				   NameStr(r->current_user_name), addr, r->application_name,
+				   r->backend_pid, r->statement_id, r->relid, subject,
+				   purpose, outcome, reason, next);
+
+	memset(nulls, 0, 15 * sizeof(bool));
+	v[0] = Int64GetDatum(id);
+	v[1] = TimestampTzGetDatum(r->logged_at);
+	v[2] = NameGetDatum(&r->session_user_name);
+	v[3] = NameGetDatum(&r->current_user_name);
+	v[4] = inet;
+	nulls[4] = (addr == NULL);
+	v[5] = CStringGetTextDatum(r->application_name);
+	v[6] = Int32GetDatum(r->backend_pid);
+	v[7] = Int64GetDatum(r->statement_id);
+	v[8] = ObjectIdGetDatum(r->relid);
+	v[9] = hp_text_or_null(subject, &nulls[9]);
+	v[10] = hp_text_or_null(purpose, &nulls[10]);
+	v[11] = CStringGetTextDatum(outcome);
+	v[12] = hp_text_or_null(reason, &nulls[12]);
+	v[13] = PointerGetDatum(hp_bytea(hash, 32));
+	v[14] = PointerGetDatum(hp_bytea(next, 32));
+	ExecStoreVirtualTuple(slot);
+}
+
 /*
  * Insert one batch straight into the heap and indexes of audit_log (no SQL
  * per record: this is the writer's hot path), inside the caller's
- * transaction.  *id and hash are the chain head, advanced per record.
+ * transaction.  Rows go to the heap HP_CHUNK at a time through
+ * table_multi_insert (one WAL record per heap page, as COPY does), then
+ * into the indexes.  *id and hash are the chain head, advanced per record.
  */
 static void
 hp_writer_batch(HpRecord *recs, int n, int64 *id, uint8 *hash)
 {
 	Oid			nsp = get_namespace_oid("health_pass", false);
 	Oid			relid = get_relname_relid("audit_log", nsp);
+	CommandId	cid = GetCurrentCommandId(true);
 	Relation	rel;
 	EState	   *estate;
 	ResultRelInfo *rri;
-	TupleTableSlot *slot;
-	MemoryContext rowcxt,
+	TupleTableSlot *slots[HP_CHUNK];
+	MemoryContext chunkcxt,
 				old;
 
 	if (!OidIsValid(relid))
@@ -245,68 +298,73 @@ hp_writer_batch(HpRecord *recs, int n, int64 *id, uint8 *hash)
 	rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(rri, rel, 1, NULL, 0);
 	ExecOpenIndices(rri, false);
-	slot = table_slot_create(rel, NULL);
-	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "health_pass writer row",
-								   ALLOCSET_DEFAULT_SIZES);
+	for (int i = 0; i < HP_CHUNK; i++)
+		slots[i] = table_slot_create(rel, NULL);
+	chunkcxt = AllocSetContextCreate(CurrentMemoryContext, "health_pass writer chunk",
+									 ALLOCSET_DEFAULT_SIZES);
 
-	for (int i = 0; i < n; i++)
+	for (int done = 0; done < n;)
 	{
-		HpRecord   *r = &recs[i];
-		Datum	   *v = slot->tts_values;
-		bool	   *nulls = slot->tts_isnull;
-		const char *addr = NULL;
-		const char *purpose = r->purpose[0] ? r->purpose : NULL;
-		const char *reason = r->reason[0] ? r->reason : NULL;
-		const char *subject = r->subject_null ? NULL : r->subject;
-		const char *outcome = hp_outcome_name((HpOutcome) r->outcome);
-		Datum		inet = (Datum) 0;
-		uint8		next[32];
+		int			k = Min(n - done, HP_CHUNK);
 
-		old = MemoryContextSwitchTo(rowcxt);
-		ExecClearTuple(slot);
-		if (!r->client_addr_null)
+		old = MemoryContextSwitchTo(chunkcxt);
+		for (int i = 0; i < k; i++)
 		{
-			/* store and hash the address exactly as host(inet) prints it */
-			inet = DirectFunctionCall1(inet_in, CStringGetDatum(r->client_addr));
-			addr = TextDatumGetCString(DirectFunctionCall1(network_host, inet));
-		}
-		(*id)++;
-		hp_record_hash(hash, *id, r->logged_at, NameStr(r->session_user_name),
-					   NameStr(r->current_user_name), addr, r->application_name,
-					   r->backend_pid, r->statement_id, r->relid, subject,
-					   purpose, outcome, reason, next);
+			uint8		next[32];
 
-		memset(nulls, 0, 15 * sizeof(bool));
-		v[0] = Int64GetDatum(*id);
-		v[1] = TimestampTzGetDatum(r->logged_at);
-		v[2] = NameGetDatum(&r->session_user_name);
-		v[3] = NameGetDatum(&r->current_user_name);
-		v[4] = inet;
-		nulls[4] = (addr == NULL);
-		v[5] = CStringGetTextDatum(r->application_name);
-		v[6] = Int32GetDatum(r->backend_pid);
-		v[7] = Int64GetDatum(r->statement_id);
-		v[8] = ObjectIdGetDatum(r->relid);
-		v[9] = hp_text_or_null(subject, &nulls[9]);
-		v[10] = hp_text_or_null(purpose, &nulls[10]);
-		v[11] = CStringGetTextDatum(outcome);
-		v[12] = hp_text_or_null(reason, &nulls[12]);
-		v[13] = PointerGetDatum(hp_bytea(hash, 32));
-		v[14] = PointerGetDatum(hp_bytea(next, 32));
-		ExecStoreVirtualTuple(slot);
-		simple_table_tuple_insert(rel, slot);
-		ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
-		memcpy(hash, next, 32);
+			(*id)++;
+			hp_writer_fill(slots[i], &recs[done + i], *id, hash, next);
+			memcpy(hash, next, 32);
+		}
+		table_multi_insert(rel, slots, k, cid, 0, NULL);
+		for (int i = 0; i < k; i++)
+		{
+			ExecInsertIndexTuples(rri, slots[i], estate, false, false, NULL, NIL);
+			ResetPerTupleExprContext(estate);
+		}
 		MemoryContextSwitchTo(old);
-		MemoryContextReset(rowcxt);
-		ResetPerTupleExprContext(estate);
+		MemoryContextReset(chunkcxt);
+		done += k;
 	}
 
-	ExecDropSingleTupleTableSlot(slot);
+	for (int i = 0; i < HP_CHUNK; i++)
+		ExecDropSingleTupleTableSlot(slots[i]);
 	ExecCloseIndices(rri);
 	FreeExecutorState(estate);
 	table_close(rel, NoLock);
-	MemoryContextDelete(rowcxt);
+	MemoryContextDelete(chunkcxt);
+}
+
+/*
+ * Move "durable" up to "written" once the last batch's commit record is on
+ * disk.  Batches commit asynchronously; the writer flushes WAL itself when
+ * a backend waits (audit_sync, audit_flush) or when flush is true, and
+ * otherwise notices when the WAL writer has flushed it.
+ */
+static void
+hp_writer_settle(HpQueue *q, bool flush)
+{
+	uint64		written;
+	XLogRecPtr	lsn;
+	bool		wanted;
+
+	LWLockAcquire(q->lock, LW_SHARED);
+	written = q->written;
+	lsn = q->written_lsn;
+	wanted = q->sync_wanted > q->durable;
+	LWLockRelease(q->lock);
+	if (q->durable >= written)
+		return;
+	if (wanted || flush)
+		XLogFlush(lsn);
+	else if (GetFlushRecPtr(NULL) < lsn)
+		return;
+
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	if (q->durable < written)
+		q->durable = written;
+	LWLockRelease(q->lock);
+	ConditionVariableBroadcast(&q->progress);
 }
 
 /* Background worker entry point: drain one database's queue for ever */
@@ -340,8 +398,12 @@ hp_writer_main(Datum arg)
 	writer_queue = q;
 	before_shmem_exit(hp_writer_detach, (Datum) 0);
 
-	/* every batch is durable when it commits, whatever the database says */
-	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	/*
+	 * Batches commit asynchronously, whatever the database says: no fsync
+	 * per batch.  hp_writer_settle() flushes when a backend waits for
+	 * durability and before the writer dozes; the WAL writer does otherwise.
+	 */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("application_name", "health_pass audit writer", PGC_USERSET, PGC_S_OVERRIDE);
 	hp_writer_load_head(q);
 	batch = MemoryContextAlloc(TopMemoryContext, sizeof(HpRecord) * HP_BATCH);
@@ -364,7 +426,7 @@ hp_writer_main(Datum arg)
 		}
 
 		LWLockAcquire(q->lock, LW_SHARED);
-		from = q->durable;
+		from = q->written;
 		n = (int) Min(q->head - from, (uint64) HP_BATCH);
 		for (int i = 0; i < n; i++)
 			batch[i] = q->ring[(from + i) % hp_queue_size];
@@ -377,11 +439,12 @@ hp_writer_main(Datum arg)
 			/* poll every HP_POLL_MS; after a second of nothing, doze */
 			bool		doze = ++idle_polls > 1000 / HP_POLL_MS;
 
+			hp_writer_settle(q, doze);
 			if (doze)
 			{
 				LWLockAcquire(q->lock, LW_EXCLUSIVE);
 				q->writer_dozing = true;
-				doze = (q->head == q->durable);
+				doze = (q->head == q->written);
 				LWLockRelease(q->lock);
 			}
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -406,11 +469,13 @@ hp_writer_main(Datum arg)
 		pgstat_report_activity(STATE_IDLE, NULL);
 
 		LWLockAcquire(q->lock, LW_EXCLUSIVE);
-		q->durable = from + n;
+		q->written = from + n;
+		q->written_lsn = XactLastCommitEnd;
 		q->last_id = id;
 		memcpy(q->last_hash, hash, 32);
 		q->committed_batches++;
 		LWLockRelease(q->lock);
 		ConditionVariableBroadcast(&q->progress);
+		hp_writer_settle(q, false);
 	}
 }
