@@ -236,6 +236,34 @@ SET ROLE regress_clerk;
 SELECT count(*) FROM health_pass.who_read('registry', 'P30');
 RESET ROLE;
 
+-- who_read() reads the BRIN bloom index on audit_log, and the writer
+-- summarizes every range of 32 pages once it is full (autovacuum is kept off
+-- the log here so that nothing else summarizes it)
+ALTER TABLE health_pass.audit_log SET (autovacuum_enabled = off);
+CREATE TABLE crowd (person_id text);
+INSERT INTO crowd SELECT 'C' || i FROM generate_series(1, 4000) i;
+GRANT SELECT ON crowd TO regress_clerk;
+SELECT health_pass.protect('crowd', 'person_id');
+SELECT health_pass.allow('regress_clerk', 'crowd', 'care');
+SET ROLE regress_clerk;
+SET health_pass.purpose = 'care';
+SELECT count(*) FROM crowd;
+RESET health_pass.purpose;
+RESET ROLE;
+SELECT health_pass.audit_flush() > 0 AS flushed;
+-- (brin_summarize_new_values also summarizes the range still filling)
+SELECT pg_relation_size('health_pass.audit_log') >= 3 * 32 * 8192 AS several_ranges,
+       brin_summarize_new_values('health_pass.audit_log_read_idx') =
+       (pg_relation_size('health_pass.audit_log') / 8192 % 32 > 0)::int AS only_last_range_left;
+BEGIN;
+SELECT pg_stat_get_xact_numscans('health_pass.audit_log_read_idx'::regclass) AS scans \gset
+SELECT current_user_name, subject, outcome FROM health_pass.who_read('crowd', 'C1234');
+SELECT pg_stat_get_xact_numscans('health_pass.audit_log_read_idx'::regclass) > :scans AS used_index;
+COMMIT;
+ALTER TABLE health_pass.audit_log RESET (autovacuum_enabled);
+SELECT health_pass.unprotect('crowd');
+DROP TABLE crowd;
+
 -- the writer is a background worker named after the extension
 SELECT backend_type, datname = current_database() AS this_db
 FROM pg_stat_activity WHERE backend_type = 'health_pass audit writer';

@@ -8,11 +8,13 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -97,8 +99,12 @@ hp_audit_verify(PG_FUNCTION_ARGS)
 	/* the writer's head, read before the query's snapshot is taken */
 	if (q && XactIsoLevel == XACT_READ_COMMITTED)
 	{
+		Oid			nsp = get_namespace_oid("health_pass", false);
+		Oid			relid = get_relname_relid("audit_log", nsp);
+
 		LWLockAcquire(q->lock, LW_SHARED);
-		head_id = q->last_id;
+		if (q->head_relid == relid)
+			head_id = q->last_id;
 		LWLockRelease(q->lock);
 	}
 

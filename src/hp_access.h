@@ -82,6 +82,7 @@ typedef struct HpQueue
 	XLogRecPtr	written_lsn;	/* end of the commit record of "written" */
 	uint64		committed_batches;	/* writer transactions so far */
 	bool		writer_dozing;	/* idle writer in a long sleep: wake it */
+	Oid			head_relid;		/* the audit_log last_id and last_hash are of */
 	int64		last_id;		/* audit_log.id of the last record written */
 	uint8		last_hash[32];	/* and its hash */
 	ConditionVariable progress; /* broadcast when written or durable moves */

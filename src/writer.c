@@ -13,22 +13,27 @@
 
 #include <openssl/evp.h>
 
+#include "access/brin.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am_d.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "storage/bufmgr.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/inet.h"
 #include "utils/lsyscache.h"
@@ -176,17 +181,28 @@ hp_writer_detach(int code, Datum arg)
 	ConditionVariableBroadcast(&q->progress);
 }
 
-/* Read the last id and hash of the chain from audit_log */
-static void
-hp_writer_load_head(HpQueue *q)
-{
-	int64		id = 0;
-	uint8		hash[32] = {0};
+/* The audit_log the writer's chain head was read from */
+static Oid	hp_head_relid = InvalidOid;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
+/* OID of health_pass.audit_log, or InvalidOid */
+static Oid
+hp_audit_log_relid(void)
+{
+	Oid			nsp = get_namespace_oid("health_pass", true);
+
+	return OidIsValid(nsp) ? get_relname_relid("audit_log", nsp) : InvalidOid;
+}
+
+/*
+ * Read the last id and hash of the chain from audit_log, in the current
+ * transaction (an empty log starts the chain at id 0 and a zero hash).
+ */
+static void
+hp_writer_read_head(int64 *id, uint8 *hash)
+{
+	*id = 0;
+	memset(hash, 0, 32);
 	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_execute("SELECT id, hash FROM health_pass.audit_log ORDER BY id DESC LIMIT 1",
 					true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the head of health_pass.audit_log");
@@ -196,18 +212,34 @@ hp_writer_load_head(HpQueue *q)
 		Datum		d;
 
 		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		id = DatumGetInt64(d);
+		*id = DatumGetInt64(d);
 		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 		if (!isnull && VARSIZE_ANY_EXHDR(DatumGetPointer(d)) == 32)
 			memcpy(hash, VARDATA_ANY(DatumGetPointer(d)), 32);
 	}
 	SPI_finish();
+}
+
+/* At start: publish the chain head, so audit_verify() can check the tail */
+static void
+hp_writer_load_head(HpQueue *q)
+{
+	int64		id = 0;
+	uint8		hash[32] = {0};
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	hp_head_relid = hp_audit_log_relid();
+	if (OidIsValid(hp_head_relid))
+		hp_writer_read_head(&id, hash);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 
 	LWLockAcquire(q->lock, LW_EXCLUSIVE);
 	q->last_id = id;
 	memcpy(q->last_hash, hash, 32);
+	q->head_relid = hp_head_relid;
 	LWLockRelease(q->lock);
 }
 
@@ -265,6 +297,55 @@ hp_writer_fill(TupleTableSlot *slot, const HpRecord *r, int64 id,
 	ExecStoreVirtualTuple(slot);
 }
 
+/* BRIN indexes of audit_log this writer keeps summarized */
+#define HP_MAX_BRIN 4
+static struct
+{
+	Oid			index;
+	BlockNumber next;			/* first range start not yet summarized */
+}			hp_brin[HP_MAX_BRIN];
+
+/*
+ * Summarize every BRIN range of index that the writer has filled, so a
+ * bitmap scan (who_read) skips it unless its summary matches.  Ranges are
+ * summarized once, when the table reaches their end: inserts into the range
+ * being filled cost the index nothing (the few that still land in a range's
+ * last page update its summary).  Skipped without waiting when VACUUM or another summarizer
+ * holds the table; VACUUM summarizes them too.
+ */
+static void
+hp_writer_summarize(Relation heap, Relation index)
+{
+	BlockNumber ppr = BrinGetPagesPerRange(index);
+	BlockNumber nblocks = RelationGetNumberOfBlocks(heap);
+	Oid			indexoid = RelationGetRelid(index);
+	int			i;
+
+	for (i = 0; i < HP_MAX_BRIN; i++)
+		if (hp_brin[i].index == indexoid || hp_brin[i].index == InvalidOid)
+			break;
+	if (i == HP_MAX_BRIN)
+		return;
+	if (hp_brin[i].next > nblocks)
+		hp_brin[i].next = 0;	/* the table was truncated */
+	/* a range is full once the table has grown to its end */
+	if (hp_brin[i].index == indexoid && hp_brin[i].next + ppr > nblocks)
+		return;
+	if (!ConditionalLockRelationOid(RelationGetRelid(heap), ShareUpdateExclusiveLock))
+		return;
+	if (hp_brin[i].index == InvalidOid)
+	{
+		/* first time in this writer: every full range not summarized yet */
+		(void) DirectFunctionCall1(brin_summarize_new_values, ObjectIdGetDatum(indexoid));
+		hp_brin[i].index = indexoid;
+		hp_brin[i].next = (nblocks / ppr) * ppr;
+		return;
+	}
+	for (; hp_brin[i].next + ppr <= nblocks; hp_brin[i].next += ppr)
+		(void) DirectFunctionCall2(brin_summarize_range, ObjectIdGetDatum(indexoid),
+								   Int64GetDatum((int64) hp_brin[i].next));
+}
+
 /*
  * Insert one batch straight into the heap and indexes of audit_log (no SQL
  * per record: this is the writer's hot path), inside the caller's
@@ -272,11 +353,10 @@ hp_writer_fill(TupleTableSlot *slot, const HpRecord *r, int64 id,
  * table_multi_insert (one WAL record per heap page, as COPY does), then
  * into the indexes.  *id and hash are the chain head, advanced per record.
  */
-static void
+static Oid
 hp_writer_batch(HpRecord *recs, int n, int64 *id, uint8 *hash)
 {
-	Oid			nsp = get_namespace_oid("health_pass", false);
-	Oid			relid = get_relname_relid("audit_log", nsp);
+	Oid			relid = hp_audit_log_relid();
 	CommandId	cid = GetCurrentCommandId(true);
 	Relation	rel;
 	EState	   *estate;
@@ -290,6 +370,12 @@ hp_writer_batch(HpRecord *recs, int n, int64 *id, uint8 *hash)
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("health_pass.audit_log does not exist")));
 	rel = table_open(relid, RowExclusiveLock);
+	if (relid != hp_head_relid)
+	{
+		/* the extension was dropped and created again: a new chain */
+		hp_writer_read_head(id, hash);
+		hp_head_relid = relid;
+	}
 	if (RelationGetDescr(rel)->natts != 15)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -327,12 +413,17 @@ hp_writer_batch(HpRecord *recs, int n, int64 *id, uint8 *hash)
 		done += k;
 	}
 
+	for (int i = 0; i < rri->ri_NumIndices; i++)
+		if (rri->ri_IndexRelationDescs[i]->rd_rel->relam == BRIN_AM_OID)
+			hp_writer_summarize(rel, rri->ri_IndexRelationDescs[i]);
+
 	for (int i = 0; i < HP_CHUNK; i++)
 		ExecDropSingleTupleTableSlot(slots[i]);
 	ExecCloseIndices(rri);
 	FreeExecutorState(estate);
 	table_close(rel, NoLock);
 	MemoryContextDelete(chunkcxt);
+	return relid;
 }
 
 /*
@@ -416,6 +507,7 @@ hp_writer_main(Datum arg)
 		int			n;
 		int64		id;
 		uint8		hash[32];
+		Oid			relid;
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
@@ -463,7 +555,7 @@ hp_writer_main(Datum arg)
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "writing health_pass audit records");
-		hp_writer_batch(batch, n, &id, hash);
+		relid = hp_writer_batch(batch, n, &id, hash);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		pgstat_report_activity(STATE_IDLE, NULL);
@@ -473,6 +565,7 @@ hp_writer_main(Datum arg)
 		q->written_lsn = XactLastCommitEnd;
 		q->last_id = id;
 		memcpy(q->last_hash, hash, 32);
+		q->head_relid = relid;
 		q->committed_batches++;
 		LWLockRelease(q->lock);
 		ConditionVariableBroadcast(&q->progress);
