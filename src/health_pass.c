@@ -19,7 +19,7 @@ int			hp_clock_skew = 0;
 /* health_pass.purpose: why this session reads protected tables */
 char	   *hp_purpose = NULL;
 
-/* health_pass.audit_sync: rows wait until their records are committed */
+/* health_pass.audit_sync: rows wait until their records are durable */
 bool		hp_audit_sync = false;
 
 /* health_pass.audit_timeout: longest wait for the audit writer, in ms */
@@ -61,7 +61,7 @@ _PG_init(void)
 							   NULL, &hp_purpose, "",
 							   PGC_USERSET, 0, hp_check_purpose, NULL, NULL);
 	DefineCustomBoolVariable("health_pass.audit_sync",
-							 "Hold rows of protected tables until their audit records are committed.",
+							 "Hold rows of protected tables until their audit records are committed and flushed to disk.",
 							 NULL, &hp_audit_sync, false,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("health_pass.audit_timeout",

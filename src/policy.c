@@ -5,7 +5,8 @@
  *    tables send a relcache invalidation for the table changed (at commit,
  *    to every backend); our relcache callback then marks the cache stale and
  *    the next statement reloads it.  A changed table OID (extension dropped
- *    and created again) reloads it too.
+ *    and created again) reloads it too: the OIDs are looked up by name again
+ *    after any change to pg_class or pg_namespace (syscache callbacks).
  */
 #include "postgres.h"
 
@@ -24,6 +25,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "hp_access.h"
@@ -42,6 +44,18 @@ static bool cache_valid = false;
 static Oid	cached_protected_oid = InvalidOid;
 static Oid	cached_rule_oid = InvalidOid;
 
+/* OIDs of schema health_pass and our two tables, looked up by name */
+static bool oids_known = false;
+static Oid	known_protected_oid = InvalidOid;
+static Oid	known_rule_oid = InvalidOid;
+
+/* Syscache callback: a change to pg_class or pg_namespace names */
+static void
+hp_names_inval(Datum arg, int cacheid, uint32 hashvalue)
+{
+	oids_known = false;
+}
+
 /* Relcache callback: any change to our two tables makes the cache stale */
 static void
 hp_policy_inval(Datum arg, Oid relid)
@@ -55,6 +69,8 @@ void
 hp_policy_init(void)
 {
 	CacheRegisterRelcacheCallback(hp_policy_inval, (Datum) 0);
+	CacheRegisterSyscacheCallback(RELNAMENSP, hp_names_inval, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACENAME, hp_names_inval, (Datum) 0);
 }
 
 /* Interval to microseconds, a month counted as 30 days */
@@ -155,17 +171,22 @@ hp_policy_load(Oid protected_oid, Oid rule_oid)
 bool
 hp_any_protected(void)
 {
-	Oid			nsp;
 	Oid			protected_oid,
 				rule_oid;
 
 	if (!IsTransactionState())
 		return false;
-	nsp = get_namespace_oid("health_pass", true);
-	if (!OidIsValid(nsp))
-		return false;
-	protected_oid = get_relname_relid("protected_table", nsp);
-	rule_oid = get_relname_relid("access_rule", nsp);
+	if (!oids_known)
+	{
+		/* by name, once until a pg_class or pg_namespace change */
+		Oid			nsp = get_namespace_oid("health_pass", true);
+
+		oids_known = true;		/* an invalidation during the lookups clears it */
+		known_protected_oid = OidIsValid(nsp) ? get_relname_relid("protected_table", nsp) : InvalidOid;
+		known_rule_oid = OidIsValid(nsp) ? get_relname_relid("access_rule", nsp) : InvalidOid;
+	}
+	protected_oid = known_protected_oid;
+	rule_oid = known_rule_oid;
 	if (!OidIsValid(protected_oid) || !OidIsValid(rule_oid))
 		return false;
 	if (!cache_valid || protected_oid != cached_protected_oid || rule_oid != cached_rule_oid)

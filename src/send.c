@@ -2,10 +2,11 @@
  * send.c
  *    health_pass.audit_sync: a DestReceiver placed in front of the real one
  *    for the top-level query.  A row goes through at once when every record
- *    this backend queued is already committed; otherwise rows are held in a
+ *    this backend queued is already durable; otherwise rows are held in a
  *    tuplestore and released, up to HP_HOLD at a time, only after the writer
- *    has committed the records queued so far.  So no row reaches the client
- *    before its audit record is durable, at one commit per batch of rows.
+ *    has committed and flushed the records queued so far.  So no row reaches
+ *    the client before its audit record is on disk, at one flush per batch
+ *    of rows.
  */
 #include "postgres.h"
 

@@ -520,11 +520,17 @@ hp_writer_main(Datum arg)
 		LWLockAcquire(q->lock, LW_SHARED);
 		from = q->written;
 		n = (int) Min(q->head - from, (uint64) HP_BATCH);
-		for (int i = 0; i < n; i++)
-			batch[i] = q->ring[(from + i) % hp_queue_size];
 		id = q->last_id;
 		memcpy(hash, q->last_hash, 32);
 		LWLockRelease(q->lock);
+
+		/*
+		 * Slots in [written, head) were filled under the lock before head
+		 * moved past them, and no backend reuses them until written moves:
+		 * they are copied without holding the lock up.
+		 */
+		for (int i = 0; i < n; i++)
+			batch[i] = q->ring[(from + i) % hp_queue_size];
 
 		if (n == 0)
 		{
@@ -559,6 +565,8 @@ hp_writer_main(Datum arg)
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		pgstat_report_activity(STATE_IDLE, NULL);
+		/* audit_log's insert counts drive autovacuum; WAL counts pg_stat_wal */
+		pgstat_report_stat(false);
 
 		LWLockAcquire(q->lock, LW_EXCLUSIVE);
 		q->written = from + n;
