@@ -97,7 +97,8 @@ static void
 hp_hash_field(EVP_MD_CTX *ctx, const char *s)
 {
 	uint8		len[4];
-	uint32		n = s ? (uint32) strlen(s) : 0xFFFFFFFF;
+	size_t		slen = s ? strlen(s) : 0;
+	uint32		n = s ? (uint32) slen : 0xFFFFFFFF;
 
 	len[0] = n >> 24;
 	len[1] = n >> 16;
@@ -105,7 +106,7 @@ hp_hash_field(EVP_MD_CTX *ctx, const char *s)
 	len[3] = n;
 	EVP_DigestUpdate(ctx, len, 4);
 	if (s)
-		EVP_DigestUpdate(ctx, s, strlen(s));
+		EVP_DigestUpdate(ctx, s, slen);
 }
 
 /* Feed a 64-bit integer, big-endian */
@@ -132,17 +133,20 @@ hp_record_hash(const uint8 *prev, int64 id, TimestampTz logged_at,
 			   const char *subject, const char *purpose,
 			   const char *outcome, const char *reason, uint8 *out)
 {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	/* one context and one fetched SHA-256 per process, reused per record */
+	static EVP_MD_CTX *ctx = NULL;
+	static EVP_MD *sha256 = NULL;
 	unsigned int len = 0;
 
-	if (ctx == NULL ||
-		EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
-	{
-		EVP_MD_CTX_free(ctx);
+	if (ctx == NULL)
+		ctx = EVP_MD_CTX_new();
+	if (sha256 == NULL)
+		sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	if (ctx == NULL || sha256 == NULL ||
+		EVP_DigestInit_ex(ctx, sha256, NULL) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("could not start a SHA-256 digest for the audit chain")));
-	}
 	EVP_DigestUpdate(ctx, prev, 32);
 	hp_hash_int(ctx, id);
 	hp_hash_int(ctx, logged_at);
@@ -158,7 +162,6 @@ hp_record_hash(const uint8 *prev, int64 id, TimestampTz logged_at,
 	hp_hash_field(ctx, outcome);
 	hp_hash_field(ctx, reason);
 	EVP_DigestFinal_ex(ctx, out, &len);
-	EVP_MD_CTX_free(ctx);
 }
 
 /* On exit, tell backends there is no writer so the next one starts one */
@@ -347,14 +350,15 @@ hp_writer_summarize(Relation heap, Relation index)
 }
 
 /*
- * Insert one batch straight into the heap and indexes of audit_log (no SQL
- * per record: this is the writer's hot path), inside the caller's
- * transaction.  Rows go to the heap HP_CHUNK at a time through
- * table_multi_insert (one WAL record per heap page, as COPY does), then
- * into the indexes.  *id and hash are the chain head, advanced per record.
+ * Insert records [from, from + n) of the ring straight into the heap and
+ * indexes of audit_log (no SQL per record: this is the writer's hot path),
+ * inside the caller's transaction.  Rows go to the heap HP_CHUNK at a time
+ * through table_multi_insert (one WAL record per heap page, as COPY does),
+ * then into the indexes.  *id and hash are the chain head, advanced per
+ * record.
  */
 static Oid
-hp_writer_batch(HpRecord *recs, int n, int64 *id, uint8 *hash)
+hp_writer_batch(const HpRecord *ring, uint64 from, int n, int64 *id, uint8 *hash)
 {
 	Oid			relid = hp_audit_log_relid();
 	CommandId	cid = GetCurrentCommandId(true);
@@ -399,7 +403,8 @@ hp_writer_batch(HpRecord *recs, int n, int64 *id, uint8 *hash)
 			uint8		next[32];
 
 			(*id)++;
-			hp_writer_fill(slots[i], &recs[done + i], *id, hash, next);
+			hp_writer_fill(slots[i], &ring[(from + done + i) % hp_queue_size],
+						   *id, hash, next);
 			memcpy(hash, next, 32);
 		}
 		table_multi_insert(rel, slots, k, cid, 0, NULL);
@@ -465,7 +470,6 @@ hp_writer_main(Datum arg)
 	int			slot = DatumGetInt32(arg);
 	Oid			dbid;
 	HpQueue    *q;
-	HpRecord   *batch;
 
 	memcpy(&dbid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
 	pqsignal(SIGTERM, die);
@@ -497,7 +501,6 @@ hp_writer_main(Datum arg)
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("application_name", "health_pass audit writer", PGC_USERSET, PGC_S_OVERRIDE);
 	hp_writer_load_head(q);
-	batch = MemoryContextAlloc(TopMemoryContext, sizeof(HpRecord) * HP_BATCH);
 	ConditionVariableBroadcast(&q->progress);
 
 	for (;;)
@@ -527,10 +530,8 @@ hp_writer_main(Datum arg)
 		/*
 		 * Slots in [written, head) were filled under the lock before head
 		 * moved past them, and no backend reuses them until written moves:
-		 * they are copied without holding the lock up.
+		 * the batch is read from the ring in place, without the lock.
 		 */
-		for (int i = 0; i < n; i++)
-			batch[i] = q->ring[(from + i) % hp_queue_size];
 
 		if (n == 0)
 		{
@@ -561,7 +562,7 @@ hp_writer_main(Datum arg)
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "writing health_pass audit records");
-		relid = hp_writer_batch(batch, n, &id, hash);
+		relid = hp_writer_batch(q->ring, from, n, &id, hash);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		pgstat_report_activity(STATE_IDLE, NULL);
