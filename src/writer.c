@@ -328,7 +328,11 @@ hp_writer_summarize(Relation heap, Relation index)
 		if (hp_brin[i].index == indexoid || hp_brin[i].index == InvalidOid)
 			break;
 	if (i == HP_MAX_BRIN)
-		return;
+	{
+		/* indexes dropped and created again: forget the old ones */
+		memset(hp_brin, 0, sizeof(hp_brin));
+		i = 0;
+	}
 	if (hp_brin[i].next > nblocks)
 		hp_brin[i].next = 0;	/* the table was truncated */
 	/* a range is full once the table has grown to its end */
