@@ -1,7 +1,7 @@
 /*
  * hp_access.h
  *    Row-level access policy and audit: declarations shared by policy.c,
- *    gate.c, queue.c, quota.c, writer.c and audit.c.
+ *    gate.c, queue.c, quota.c, writer.c, chain.c and audit.c.
  */
 #ifndef HP_ACCESS_H
 #define HP_ACCESS_H
@@ -124,6 +124,8 @@ extern const char *hp_outcome_name(HpOutcome outcome);
 
 /* writer.c */
 extern void hp_writer_request(HpQueue *q);
+
+/* chain.c */
 extern void hp_record_hash(const uint8 *prev, int64 id, TimestampTz logged_at,
 						   const char *session_user_name,
 						   const char *current_user_name,

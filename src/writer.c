@@ -11,8 +11,6 @@
  */
 #include "postgres.h"
 
-#include <openssl/evp.h>
-
 #include "access/brin.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -90,78 +88,6 @@ hp_writer_request(HpQueue *q)
 		ereport(LOG,
 				(errmsg("health_pass could not start an audit writer"),
 				 errhint("Raise max_worker_processes.")));
-}
-
-/* Feed one field to the digest: 4-byte big-endian length, then bytes */
-static void
-hp_hash_field(EVP_MD_CTX *ctx, const char *s)
-{
-	uint8		len[4];
-	size_t		slen = s ? strlen(s) : 0;
-	uint32		n = s ? (uint32) slen : 0xFFFFFFFF;
-
-	len[0] = n >> 24;
-	len[1] = n >> 16;
-	len[2] = n >> 8;
-	len[3] = n;
-	EVP_DigestUpdate(ctx, len, 4);
-	if (s)
-		EVP_DigestUpdate(ctx, s, slen);
-}
-
-/* Feed a 64-bit integer, big-endian */
-static void
-hp_hash_int(EVP_MD_CTX *ctx, int64 v)
-{
-	uint8		b[8];
-
-	for (int i = 0; i < 8; i++)
-		b[i] = (uint8) ((uint64) v >> (56 - 8 * i));
-	EVP_DigestUpdate(ctx, b, 8);
-}
-
-/*
- * SHA-256 of a record chained to the previous hash: the same function the
- * writer uses to write and audit_verify() uses to check.  NULL fields hash
- * differently from empty ones.
- */
-void
-hp_record_hash(const uint8 *prev, int64 id, TimestampTz logged_at,
-			   const char *session_user_name, const char *current_user_name,
-			   const char *client_addr, const char *application_name,
-			   int32 backend_pid, int64 statement_id, Oid relid,
-			   const char *subject, const char *purpose,
-			   const char *outcome, const char *reason, uint8 *out)
-{
-	/* one context and one fetched SHA-256 per process, reused per record */
-	static EVP_MD_CTX *ctx = NULL;
-	static EVP_MD *sha256 = NULL;
-	unsigned int len = 0;
-
-	if (ctx == NULL)
-		ctx = EVP_MD_CTX_new();
-	if (sha256 == NULL)
-		sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-	if (ctx == NULL || sha256 == NULL ||
-		EVP_DigestInit_ex(ctx, sha256, NULL) != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("could not start a SHA-256 digest for the audit chain")));
-	EVP_DigestUpdate(ctx, prev, 32);
-	hp_hash_int(ctx, id);
-	hp_hash_int(ctx, logged_at);
-	hp_hash_field(ctx, session_user_name);
-	hp_hash_field(ctx, current_user_name);
-	hp_hash_field(ctx, client_addr);
-	hp_hash_field(ctx, application_name);
-	hp_hash_int(ctx, backend_pid);
-	hp_hash_int(ctx, statement_id);
-	hp_hash_int(ctx, relid);
-	hp_hash_field(ctx, subject);
-	hp_hash_field(ctx, purpose);
-	hp_hash_field(ctx, outcome);
-	hp_hash_field(ctx, reason);
-	EVP_DigestFinal_ex(ctx, out, &len);
 }
 
 /* On exit, tell backends there is no writer so the next one starts one */
