@@ -159,6 +159,37 @@ SELECT count(*) FROM registry a JOIN registry b USING (person_id) WHERE a.person
 RESET ROLE;
 SELECT * FROM audit_since(:m);
 
+-- INSERT ... ON CONFLICT DO UPDATE reads the row it updates: gated like UPDATE
+GRANT INSERT ON registry TO regress_clerk, regress_doctor;
+SELECT mark() AS m \gset
+SET ROLE regress_clerk;
+INSERT INTO registry VALUES ('P16', 'new', 0) ON CONFLICT (person_id)
+    DO UPDATE SET doses = registry.doses RETURNING person_id, name;                       -- existing row
+INSERT INTO registry VALUES ('P17', 'new', 0) ON CONFLICT (person_id)
+    DO UPDATE SET doses = 0 WHERE registry.name = 'nobody';                              -- WHERE only
+INSERT INTO registry VALUES ('N1', 'new', 0) ON CONFLICT (person_id)
+    DO UPDATE SET doses = 0 RETURNING person_id;                                         -- no conflict
+RESET ROLE;
+SET ROLE regress_doctor;
+INSERT INTO registry VALUES ('P18', 'new', 0) ON CONFLICT (person_id)
+    DO UPDATE SET doses = 0 RETURNING person_id, name;                                   -- denied
+RESET ROLE;
+SELECT name, doses FROM registry WHERE person_id IN ('P16', 'P17', 'P18', 'N1') ORDER BY 1;
+SELECT * FROM audit_since(:m);
+DELETE FROM registry WHERE person_id = 'N1';
+REVOKE INSERT ON registry FROM regress_clerk, regress_doctor;
+-- through a partitioned table with a protected partition it is refused
+CREATE TABLE parted (person_id text PRIMARY KEY, note text) PARTITION BY LIST (person_id);
+CREATE TABLE parted_a PARTITION OF parted FOR VALUES IN ('A1', 'A2');
+GRANT SELECT, INSERT, UPDATE ON parted TO regress_clerk;
+SELECT health_pass.protect('parted_a', 'person_id');
+SET ROLE regress_clerk;
+INSERT INTO parted VALUES ('A1', 'x') ON CONFLICT (person_id) DO UPDATE SET note = 'y';
+INSERT INTO parted VALUES ('A1', 'x') ON CONFLICT (person_id) DO NOTHING;
+RESET ROLE;
+SELECT health_pass.unprotect('parted_a');
+DROP TABLE parted;
+
 -- 5. quotas: regress_nurse (through regress_nurses) may read 3 subjects an hour
 SELECT mark() AS m \gset
 SET ROLE regress_nurse;

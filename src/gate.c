@@ -15,6 +15,7 @@
 
 #include "access/parallel.h"
 #include "access/xact.h"
+#include "catalog/pg_inherits.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
@@ -75,6 +76,15 @@ typedef struct HpScan
 	MemoryContext owner;
 } HpScan;
 
+/* A wrapped ON CONFLICT DO UPDATE expression: its SET list or its WHERE */
+typedef struct HpUpsert
+{
+	ExprState  *state;
+	ExprStateEvalFunc real;
+	HpGate	   *gate;
+	MemoryContext owner;
+} HpUpsert;
+
 /* A statement bound to the executor state that owns it */
 typedef struct HpOwner
 {
@@ -87,6 +97,7 @@ static ExecutorRun_hook_type prev_run = NULL;
 static ExecutorFinish_hook_type prev_finish = NULL;
 
 static List *scans = NIL;		/* HpScan *, in TopMemoryContext */
+static List *upserts = NIL;		/* HpUpsert *, in TopMemoryContext */
 static List *owners = NIL;		/* HpOwner *, in TopMemoryContext */
 static int	depth = 0;
 static EState *top_estate = NULL;
@@ -120,6 +131,16 @@ hp_forget(void *arg)
 		{
 			scans = foreach_delete_current(scans, lc);
 			pfree(s);
+		}
+	}
+	foreach(lc, upserts)
+	{
+		HpUpsert   *u = lfirst(lc);
+
+		if (u->owner == cxt)
+		{
+			upserts = foreach_delete_current(upserts, lc);
+			pfree(u);
 		}
 	}
 	foreach(lc, owners)
@@ -437,6 +458,123 @@ typedef struct HpWalk
 	bool		wrapped;		/* some scan of this plan was wrapped */
 } HpWalk;
 
+/* The statement the walked plan belongs to, created on first need */
+static void
+hp_walk_stmt(HpWalk *w)
+{
+	if (w->stmt == NULL)
+	{
+		w->stmt = hp_stmt_of(w->owner);
+		if (w->stmt == NULL)
+			w->stmt = hp_stmt_new(w->owner, w->reader);
+	}
+}
+
+/*
+ * Wrapped evaluation of an ON CONFLICT DO UPDATE expression.  The executor
+ * puts the existing row, which the update reads, in the scan tuple: it is
+ * gated and audited like a row from a scan, and a denied role gets an
+ * error (the row exists; hiding it would turn the upsert into a failed
+ * insert).  The executor may replace evalfunc after a first call; the
+ * wrapper puts itself back.
+ */
+static Datum
+hp_upsert_eval(ExprState *state, ExprContext *econtext, bool *isnull)
+{
+	HpUpsert   *u = NULL;
+	ListCell   *lc;
+	Datum		d;
+
+	foreach(lc, upserts)
+	{
+		HpUpsert   *c = lfirst(lc);
+
+		if (c->state == state)
+		{
+			u = c;
+			break;
+		}
+	}
+	if (u == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("health_pass lost track of an ON CONFLICT DO UPDATE")));
+	if (u->gate->mode == HP_DENIED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("no health_pass rule lets this role read the row of protected table \"%s\" that ON CONFLICT DO UPDATE would change",
+						get_rel_name(u->gate->relid)),
+				 errhint("Declare a purpose a rule allows (SET health_pass.purpose).")));
+	hp_gate_row(u->gate, econtext->ecxt_scantuple, u->gate->attnum);
+	d = u->real(state, econtext, isnull);
+	if (state->evalfunc != hp_upsert_eval)
+	{
+		u->real = state->evalfunc;
+		state->evalfunc = hp_upsert_eval;
+	}
+	return d;
+}
+
+/* Wrap one ON CONFLICT DO UPDATE expression of a protected table */
+static void
+hp_wrap_upsert_expr(ExprState *state, HpGate *gate, MemoryContext owner)
+{
+	HpUpsert   *u = MemoryContextAlloc(TopMemoryContext, sizeof(HpUpsert));
+
+	u->state = state;
+	u->real = state->evalfunc;
+	u->gate = gate;
+	u->owner = owner;
+	upserts = lappend(upserts, u);
+	state->evalfunc = hp_upsert_eval;
+}
+
+/*
+ * INSERT ... ON CONFLICT DO UPDATE reads the existing row it updates (and
+ * RETURNING can send it back): gate its SET list and WHERE.  Through a
+ * partitioned table the partitions' upsert state is built while the insert
+ * runs, out of reach here, so that is refused when a partition is protected.
+ */
+static void
+hp_wrap_upserts(ModifyTableState *mt, HpWalk *w)
+{
+	if (((ModifyTable *) mt->ps.plan)->onConflictAction != ONCONFLICT_UPDATE)
+		return;
+	for (int i = 0; i < mt->mt_nrels; i++)
+	{
+		ResultRelInfo *rri = &mt->resultRelInfo[i];
+		Relation	rel = rri->ri_RelationDesc;
+		Oid			relid = RelationGetRelid(rel);
+		AttrNumber	attnum;
+		HpGate	   *gate;
+
+		if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+		{
+			ListCell   *lc;
+
+			foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+				if (hp_protected_attnum(lfirst_oid(lc)) > 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("INSERT ... ON CONFLICT DO UPDATE through partitioned table \"%s\" is not supported: its partition \"%s\" is protected",
+									RelationGetRelationName(rel), get_rel_name(lfirst_oid(lc))),
+							 errhint("Insert into the partition itself.")));
+			continue;
+		}
+		attnum = hp_protected_attnum(relid);
+		if (attnum <= 0 || rri->ri_onConflict == NULL || rri->ri_onConflict->oc_ProjInfo == NULL)
+			continue;
+		hp_walk_stmt(w);
+		gate = hp_gate_get(w->stmt, relid, attnum);
+		w->wrapped = true;
+		if (rri->ri_onConflict->oc_WhereClause)
+			hp_wrap_upsert_expr(rri->ri_onConflict->oc_WhereClause, gate,
+								mt->ps.state->es_query_cxt);
+		hp_wrap_upsert_expr(&rri->ri_onConflict->oc_ProjInfo->pi_state, gate,
+							mt->ps.state->es_query_cxt);
+	}
+}
+
 /* Wrap one scan node of a protected table */
 static void
 hp_wrap_scan(PlanState *ps, Relation rel, AttrNumber attnum, HpWalk *w)
@@ -467,12 +605,7 @@ hp_wrap_scan(PlanState *ps, Relation rel, AttrNumber attnum, HpWalk *w)
 				 errmsg("health_pass cannot gate this kind of scan of protected table \"%s\"",
 						RelationGetRelationName(rel))));
 
-	if (w->stmt == NULL)
-	{
-		w->stmt = hp_stmt_of(w->owner);
-		if (w->stmt == NULL)
-			w->stmt = hp_stmt_new(w->owner, w->reader);
-	}
+	hp_walk_stmt(w);
 	s = MemoryContextAlloc(TopMemoryContext, sizeof(HpScan));
 	s->ps = ps;
 	s->real = ps->ExecProcNodeReal;
@@ -505,6 +638,8 @@ hp_walk(PlanState *ps, void *arg)
 		if (attnum > 0)
 			hp_wrap_scan(ps, rel, attnum, w);
 	}
+	else if (IsA(ps, ModifyTableState))
+		hp_wrap_upserts((ModifyTableState *) ps, w);
 	return planstate_tree_walker(ps, hp_walk, arg);
 }
 
