@@ -8,16 +8,15 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "hp.h"
 #include "hp_access.h"
 
 PG_FUNCTION_INFO_V1(hp_audit_guard);
@@ -99,8 +98,7 @@ hp_audit_verify(PG_FUNCTION_ARGS)
 	/* the writer's head, read before the query's snapshot is taken */
 	if (q && XactIsoLevel == XACT_READ_COMMITTED)
 	{
-		Oid			nsp = get_namespace_oid("health_pass", false);
-		Oid			relid = get_relname_relid("audit_log", nsp);
+		Oid			relid = hp_relation_oid("audit_log");
 
 		LWLockAcquire(q->lock, LW_SHARED);
 		if (q->head_relid == relid)

@@ -14,7 +14,6 @@
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/table.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "utils/array.h"
@@ -70,14 +69,12 @@ static TrustRef *
 trust_ref(FunctionCallInfo fcinfo)
 {
 	TrustRef   *t = fcinfo->flinfo->fn_extra;
-	Oid			nsp;
 
 	if (t != NULL)
 		return t;
 	t = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(TrustRef));
-	nsp = get_namespace_oid("health_pass", false);
-	t->relid = get_relname_relid("trust_list", nsp);
-	t->kid_index = get_relname_relid("trust_list_kid_idx", nsp);
+	t->relid = hp_relation_oid("trust_list");
+	t->kid_index = hp_relation_oid("trust_list_kid_idx");
 	if (!OidIsValid(t->relid) || !OidIsValid(t->kid_index))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),

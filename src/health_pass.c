@@ -4,9 +4,11 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 
 #include "hp.h"
 #include "hp_access.h"
@@ -35,6 +37,15 @@ int			hp_quota_capacity = 100000;
 bool		hp_preloaded = false;
 
 void		_PG_init(void);
+
+/* OID of relation health_pass.relname, or InvalidOid when it does not exist */
+Oid
+hp_relation_oid(const char *relname)
+{
+	Oid			nsp = get_namespace_oid("health_pass", true);
+
+	return OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
+}
 
 /* health_pass.purpose may not exceed what an audit record holds */
 static bool

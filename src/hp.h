@@ -60,5 +60,6 @@ extern HpReason hp_key_verify(HpKey *key, const HpCose *c, const uint8 *digest,
 
 /* health_pass.c */
 extern int	hp_clock_skew;
+extern Oid	hp_relation_oid(const char *relname);
 
 #endif

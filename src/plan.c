@@ -28,6 +28,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
+#include "hp.h"
 #include "hp_access.h"
 
 static planner_hook_type prev_planner = NULL;
@@ -164,10 +165,8 @@ hp_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	{
 		AlterTableStmt *at = (AlterTableStmt *) node;
 		Oid			relid = RangeVarGetRelid(at->relation, NoLock, true);
-		Oid			nsp = get_namespace_oid("health_pass", true);
 
-		if (OidIsValid(relid) && OidIsValid(nsp) &&
-			relid == get_relname_relid("audit_log", nsp))
+		if (OidIsValid(relid) && relid == hp_relation_oid("audit_log"))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("only a superuser may alter health_pass.audit_log")));

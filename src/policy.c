@@ -14,7 +14,6 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -28,6 +27,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "hp.h"
 #include "hp_access.h"
 
 typedef struct HpProtected
@@ -41,13 +41,11 @@ static HTAB *protected_cache = NULL;
 static HpRule *rules = NULL;
 static int	nrules = 0;
 static bool cache_valid = false;
-static Oid	cached_protected_oid = InvalidOid;
-static Oid	cached_rule_oid = InvalidOid;
 
-/* OIDs of schema health_pass and our two tables, looked up by name */
+/* OIDs of our two tables, looked up by name; the cache is of these */
 static bool oids_known = false;
-static Oid	known_protected_oid = InvalidOid;
-static Oid	known_rule_oid = InvalidOid;
+static Oid	protected_oid = InvalidOid;
+static Oid	rule_oid = InvalidOid;
 
 /* Syscache callback: a change to pg_class or pg_namespace names */
 static void
@@ -60,7 +58,7 @@ hp_names_inval(Datum arg, int cacheid, uint32 hashvalue)
 static void
 hp_policy_inval(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == cached_protected_oid || relid == cached_rule_oid)
+	if (relid == InvalidOid || relid == protected_oid || relid == rule_oid)
 		cache_valid = false;
 }
 
@@ -83,7 +81,7 @@ hp_interval_us(Interval *iv)
 
 /* Read both tables into policy_cxt */
 static void
-hp_policy_load(Oid protected_oid, Oid rule_oid)
+hp_policy_load(void)
 {
 	Relation	rel;
 	SysScanDesc scan;
@@ -99,8 +97,6 @@ hp_policy_load(Oid protected_oid, Oid rule_oid)
 	protected_cache = NULL;
 	rules = NULL;
 	nrules = 0;
-	cached_protected_oid = protected_oid;
-	cached_rule_oid = rule_oid;
 	cache_valid = true;			/* an invalidation during the load clears it */
 
 	ctl.keysize = sizeof(Oid);
@@ -166,31 +162,32 @@ hp_policy_load(Oid protected_oid, Oid rule_oid)
 
 /*
  * True when this database has the extension with at least one protected
- * table; (re)loads the cache when stale.  Costs two syscache lookups.
+ * table; (re)loads the cache when stale.  No catalog lookup unless names
+ * changed.
  */
 bool
 hp_any_protected(void)
 {
-	Oid			protected_oid,
-				rule_oid;
-
 	if (!IsTransactionState())
 		return false;
 	if (!oids_known)
 	{
 		/* by name, once until a pg_class or pg_namespace change */
-		Oid			nsp = get_namespace_oid("health_pass", true);
+		Oid			p,
+					r;
 
 		oids_known = true;		/* an invalidation during the lookups clears it */
-		known_protected_oid = OidIsValid(nsp) ? get_relname_relid("protected_table", nsp) : InvalidOid;
-		known_rule_oid = OidIsValid(nsp) ? get_relname_relid("access_rule", nsp) : InvalidOid;
+		p = hp_relation_oid("protected_table");
+		r = hp_relation_oid("access_rule");
+		if (p != protected_oid || r != rule_oid)
+			cache_valid = false;	/* the extension was dropped and created again */
+		protected_oid = p;
+		rule_oid = r;
 	}
-	protected_oid = known_protected_oid;
-	rule_oid = known_rule_oid;
 	if (!OidIsValid(protected_oid) || !OidIsValid(rule_oid))
 		return false;
-	if (!cache_valid || protected_oid != cached_protected_oid || rule_oid != cached_rule_oid)
-		hp_policy_load(protected_oid, rule_oid);
+	if (!cache_valid)
+		hp_policy_load();
 	return hash_get_num_entries(protected_cache) > 0;
 }
 

@@ -16,7 +16,6 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_am_d.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
@@ -113,15 +112,6 @@ hp_writer_detach(int code, Datum arg)
 /* The audit_log the writer's chain head was read from */
 static Oid	hp_head_relid = InvalidOid;
 
-/* OID of health_pass.audit_log, or InvalidOid */
-static Oid
-hp_audit_log_relid(void)
-{
-	Oid			nsp = get_namespace_oid("health_pass", true);
-
-	return OidIsValid(nsp) ? get_relname_relid("audit_log", nsp) : InvalidOid;
-}
-
 /*
  * Read the last id and hash of the chain from audit_log, in the current
  * transaction (an empty log starts the chain at id 0 and a zero hash).
@@ -159,7 +149,7 @@ hp_writer_load_head(HpQueue *q)
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	hp_head_relid = hp_audit_log_relid();
+	hp_head_relid = hp_relation_oid("audit_log");
 	if (OidIsValid(hp_head_relid))
 		hp_writer_read_head(&id, hash);
 	PopActiveSnapshot();
@@ -239,8 +229,8 @@ static struct
  * bitmap scan (who_read) skips it unless its summary matches.  Ranges are
  * summarized once, when the table reaches their end: inserts into the range
  * being filled cost the index nothing (the few that still land in a range's
- * last page update its summary).  Skipped without waiting when VACUUM or another summarizer
- * holds the table; VACUUM summarizes them too.
+ * last page update its summary).  Skipped without waiting when VACUUM or
+ * another summarizer holds the table; VACUUM summarizes them too.
  */
 static void
 hp_writer_summarize(Relation heap, Relation index)
@@ -290,7 +280,7 @@ hp_writer_summarize(Relation heap, Relation index)
 static Oid
 hp_writer_batch(const HpRecord *ring, uint64 from, int n, int64 *id, uint8 *hash)
 {
-	Oid			relid = hp_audit_log_relid();
+	Oid			relid = hp_relation_oid("audit_log");
 	CommandId	cid = GetCurrentCommandId(true);
 	Relation	rel;
 	EState	   *estate;
@@ -370,16 +360,18 @@ hp_writer_batch(const HpRecord *ring, uint64 from, int n, int64 *id, uint8 *hash
 static void
 hp_writer_settle(HpQueue *q, bool flush)
 {
-	uint64		written;
+	uint64		written,
+				durable;
 	XLogRecPtr	lsn;
 	bool		wanted;
 
 	LWLockAcquire(q->lock, LW_SHARED);
 	written = q->written;
+	durable = q->durable;
 	lsn = q->written_lsn;
-	wanted = q->sync_wanted > q->durable;
+	wanted = q->sync_wanted > durable;
 	LWLockRelease(q->lock);
-	if (q->durable >= written)
+	if (durable >= written)
 		return;
 	if (wanted || flush)
 		XLogFlush(lsn);
