@@ -42,10 +42,10 @@
 #include "hp.h"
 #include "hp_access.h"
 
-#define HP_BATCH 1000			/* records per transaction, at most */
+#define HP_BATCH 4000			/* records per transaction, at most */
 #define HP_CHUNK 64				/* records per table_multi_insert */
 #define HP_RESTART_MS 1000
-#define HP_POLL_MS 5			/* writer poll interval while busy */
+#define HP_POLL_MS 20			/* writer poll interval while busy */
 
 PGDLLEXPORT void hp_writer_main(Datum arg);
 
@@ -399,7 +399,7 @@ hp_writer_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
 
-	if (slot < 0 || slot >= HP_MAX_DATABASES || hp_shared == NULL)
+	if (slot < 0 || slot >= hp_max_databases || hp_shared == NULL)
 		proc_exit(1);
 	q = &hp_shared->queues[slot];
 	LWLockAcquire(q->lock, LW_EXCLUSIVE);
