@@ -30,6 +30,9 @@ int			hp_audit_timeout_ms = 5000;
 /* health_pass.audit_queue_size: records per database queue */
 int			hp_queue_size = 8192;
 
+/* health_pass.max_databases: databases that can audit at the same time */
+int			hp_max_databases = 8;
+
 /* health_pass.quota_capacity: subjects the quota counters can hold */
 int			hp_quota_capacity = 100000;
 
@@ -85,6 +88,10 @@ _PG_init(void)
 		DefineCustomIntVariable("health_pass.audit_queue_size",
 								"Audit records each database's queue holds.",
 								NULL, &hp_queue_size, 8192, 64, 1024 * 1024,
+								PGC_POSTMASTER, 0, NULL, NULL, NULL);
+		DefineCustomIntVariable("health_pass.max_databases",
+								"Databases that can audit reads at the same time (one queue and writer each).",
+								NULL, &hp_max_databases, 8, 1, 1024,
 								PGC_POSTMASTER, 0, NULL, NULL, NULL);
 		DefineCustomIntVariable("health_pass.quota_capacity",
 								"Distinct (role, table, subject) reads the quota counters hold.",

@@ -25,9 +25,6 @@
 #define HP_ADDR_LEN      48		/* numeric IPv6 address */
 #define HP_APPNAME_LEN   NAMEDATALEN
 
-/* Databases that can audit at the same time (one writer and queue each) */
-#define HP_MAX_DATABASES 8
-
 /* SQLSTATEs of their own, so clients can tell these failures apart */
 #define ERRCODE_HP_QUOTA_EXCEEDED     MAKE_SQLSTATE('H','P','Q','0','1')
 #define ERRCODE_HP_AUDIT_UNAVAILABLE  MAKE_SQLSTATE('H','P','A','0','1')
@@ -95,7 +92,7 @@ typedef struct HpShared
 	LWLock	   *slots_lock;		/* guards claiming a queue slot */
 	LWLock	   *quota_lock;		/* guards the quota tables */
 	pg_atomic_uint64 next_statement_id;
-	HpQueue		queues[HP_MAX_DATABASES];
+	HpQueue		queues[FLEXIBLE_ARRAY_MEMBER];	/* health_pass.max_databases */
 } HpShared;
 
 /* health_pass.c: settings */
@@ -104,6 +101,7 @@ extern char *hp_purpose;
 extern bool hp_audit_sync;
 extern int	hp_audit_timeout_ms;
 extern int	hp_queue_size;
+extern int	hp_max_databases;
 extern int	hp_quota_capacity;
 
 /* queue.c */

@@ -30,15 +30,16 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static HpQueue *my_queue = NULL;
 
-#define HP_LOCKS (2 + HP_MAX_DATABASES)
+#define HP_LOCKS (2 + hp_max_databases)
 
 /* Bytes of shared memory for the queues and their rings */
 static Size
 hp_queue_shmem_size(void)
 {
-	Size		sz = MAXALIGN(sizeof(HpShared));
+	Size		sz = MAXALIGN(add_size(offsetof(HpShared, queues),
+										   mul_size(hp_max_databases, sizeof(HpQueue))));
 
-	sz = add_size(sz, mul_size(mul_size(HP_MAX_DATABASES, hp_queue_size),
+	sz = add_size(sz, mul_size(mul_size(hp_max_databases, hp_queue_size),
 							   sizeof(HpRecord)));
 	return sz;
 }
@@ -67,16 +68,18 @@ hp_shmem_startup_hook(void)
 	hp_shared = ShmemInitStruct("health_pass", hp_queue_shmem_size(), &found);
 	if (!found)
 	{
-		char	   *ring = (char *) hp_shared + MAXALIGN(sizeof(HpShared));
+		Size		head = MAXALIGN(offsetof(HpShared, queues) +
+									hp_max_databases * sizeof(HpQueue));
+		char	   *ring = (char *) hp_shared + head;
 
-		memset(hp_shared, 0, sizeof(HpShared));
+		memset(hp_shared, 0, head);
 		locks = GetNamedLWLockTranche("health_pass");
 		hp_shared->slots_lock = &locks[0].lock;
 		hp_shared->quota_lock = &locks[1].lock;
 		/* statement ids grow across restarts: start at the clock, in us */
 		pg_atomic_init_u64(&hp_shared->next_statement_id,
 						   (uint64) GetCurrentTimestamp());
-		for (int i = 0; i < HP_MAX_DATABASES; i++)
+		for (int i = 0; i < hp_max_databases; i++)
 		{
 			HpQueue    *q = &hp_shared->queues[i];
 
@@ -121,10 +124,10 @@ hp_queue_for_database(Oid dbid, bool create)
 	hp_require_preload();
 
 	LWLockAcquire(hp_shared->slots_lock, create ? LW_EXCLUSIVE : LW_SHARED);
-	for (int i = 0; i < HP_MAX_DATABASES && found == NULL; i++)
+	for (int i = 0; i < hp_max_databases && found == NULL; i++)
 		if (hp_shared->queues[i].dbid == dbid)
 			found = &hp_shared->queues[i];
-	for (int i = 0; i < HP_MAX_DATABASES && found == NULL && create; i++)
+	for (int i = 0; i < hp_max_databases && found == NULL && create; i++)
 		if (hp_shared->queues[i].dbid == InvalidOid)
 		{
 			found = &hp_shared->queues[i];
@@ -135,8 +138,9 @@ hp_queue_for_database(Oid dbid, bool create)
 	if (found == NULL && create)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("health_pass audits at most %d databases per server start",
-						HP_MAX_DATABASES)));
+				 errmsg("health_pass audits at most %d databases at a time",
+						hp_max_databases),
+				 errhint("Raise health_pass.max_databases (takes a server restart), or drop a database that was audited.")));
 	if (dbid == MyDatabaseId)
 		my_queue = found;
 	return found;

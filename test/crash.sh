@@ -5,7 +5,9 @@
 #     received has its record after crash recovery;
 #   - immediate shutdown: nothing lost under audit_sync; the window lost
 #     with audit_sync off is measured and printed;
-#   - writer stopped (SIGSTOP) or killed: reads fail closed, then recover.
+#   - writer stopped (SIGSTOP) or killed: reads fail closed, then recover;
+#   - health_pass.max_databases: past it reads fail; a dropped database's
+#     queue is reused.
 # Ends with 'crash: N passed, N failed'.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -107,6 +109,33 @@ check "writer terminated: the next read starts a new one" [ "$(q -U reader -c "S
 new_wp=$(writer_pid)
 check "a new writer is running" [ -n "$new_wp" -a "$new_wp" != "$wp" ]
 check "records across writers chain correctly" [ "$(q -c 'SELECT ok FROM health_pass.audit_verify()')" = t ]
+
+# 5. health_pass.max_databases: one database past it fails closed, with the
+#    setting named; dropping an audited database frees its queue
+q -d postgres -c "ALTER SYSTEM SET health_pass.max_databases = 2"
+hp_as_server pg_ctl -D "$DIR/pg/data" -l "$DIR/pg/server.log" -w -t 60 restart >/dev/null 2>&1
+wait_ready
+for d in crash2 crash3; do
+    createdb "$d"
+    q -d "$d" >/dev/null <<'SQL'
+CREATE EXTENSION health_pass;
+GRANT USAGE ON SCHEMA health_pass TO reader;
+CREATE TABLE people (person_id text PRIMARY KEY, name text);
+INSERT INTO people VALUES ('D1', 'name d1');
+GRANT SELECT ON people TO reader;
+SELECT health_pass.protect('people', 'person_id');
+SELECT health_pass.allow('reader', 'people', 'care');
+SQL
+done
+read_in() { psql -XAtq -U reader -d "$1" -c "SELECT name FROM people WHERE person_id = '$2'" 2>&1; }
+check "max_databases 2: the first database audits" [ "$(read_in crash C00104)" = "name 104" ]
+check "max_databases 2: the second database audits" [ "$(read_in crash2 D1)" = "name d1" ]
+err=$(read_in crash3 D1)
+check "max_databases 2: a third fails and names the setting" grep -q "at most 2 databases.*max_databases" <<<"$(echo $err)"
+check "max_databases 2: no row of the third was returned" bash -c "! grep -q 'name d1' <<<\"\$0\"" "$err"
+dropdb crash2
+check "dropping an audited database frees its queue for another" [ "$(read_in crash3 D1)" = "name d1" ]
+check "the third database's record was written" [ "$(q -d crash3 -c "SELECT health_pass.audit_flush()" -c "SELECT count(*) FROM health_pass.audit_log WHERE subject = 'D1' AND outcome = 'allowed'" | tail -1)" = 1 ]
 
 echo "crash: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
