@@ -57,6 +57,24 @@ SELECT health_pass.allow('regress_clerk', 'registry', 'care');
 SELECT health_pass.protect('registry', 'person_id');
 SELECT relation, subject_column, protected_by FROM health_pass.protected_tables;
 
+-- subject values leave pg_statistic, where pg_stats showed them to every
+-- role with SELECT; the other columns keep their statistics
+CREATE FUNCTION stat_targets(tbl regclass) RETURNS TABLE (attname name, attstattarget int)
+LANGUAGE sql AS $$
+    SELECT a.attname, a.attstattarget FROM pg_attribute a
+    WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum $$;
+SELECT * FROM stat_targets('registry');
+ANALYZE registry;
+SET ROLE regress_clerk;
+SELECT attname FROM pg_stats WHERE tablename = 'registry' ORDER BY attname;
+SELECT health_pass._subject_statistics('registry', 1::smallint, false);
+RESET ROLE;
+-- protected again by another column: the old subject gets its statistics back
+SELECT health_pass.protect('registry', 'name');
+SELECT * FROM stat_targets('registry');
+SELECT health_pass.protect('registry', 'person_id');
+SELECT * FROM stat_targets('registry');
+
 -- 2. rules live in an ordinary table
 SELECT health_pass.allow('regress_clerk', 'registry', 'care');
 SELECT health_pass.allow('regress_clerk', 'registry', 'bulk');
@@ -100,8 +118,9 @@ SET health_pass.purpose = 'care';
 SELECT mark() AS m \gset
 SET ROLE regress_clerk;
 SELECT name FROM registry WHERE person_id = 'P2';                                        -- plain
--- join: the merge join reads registry in key order until it passes the last
--- visit; every row it reads (P10, P102, P106, P110) is audited
+-- join: with no statistics on the subject (protect() hid them) the planner
+-- hashes every registry row with doses = 2; every row the scan reads is
+-- audited, not only P10, the one that joins
 SELECT v.at, r.name FROM visits v JOIN registry r USING (person_id) WHERE r.doses = 2 ORDER BY 1;
 SELECT name FROM registry WHERE person_id IN (SELECT 'P3');                               -- subquery
 WITH x AS MATERIALIZED (SELECT * FROM registry WHERE person_id = 'P4') SELECT name FROM x; -- CTE
@@ -187,7 +206,12 @@ SET ROLE regress_clerk;
 INSERT INTO parted VALUES ('A1', 'x') ON CONFLICT (person_id) DO UPDATE SET note = 'y';
 INSERT INTO parted VALUES ('A1', 'x') ON CONFLICT (person_id) DO NOTHING;
 RESET ROLE;
+-- the partitioned table's statistics cover the partition's subjects: hidden too
+SELECT * FROM stat_targets('parted');
 SELECT health_pass.unprotect('parted_a');
+-- unprotect() gives the partition back its default; the parent keeps 0
+SELECT 'parted_a' AS t, * FROM stat_targets('parted_a') UNION ALL
+SELECT 'parted', * FROM stat_targets('parted');
 DROP TABLE parted;
 
 -- 5. quotas: regress_nurse (through regress_nurses) may read 3 subjects an hour
@@ -330,6 +354,7 @@ SELECT ok, first_bad = :victim + 2 AS at_deleted FROM health_pass.audit_verify()
 SELECT health_pass.unprotect('small');
 SELECT health_pass.unprotect('small');
 SELECT count(*) FROM health_pass.access_rule WHERE relation = 'small'::regclass;
+SELECT * FROM stat_targets('small');
 SET ROLE regress_clerk;
 SELECT count(*) FROM small;
 RESET ROLE;

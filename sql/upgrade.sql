@@ -22,8 +22,12 @@ SELECT person_id FROM people ORDER BY 1;
 SELECT health_pass.audit_flush() >= 0 AS flushed;
 SELECT id, subject, outcome FROM health_pass.audit_log ORDER BY id;
 
+ANALYZE people;
 ALTER EXTENSION health_pass UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'health_pass';
+-- 0.4.0: a table protected before keeps its subject out of pg_statistic
+SELECT attstattarget FROM pg_attribute WHERE attrelid = 'people'::regclass AND attname = 'person_id';
+SELECT count(*) AS stored_statistics FROM pg_statistic WHERE starelid = 'people'::regclass;
 SELECT indexrelid::regclass AS index, amname
 FROM pg_index JOIN pg_class c ON c.oid = indexrelid JOIN pg_am a ON a.oid = c.relam
 WHERE indrelid = 'health_pass.audit_log'::regclass ORDER BY 1;
