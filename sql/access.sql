@@ -74,6 +74,16 @@ SELECT health_pass.protect('registry', 'name');
 SELECT * FROM stat_targets('registry');
 SELECT health_pass.protect('registry', 'person_id');
 SELECT * FROM stat_targets('registry');
+-- the table's owner may not give the subject its statistics back
+CREATE TABLE owned (person_id text, note text);
+ALTER TABLE owned OWNER TO regress_owner;
+SELECT health_pass.protect('owned', 'person_id');
+SET ROLE regress_owner;
+ALTER TABLE owned ALTER COLUMN person_id SET STATISTICS 100;
+ALTER TABLE owned ALTER COLUMN note SET STATISTICS 50;
+RESET ROLE;
+SELECT * FROM stat_targets('owned');
+DROP TABLE owned;
 
 -- 2. rules live in an ordinary table
 SELECT health_pass.allow('regress_clerk', 'registry', 'care');

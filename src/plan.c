@@ -135,6 +135,39 @@ hp_copy_to_query(CopyStmt *cs, Relation rel)
 	cs->attlist = NIL;
 }
 
+/*
+ * Refuse ALTER TABLE ... ALTER COLUMN ... SET STATISTICS on the subject
+ * column of a protected table: protect() set it to 0 so that ANALYZE keeps
+ * subject values out of pg_stats, and the table's owner may not undo that.
+ */
+static void
+hp_guard_subject_statistics(AlterTableStmt *at, Oid relid)
+{
+	AttrNumber	subject;
+	ListCell   *lc;
+
+	if (!hp_any_protected())	/* also loads the cache */
+		return;
+	subject = hp_protected_attnum(relid);
+	if (subject <= 0)
+		return;
+	foreach(lc, at->cmds)
+	{
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+		AttrNumber	attnum;
+
+		if (cmd->subtype != AT_SetStatistics)
+			continue;
+		attnum = cmd->name ? get_attnum(relid, cmd->name) : cmd->num;
+		if (attnum == subject)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("only a superuser may change the statistics target of the subject column of protected table \"%s\"",
+							get_rel_name(relid)),
+					 errdetail("health_pass.protect() keeps subject values out of pg_statistic, where pg_stats would show them.")));
+	}
+}
+
 /* ProcessUtility_hook: COPY TO through the executor; guard audit_log */
 static void
 hp_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
@@ -170,6 +203,8 @@ hp_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("only a superuser may alter health_pass.audit_log")));
+		if (OidIsValid(relid))
+			hp_guard_subject_statistics(at, relid);
 	}
 	else if (IsA(node, DropdbStmt) ||
 			 (IsA(node, RenameStmt) && ((RenameStmt *) node)->renameType == OBJECT_DATABASE))
