@@ -224,6 +224,36 @@ SELECT 'parted_a' AS t, * FROM stat_targets('parted_a') UNION ALL
 SELECT 'parted', * FROM stat_targets('parted');
 DROP TABLE parted;
 
+-- foreign keys: the check that a referenced subject exists is a read, gated
+-- and audited; one the rules would hide fails instead of taking the row for
+-- missing (which would let an orphan in or a cascade skip its rows)
+CREATE TABLE doses_given (person_id text REFERENCES registry, dose int);
+GRANT SELECT, INSERT ON doses_given TO regress_clerk;
+SELECT mark() AS m \gset
+SET ROLE regress_clerk;
+SET health_pass.purpose = 'research';
+INSERT INTO doses_given VALUES ('P20', 1);
+SET health_pass.purpose = 'care';
+INSERT INTO doses_given VALUES ('P20', 1);
+INSERT INTO doses_given VALUES ('P999', 1);
+RESET ROLE;
+SELECT * FROM audit_since(:m);
+SELECT * FROM doses_given;
+DROP TABLE doses_given;
+-- a cascade into a protected table that the rules hide from this role
+CREATE TABLE households (hid int PRIMARY KEY);
+CREATE TABLE members (person_id text PRIMARY KEY, hid int REFERENCES households ON DELETE CASCADE);
+INSERT INTO households VALUES (1);
+INSERT INTO members VALUES ('M1', 1);
+SELECT health_pass.protect('members', 'person_id');
+GRANT SELECT, DELETE ON households TO regress_clerk;
+SET ROLE regress_clerk;
+DELETE FROM households WHERE hid = 1;
+RESET ROLE;
+SELECT (SELECT count(*) FROM households) AS households, (SELECT count(*) FROM members) AS members;
+SELECT health_pass.unprotect('members');
+DROP TABLE members, households;
+
 -- 5. quotas: regress_nurse (through regress_nurses) may read 3 subjects an hour
 SELECT mark() AS m \gset
 SET ROLE regress_nurse;

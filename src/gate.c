@@ -430,7 +430,21 @@ hp_scan_exec(PlanState *ps)
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("health_pass lost track of a protected scan")));
 	if (s->gate->mode == HP_DENIED)
+	{
+		/*
+		 * A foreign-key check or cascade (they run with NOFORCE_RLS) would
+		 * take a hidden row for a missing one: let an orphan in, a parent
+		 * go, or a cascade skip its rows.  Fail instead.
+		 */
+		if (InNoForceRLSOperation())
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("no health_pass rule lets this role read protected table \"%s\" for a foreign-key check or action",
+							get_rel_name(s->gate->relid)),
+					 errdetail("Rows the rules hide would look missing to the constraint."),
+					 errhint("Declare a purpose a rule allows (SET health_pass.purpose) before changing rows that reference, or are referenced by, this table.")));
 		return NULL;			/* the query sees an empty table */
+	}
 
 	slot = s->real(ps);
 	if (!TupIsNull(slot))
