@@ -32,16 +32,20 @@ static HpQueue *my_queue = NULL;
 
 #define HP_LOCKS (2 + hp_max_databases)
 
+/* Bytes of HpShared with its health_pass.max_databases queues; rings follow */
+static Size
+hp_queue_header_size(void)
+{
+	return MAXALIGN(add_size(offsetof(HpShared, queues),
+							 mul_size(hp_max_databases, sizeof(HpQueue))));
+}
+
 /* Bytes of shared memory for the queues and their rings */
 static Size
 hp_queue_shmem_size(void)
 {
-	Size		sz = MAXALIGN(add_size(offsetof(HpShared, queues),
-										   mul_size(hp_max_databases, sizeof(HpQueue))));
-
-	sz = add_size(sz, mul_size(mul_size(hp_max_databases, hp_queue_size),
-							   sizeof(HpRecord)));
-	return sz;
+	return add_size(hp_queue_header_size(),
+					mul_size(mul_size(hp_max_databases, hp_queue_size), sizeof(HpRecord)));
 }
 
 /* shmem_request_hook: reserve our memory and locks */
@@ -68,11 +72,9 @@ hp_shmem_startup_hook(void)
 	hp_shared = ShmemInitStruct("health_pass", hp_queue_shmem_size(), &found);
 	if (!found)
 	{
-		Size		head = MAXALIGN(offsetof(HpShared, queues) +
-									hp_max_databases * sizeof(HpQueue));
-		char	   *ring = (char *) hp_shared + head;
+		char	   *ring = (char *) hp_shared + hp_queue_header_size();
 
-		memset(hp_shared, 0, head);
+		memset(hp_shared, 0, hp_queue_header_size());
 		locks = GetNamedLWLockTranche("health_pass");
 		hp_shared->slots_lock = &locks[0].lock;
 		hp_shared->quota_lock = &locks[1].lock;
