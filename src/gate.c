@@ -332,16 +332,17 @@ hp_gate_row(HpGate *g, TupleTableSlot *slot, AttrNumber attnum)
 	Datum		d = slot_getattr(slot, attnum, &isnull);
 	MemoryContext old = MemoryContextSwitchTo(g->rowcxt);
 	char	   *subject = isnull ? NULL : OutputFunctionCall(&g->out, d);
+	size_t		len = subject ? strlen(subject) : 0;
 	uint64		h;
 	HpSeen	   *seen;
 	bool		found;
 
-	if (subject && strlen(subject) >= HP_SUBJECT_LEN)
+	if (len >= HP_SUBJECT_LEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
 				 errmsg("subject value of protected table \"%s\" is longer than %d bytes and cannot be audited",
 						get_rel_name(g->relid), HP_SUBJECT_LEN - 1)));
-	h = subject ? hash_bytes_extended((const unsigned char *) subject, strlen(subject), 1) : 0;
+	h = subject ? hash_bytes_extended((const unsigned char *) subject, len, 1) : 0;
 	if (!g->have_first)
 	{
 		/* most statements read one subject: no hash table for them */
@@ -384,7 +385,7 @@ hp_gate_row(HpGate *g, TupleTableSlot *slot, AttrNumber attnum)
 	{
 		int			count;
 
-		if (!hp_quota_admit(g->stmt->reader, g->relid, subject,
+		if (!hp_quota_admit(g->stmt->reader, g->relid, h,
 							g->max_subjects, g->per_us, &count))
 		{
 			if (seen)

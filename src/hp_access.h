@@ -136,7 +136,7 @@ extern void hp_record_hash(const uint8 *prev, int64 id, TimestampTz logged_at,
 /* quota.c */
 extern Size hp_quota_shmem_size(void);
 extern void hp_quota_shmem_init(void);
-extern bool hp_quota_admit(Oid roleid, Oid relid, const char *subject,
+extern bool hp_quota_admit(Oid roleid, Oid relid, uint64 subject_hash,
 						   int max_subjects, int64 per_us, int *count);
 
 /* policy.c */

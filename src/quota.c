@@ -12,7 +12,6 @@
  */
 #include "postgres.h"
 
-#include "common/hashfn.h"
 #include "storage/shmem.h"
 #include "utils/hsearch.h"
 #include "utils/timestamp.h"
@@ -103,12 +102,13 @@ hp_quota_sweep(const HpCounterKey *only, TimestampTz now)
 }
 
 /*
- * Record that roleid read subject of relid now.  Returns false, leaving the
- * counters alone, when that would make more than max_subjects distinct
- * subjects within per_us; *count is then the number already read.
+ * Record that roleid read the subject of relid with this hash (the gate's)
+ * now.  Returns false, leaving the counters alone, when that would make more
+ * than max_subjects distinct subjects within per_us; *count is then the
+ * number already read.
  */
 bool
-hp_quota_admit(Oid roleid, Oid relid, const char *subject,
+hp_quota_admit(Oid roleid, Oid relid, uint64 subject_hash,
 			   int max_subjects, int64 per_us, int *count)
 {
 	HpSubjectKey sk;
@@ -121,8 +121,7 @@ hp_quota_admit(Oid roleid, Oid relid, const char *subject,
 	memset(&sk, 0, sizeof(sk));
 	sk.roleid = roleid;
 	sk.relid = relid;
-	sk.subject_hash = subject ? hash_bytes_extended((const unsigned char *) subject,
-													strlen(subject), 0) : 0;
+	sk.subject_hash = subject_hash;
 	ck.roleid = roleid;
 	ck.relid = relid;
 

@@ -124,7 +124,9 @@ hp_writer_read_head(int64 *id, uint8 *hash)
 	SPI_connect();
 	if (SPI_execute("SELECT id, hash FROM health_pass.audit_log ORDER BY id DESC LIMIT 1",
 					true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the head of health_pass.audit_log");
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not read the head of health_pass.audit_log")));
 	if (SPI_processed == 1)
 	{
 		bool		isnull;
@@ -177,7 +179,7 @@ hp_writer_fill(TupleTableSlot *slot, const HpRecord *r, int64 id,
 {
 	Datum	   *v = slot->tts_values;
 	bool	   *nulls = slot->tts_isnull;
-	const char *addr = NULL;
+	const char *addr = r->client_addr_null ? NULL : r->client_addr;
 	const char *purpose = r->purpose[0] ? r->purpose : NULL;
 	const char *reason = r->reason[0] ? r->reason : NULL;
 	const char *subject = r->subject_null ? NULL : r->subject;
@@ -185,12 +187,10 @@ hp_writer_fill(TupleTableSlot *slot, const HpRecord *r, int64 id,
 	Datum		inet = (Datum) 0;
 
 	ExecClearTuple(slot);
-	if (!r->client_addr_null)
-	{
-		/* store and hash the address exactly as host(inet) prints it */
-		inet = DirectFunctionCall1(inet_in, CStringGetDatum(r->client_addr));
-		addr = TextDatumGetCString(DirectFunctionCall1(network_host, inet));
-	}
+	/* the backend queued host(inet_client_addr()), which inet_in reads back
+	 * unchanged: audit_verify() hashes host(client_addr), the same text */
+	if (addr)
+		inet = DirectFunctionCall1(inet_in, CStringGetDatum(addr));
 	hp_record_hash(hash, id, r->logged_at, NameStr(r->session_user_name),
 				   NameStr(r->current_user_name), addr, r->application_name,
 				   r->backend_pid, r->statement_id, r->relid, subject,
