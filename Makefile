@@ -10,6 +10,8 @@ DATA = sql/health_pass--0.1.0.sql sql/health_pass--0.1.0--0.2.0.sql \
        sql/health_pass--0.2.0--0.3.0.sql sql/health_pass--0.3.0--0.4.0.sql
 REGRESS = type reading trust check inspect hostile access upgrade
 REGRESS_OPTS = --inputdir=.
+ISOLATION = recheck
+ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output
 
 PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
               -Wno-missing-field-initializers -Wno-sign-compare

@@ -6,6 +6,8 @@
  *    decision (allowed, denied, break glass), the role's quota, and queued
  *    for the audit log before it can travel further up the plan.  Nothing
  *    here applies to superusers or to plans that are only explained.
+ *    The recheck plans that EvalPlanQual runs after a concurrent update
+ *    (FOR UPDATE/SHARE, UPDATE/DELETE ... RETURNING) are gated the same way.
  *
  *    A "statement" is a top-level execution (a query, a cursor, one
  *    statement of a procedure); queries run inside it (functions, views of
@@ -66,13 +68,19 @@ typedef struct HpSeen
 	char	   *subject;		/* NULL for a NULL subject */
 } HpSeen;
 
-/* A wrapped scan node */
+/*
+ * A wrapped node: a scan of a protected table (gate set), or a node that
+ * may run an EvalPlanQual recheck (epq set: LockRows, or ModifyTable with
+ * RETURNING), wrapped until its first call builds and gates the recheck plan
+ */
 typedef struct HpScan
 {
 	PlanState  *ps;
 	ExecProcNodeMtd real;
 	HpGate	   *gate;
 	AttrNumber	slot_attnum;	/* attribute in the node's scan slot */
+	EPQState   *epq;
+	HpStmt	   *stmt;
 	MemoryContext owner;
 } HpScan;
 
@@ -408,28 +416,46 @@ hp_gate_row(HpGate *g, TupleTableSlot *slot, AttrNumber attnum)
 	MemoryContextReset(g->rowcxt);
 }
 
-/* Wrapped ExecProcNode of a protected scan */
-static TupleTableSlot *
-hp_scan_exec(PlanState *ps)
+/* The wrapping of node ps */
+static HpScan *
+hp_scan_of(PlanState *ps)
 {
-	HpScan	   *s = NULL;
 	ListCell   *lc;
-	TupleTableSlot *slot;
 
 	foreach(lc, scans)
 	{
 		HpScan	   *c = lfirst(lc);
 
 		if (c->ps == ps)
-		{
-			s = c;
-			break;
-		}
+			return c;
 	}
-	if (s == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("health_pass lost track of a protected scan")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INTERNAL_ERROR),
+			 errmsg("health_pass lost track of a protected scan")));
+	return NULL;				/* not reached */
+}
+
+/*
+ * The row a scan node just produced, as read from the table.  Normally its
+ * scan slot; in an EvalPlanQual recheck the executor hands the node the
+ * row version under test instead, which ExecScan leaves in the expression
+ * context when it projects and returns itself when it does not.
+ */
+static TupleTableSlot *
+hp_scanned_row(PlanState *ps, TupleTableSlot *out)
+{
+	if (ps->state->es_epq_active == NULL)
+		return ((ScanState *) ps)->ss_ScanTupleSlot;
+	return ps->ps_ProjInfo ? ps->ps_ExprContext->ecxt_scantuple : out;
+}
+
+/* Wrapped ExecProcNode of a protected scan */
+static TupleTableSlot *
+hp_scan_exec(PlanState *ps)
+{
+	HpScan	   *s = hp_scan_of(ps);
+	TupleTableSlot *slot;
+
 	if (s->gate->mode == HP_DENIED)
 	{
 		/*
@@ -449,7 +475,7 @@ hp_scan_exec(PlanState *ps)
 
 	slot = s->real(ps);
 	if (!TupIsNull(slot))
-		hp_gate_row(s->gate, ((ScanState *) ps)->ss_ScanTupleSlot, s->slot_attnum);
+		hp_gate_row(s->gate, hp_scanned_row(ps, slot), s->slot_attnum);
 	return slot;
 }
 
@@ -471,6 +497,7 @@ typedef struct HpWalk
 	EState	   *owner;
 	Oid			reader;
 	bool		wrapped;		/* some scan of this plan was wrapped */
+	List	   *epq;			/* nodes that may recheck rows (EvalPlanQual) */
 } HpWalk;
 
 /* The statement the walked plan belongs to, created on first need */
@@ -654,8 +681,82 @@ hp_walk(PlanState *ps, void *arg)
 			hp_wrap_scan(ps, rel, attnum, w);
 	}
 	else if (IsA(ps, ModifyTableState))
-		hp_wrap_upserts((ModifyTableState *) ps, w);
+	{
+		ModifyTableState *mt = (ModifyTableState *) ps;
+
+		hp_wrap_upserts(mt, w);
+		/* without RETURNING, a rechecked row goes nowhere */
+		if ((mt->operation == CMD_UPDATE || mt->operation == CMD_DELETE) &&
+			((ModifyTable *) ps->plan)->returningLists != NIL)
+			w->epq = lappend(w->epq, ps);
+	}
+	else if (IsA(ps, LockRowsState))
+		w->epq = lappend(w->epq, ps);
 	return planstate_tree_walker(ps, hp_walk, arg);
+}
+
+static TupleTableSlot *hp_epq_exec(PlanState *ps);
+
+/* Wrap the nodes the walk found that may recheck rows, once it gated a scan */
+static void
+hp_wrap_epq_nodes(HpWalk *w)
+{
+	ListCell   *lc;
+
+	if (!w->wrapped)
+		return;
+	foreach(lc, w->epq)
+	{
+		PlanState  *ps = lfirst(lc);
+		HpScan	   *s = MemoryContextAllocZero(TopMemoryContext, sizeof(HpScan));
+
+		s->ps = ps;
+		s->real = ps->ExecProcNodeReal;
+		s->epq = IsA(ps, LockRowsState) ? &((LockRowsState *) ps)->lr_epqstate :
+			&((ModifyTableState *) ps)->mt_epqstate;
+		s->stmt = w->stmt;
+		s->owner = ps->state->es_query_cxt;
+		scans = lappend(scans, s);
+		ps->ExecProcNodeReal = hp_epq_exec;
+	}
+}
+
+/*
+ * First call of a node that may recheck a row with EvalPlanQual: after a
+ * concurrent update, SELECT ... FOR UPDATE/SHARE and UPDATE or DELETE ...
+ * RETURNING return the row's newest version, read by a separate recheck
+ * plan that the executor builds when the first such row comes.  Build it
+ * now and gate its scans like the main plan's, so the newest version is
+ * audited (its subject may have changed); then step out of the way.
+ */
+static TupleTableSlot *
+hp_epq_exec(PlanState *ps)
+{
+	HpScan	   *s = hp_scan_of(ps);
+	EPQState   *epq = s->epq;
+
+	ps->ExecProcNodeReal = s->real;
+	if (ps->ExecProcNode == hp_epq_exec)
+		ps->ExecProcNode = s->real;
+	if (epq->recheckestate == NULL && epq->plan != NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(epq->parentestate->es_query_cxt);
+		HpWalk		w;
+
+		EvalPlanQualBegin(epq);
+		MemoryContextSwitchTo(old);
+		w.stmt = s->stmt;
+		w.owner = epq->parentestate;
+		w.reader = s->stmt->reader;
+		w.wrapped = false;
+		w.epq = NIL;
+		hp_walk(epq->recheckplanstate, &w);
+		/* the recheck plan's memory goes at the end of the node */
+		if (w.wrapped)
+			hp_watch(epq->recheckestate);
+		hp_wrap_epq_nodes(&w);
+	}
+	return s->real(ps);
 }
 
 /* ExecutorStart hook: wrap the protected scans of the new plan */
@@ -676,9 +777,11 @@ hp_executor_start(QueryDesc *qd, int eflags)
 		return;
 	w.stmt = NULL;
 	w.wrapped = false;
+	w.epq = NIL;
 	/* a query nested in a running one belongs to the outer statement */
 	w.owner = (depth > 0 && top_estate) ? top_estate : qd->estate;
 	hp_walk(qd->planstate, &w);
+	hp_wrap_epq_nodes(&w);
 	/* the wrapped scans die with this plan's memory, the statement may not */
 	if (w.wrapped && w.owner != qd->estate)
 		hp_watch(qd->estate);

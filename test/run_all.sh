@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run every health_pass test against a throwaway cluster this script starts
-# and stops: pg_regress, pgTAP, the EU DCC conformance vectors, and the
+# and stops: pg_regress, isolation, pgTAP, the EU DCC conformance vectors, and the
 # libFuzzer target.  Ends with 'N passed, N failed'; exits non-zero on failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -20,11 +20,11 @@ hp_cluster_start "$WORK/pg" "$PORT" || { echo "0 passed, 1 failed"; exit 1; }
 passed=0; failed=0
 tally() { passed=$((passed + $1)); failed=$((failed + $2)); echo "== $3: $1 passed, $2 failed"; }
 
-# 1. pg_regress (sql/ -> expected/)
+# 1. pg_regress (sql/ -> expected/), then pg_isolation_regress (test/isolation/)
 make -s installcheck >"$WORK/regress.log" 2>&1
 cat "$WORK/regress.log" | grep -E "^(test| ?ok|not ok)" || true
-[ -f regression.diffs ] && head -80 regression.diffs
-tally "$(grep -cE '\.\.\. ok' "$WORK/regress.log")" "$(grep -cE '\.\.\. FAILED' "$WORK/regress.log")" pg_regress
+for d in regression.diffs test/isolation/output/regression.diffs; do [ -f $d ] && head -80 $d; done
+tally "$(grep -cE '\.\.\. ok' "$WORK/regress.log")" "$(grep -cE '\.\.\. FAILED' "$WORK/regress.log")" "pg_regress and isolation"
 
 # 2. pgTAP with pg_prove, in its own database
 createdb tap
