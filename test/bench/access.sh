@@ -71,25 +71,27 @@ q -c "CHECKPOINT" >/dev/null
 # audit writer then uses; with 4 threads both cores are saturated and the
 # ratio is the ratio of CPU per lookup.  All three are reported.
 # Rounds of the four configurations back to back, so that drift on a shared
-# machine hits all of them alike; the ratios are of the medians.
+# machine hits all of them alike.  Each ratio is taken within its round
+# (configuration / that round's unprotected run); the figure is the median
+# of the rounds' ratios, with their lowest and highest beside it.
 ROUNDS=${HP_BENCH_ROUNDS:-5}
 POINT=
+spread() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { printf "%s (rounds %s to %s)", (NR % 2) ? v[(NR + 1) / 2] : sprintf("%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }'; }
 for j in 1 2 4; do
-    B=; OFF=; ON=; AUD=
+    B=; OFF=; ON=; AUD=; ROFF=; RON=; RAUD=
     for r in $(seq "$ROUNDS"); do
         b=$(tps registry_copy off off $j); off=$(tps registry off off $j)
         on=$(tps registry on off $j); aud=$(tps registry_copy off on $j)
         echo "  -j $j round $r: unprotected $b, audit_sync off $off, audit_sync on $on, pgaudit $aud tps"
         B="$B $b"; OFF="$OFF $off"; ON="$ON $on"; AUD="$AUD $aud"
+        ROFF="$ROFF $(ratio "$off" "$b")"; RON="$RON $(ratio "$on" "$b")"; RAUD="$RAUD $(ratio "$aud" "$b")"
     done
-    base=$(echo "$B" | median); off=$(echo "$OFF" | median)
-    on=$(echo "$ON" | median); audit=$(echo "$AUD" | median)
     POINT="$POINT
-point lookups, 1,000,000 rows, pgbench -M prepared -c 4 -j $j -T $SECS, fsync on, median of $ROUNDS rounds
-  unprotected copy:              $base tps
-  protected, audit_sync off:     $off tps  ratio $(ratio "$off" "$base")
-  protected, audit_sync on:      $on tps  ratio $(ratio "$on" "$base")
-  unprotected under pgaudit:     $audit tps  ratio $(ratio "$audit" "$base")"
+point lookups, 1,000,000 rows, pgbench -M prepared -c 4 -j $j -T $SECS, fsync on, $ROUNDS rounds
+  unprotected copy:              $(echo "$B" | median) tps (median)
+  protected, audit_sync off:     $(echo "$OFF" | median) tps  ratio $(echo "$ROFF" | spread)
+  protected, audit_sync on:      $(echo "$ON" | median) tps  ratio $(echo "$RON" | spread)
+  unprotected under pgaudit:     $(echo "$AUD" | median) tps  ratio $(echo "$RAUD" | spread)"
 done
 logged=$(grep -c 'AUDIT: OBJECT' "$DIR/pg/server.log" || true)
 PGOPTIONS="-c health_pass.audit_timeout=10min" q -c "SELECT health_pass.audit_flush()" >/dev/null
