@@ -734,29 +734,29 @@ hp_epq_exec(PlanState *ps)
 {
 	HpScan	   *s = hp_scan_of(ps);
 	EPQState   *epq = s->epq;
+	ExecProcNodeMtd real = s->real;
+	HpStmt	   *stmt = s->stmt;
 
-	ps->ExecProcNodeReal = s->real;
+	/* a one-time wrapper: unwrap and forget it */
+	ps->ExecProcNodeReal = real;
 	if (ps->ExecProcNode == hp_epq_exec)
-		ps->ExecProcNode = s->real;
+		ps->ExecProcNode = real;
+	scans = list_delete_ptr(scans, s);
+	pfree(s);
 	if (epq->recheckestate == NULL && epq->plan != NULL)
 	{
 		MemoryContext old = MemoryContextSwitchTo(epq->parentestate->es_query_cxt);
-		HpWalk		w;
+		HpWalk		w = {.stmt = stmt, .owner = epq->parentestate, .reader = stmt->reader};
 
 		EvalPlanQualBegin(epq);
 		MemoryContextSwitchTo(old);
-		w.stmt = s->stmt;
-		w.owner = epq->parentestate;
-		w.reader = s->stmt->reader;
-		w.wrapped = false;
-		w.epq = NIL;
 		hp_walk(epq->recheckplanstate, &w);
 		/* the recheck plan's memory goes at the end of the node */
 		if (w.wrapped)
 			hp_watch(epq->recheckestate);
 		hp_wrap_epq_nodes(&w);
 	}
-	return s->real(ps);
+	return real(ps);
 }
 
 /* ExecutorStart hook: wrap the protected scans of the new plan */

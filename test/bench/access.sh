@@ -76,7 +76,10 @@ q -c "CHECKPOINT" >/dev/null
 # of the rounds' ratios, with their lowest and highest beside it.
 ROUNDS=${HP_BENCH_ROUNDS:-5}
 POINT=
-spread() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { printf "%s (rounds %s to %s)", (NR % 2) ? v[(NR + 1) / 2] : sprintf("%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }'; }
+spread() { # median of the ratios, then the lowest and highest
+    local v; v=$(tr ' ' '\n' | grep . | sort -g)
+    printf '%s (rounds %s to %s)' "$(echo "$v" | median)" "$(echo "$v" | head -1)" "$(echo "$v" | tail -1)"
+}
 for j in 1 2 4; do
     B=; OFF=; ON=; AUD=; ROFF=; RON=; RAUD=
     for r in $(seq "$ROUNDS"); do
