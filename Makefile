@@ -4,10 +4,12 @@ OBJS = src/health_pass.o src/base45.o src/compress.o src/cbor.o src/cose.o \
        src/pass.o src/json.o src/read.o src/inspect.o src/keys.o \
        src/check.o src/trust.o \
        src/queue.o src/writer.o src/quota.o src/policy.o src/gate.o \
-       src/send.o src/plan.o src/audit.o src/chain.o src/statistics.o
+       src/send.o src/plan.o src/audit.o src/chain.o src/statistics.o \
+       src/block.o src/records.o
 EXTENSION = health_pass
 DATA = sql/health_pass--0.1.0.sql sql/health_pass--0.1.0--0.2.0.sql \
-       sql/health_pass--0.2.0--0.3.0.sql sql/health_pass--0.3.0--0.4.0.sql
+       sql/health_pass--0.2.0--0.3.0.sql sql/health_pass--0.3.0--0.4.0.sql \
+       sql/health_pass--0.4.0--0.5.0.sql
 REGRESS = type reading trust check inspect hostile access upgrade
 REGRESS_OPTS = --inputdir=.
 ISOLATION = recheck

@@ -1,7 +1,7 @@
 /*
  * audit.c
  *    SQL-facing side of the audit log: the chain check audit_verify(), the
- *    guard trigger that refuses changes to audit_log from everyone but
+ *    guard trigger that refuses changes to audit_block from everyone but
  *    superusers, and audit_status() for operators and tests.
  */
 #include "postgres.h"
@@ -21,7 +21,7 @@
 
 PG_FUNCTION_INFO_V1(hp_audit_guard);
 
-/* Trigger on audit_log: only superusers (the writer is one) may change it */
+/* Trigger on audit_block: only superusers (the writer is one) may change it */
 Datum
 hp_audit_guard(PG_FUNCTION_ARGS)
 {
@@ -31,13 +31,9 @@ hp_audit_guard(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("hp_audit_guard must be called as a trigger")));
-	if (!superuser())
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("health_pass.audit_log is append-only: only its writer may add records and only a superuser may %s them",
-						TRIGGER_FIRED_BY_INSERT(td->tg_event) ? "insert" :
-						TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? "update" :
-						TRIGGER_FIRED_BY_DELETE(td->tg_event) ? "delete" : "truncate")));
+	hp_audit_refuse_unless_superuser(TRIGGER_FIRED_BY_INSERT(td->tg_event) ? "insert" :
+									 TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? "update" :
+									 TRIGGER_FIRED_BY_DELETE(td->tg_event) ? "delete" : "truncate");
 	if (TRIGGER_FIRED_FOR_ROW(td->tg_event))
 		return PointerGetDatum(TRIGGER_FIRED_BY_DELETE(td->tg_event) ?
 							   td->tg_trigtuple :
@@ -45,36 +41,52 @@ hp_audit_guard(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
-/* Text of column i of the current SPI row, or NULL */
-static char *
-hp_col(HeapTuple tup, TupleDesc desc, int i)
-{
-	return SPI_getvalue(tup, desc, i);
-}
-
-/* bytea column i as 32 bytes; false when NULL or another length */
-static bool
-hp_col_hash(HeapTuple tup, TupleDesc desc, int i, uint8 *out)
+/* bytea column i of an SPI row, or NULL */
+static bytea *
+hp_col_bytea(HeapTuple t, TupleDesc d, int i)
 {
 	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, i, &isnull);
-	bytea	   *b;
+	Datum		v = SPI_getbinval(t, d, i, &isnull);
 
-	if (isnull)
-		return false;
-	b = DatumGetByteaPP(d);
-	if (VARSIZE_ANY_EXHDR(b) != 32)
-		return false;
-	memcpy(out, VARDATA_ANY(b), 32);
-	return true;
+	return isnull ? NULL : DatumGetByteaPP(v);
+}
+
+/*
+ * True when a block row's summary columns (min_id, max_id, min_at, max_at,
+ * subjects) are those of its records: a forged summary could hide records
+ * from who_read() or from a time-window question.
+ */
+static bool
+hp_block_summary_ok(HeapTuple t, TupleDesc d, const HpBlock *b)
+{
+	Datum		v[6];
+	bool		nulls[6];
+	bool		isnull;
+	bytea	   *stored = hp_col_bytea(t, d, 5);
+	bytea	   *bloom;
+
+	hp_block_form(b->prev_hash, b->entries, b->n, v, nulls);
+	bloom = DatumGetByteaPP(v[4]);
+	for (int i = 0; i < 4; i++)
+	{
+		Datum		s = SPI_getbinval(t, d, i + 1, &isnull);
+
+		if (isnull || DatumGetInt64(s) != DatumGetInt64(v[i]))
+			return false;
+	}
+	return stored != NULL &&
+		VARSIZE_ANY_EXHDR(stored) == VARSIZE_ANY_EXHDR(bloom) &&
+		memcmp(VARDATA_ANY(stored), VARDATA_ANY(bloom), VARSIZE_ANY_EXHDR(bloom)) == 0;
 }
 
 PG_FUNCTION_INFO_V1(hp_audit_verify);
 
 /*
- * audit_verify(): walk audit_log in id order and recompute the chain.
- * Returns (ok, checked, first_bad): first_bad is the id of the first record
- * altered, reordered or missing (a deleted record is reported by its id).
+ * audit_verify(): walk audit_block in id order, unpack every block and
+ * recompute the chain.  Returns (ok, checked, first_bad): first_bad is the
+ * id of the first record altered, reordered or missing (a deleted record
+ * is reported by its id); a damaged block or a block whose summary does
+ * not match its records is reported by the id the chain expected there.
  */
 Datum
 hp_audit_verify(PG_FUNCTION_ARGS)
@@ -89,7 +101,7 @@ hp_audit_verify(PG_FUNCTION_ARGS)
 	int64		first_bad = 0;
 	int64		head_id = 0;
 	HpQueue    *q = hp_shared ? hp_queue_for_database(MyDatabaseId, false) : NULL;
-	MemoryContext rowcxt;
+	MemoryContext blockcxt;
 
 	if (get_call_result_type(fcinfo, NULL, &rdesc) != TYPEFUNC_COMPOSITE)
 		ereport(ERROR,
@@ -100,7 +112,7 @@ hp_audit_verify(PG_FUNCTION_ARGS)
 	/* the writer's head, read before the query's snapshot is taken */
 	if (q && XactIsoLevel == XACT_READ_COMMITTED)
 	{
-		Oid			relid = hp_relation_oid("audit_log");
+		Oid			relid = hp_relation_oid("audit_block");
 
 		LWLockAcquire(q->lock, LW_SHARED);
 		if (q->head_relid == relid)
@@ -109,57 +121,53 @@ hp_audit_verify(PG_FUNCTION_ARGS)
 	}
 
 	SPI_connect();
-	/* the column texts of one record, freed before the next */
-	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "health_pass verify row",
-								   ALLOCSET_DEFAULT_SIZES);
+	/* one unpacked block at a time, freed before the next */
+	blockcxt = AllocSetContextCreate(CurrentMemoryContext, "health_pass verify block",
+									 ALLOCSET_DEFAULT_SIZES);
 	portal = SPI_cursor_open_with_args(NULL,
-									   "SELECT id, logged_at, session_user_name::text, "
-									   "current_user_name::text, host(client_addr), application_name, "
-									   "backend_pid, statement_id, relation::oid, subject, purpose, "
-									   "outcome, reason, prev_hash, hash "
-									   "FROM health_pass.audit_log ORDER BY id",
+									   "SELECT min_id, max_id, min_at, max_at, subjects, records "
+									   "FROM health_pass.audit_block ORDER BY min_id",
 									   0, NULL, NULL, NULL, true, 0);
 	while (first_bad == 0)
 	{
-		SPI_cursor_fetch(portal, true, 10000);
+		SPI_cursor_fetch(portal, true, 64);
 		if (SPI_processed == 0)
 			break;
 		for (uint64 r = 0; r < SPI_processed && first_bad == 0; r++)
 		{
 			HeapTuple	t = SPI_tuptable->vals[r];
 			TupleDesc	d = SPI_tuptable->tupdesc;
-			bool		isnull;
-			int64		id = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
-			TimestampTz at = DatumGetTimestampTz(SPI_getbinval(t, d, 2, &isnull));
-			int32		pid = DatumGetInt32(SPI_getbinval(t, d, 7, &isnull));
-			int64		stmt = DatumGetInt64(SPI_getbinval(t, d, 8, &isnull));
-			Oid			relid = DatumGetObjectId(SPI_getbinval(t, d, 9, &isnull));
-			uint8		stored_prev[32],
-						stored[32],
-						computed[32];
-			MemoryContext old;
+			bytea	   *records = hp_col_bytea(t, d, 6);
+			MemoryContext old = MemoryContextSwitchTo(blockcxt);
+			HpBlock		b = {{0}};
+			const char *why;
 
-			if (id != expect)
+			if (records == NULL || !hp_block_unpack(records, &b, &why) || b.n == 0 ||
+				!hp_block_summary_ok(t, d, &b))
+				first_bad = expect;		/* damaged, empty or mislabelled */
+			for (int i = 0; i < b.n && first_bad == 0; i++)
 			{
-				first_bad = expect;		/* a missing or moved record */
-				break;
+				HpEntry    *e = &b.entries[i];
+				uint8		computed[32];
+
+				if (e->id != expect)
+				{
+					first_bad = expect; /* a missing or moved record */
+					break;
+				}
+				hp_record_hash(prev, e, computed);
+				if ((i == 0 && memcmp(b.prev_hash, prev, 32) != 0) ||
+					memcmp(e->hash, computed, 32) != 0)
+				{
+					first_bad = e->id;
+					break;
+				}
+				memcpy(prev, e->hash, 32);
+				checked++;
+				expect++;
 			}
-			old = MemoryContextSwitchTo(rowcxt);
-			hp_record_hash(prev, id, at, hp_col(t, d, 3), hp_col(t, d, 4),
-						   hp_col(t, d, 5), hp_col(t, d, 6), pid, stmt, relid,
-						   hp_col(t, d, 10), hp_col(t, d, 11), hp_col(t, d, 12),
-						   hp_col(t, d, 13), computed);
 			MemoryContextSwitchTo(old);
-			MemoryContextReset(rowcxt);
-			if (!hp_col_hash(t, d, 14, stored_prev) || memcmp(stored_prev, prev, 32) != 0 ||
-				!hp_col_hash(t, d, 15, stored) || memcmp(stored, computed, 32) != 0)
-			{
-				first_bad = id;
-				break;
-			}
-			memcpy(prev, stored, 32);
-			checked++;
-			expect++;
+			MemoryContextReset(blockcxt);
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}

@@ -44,12 +44,7 @@ hp_hash_int(EVP_MD_CTX *ctx, int64 v)
  * differently from empty ones.
  */
 void
-hp_record_hash(const uint8 *prev, int64 id, TimestampTz logged_at,
-			   const char *session_user_name, const char *current_user_name,
-			   const char *client_addr, const char *application_name,
-			   int32 backend_pid, int64 statement_id, Oid relid,
-			   const char *subject, const char *purpose,
-			   const char *outcome, const char *reason, uint8 *out)
+hp_record_hash(const uint8 *prev, const HpEntry *e, uint8 *out)
 {
 	/* one context and one fetched SHA-256 per process, reused per record */
 	static EVP_MD_CTX *ctx = NULL;
@@ -66,18 +61,18 @@ hp_record_hash(const uint8 *prev, int64 id, TimestampTz logged_at,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("could not start a SHA-256 digest for the audit chain")));
 	EVP_DigestUpdate(ctx, prev, 32);
-	hp_hash_int(ctx, id);
-	hp_hash_int(ctx, logged_at);
-	hp_hash_field(ctx, session_user_name);
-	hp_hash_field(ctx, current_user_name);
-	hp_hash_field(ctx, client_addr);
-	hp_hash_field(ctx, application_name);
-	hp_hash_int(ctx, backend_pid);
-	hp_hash_int(ctx, statement_id);
-	hp_hash_int(ctx, relid);
-	hp_hash_field(ctx, subject);
-	hp_hash_field(ctx, purpose);
-	hp_hash_field(ctx, outcome);
-	hp_hash_field(ctx, reason);
+	hp_hash_int(ctx, e->id);
+	hp_hash_int(ctx, e->logged_at);
+	hp_hash_field(ctx, e->session_user_name);
+	hp_hash_field(ctx, e->current_user_name);
+	hp_hash_field(ctx, e->client_addr);
+	hp_hash_field(ctx, e->application_name);
+	hp_hash_int(ctx, e->backend_pid);
+	hp_hash_int(ctx, e->statement_id);
+	hp_hash_int(ctx, e->relid);
+	hp_hash_field(ctx, e->subject);
+	hp_hash_field(ctx, e->purpose);
+	hp_hash_field(ctx, hp_outcome_name((HpOutcome) e->outcome));
+	hp_hash_field(ctx, e->reason);
 	EVP_DigestFinal_ex(ctx, out, &len);
 }

@@ -18,6 +18,8 @@
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 
+#include "hp_block.h"
+
 /* Sizes of the text fields an audit record carries (bytes, with the NUL) */
 #define HP_SUBJECT_LEN   128	/* a subject value longer than 127 bytes fails */
 #define HP_PURPOSE_LEN   64		/* health_pass.purpose is at most 63 bytes */
@@ -124,14 +126,14 @@ extern const char *hp_outcome_name(HpOutcome outcome);
 extern void hp_writer_request(HpQueue *q);
 
 /* chain.c */
-extern void hp_record_hash(const uint8 *prev, int64 id, TimestampTz logged_at,
-						   const char *session_user_name,
-						   const char *current_user_name,
-						   const char *client_addr, const char *application_name,
-						   int32 backend_pid, int64 statement_id, Oid relid,
-						   const char *subject, const char *purpose,
-						   const char *outcome, const char *reason,
-						   uint8 *out);
+extern void hp_record_hash(const uint8 *prev, const HpEntry *e, uint8 *out);
+
+/* records.c */
+extern void hp_entry_of_record(const HpRecord *r, HpEntry *e);
+extern void hp_block_form(const uint8 *prev, const HpEntry *e, int n,
+						  Datum *values, bool *nulls);
+extern bool hp_block_unpack(bytea *records, HpBlock *b, const char **why);
+extern void hp_audit_refuse_unless_superuser(const char *what);
 
 /* quota.c */
 extern Size hp_quota_shmem_size(void);

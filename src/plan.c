@@ -168,7 +168,7 @@ hp_guard_subject_statistics(AlterTableStmt *at, Oid relid)
 	}
 }
 
-/* ProcessUtility_hook: COPY TO through the executor; guard audit_log */
+/* ProcessUtility_hook: COPY TO through the executor; guard the audit log */
 static void
 hp_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		   ProcessUtilityContext context, ParamListInfo params,
@@ -199,10 +199,11 @@ hp_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		AlterTableStmt *at = (AlterTableStmt *) node;
 		Oid			relid = RangeVarGetRelid(at->relation, NoLock, true);
 
-		if (OidIsValid(relid) && relid == hp_relation_oid("audit_log"))
+		if (OidIsValid(relid) && (relid == hp_relation_oid("audit_log") ||
+								  relid == hp_relation_oid("audit_block")))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("only a superuser may alter health_pass.audit_log")));
+					 errmsg("only a superuser may alter health_pass.%s", get_rel_name(relid))));
 		if (OidIsValid(relid))
 			hp_guard_subject_statistics(at, relid);
 	}

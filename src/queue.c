@@ -211,7 +211,7 @@ hp_audit_unavailable(const char *why)
 			 errmsg("health_pass audit log is not being written: %s", why),
 			 errdetail("No rows of a protected table are returned until their reads are recorded; waited %d ms (health_pass.audit_timeout).",
 					   hp_audit_timeout_ms),
-			 errhint("Check that the \"health_pass audit writer\" process is running and that health_pass.audit_log is not locked.")));
+			 errhint("Check that the \"health_pass audit writer\" process is running and that health_pass.audit_block is not locked.")));
 }
 
 /*

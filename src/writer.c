@@ -3,20 +3,20 @@
  *    The audit writer: one background worker per database, started on
  *    demand by the first backend that queues a record there.  It takes
  *    records from that database's queue in batches, chains each to the one
- *    before with SHA-256, inserts them into health_pass.audit_log (heap
- *    and indexes directly, no SQL per record) and commits once per batch,
+ *    before with SHA-256, packs them HP_BLOCK_RECORDS to a row of
+ *    health_pass.audit_block (heap and index directly, no SQL) and commits
+ *    once per batch,
  *    asynchronously: "written" advances at commit, "durable" once the
  *    commit is flushed to disk, which is what health_pass.audit_sync waits
  *    for (the writer flushes at once when a backend waits).
  */
 #include "postgres.h"
 
-#include "access/brin.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
-#include "catalog/pg_am_d.h"
+#include "catalog/pg_class_d.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -42,8 +42,7 @@
 #include "hp.h"
 #include "hp_access.h"
 
-#define HP_BATCH 4000			/* records per transaction, at most */
-#define HP_CHUNK 64				/* records per table_multi_insert */
+#define HP_BATCH 4096			/* records per transaction, at most */
 #define HP_RESTART_MS 1000
 #define HP_POLL_MS 20			/* writer poll interval while busy */
 
@@ -109,12 +108,14 @@ hp_writer_detach(int code, Datum arg)
 	ConditionVariableBroadcast(&q->progress);
 }
 
-/* The audit_log the writer's chain head was read from */
+/* The audit_block the writer's chain head was read from */
 static Oid	hp_head_relid = InvalidOid;
 
 /*
- * Read the last id and hash of the chain from audit_log, in the current
- * transaction (an empty log starts the chain at id 0 and a zero hash).
+ * Read the last id and hash of the chain from the newest audit_block, in
+ * the current transaction (an empty log starts the chain at id 0 and a
+ * zero hash).  A damaged newest block stops the writer: it cannot chain to
+ * it, and reads fail closed until a superuser repairs or removes it.
  */
 static void
 hp_writer_read_head(int64 *id, uint8 *hash)
@@ -122,21 +123,26 @@ hp_writer_read_head(int64 *id, uint8 *hash)
 	*id = 0;
 	memset(hash, 0, 32);
 	SPI_connect();
-	if (SPI_execute("SELECT id, hash FROM health_pass.audit_log ORDER BY id DESC LIMIT 1",
+	if (SPI_execute("SELECT records FROM health_pass.audit_block ORDER BY min_id DESC LIMIT 1",
 					true, 1) != SPI_OK_SELECT)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not read the head of health_pass.audit_log")));
+				 errmsg("could not read the head of health_pass.audit_block")));
 	if (SPI_processed == 1)
 	{
 		bool		isnull;
-		Datum		d;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		HpBlock		b;
+		const char *why = NULL;
 
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		*id = DatumGetInt64(d);
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-		if (!isnull && VARSIZE_ANY_EXHDR(DatumGetPointer(d)) == 32)
-			memcpy(hash, VARDATA_ANY(DatumGetPointer(d)), 32);
+		if (isnull || !hp_block_unpack(DatumGetByteaPP(d), &b, &why) || b.n == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("the newest health_pass.audit_block is damaged: %s",
+							why ? why : "no records"),
+					 errhint("Run health_pass.audit_verify() to find the first damaged record.")));
+		*id = b.entries[b.n - 1].id;
+		memcpy(hash, b.entries[b.n - 1].hash, 32);
 	}
 	SPI_finish();
 }
@@ -151,7 +157,7 @@ hp_writer_load_head(HpQueue *q)
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	hp_head_relid = hp_relation_oid("audit_log");
+	hp_head_relid = hp_relation_oid("audit_block");
 	if (OidIsValid(hp_head_relid))
 		hp_writer_read_head(&id, hash);
 	PopActiveSnapshot();
@@ -164,135 +170,30 @@ hp_writer_load_head(HpQueue *q)
 	LWLockRelease(q->lock);
 }
 
-/* Text datum, or NULL */
-static inline Datum
-hp_text_or_null(const char *s, bool *isnull)
-{
-	*isnull = (s == NULL);
-	return s ? CStringGetTextDatum(s) : (Datum) 0;
-}
-
-/* Fill slot with record r, chained to hash; returns r's hash in next */
-static void
-hp_writer_fill(TupleTableSlot *slot, const HpRecord *r, int64 id,
-			   const uint8 *hash, uint8 *next)
-{
-	Datum	   *v = slot->tts_values;
-	bool	   *nulls = slot->tts_isnull;
-	const char *addr = r->client_addr_null ? NULL : r->client_addr;
-	const char *purpose = r->purpose[0] ? r->purpose : NULL;
-	const char *reason = r->reason[0] ? r->reason : NULL;
-	const char *subject = r->subject_null ? NULL : r->subject;
-	const char *outcome = hp_outcome_name((HpOutcome) r->outcome);
-	Datum		inet = (Datum) 0;
-
-	ExecClearTuple(slot);
-	/* the backend queued host(inet_client_addr()), which inet_in reads back
-	 * unchanged: audit_verify() hashes host(client_addr), the same text */
-	if (addr)
-		inet = DirectFunctionCall1(inet_in, CStringGetDatum(addr));
-	hp_record_hash(hash, id, r->logged_at, NameStr(r->session_user_name),
-				   NameStr(r->current_user_name), addr, r->application_name,
-				   r->backend_pid, r->statement_id, r->relid, subject,
-				   purpose, outcome, reason, next);
-
-	memset(nulls, 0, 15 * sizeof(bool));
-	v[0] = Int64GetDatum(id);
-	v[1] = TimestampTzGetDatum(r->logged_at);
-	v[2] = NameGetDatum(&r->session_user_name);
-	v[3] = NameGetDatum(&r->current_user_name);
-	v[4] = inet;
-	nulls[4] = (addr == NULL);
-	v[5] = CStringGetTextDatum(r->application_name);
-	v[6] = Int32GetDatum(r->backend_pid);
-	v[7] = Int64GetDatum(r->statement_id);
-	v[8] = ObjectIdGetDatum(r->relid);
-	v[9] = hp_text_or_null(subject, &nulls[9]);
-	v[10] = hp_text_or_null(purpose, &nulls[10]);
-	v[11] = CStringGetTextDatum(outcome);
-	v[12] = hp_text_or_null(reason, &nulls[12]);
-	v[13] = PointerGetDatum(hp_bytea(hash, 32));
-	v[14] = PointerGetDatum(hp_bytea(next, 32));
-	ExecStoreVirtualTuple(slot);
-}
-
-/* BRIN indexes of audit_log this writer keeps summarized */
-#define HP_MAX_BRIN 4
-static struct
-{
-	Oid			index;
-	BlockNumber next;			/* first range start not yet summarized */
-}			hp_brin[HP_MAX_BRIN];
-
 /*
- * Summarize every BRIN range of index that the writer has filled, so a
- * bitmap scan (who_read) skips it unless its summary matches.  Ranges are
- * summarized once, when the table reaches their end: inserts into the range
- * being filled cost the index nothing (the few that still land in a range's
- * last page update its summary).  Skipped without waiting when VACUUM or
- * another summarizer holds the table; VACUUM summarizes them too.
- */
-static void
-hp_writer_summarize(Relation heap, Relation index)
-{
-	BlockNumber ppr = BrinGetPagesPerRange(index);
-	BlockNumber nblocks = RelationGetNumberOfBlocks(heap);
-	Oid			indexoid = RelationGetRelid(index);
-	int			i;
-
-	for (i = 0; i < HP_MAX_BRIN; i++)
-		if (hp_brin[i].index == indexoid || hp_brin[i].index == InvalidOid)
-			break;
-	if (i == HP_MAX_BRIN)
-	{
-		/* indexes dropped and created again: forget the old ones */
-		memset(hp_brin, 0, sizeof(hp_brin));
-		i = 0;
-	}
-	if (hp_brin[i].next > nblocks)
-		hp_brin[i].next = 0;	/* the table was truncated */
-	/* a range is full once the table has grown to its end */
-	if (hp_brin[i].index == indexoid && hp_brin[i].next + ppr > nblocks)
-		return;
-	if (!ConditionalLockRelationOid(RelationGetRelid(heap), ShareUpdateExclusiveLock))
-		return;
-	if (hp_brin[i].index == InvalidOid)
-	{
-		/* first time in this writer: every full range not summarized yet */
-		(void) DirectFunctionCall1(brin_summarize_new_values, ObjectIdGetDatum(indexoid));
-		hp_brin[i].index = indexoid;
-		hp_brin[i].next = (nblocks / ppr) * ppr;
-		return;
-	}
-	for (; hp_brin[i].next + ppr <= nblocks; hp_brin[i].next += ppr)
-		(void) DirectFunctionCall2(brin_summarize_range, ObjectIdGetDatum(indexoid),
-								   Int64GetDatum((int64) hp_brin[i].next));
-}
-
-/*
- * Insert records [from, from + n) of the ring straight into the heap and
- * indexes of audit_log (no SQL per record: this is the writer's hot path),
- * inside the caller's transaction.  Rows go to the heap HP_CHUNK at a time
- * through table_multi_insert (one WAL record per heap page, as COPY does),
- * then into the indexes.  *id and hash are the chain head, advanced per
- * record.
+ * Write records [from, from + n) of the ring to audit_block, inside the
+ * caller's transaction: chained with SHA-256, HP_BLOCK_RECORDS to a row,
+ * straight into the heap and its index (no SQL per block: this is the
+ * writer's hot path).  *id and hash are the chain head, advanced per record.
  */
 static Oid
 hp_writer_batch(const HpRecord *ring, uint64 from, int n, int64 *id, uint8 *hash)
 {
-	Oid			relid = hp_relation_oid("audit_log");
+	Oid			relid = hp_relation_oid("audit_block");
 	CommandId	cid = GetCurrentCommandId(true);
 	Relation	rel;
 	EState	   *estate;
 	ResultRelInfo *rri;
-	TupleTableSlot *slots[HP_CHUNK];
-	MemoryContext chunkcxt,
+	TupleTableSlot *slot;
+	HpEntry    *e;
+	MemoryContext blockcxt,
 				old;
 
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("health_pass.audit_log does not exist")));
+				 errmsg("health_pass.audit_block does not exist"),
+				 errhint("Update the extension: ALTER EXTENSION health_pass UPDATE.")));
 	rel = table_open(relid, RowExclusiveLock);
 	if (relid != hp_head_relid)
 	{
@@ -300,54 +201,50 @@ hp_writer_batch(const HpRecord *ring, uint64 from, int n, int64 *id, uint8 *hash
 		hp_writer_read_head(id, hash);
 		hp_head_relid = relid;
 	}
-	if (RelationGetDescr(rel)->natts != 15)
+	if (rel->rd_rel->relkind != RELKIND_RELATION || RelationGetDescr(rel)->natts != 6)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("health_pass.audit_log does not have the 15 columns the writer expects")));
+				 errmsg("health_pass.audit_block is not the table of 6 columns the writer expects")));
 	estate = CreateExecutorState();
 	rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(rri, rel, 1, NULL, 0);
 	ExecOpenIndices(rri, false);
-	for (int i = 0; i < HP_CHUNK; i++)
-		slots[i] = table_slot_create(rel, NULL);
-	chunkcxt = AllocSetContextCreate(CurrentMemoryContext, "health_pass writer chunk",
+	slot = table_slot_create(rel, NULL);
+	e = palloc(HP_BLOCK_RECORDS * sizeof(HpEntry));
+	blockcxt = AllocSetContextCreate(CurrentMemoryContext, "health_pass writer block",
 									 ALLOCSET_DEFAULT_SIZES);
 
 	for (int done = 0; done < n;)
 	{
-		int			k = Min(n - done, HP_CHUNK);
+		int			k = Min(n - done, HP_BLOCK_RECORDS);
+		uint8		prev[32];
 
-		old = MemoryContextSwitchTo(chunkcxt);
+		memcpy(prev, hash, 32);
 		for (int i = 0; i < k; i++)
 		{
-			uint8		next[32];
-
-			(*id)++;
-			hp_writer_fill(slots[i], &ring[(from + done + i) % hp_queue_size],
-						   *id, hash, next);
-			memcpy(hash, next, 32);
+			hp_entry_of_record(&ring[(from + done + i) % hp_queue_size], &e[i]);
+			e[i].id = ++(*id);
+			hp_record_hash(hash, &e[i], e[i].hash);
+			memcpy(hash, e[i].hash, 32);
 		}
-		table_multi_insert(rel, slots, k, cid, 0, NULL);
-		for (int i = 0; i < k; i++)
-		{
-			ExecInsertIndexTuples(rri, slots[i], estate, false, false, NULL, NIL);
-			ResetPerTupleExprContext(estate);
-		}
+		old = MemoryContextSwitchTo(blockcxt);
+		ExecClearTuple(slot);
+		hp_block_form(prev, e, k, slot->tts_values, slot->tts_isnull);
+		ExecStoreVirtualTuple(slot);
+		table_tuple_insert(rel, slot, cid, 0, NULL);
+		ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+		ResetPerTupleExprContext(estate);
 		MemoryContextSwitchTo(old);
-		MemoryContextReset(chunkcxt);
+		MemoryContextReset(blockcxt);
 		done += k;
 	}
 
-	for (int i = 0; i < rri->ri_NumIndices; i++)
-		if (rri->ri_IndexRelationDescs[i]->rd_rel->relam == BRIN_AM_OID)
-			hp_writer_summarize(rel, rri->ri_IndexRelationDescs[i]);
-
-	for (int i = 0; i < HP_CHUNK; i++)
-		ExecDropSingleTupleTableSlot(slots[i]);
+	ExecDropSingleTupleTableSlot(slot);
 	ExecCloseIndices(rri);
 	FreeExecutorState(estate);
 	table_close(rel, NoLock);
-	MemoryContextDelete(chunkcxt);
+	MemoryContextDelete(blockcxt);
+	pfree(e);
 	return relid;
 }
 
