@@ -43,7 +43,7 @@ CREATE FUNCTION health_pass._audit_records(records bytea,
     OUT backend_pid integer, OUT statement_id bigint, OUT relation regclass,
     OUT subject text, OUT purpose text, OUT outcome text, OUT reason text,
     OUT prev_hash bytea, OUT hash bytea)
-    RETURNS SETOF record
+    RETURNS SETOF record ROWS 256
     AS 'MODULE_PATHNAME', 'hp_audit_records' LANGUAGE C IMMUTABLE STRICT;
 COMMENT ON FUNCTION health_pass._audit_records(bytea) IS
     'the audit_log rows packed in one audit_block.records value, in the order they were written';
@@ -105,7 +105,7 @@ SELECT pg_catalog.pg_extension_config_dump('health_pass.audit_block', '');
 -- every SELECT grant on the old audit_log table to both)
 CREATE FUNCTION health_pass.who_read(tbl regclass, subject text)
     RETURNS SETOF health_pass.audit_log
-    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
     SELECT r.* FROM health_pass.audit_block b
     CROSS JOIN LATERAL health_pass._audit_records(b.records) r
     WHERE health_pass._audit_may_hold(b.subjects, tbl, who_read.subject)

@@ -398,5 +398,17 @@ hp_writer_main(Datum arg)
 		LWLockRelease(q->lock);
 		ConditionVariableBroadcast(&q->progress);
 		hp_writer_settle(q, false);
+
+		/*
+		 * After a short batch, let records gather for one poll interval
+		 * rather than loop at once: a batch (and its transaction, heap row
+		 * and index entry) per handful of records cost the server more than
+		 * the records themselves.  A backend that waits for its records
+		 * (audit_sync, audit_flush) or finds the queue a quarter full sets
+		 * the latch and ends the wait.
+		 */
+		if (n < HP_BATCH)
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 HP_POLL_MS, PG_WAIT_EXTENSION);
 	}
 }

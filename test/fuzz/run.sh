@@ -8,7 +8,7 @@ secs=${HP_FUZZ_SECONDS:-60}
 CC=${CC_FUZZ:-clang-14}
 $CC -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -o fuzz_decode fuzz_decode.c ../../src/base45.c ../../src/compress.c \
-    ../../src/cbor.c ../../src/cose.c -lz -lm
+    ../../src/cbor.c ../../src/cose.c ../../src/block.c -lz -lm
 rm -rf corpus && mkdir -p corpus
 # seed with the body (after HC1:) of every fixture pass and hostile input
 python3 - <<'PY'
@@ -16,6 +16,7 @@ import re
 for i, m in enumerate(re.finditer(r"VALUES \('[^']*', 'HC1:([^']*)'\)", open("../fixtures/fixtures.sql").read())):
     open("corpus/seed%03d" % i, "w").write(m.group(1))
 PY
+cp seeds/* corpus/   # an audit block of three records, from the upgrade test
 if ./fuzz_decode -max_total_time="$secs" -max_len=20000 -timeout=5 -rss_limit_mb=1024 \
       -print_final_stats=1 corpus >fuzz.log 2>&1; then
     grep -E "stat::number_of_executed_units|stat::peak_rss_mb" fuzz.log || true

@@ -21,7 +21,8 @@ SELECT functions_are('health_pass', ARRAY[
     'trust_list_fill', 'trust_add', 'trust_import', 'check', 'valid_at', 'verify', 'schema_errors',
     'protect', 'unprotect', 'allow', 'disallow', 'break_glass', 'audit_verify', 'audit_status',
     'audit_flush', 'who_read', '_policy_changed', '_preloaded', '_require_admin', '_forget_dropped',
-    '_audit_guard', '_subject_statistics', '_hide_subject_statistics'],
+    '_audit_guard', '_subject_statistics', '_hide_subject_statistics', '_audit_records',
+    '_audit_may_hold', '_audit_edit'],
     'exactly the documented functions');
 SELECT is((SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'health_pass' AND obj_description(p.oid, 'pg_proc') IS NULL)::int, 0,
