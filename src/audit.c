@@ -59,13 +59,13 @@ hp_col_bytea(HeapTuple t, TupleDesc d, int i)
 static bool
 hp_block_summary_ok(HeapTuple t, TupleDesc d, const HpBlock *b)
 {
-	Datum		v[6];
-	bool		nulls[6];
+	Datum		v[5];
+	bool		nulls[5];
 	bool		isnull;
 	bytea	   *stored = hp_col_bytea(t, d, 5);
 	bytea	   *bloom;
 
-	hp_block_form(b->prev_hash, b->entries, b->n, v, nulls);
+	hp_block_summary(b->entries, b->n, v, nulls);
 	bloom = DatumGetByteaPP(v[4]);
 	for (int i = 0; i < 4; i++)
 	{

@@ -130,6 +130,7 @@ extern void hp_record_hash(const uint8 *prev, const HpEntry *e, uint8 *out);
 
 /* records.c */
 extern void hp_entry_of_record(const HpRecord *r, HpEntry *e);
+extern void hp_block_summary(const HpEntry *e, int n, Datum *values, bool *nulls);
 extern void hp_block_form(const uint8 *prev, const HpEntry *e, int n,
 						  Datum *values, bool *nulls);
 extern bool hp_block_unpack(bytea *records, HpBlock *b, const char **why);

@@ -48,32 +48,20 @@ hp_entry_of_record(const HpRecord *r, HpEntry *e)
 }
 
 /*
- * The audit_block row of n entries chained to prev: min_id, max_id,
- * min_at, max_at, subjects (bloom filter), records.  Entries need no
- * particular order; ids and times are taken as they are.
+ * The summary columns of a block of n entries: min_id, max_id, min_at,
+ * max_at and subjects (bloom filter of (relation, subject)).  Entries need
+ * no particular order; ids and times are taken as they are.
  */
 void
-hp_block_form(const uint8 *prev, const HpEntry *e, int n, Datum *values, bool *nulls)
+hp_block_summary(const HpEntry *e, int n, Datum *values, bool *nulls)
 {
-	size_t		cap = hp_block_encoded_max(e, n);
 	size_t		bloom_size = hp_bloom_size(n);
-	bytea	   *records = palloc(VARHDRSZ + cap);
 	bytea	   *bloom = palloc0(VARHDRSZ + bloom_size);
-	int		   *ctx = palloc(2 * sizeof(int) * Max(n, 1));
-	size_t		len;
 	int64		min_id = e[0].id,
 				max_id = e[0].id;
 	TimestampTz min_at = e[0].logged_at,
 				max_at = e[0].logged_at;
 
-	len = hp_block_encode(prev, e, n, ctx, (uint8 *) VARDATA(records), cap);
-	if (len == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("audit records do not fit in one block"),
-				 errdetail("A block holds at most 1 MB and text fields of at most %d bytes.",
-						   HP_BLOCK_MAX_TEXT)));
-	SET_VARSIZE(records, VARHDRSZ + len);
 	SET_VARSIZE(bloom, VARHDRSZ + bloom_size);
 	for (int i = 0; i < n; i++)
 	{
@@ -84,14 +72,35 @@ hp_block_form(const uint8 *prev, const HpEntry *e, int n, Datum *values, bool *n
 		min_at = Min(min_at, e[i].logged_at);
 		max_at = Max(max_at, e[i].logged_at);
 	}
-	memset(nulls, 0, 6 * sizeof(bool));
+	memset(nulls, 0, 5 * sizeof(bool));
 	values[0] = Int64GetDatum(min_id);
 	values[1] = Int64GetDatum(max_id);
 	values[2] = TimestampTzGetDatum(min_at);
 	values[3] = TimestampTzGetDatum(max_at);
 	values[4] = PointerGetDatum(bloom);
-	values[5] = PointerGetDatum(records);
+}
+
+/* The audit_block row of n entries chained to prev: the summary, then records */
+void
+hp_block_form(const uint8 *prev, const HpEntry *e, int n, Datum *values, bool *nulls)
+{
+	size_t		cap = hp_block_encoded_max(e, n);
+	bytea	   *records = palloc(VARHDRSZ + cap);
+	int		   *ctx = palloc(2 * sizeof(int) * Max(n, 1));
+	size_t		len;
+
+	len = hp_block_encode(prev, e, n, ctx, (uint8 *) VARDATA(records), cap);
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("audit records do not fit in one block"),
+				 errdetail("A block holds at most 1 MB and text fields of at most %d bytes.",
+						   HP_BLOCK_MAX_TEXT)));
+	SET_VARSIZE(records, VARHDRSZ + len);
 	pfree(ctx);
+	hp_block_summary(e, n, values, nulls);
+	values[5] = PointerGetDatum(records);
+	nulls[5] = false;
 }
 
 /* Unpack a records value; false (why set) when it is not a block */
@@ -332,8 +341,11 @@ hp_block_edit(const HpEntry *old, const HpEntry *repl)
 		b.n -= repl ? 0 : 1;
 		if (b.n == 0)
 		{
-			SPI_execute_with_args("DELETE FROM health_pass.audit_block WHERE ctid = $1",
-								  1, &argtypes[6], &ctid, NULL, false, 0);
+			if (SPI_execute_with_args("DELETE FROM health_pass.audit_block WHERE ctid = $1",
+									  1, &argtypes[6], &ctid, NULL, false, 0) != SPI_OK_DELETE)
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("could not delete from health_pass.audit_block")));
 			break;
 		}
 		hp_block_form(b.prev_hash, b.entries, b.n, v, nulls);
@@ -341,9 +353,12 @@ hp_block_edit(const HpEntry *old, const HpEntry *repl)
 		nulls[6] = false;
 		for (int k = 0; k < 7; k++)
 			nullflags[k] = nulls[k] ? 'n' : ' ';
-		SPI_execute_with_args("UPDATE health_pass.audit_block SET min_id = $1, max_id = $2, "
-							  "min_at = $3, max_at = $4, subjects = $5, records = $6 "
-							  "WHERE ctid = $7", 7, argtypes, v, nullflags, false, 0);
+		if (SPI_execute_with_args("UPDATE health_pass.audit_block SET min_id = $1, max_id = $2, "
+								  "min_at = $3, max_at = $4, subjects = $5, records = $6 "
+								  "WHERE ctid = $7", 7, argtypes, v, nullflags, false, 0) != SPI_OK_UPDATE)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not update health_pass.audit_block")));
 	}
 	SPI_finish();
 	return found;
