@@ -9,10 +9,10 @@ OBJS = src/health_pass.o src/base45.o src/compress.o src/cbor.o src/cose.o \
 EXTENSION = health_pass
 DATA = sql/health_pass--0.1.0.sql sql/health_pass--0.1.0--0.2.0.sql \
        sql/health_pass--0.2.0--0.3.0.sql sql/health_pass--0.3.0--0.4.0.sql \
-       sql/health_pass--0.4.0--0.5.0.sql
+       sql/health_pass--0.4.0--0.5.0.sql sql/health_pass--0.5.0--0.6.0.sql
 REGRESS = type reading trust check inspect hostile access upgrade
 REGRESS_OPTS = --inputdir=.
-ISOLATION = recheck
+ISOLATION = recheck policy_race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output
 
 PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \

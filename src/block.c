@@ -336,7 +336,7 @@ hp_block_decode(const uint8_t *buf, size_t len, HpAlloc alloc, void *arg,
 			break;
 		}
 		r->outcome = *in.p++;
-		if (r->outcome > 3)
+		if (r->outcome > HP_BLOCK_MAX_OUTCOME)
 			in_fail(&in, "unknown outcome");
 		r->subject = get_text(&in, &arena);
 		r->reason = get_text(&in, &arena);

@@ -36,6 +36,9 @@ int			hp_max_databases = 8;
 /* health_pass.quota_capacity: subjects the quota counters can hold */
 int			hp_quota_capacity = 100000;
 
+/* health_pass.audit_superusers: audit reads by roles that bypass the gate */
+bool		hp_audit_superusers = true;
+
 /* Loaded through shared_preload_libraries (hooks and shared memory on) */
 bool		hp_preloaded = false;
 
@@ -82,6 +85,11 @@ _PG_init(void)
 							"Longest wait for the audit writer before a read fails.",
 							NULL, &hp_audit_timeout_ms, 5000, 10, 3600 * 1000,
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("health_pass.audit_superusers",
+							 "Audit every row of a protected table that a superuser or a role with BYPASSRLS reads.",
+							 NULL, &hp_audit_superusers, true,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
 
 	if (process_shared_preload_libraries_in_progress)
 	{

@@ -37,8 +37,12 @@ typedef enum HpOutcome
 	HP_ALLOWED = 0,
 	HP_DENIED,
 	HP_QUOTA_EXCEEDED,
-	HP_BREAK_GLASS
+	HP_BREAK_GLASS,
+	HP_SUPERUSER				/* a superuser or BYPASSRLS role: audited, not gated */
 } HpOutcome;
+
+#define HP_OUTCOME_LAST HP_SUPERUSER
+StaticAssertDecl(HP_OUTCOME_LAST == HP_BLOCK_MAX_OUTCOME, "the block codec must accept every outcome");
 
 /* One audit record as it waits in shared memory for the writer */
 typedef struct HpRecord
@@ -105,6 +109,7 @@ extern int	hp_audit_timeout_ms;
 extern int	hp_queue_size;
 extern int	hp_max_databases;
 extern int	hp_quota_capacity;
+extern bool hp_audit_superusers;
 
 /* queue.c */
 extern HpShared *hp_shared;

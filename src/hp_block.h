@@ -12,6 +12,9 @@
 #ifndef HP_BLOCK_H
 #define HP_BLOCK_H
 
+/* Highest outcome code a block may hold (HpOutcome's last; checked in hp_access.h) */
+#define HP_BLOCK_MAX_OUTCOME 4
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,7 +38,7 @@ typedef struct HpEntry
 	uint32_t	relid;
 	const char *subject;		/* NULL: a denied statement */
 	const char *purpose;
-	uint8_t		outcome;		/* HpOutcome */
+	uint8_t		outcome;		/* HpOutcome, at most HP_BLOCK_MAX_OUTCOME */
 	const char *reason;
 	uint8_t		hash[32];
 } HpEntry;

@@ -3,10 +3,18 @@
  *    Per-backend cache of health_pass.protected_table and
  *    health_pass.access_rule.  Invalidation rule: the triggers on both
  *    tables send a relcache invalidation for the table changed (at commit,
- *    to every backend); our relcache callback then marks the cache stale and
- *    the next statement reloads it.  A changed table OID (extension dropped
- *    and created again) reloads it too: the OIDs are looked up by name again
- *    after any change to pg_class or pg_namespace (syscache callbacks).
+ *    to every backend); our relcache callback then counts a new generation
+ *    and the next lookup reloads the cache.  A changed table OID (extension
+ *    dropped and created again) reloads it too: the OIDs are looked up by
+ *    name again after any change to pg_class or pg_namespace (syscache
+ *    callbacks).
+ *
+ *    Fail closed: a load builds the new cache in a context of its own and
+ *    installs it only when it finished and no invalidation arrived while it
+ *    ran (opening the tables and reading them accept invalidations); else it
+ *    loads again.  An error during a load leaves the cache stale, never half
+ *    built.  Every lookup reloads a stale cache first, so a table is never
+ *    reported unprotected because the cache was being rebuilt.
  */
 #include "postgres.h"
 
@@ -41,6 +49,7 @@ static HTAB *protected_cache = NULL;
 static HpRule *rules = NULL;
 static int	nrules = 0;
 static bool cache_valid = false;
+static uint64 inval_generation = 0;	/* bumped by every invalidation */
 
 /* OIDs of our two tables, looked up by name; the cache is of these */
 static bool oids_known = false;
@@ -52,6 +61,7 @@ static void
 hp_names_inval(Datum arg, int cacheid, uint32 hashvalue)
 {
 	oids_known = false;
+	inval_generation++;
 }
 
 /* Relcache callback: any change to our two tables makes the cache stale */
@@ -59,7 +69,10 @@ static void
 hp_policy_inval(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == protected_oid || relid == rule_oid)
+	{
 		cache_valid = false;
+		inval_generation++;
+	}
 }
 
 /* Register the invalidation callback; once per backend */
@@ -79,9 +92,13 @@ hp_interval_us(Interval *iv)
 		(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
 }
 
-/* Read both tables into policy_cxt */
+/*
+ * Read both tables into a new context, made a child of the current one
+ * (freed with it on error) and moved under CacheMemoryContext once the
+ * cache is installed.
+ */
 static void
-hp_policy_load(void)
+hp_policy_read(MemoryContext cxt, HTAB **protected_out, HpRule **rules_out, int *nrules_out)
 {
 	Relation	rel;
 	SysScanDesc scan;
@@ -89,21 +106,15 @@ hp_policy_load(void)
 	Snapshot	snap;
 	HASHCTL		ctl;
 	int			cap = 16;
-
-	if (policy_cxt == NULL)
-		policy_cxt = AllocSetContextCreate(CacheMemoryContext, "health_pass policy",
-										   ALLOCSET_SMALL_SIZES);
-	MemoryContextReset(policy_cxt);
-	protected_cache = NULL;
-	rules = NULL;
-	nrules = 0;
-	cache_valid = true;			/* an invalidation during the load clears it */
+	HTAB	   *prot;
+	HpRule	   *rs;
+	int			n = 0;
 
 	ctl.keysize = sizeof(Oid);
 	ctl.entrysize = sizeof(HpProtected);
-	ctl.hcxt = policy_cxt;
-	protected_cache = hash_create("health_pass protected tables", 64, &ctl,
-								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	ctl.hcxt = cxt;
+	prot = hash_create("health_pass protected tables", 64, &ctl,
+					   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	/* a parallel worker may not take a new snapshot: it reads the leader's */
 	snap = RegisterSnapshot(IsInParallelMode() && ActiveSnapshotSet() ?
 							GetActiveSnapshot() : GetLatestSnapshot());
@@ -119,14 +130,14 @@ hp_policy_load(void)
 		HpProtected *p;
 
 		if (isnull1 || isnull2)
-			continue;
-		p = hash_search(protected_cache, &relid, HASH_ENTER, NULL);
+			continue;			/* the table's constraints forbid both */
+		p = hash_search(prot, &relid, HASH_ENTER, NULL);
 		p->attnum = attnum;
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 
-	rules = MemoryContextAlloc(policy_cxt, sizeof(HpRule) * cap);
+	rs = MemoryContextAlloc(cxt, sizeof(HpRule) * cap);
 	rel = table_open(rule_oid, AccessShareLock);
 	scan = systable_beginscan(rel, InvalidOid, false, snap, 0, NULL);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
@@ -141,12 +152,12 @@ hp_policy_load(void)
 			v[i] = heap_getattr(tup, i + 1, desc, &isnull[i]);
 		if (isnull[0] || isnull[1] || isnull[2])
 			continue;
-		if (nrules == cap)
+		if (n == cap)
 		{
 			cap *= 2;
-			rules = repalloc(rules, sizeof(HpRule) * cap);
+			rs = repalloc(rs, sizeof(HpRule) * cap);
 		}
-		r = &rules[nrules++];
+		r = &rs[n++];
 		r->grantee = DatumGetObjectId(v[0]);
 		r->relid = DatumGetObjectId(v[1]);
 		purpose = TextDatumGetCString(v[2]);
@@ -158,6 +169,73 @@ hp_policy_load(void)
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	UnregisterSnapshot(snap);
+	*protected_out = prot;
+	*rules_out = rs;
+	*nrules_out = n;
+}
+
+/*
+ * Make the cache valid: load until a load completes with no invalidation
+ * arriving during it.  Only then is the new cache installed.
+ */
+static void
+hp_policy_load(void)
+{
+	while (!cache_valid)
+	{
+		uint64		gen = inval_generation;
+		MemoryContext cxt;
+		HTAB	   *prot;
+		HpRule	   *rs;
+		int			n;
+
+		CHECK_FOR_INTERRUPTS();
+		cxt = AllocSetContextCreate(CurrentMemoryContext, "health_pass policy",
+									ALLOCSET_SMALL_SIZES);
+		hp_policy_read(cxt, &prot, &rs, &n);
+		if (gen != inval_generation)
+		{
+			/* changed while we read it: what we read may be stale */
+			MemoryContextDelete(cxt);
+			continue;
+		}
+		MemoryContextSetParent(cxt, CacheMemoryContext);
+		if (policy_cxt)
+			MemoryContextDelete(policy_cxt);
+		policy_cxt = cxt;
+		protected_cache = prot;
+		rules = rs;
+		nrules = n;
+		cache_valid = true;
+	}
+}
+
+/*
+ * Look the OIDs of our tables up again after a name change, and make the
+ * cache valid.  False when this database has no health_pass tables.
+ */
+static bool
+hp_policy_ready(void)
+{
+	if (!oids_known)
+	{
+		Oid			p,
+					r;
+		uint64		gen = inval_generation;
+
+		p = hp_relation_oid("protected_table");
+		r = hp_relation_oid("access_rule");
+		if (p != protected_oid || r != rule_oid)
+			cache_valid = false;	/* the extension was dropped and created again */
+		protected_oid = p;
+		rule_oid = r;
+		/* a name change during the lookups: look again next time */
+		oids_known = (gen == inval_generation);
+	}
+	if (!OidIsValid(protected_oid) || !OidIsValid(rule_oid))
+		return false;
+	hp_policy_load();
+	return true;
 }
 
 /*
@@ -170,34 +248,31 @@ hp_any_protected(void)
 {
 	if (!IsTransactionState())
 		return false;
-	if (!oids_known)
-	{
-		/* by name, once until a pg_class or pg_namespace change */
-		Oid			p,
-					r;
-
-		oids_known = true;		/* an invalidation during the lookups clears it */
-		p = hp_relation_oid("protected_table");
-		r = hp_relation_oid("access_rule");
-		if (p != protected_oid || r != rule_oid)
-			cache_valid = false;	/* the extension was dropped and created again */
-		protected_oid = p;
-		rule_oid = r;
-	}
-	if (!OidIsValid(protected_oid) || !OidIsValid(rule_oid))
+	if (!hp_policy_ready())
 		return false;
-	if (!cache_valid)
-		hp_policy_load();
 	return hash_get_num_entries(protected_cache) > 0;
 }
 
-/* Subject column of relid, or InvalidAttrNumber when it is not protected */
+/*
+ * Subject column of relid, or InvalidAttrNumber when it is not protected.  A stale cache
+ * is reloaded first; outside a transaction, where it cannot be, this
+ * fails rather than guess.
+ */
 AttrNumber
 hp_protected_attnum(Oid relid)
 {
 	HpProtected *p;
 
-	if (protected_cache == NULL || !cache_valid)
+	if (!cache_valid || !oids_known)
+	{
+		if (!IsTransactionState())
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+					 errmsg("health_pass cannot read its access policy outside a transaction")));
+		if (!hp_policy_ready())
+			return InvalidAttrNumber;
+	}
+	if (protected_cache == NULL)
 		return InvalidAttrNumber;
 	p = hash_search(protected_cache, &relid, HASH_FIND, NULL);
 	return p ? p->attnum : InvalidAttrNumber;
@@ -213,6 +288,8 @@ hp_rule_for(Oid roleid, Oid relid, const char *purpose)
 {
 	const HpRule *best = NULL;
 
+	if (!cache_valid || !oids_known)
+		(void) hp_policy_ready();
 	for (int i = 0; i < nrules; i++)
 	{
 		const HpRule *r = &rules[i];

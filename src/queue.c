@@ -348,6 +348,8 @@ hp_outcome_name(HpOutcome outcome)
 			return "quota_exceeded";
 		case HP_BREAK_GLASS:
 			return "break_glass";
+		case HP_SUPERUSER:
+			return "superuser";
 	}
 	return "unknown";
 }

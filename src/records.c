@@ -265,13 +265,13 @@ hp_entry_of_row(HeapTuple t, TupleDesc d, HpEntry *e)
 	e->subject = hp_col_text(t, d, 10);
 	e->purpose = hp_col_text(t, d, 11);
 	e->reason = hp_col_text(t, d, 13);
-	for (o = 0; o <= HP_BREAK_GLASS; o++)
+	for (o = 0; o <= HP_OUTCOME_LAST; o++)
 		if (outcome && strcmp(outcome, hp_outcome_name((HpOutcome) o)) == 0)
 			break;
-	if (o > HP_BREAK_GLASS)
+	if (o > HP_OUTCOME_LAST)
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECK_VIOLATION),
-				 errmsg("audit_log.outcome must be allowed, denied, quota_exceeded or break_glass")));
+				 errmsg("audit_log.outcome must be allowed, denied, quota_exceeded, break_glass or superuser")));
 	e->outcome = (uint8) o;
 	if (isnull || VARSIZE_ANY_EXHDR(DatumGetByteaPP(hash)) != 32)
 		ereport(ERROR,
