@@ -33,19 +33,19 @@ CREATE OPERATOR ~~~ (LEFTARG = text, RIGHTARG = text, FUNCTION = leaky_eq);
 GRANT EXECUTE ON FUNCTION leak(text), leaky_eq(text, text) TO PUBLIC;
 
 -- distinct subjects of gate_reg audited for a role since mark
-CREATE FUNCTION audited(role name, mark bigint) RETURNS TABLE (outcome text, records bigint, subjects bigint)
+CREATE FUNCTION gate_audited(role name, mark bigint) RETURNS TABLE (outcome text, records bigint, subjects bigint)
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM health_pass.audit_flush();
     RETURN QUERY SELECT a.outcome, count(*), count(DISTINCT a.subject) FROM health_pass.audit_log a
     WHERE a.id > mark AND a.current_user_name = role GROUP BY a.outcome ORDER BY a.outcome;
 END $$;
-CREATE FUNCTION mark() RETURNS bigint LANGUAGE plpgsql AS $$
+CREATE FUNCTION gate_mark() RETURNS bigint LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM health_pass.audit_flush();
     RETURN (SELECT coalesce(max(id), 0) FROM health_pass.audit_log);
 END $$;
-GRANT EXECUTE ON FUNCTION audited(name, bigint), mark() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION gate_audited(name, bigint), gate_mark() TO PUBLIC;
 
 -- 1. state that outlives its statement: no crash, still gated
 -- a cursor returned by a function, fetched after the statement that opened
@@ -53,7 +53,7 @@ GRANT EXECUTE ON FUNCTION audited(name, bigint), mark() TO PUBLIC;
 CREATE FUNCTION opencur() RETURNS refcursor LANGUAGE plpgsql AS
 $$ DECLARE c refcursor := 'c'; BEGIN OPEN c FOR SELECT person FROM gate_reg ORDER BY id; RETURN c; END $$;
 GRANT EXECUTE ON FUNCTION opencur() TO PUBLIC;
-SELECT mark() AS m \gset
+SELECT gate_mark() AS m \gset
 SET ROLE regress_gate_all;
 SET health_pass.purpose = 'care';
 BEGIN;
@@ -64,7 +64,7 @@ SELECT count(*) FROM (SELECT repeat('y', 100000) FROM generate_series(1, 50)) s;
 FETCH 2 FROM c;
 COMMIT;
 RESET ROLE;
-SELECT * FROM audited('regress_gate_all', :m);
+SELECT * FROM gate_audited('regress_gate_all', :m);
 
 -- the same cursor as a role with no rule: still empty, one denial
 SET ROLE regress_gate_none;
@@ -75,7 +75,7 @@ SELECT count(*) FROM (SELECT repeat('x', 100000) FROM generate_series(1, 50)) s;
 FETCH 5 FROM c;
 COMMIT;
 RESET ROLE;
-SELECT * FROM audited('regress_gate_none', :m);
+SELECT * FROM gate_audited('regress_gate_none', :m);
 
 -- cursors closed out of order, and opened again
 SET ROLE regress_gate_all;
@@ -100,7 +100,7 @@ BEGIN
     RETURN a || b;
 END $$;
 GRANT EXECUTE ON FUNCTION two_tables(int) TO PUBLIC;
-SELECT mark() AS m \gset
+SELECT gate_mark() AS m \gset
 SET ROLE regress_gate_all;
 SELECT count(DISTINCT two_tables(i)) FROM generate_series(1, 200) i;
 -- an error between wrapping and gating (a row the quota refuses) leaves
@@ -111,7 +111,7 @@ SELECT count(*) FROM gate_reg;
 SET ROLE regress_gate_all;
 SELECT count(DISTINCT two_tables(i)) FROM generate_series(1, 200) i;
 RESET ROLE;
-SELECT * FROM audited('regress_gate_all', :m);
+SELECT * FROM gate_audited('regress_gate_all', :m);
 
 -- 2. only leakproof code sees a row before the gate
 -- a role with no rule: a leaky WHERE sees nothing, the cast that would
@@ -129,7 +129,7 @@ RESET ROLE;
 
 -- a role with a quota of 10: the leaky function sees exactly the 10 rows
 -- the gate admitted (audited), then the 11th fails before it sees it
-SELECT mark() AS m \gset
+SELECT gate_mark() AS m \gset
 SET ROLE regress_gate_quota;
 SELECT count(*) FROM gate_reg WHERE id > 100 AND leak(person);
 -- the projection, too, sees no row past the quota
@@ -137,17 +137,17 @@ SELECT leak(person) FROM gate_reg WHERE id > 200 ORDER BY id;
 -- the same subjects again are free: a leakproof qual (id < 111) runs first
 SELECT count(*) FROM gate_reg WHERE id BETWEEN 101 AND 110 AND leak(person);
 RESET ROLE;
-SELECT * FROM audited('regress_gate_quota', :m);
+SELECT * FROM gate_audited('regress_gate_quota', :m);
 
 -- leakproof conditions still run before the gate: a point lookup by id
 -- keeps its index scan and audits one subject
-SELECT mark() AS m \gset
+SELECT gate_mark() AS m \gset
 SET ROLE regress_gate_all;
 EXPLAIN (COSTS OFF) SELECT note FROM gate_reg WHERE id = 42 AND leak(note);
 SELECT note FROM gate_reg WHERE id = 42 AND leak(note);
 SELECT count(*) FROM gate_reg WHERE person = 'G7';
 RESET ROLE;
-SELECT * FROM audited('regress_gate_all', :m);
+SELECT * FROM gate_audited('regress_gate_all', :m);
 
 -- 3. break glass follows subtransactions
 GRANT EXECUTE ON FUNCTION health_pass.break_glass(text) TO regress_gate_none;
@@ -178,24 +178,24 @@ RESET ROLE;
 -- 4. superusers and BYPASSRLS roles are audited, not gated
 CREATE ROLE regress_gate_bypass LOGIN BYPASSRLS;
 GRANT SELECT ON gate_reg TO regress_gate_bypass;
-SELECT mark() AS m \gset
+SELECT gate_mark() AS m \gset
 SELECT count(*) FROM gate_reg WHERE id <= 3;
 SET ROLE regress_gate_bypass;
 SELECT count(*) FROM gate_reg WHERE id <= 4;
 RESET ROLE;
-SELECT * FROM audited(current_user, :m);
-SELECT * FROM audited('regress_gate_bypass', :m);
+SELECT * FROM gate_audited(current_user, :m);
+SELECT * FROM gate_audited('regress_gate_bypass', :m);
 -- COPY of the whole table by a superuser: every subject found by who_read
-SELECT mark() AS m \gset
+SELECT gate_mark() AS m \gset
 COPY gate_reg TO '/dev/null';
-SELECT * FROM audited(current_user, :m);
+SELECT * FROM gate_audited(current_user, :m);
 SELECT count(*) FROM health_pass.who_read('gate_reg', 'G1999') WHERE outcome = 'superuser' AND id > :m;
 -- only a superuser may switch it off; doing so leaves a record per
 -- statement and table instead of one per subject
 SET ROLE regress_gate_bypass;
 SET health_pass.audit_superusers = off;
 RESET ROLE;
-SELECT mark() AS m \gset
+SELECT gate_mark() AS m \gset
 SET health_pass.audit_superusers = off;
 SELECT count(*) FROM gate_reg;
 RESET health_pass.audit_superusers;
@@ -206,7 +206,7 @@ SELECT outcome, subject, reason FROM health_pass.audit_log WHERE id > :m ORDER B
 SELECT 1 AS alive;
 
 DROP TABLE gate_reg, gate_reg2;
-DROP FUNCTION two_tables(int), opencur(), audited(name, bigint), mark();
+DROP FUNCTION two_tables(int), opencur(), gate_audited(name, bigint), gate_mark();
 DROP OPERATOR ~~~ (text, text); DROP OPERATOR === (text, text);
 DROP FUNCTION leak(text), leaky_eq(text, text);
 DELETE FROM health_pass.access_rule WHERE grantee::text LIKE 'regress_gate%';
