@@ -169,6 +169,9 @@ extern void hp_send_unwrap(QueryDesc *qd, DestReceiver *saved);
 /* plan.c */
 extern void hp_plan_init(void);
 
+/* paths.c */
+extern void hp_paths_init(void);
+
 /* gate.c */
 extern void hp_gate_init(void);
 extern bool hp_break_glass_active(Oid roleid, const char **reason);
