@@ -1069,3 +1069,68 @@ hp_break_glass(PG_FUNCTION_ARGS)
 			(errmsg("break glass in force until the end of this transaction; every read of a protected table is audited with your reason")));
 	PG_RETURN_VOID();
 }
+
+/*
+ * After a utility statement ran: if it changed health_pass.audit_superusers
+ * (SET, SET LOCAL, RESET [ALL], ALTER ROLE/DATABASE ... SET, ALTER SYSTEM),
+ * record the change in the chain.  A change through set_config() is not
+ * seen here; every statement that then reads a protected table without
+ * records leaves one that says so (hp_gate_get).
+ */
+void
+hp_note_audit_superusers(Node *stmt)
+{
+	VariableSetStmt *vs = NULL;
+	const char *how;
+	char		reason[HP_REASON_LEN];
+	char	   *value;
+	HpRecord	rec;
+
+	if (IsA(stmt, VariableSetStmt))
+	{
+		vs = (VariableSetStmt *) stmt;
+		how = vs->is_local ? "SET LOCAL" : "SET";
+	}
+	else if (IsA(stmt, AlterRoleSetStmt))
+	{
+		vs = ((AlterRoleSetStmt *) stmt)->setstmt;
+		how = "ALTER ROLE ... SET";
+	}
+	else if (IsA(stmt, AlterDatabaseSetStmt))
+	{
+		vs = ((AlterDatabaseSetStmt *) stmt)->setstmt;
+		how = "ALTER DATABASE ... SET";
+	}
+	else if (IsA(stmt, AlterSystemStmt))
+	{
+		vs = ((AlterSystemStmt *) stmt)->setstmt;
+		how = "ALTER SYSTEM";
+	}
+	else
+		return;
+	if (vs == NULL)
+		return;
+	if (vs->kind == VAR_RESET_ALL)
+		value = pstrdup("RESET ALL");
+	else if (vs->name == NULL || pg_strcasecmp(vs->name, "health_pass.audit_superusers") != 0)
+		return;
+	else if (vs->kind == VAR_SET_VALUE)
+		value = ExtractSetVariableArgs(vs);
+	else
+		value = pstrdup(vs->kind == VAR_RESET ? "RESET" : "DEFAULT");
+	if (vs->kind == VAR_RESET_ALL && hp_audit_superusers)
+		return;					/* RESET ALL matters only when it was off */
+	if (!hp_any_protected())
+		return;					/* nothing here for it to hide */
+	snprintf(reason, sizeof(reason), "health_pass.audit_superusers changed by %s: %s; now %s",
+			 how, value ? value : "", hp_audit_superusers ? "on" : "off");
+	hp_record_session(&rec);
+	rec.logged_at = GetCurrentTimestamp();
+	rec.statement_id = hp_next_statement_id();
+	rec.relid = InvalidOid;
+	rec.outcome = (uint8) HP_SUPERUSER;
+	rec.subject_null = true;
+	strlcpy(rec.purpose, hp_purpose ? hp_purpose : "", HP_PURPOSE_LEN);
+	strlcpy(rec.reason, reason, HP_REASON_LEN);
+	hp_enqueue(&rec);
+}

@@ -175,5 +175,6 @@ extern void hp_paths_init(void);
 /* gate.c */
 extern void hp_gate_init(void);
 extern bool hp_break_glass_active(Oid roleid, const char **reason);
+extern void hp_note_audit_superusers(Node *stmt);
 
 #endif

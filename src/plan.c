@@ -228,6 +228,7 @@ hp_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
+	hp_note_audit_superusers(node);
 	if (OidIsValid(dropped))
 		hp_queue_forget(dropped);
 }
