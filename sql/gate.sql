@@ -110,6 +110,29 @@ SELECT count(*) FROM gate_reg;
 SELECT count(*) FROM gate_reg;
 SET ROLE regress_gate_all;
 SELECT count(DISTINCT two_tables(i)) FROM generate_series(1, 200) i;
+-- a read that fails inside an exception block, per row: the block's
+-- executor state is freed with its subtransaction, the statement goes on
+RESET ROLE;
+CREATE FUNCTION fail_inside(i int) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE a text;
+BEGIN
+    BEGIN
+        SELECT person INTO STRICT a FROM gate_reg WHERE id BETWEEN i AND i + 1;
+    EXCEPTION WHEN too_many_rows THEN a := 'two';
+    END;
+    RETURN a;
+END $$;
+GRANT EXECUTE ON FUNCTION fail_inside(int) TO PUBLIC;
+SET ROLE regress_gate_all;
+SELECT count(*) FILTER (WHERE fail_inside(i) = 'two') AS caught FROM generate_series(1, 50) i;
+-- a cursor WITH HOLD outlives its transaction; a scroll cursor goes back
+BEGIN;
+DECLARE h CURSOR WITH HOLD FOR SELECT person FROM gate_reg WHERE id BETWEEN 501 AND 503;
+DECLARE s SCROLL CURSOR FOR SELECT person FROM gate_reg WHERE id BETWEEN 601 AND 603;
+FETCH 3 FROM s; FETCH BACKWARD 2 FROM s;
+COMMIT;
+FETCH ALL FROM h;
+CLOSE h;
 RESET ROLE;
 SELECT * FROM gate_audited('regress_gate_all', :m);
 
@@ -223,7 +246,7 @@ SELECT outcome, subject, reason FROM health_pass.audit_log WHERE id > :m ORDER B
 SELECT 1 AS alive;
 
 DROP TABLE gate_reg, gate_reg2;
-DROP FUNCTION two_tables(int), opencur(), gate_audited(name, bigint), gate_mark();
+DROP FUNCTION two_tables(int), fail_inside(int), opencur(), gate_audited(name, bigint), gate_mark();
 DROP OPERATOR ~~~ (text, text); DROP OPERATOR === (text, text);
 DROP FUNCTION leak(text), leaky_eq(text, text);
 DELETE FROM health_pass.access_rule WHERE grantee::text LIKE 'regress_gate%';
