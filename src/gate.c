@@ -235,15 +235,15 @@ hp_estate_gone(void *arg)
 static void
 hp_wrapped_enter(HpEstate *es, const void *key, HpWrapKind kind, void *ptr)
 {
-	MemoryContext old = MemoryContextSwitchTo(es->estate->es_query_cxt);
+	MemoryContext old;
 	HpWrapEntry *e;
-	bool		found;
 
+	if (hash_search(wrapped, &key, HASH_FIND, NULL) != NULL)
+		elog(ERROR, "health_pass: executor node wrapped twice");
+	old = MemoryContextSwitchTo(es->estate->es_query_cxt);
 	es->keys = lappend(es->keys, (void *) key);
 	MemoryContextSwitchTo(old);
-	e = hash_search(wrapped, &key, HASH_ENTER, &found);
-	if (found)
-		elog(ERROR, "health_pass: executor node wrapped twice");
+	e = hash_search(wrapped, &key, HASH_ENTER, NULL);
 	e->kind = kind;
 	e->ptr = ptr;
 	hit_key = NULL;
