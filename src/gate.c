@@ -573,8 +573,21 @@ hp_scan_exec(PlanState *ps)
 
 	for (;;)
 	{
+		Instrumentation *instr = ps->instrument;
+		double		removed1 = instr ? instr->nfiltered1 : 0;
+		double		removed2 = instr ? instr->nfiltered2 : 0;
 		TupleTableSlot *slot = s->real(ps);
 
+		/*
+		 * EXPLAIN ANALYZE: rows that leakproof quals or index rechecks
+		 * removed before the gate were never audited; they are not counted
+		 * either (a count over unaudited rows is a read of them).
+		 */
+		if (instr)
+		{
+			instr->nfiltered1 = removed1;
+			instr->nfiltered2 = removed2;
+		}
 		if (TupIsNull(slot))
 			return slot;
 		if (!s->gate->unaudited)
