@@ -161,6 +161,18 @@ SELECT statistics_name FROM pg_stats_ext WHERE tablename = 'reg';
 SELECT statistics_name FROM pg_stats_ext_exprs WHERE tablename = 'reg';
 RESET ROLE;
 DROP STATISTICS reg_ex;
+-- known consequences of row security: COPY FROM is refused to roles under
+-- it (INSERT works), and so is row_security = off (pg_dump by the owner)
+SET ROLE regress_ddl_owner;
+COPY reg (pid, diagnosis, born) FROM STDIN;
+S8	mumps	1980
+\.
+INSERT INTO reg (pid, diagnosis, born) VALUES ('S9', 'mumps', 1980);
+SET row_security = off;
+SELECT count(*) FROM reg;
+RESET row_security;
+RESET ROLE;
+DELETE FROM reg WHERE pid = 'S9';
 -- a unique violation no longer prints the row's values (row security hides them)
 \set VERBOSITY default
 SET ROLE regress_ddl_owner;
@@ -199,6 +211,8 @@ SELECT pid FROM ddl.vac ORDER BY 1;
 RESET health_pass.purpose;
 RESET ROLE;
 SELECT current_user_name, relation, subject, outcome FROM ddl_audit_since(:m) ORDER BY 2::text, 3;
+-- who_read() of the root finds the reads of its partitions
+SELECT relation, subject, outcome FROM health_pass.who_read('ddl.vac', 'W1');
 -- the owner can neither detach a partition nor move it away, nor add a
 -- leaky partition or inheritance link
 SELECT ddl_mark() AS m \gset

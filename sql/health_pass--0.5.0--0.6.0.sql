@@ -196,3 +196,35 @@ UPDATE health_pass.protected_table p
 SET rls_enabled_before = c.relrowsecurity, rls_forced_before = c.relforcerowsecurity
 FROM pg_catalog.pg_class c WHERE c.oid = p.relation;
 SELECT health_pass._row_security(p.relation, true, true) FROM health_pass.protected_table p;
+
+-- who_read() of a partitioned or parent table also finds the reads of its
+-- partitions and children (the gate records the table it scanned)
+CREATE OR REPLACE FUNCTION health_pass.who_read(tbl regclass, subject text)
+    RETURNS SETOF health_pass.audit_log
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+DECLARE
+    rels regclass[];
+BEGIN
+    WITH RECURSIVE tree(rel) AS (
+        SELECT tbl::oid
+        UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree t ON i.inhparent = t.rel)
+    SELECT pg_catalog.array_agg(t.rel::regclass) INTO rels FROM tree t;
+    IF pg_catalog.cardinality(rels) = 1 THEN
+        RETURN QUERY
+        SELECT r.* FROM health_pass.audit_block b
+        CROSS JOIN LATERAL health_pass._audit_records(b.records) r
+        WHERE health_pass._audit_may_hold(b.subjects, tbl, who_read.subject)
+          AND r.relation = tbl AND r.subject = who_read.subject
+        ORDER BY r.id DESC;
+    ELSE
+        RETURN QUERY
+        SELECT r.* FROM health_pass.audit_block b
+        CROSS JOIN LATERAL health_pass._audit_records(b.records) r
+        WHERE EXISTS (SELECT 1 FROM pg_catalog.unnest(rels) t(rel)
+                      WHERE health_pass._audit_may_hold(b.subjects, t.rel, who_read.subject))
+          AND r.relation = ANY (rels) AND r.subject = who_read.subject
+        ORDER BY r.id DESC;
+    END IF;
+END $$;
+COMMENT ON FUNCTION health_pass.who_read(regclass, text) IS
+    'every audit record of one subject of one table and of its partitions and children, newest first (needs SELECT on audit_block)';
