@@ -81,6 +81,31 @@ RESET ROLE;
 SELECT * FROM ddl_audit_since(:m);
 SELECT count(*) AS copied FROM ddl.copies;
 
+-- a CHECK added to a domain runs over every column of that domain, and a
+-- publication would send the table's rows to a subscriber past the gate
+SET ROLE regress_ddl_owner;
+CREATE DOMAIN ddl.diag AS text;
+CREATE DOMAIN ddl.diag2 AS ddl.diag;
+CREATE TABLE ddl.typed (pid text, d ddl.diag2);
+INSERT INTO ddl.typed VALUES ('T1', 'asthma');
+RESET ROLE;
+SELECT health_pass.protect('ddl.typed', 'pid');
+DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO regress_ddl_owner', current_database()); END $$;
+SELECT ddl_mark() AS m \gset
+SET ROLE regress_ddl_owner;
+ALTER DOMAIN ddl.diag ADD CONSTRAINT dc CHECK (leak(VALUE));
+ALTER DOMAIN ddl.diag2 ADD CONSTRAINT dc2 CHECK (leak(VALUE)) NOT VALID;
+ALTER DOMAIN ddl.diag2 VALIDATE CONSTRAINT dc2;
+CREATE PUBLICATION ddl_pub FOR TABLE ddl.reg;
+SET client_min_messages = error;    -- wal_level is not logical here
+CREATE PUBLICATION ddl_pub FOR TABLE ddl.copies;
+RESET client_min_messages;
+ALTER PUBLICATION ddl_pub ADD TABLE ddl.typed;
+DROP PUBLICATION ddl_pub;
+RESET ROLE;
+SELECT * FROM ddl_audit_since(:m);
+DO $$ BEGIN EXECUTE format('REVOKE CREATE ON DATABASE %I FROM regress_ddl_owner', current_database()); END $$;
+
 -- VALIDATE CONSTRAINT of a constraint a superuser added NOT VALID; REINDEX,
 -- CLUSTER and VACUUM FULL once a superuser made an expression index
 ALTER TABLE reg ADD CONSTRAINT born_ok CHECK (born > 0) NOT VALID;

@@ -486,6 +486,79 @@ hp_check_create_table(CreateStmt *stmt)
 					  "CREATE TABLE ... INHERITS a protected and an unprotected table");
 }
 
+/* The type a domain is defined over (typbasetype) */
+static Oid
+hp_domain_parent(Oid typid)
+{
+	HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	Oid			base = InvalidOid;
+
+	if (HeapTupleIsValid(tup))
+	{
+		base = ((Form_pg_type) GETSTRUCT(tup))->typbasetype;
+		ReleaseSysCache(tup);
+	}
+	return base;
+}
+
+/*
+ * The first protected table with a column of domain typid (directly or
+ * through a domain over it): ALTER DOMAIN ... ADD CONSTRAINT ... CHECK and
+ * VALIDATE CONSTRAINT evaluate the check over every such column's values.
+ */
+static Oid
+hp_protected_using_domain(Oid typid)
+{
+	ListCell   *lc;
+
+	foreach(lc, hp_protected_relids())
+	{
+		Oid			relid = lfirst_oid(lc);
+		Relation	rel = try_relation_open(relid, AccessShareLock);
+		bool		uses = false;
+
+		if (rel == NULL)
+			continue;
+		for (int i = 0; i < RelationGetDescr(rel)->natts && !uses; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), i);
+			Oid			t = att->attisdropped ? InvalidOid : att->atttypid;
+
+			/* walk down domains over domains */
+			while (OidIsValid(t) && get_typtype(t) == TYPTYPE_DOMAIN && !uses)
+			{
+				uses = (t == typid);
+				t = hp_domain_parent(t);
+			}
+		}
+		relation_close(rel, AccessShareLock);
+		if (uses)
+			return relid;
+	}
+	return InvalidOid;
+}
+
+/* A protected table a publication would add (logical decoding sends its
+ * rows past the gate) */
+static Oid
+hp_published_protected(List *pubobjects)
+{
+	ListCell   *lc;
+
+	foreach(lc, pubobjects)
+	{
+		PublicationObjSpec *spec = lfirst_node(PublicationObjSpec, lc);
+		Oid			on;
+
+		if (spec->pubtable == NULL || spec->pubtable->relation == NULL)
+			continue;
+		on = hp_protected_in(hp_rangevar_oid(spec->pubtable->relation), true);
+		if (OidIsValid(on))
+			return on;
+	}
+	return InvalidOid;
+}
+
 /*
  * Refuse DDL that would read around the gate; called by the utility hook
  * before the statement runs, for every role but superusers.
@@ -558,6 +631,35 @@ hp_ddl_check(PlannedStmt *pstmt)
 		case T_CreateForeignTableStmt:
 			hp_check_create_table((CreateStmt *) node);
 			break;
+		case T_AlterDomainStmt:
+			{
+				AlterDomainStmt *ad = (AlterDomainStmt *) node;
+
+				if ((ad->subtype == 'C' && ad->def && IsA(ad->def, Constraint) &&
+					 ((Constraint *) ad->def)->contype == CONSTR_CHECK) ||
+					ad->subtype == 'V')
+				{
+					Oid			typid = typenameTypeId(NULL, makeTypeNameFromNameList(ad->typeName));
+
+					on = hp_protected_using_domain(typid);
+					what = ad->subtype == 'V' ? "ALTER DOMAIN ... VALIDATE CONSTRAINT of a column's domain" :
+						"ALTER DOMAIN ... ADD CONSTRAINT ... CHECK of a column's domain";
+				}
+				break;
+			}
+		case T_CreatePublicationStmt:
+			on = hp_published_protected(((CreatePublicationStmt *) node)->pubobjects);
+			what = "CREATE PUBLICATION";
+			break;
+		case T_AlterPublicationStmt:
+			{
+				AlterPublicationStmt *ap = (AlterPublicationStmt *) node;
+
+				if (ap->action != AP_DropObjects)
+					on = hp_published_protected(ap->pubobjects);
+				what = "ALTER PUBLICATION ... ADD / SET TABLE";
+				break;
+			}
 		default:
 			break;
 	}
