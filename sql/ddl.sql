@@ -221,7 +221,10 @@ SET ROLE regress_ddl_owner;
 CREATE TABLE ddl.vac_east PARTITION OF ddl.vac FOR VALUES IN ('east');
 CREATE TABLE ddl.vac_west (shot date, region text, pid text);
 ALTER TABLE ddl.vac ATTACH PARTITION ddl.vac_west FOR VALUES IN ('west');
-INSERT INTO ddl.vac VALUES ('east', 'E1', '2021-03-01'), ('west', 'W1', '2021-04-01');
+CREATE TABLE ddl.vac_sub PARTITION OF ddl.vac FOR VALUES IN ('sub') PARTITION BY LIST (pid);
+CREATE TABLE ddl.vac_sub_1 PARTITION OF ddl.vac_sub FOR VALUES IN ('U1');
+INSERT INTO ddl.vac VALUES ('east', 'E1', '2021-03-01'), ('west', 'W1', '2021-04-01'),
+    ('sub', 'U1', '2021-05-01');
 RESET ROLE;
 SELECT relation, subject_column, protected_through FROM health_pass.protected_tables
 WHERE relation::text LIKE 'vac%' ORDER BY 1::text;
@@ -277,6 +280,12 @@ SELECT count(*) AS reader_sees FROM pg_stats WHERE schemaname = 'ddl' AND tablen
 RESET ROLE;
 -- unprotect() of a partition alone is refused; of the root, it ends
 -- protection of the whole tree and restores each table's row security
+SELECT health_pass.unprotect('ddl.vac_north');
+-- a superuser may detach a partition: it stays protected until unprotected
+ALTER TABLE ddl.vac DETACH PARTITION ddl.vac_east;
+SELECT p.relation, p.protected_through, c.relrowsecurity, c.relforcerowsecurity
+FROM health_pass.protected_tables p JOIN pg_class c ON c.oid = p.relation
+WHERE p.relation = 'ddl.vac_east'::regclass;
 SELECT health_pass.unprotect('ddl.vac_east');
 SELECT health_pass.unprotect('ddl.vac');
 SELECT count(*) FROM health_pass.protected_table WHERE relation::text LIKE 'vac%';

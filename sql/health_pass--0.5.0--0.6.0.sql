@@ -93,6 +93,7 @@ CREATE OR REPLACE FUNCTION health_pass.protect(tbl regclass, subject_column name
 DECLARE
     parent regclass;
     child regclass;
+    root regclass;
 BEGIN
     PERFORM health_pass._require_admin();
     IF NOT health_pass._preloaded() THEN
@@ -113,13 +114,16 @@ BEGIN
     END IF;
     PERFORM health_pass._protect_one(tbl, subject_column,
         (SELECT p.protected_through FROM health_pass.protected_table p WHERE p.relation = tbl));
+    -- descendants follow the rules of the root of the protected tree
+    SELECT coalesce(p.protected_through, p.relation) INTO root
+    FROM health_pass.protected_table p WHERE p.relation = tbl;
     FOR child IN
         WITH RECURSIVE d(rel) AS (
             SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = tbl
             UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN d ON i.inhparent = d.rel)
         SELECT d.rel::regclass FROM d
     LOOP
-        PERFORM health_pass._protect_one(child, subject_column, tbl);
+        PERFORM health_pass._protect_one(child, subject_column, root);
     END LOOP;
 END $$;
 COMMENT ON FUNCTION health_pass.protect(regclass, name) IS

@@ -170,10 +170,12 @@ hp_protected_with_expression_index(Oid relid, bool recurse)
 	return InvalidOid;
 }
 
-/* Every protected table (of namespace nsp, when valid; owned by the current
- * user, when owned) with an expression or partial index */
+/* A protected table (of namespace nsp, when valid) with an expression or
+ * partial index.  Whether the command would reach it (a database owner's
+ * REINDEX DATABASE or VACUUM FULL reaches tables it does not own) is not
+ * asked: refusing a little more is safe. */
 static Oid
-hp_any_protected_with_expression_index(Oid nsp, bool owned)
+hp_any_protected_with_expression_index(Oid nsp)
 {
 	ListCell   *lc;
 
@@ -182,8 +184,6 @@ hp_any_protected_with_expression_index(Oid nsp, bool owned)
 		Oid			r = lfirst_oid(lc);
 
 		if (OidIsValid(nsp) && get_rel_namespace(r) != nsp)
-			continue;
-		if (owned && !pg_class_ownercheck(r, GetUserId()))
 			continue;
 		if (hp_has_expression_index(r))
 			return r;
@@ -416,11 +416,11 @@ hp_check_reindex(ReindexStmt *stmt)
 				Oid			nsp = get_namespace_oid(stmt->name, true);
 
 				if (OidIsValid(nsp))
-					on = hp_any_protected_with_expression_index(nsp, false);
+					on = hp_any_protected_with_expression_index(nsp);
 				break;
 			}
 		case REINDEX_OBJECT_DATABASE:
-			on = hp_any_protected_with_expression_index(InvalidOid, true);
+			on = hp_any_protected_with_expression_index(InvalidOid);
 			break;
 		case REINDEX_OBJECT_SYSTEM:
 			break;
@@ -448,7 +448,7 @@ hp_check_vacuum(VacuumStmt *stmt)
 	if (!full)
 		return;
 	if (stmt->rels == NIL)
-		on = hp_any_protected_with_expression_index(InvalidOid, true);
+		on = hp_any_protected_with_expression_index(InvalidOid);
 	foreach(lc, stmt->rels)
 	{
 		VacuumRelation *vr = lfirst_node(VacuumRelation, lc);
@@ -592,7 +592,7 @@ hp_ddl_check(PlannedStmt *pstmt)
 
 				on = cs->relation ?
 					hp_protected_with_expression_index(hp_rangevar_oid(cs->relation), true) :
-					hp_any_protected_with_expression_index(InvalidOid, true);
+					hp_any_protected_with_expression_index(InvalidOid);
 				what = "CLUSTER of a table with expression or partial indexes";
 				break;
 			}
