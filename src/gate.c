@@ -1,17 +1,37 @@
 /*
  * gate.c
  *    The read gate.  After the executor starts a query, every scan node of a
- *    protected table gets its ExecProcNode wrapped: each row it produces,
- *    after the query's own quals, is checked against the statement's
- *    decision (allowed, denied, break glass), the role's quota, and queued
- *    for the audit log before it can travel further up the plan.  Nothing
- *    here applies to superusers or to plans that are only explained.
- *    The recheck plans that EvalPlanQual runs after a concurrent update
- *    (FOR UPDATE/SHARE, UPDATE/DELETE ... RETURNING) are gated the same way.
+ *    protected table gets its ExecProcNode wrapped: each row the table
+ *    yields is checked against the statement's decision (allowed, denied,
+ *    break glass), the role's quota, and queued for the audit log before any
+ *    code that is not LEAKPROOF sees it.  The scan's own quals are split as
+ *    PostgreSQL splits them for row-level security (contain_leaked_vars()):
+ *    leakproof ones (and index conditions) still run inside the scan, before
+ *    the gate; the others, and the scan's projection, run in the wrapper on
+ *    rows the gate let through.  The recheck plans that EvalPlanQual runs
+ *    after a concurrent update (FOR UPDATE/SHARE, UPDATE/DELETE ...
+ *    RETURNING) are gated the same way.
+ *
+ *    Superusers and roles with BYPASSRLS are not gated but audited: every
+ *    subject they read is recorded with outcome "superuser" (unless a
+ *    superuser switched health_pass.audit_superusers off, which is then
+ *    recorded once per statement and table).
  *
  *    A "statement" is a top-level execution (a query, a cursor, one
  *    statement of a procedure); queries run inside it (functions, views of
  *    functions) share its statement id, decisions and seen subjects.
+ *
+ *    Lifetimes.  Everything that describes a wrapped node (HpScan, HpUpsert,
+ *    late quals) lives in the es_query_cxt of the executor state that owns
+ *    the node, and dies with it.  A statement (HpStmt, its gates and seen
+ *    subjects) lives in a memory context of its own, reference-counted by
+ *    every executor state that uses it: a cursor opened inside a function
+ *    keeps the statement alive after the function's query ended.  The only
+ *    global structure is one hash table in TopMemoryContext from a node,
+ *    expression or executor state to its description.  Each executor state
+ *    gets a reset callback (HpEstate) BEFORE anything of it is entered in
+ *    that table, and lists every key it entered, so an error at any point
+ *    leaves no entry behind that outlives its memory.
  */
 #include "postgres.h"
 
@@ -22,6 +42,8 @@
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
+#include "optimizer/clauses.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
@@ -36,12 +58,14 @@ typedef struct HpStmt
 {
 	int64		id;
 	Oid			reader;
+	bool		bypass;			/* superuser or BYPASSRLS: audited, not gated */
 	char		purpose[HP_PURPOSE_LEN];
 	bool		break_glass;
 	char		reason[HP_REASON_LEN];
 	HpRecord	tmpl;			/* session fields, filled once */
-	List	   *gates;			/* HpGate per protected table */
-	MemoryContext cxt;
+	List	   *gates;			/* HpGate per protected table, in cxt */
+	MemoryContext cxt;			/* holds this struct and everything of it */
+	int			refs;			/* executor states using it */
 } HpStmt;
 
 /* Per (statement, protected table) */
@@ -49,7 +73,8 @@ typedef struct HpGate
 {
 	Oid			relid;
 	AttrNumber	attnum;
-	HpOutcome	mode;			/* allowed, denied or break_glass */
+	HpOutcome	mode;			/* allowed, denied, break_glass or superuser */
+	bool		unaudited;		/* superuser with audit_superusers off */
 	int			max_subjects;	/* 0: no quota */
 	int64		per_us;
 	FmgrInfo	out;			/* subject column output function */
@@ -79,9 +104,10 @@ typedef struct HpScan
 	ExecProcNodeMtd real;
 	HpGate	   *gate;
 	AttrNumber	slot_attnum;	/* attribute in the node's scan slot */
+	ExprState  *late_qual;		/* quals that are not leakproof: after the gate */
+	ProjectionInfo *proj;		/* the node's projection: after the gate */
 	EPQState   *epq;
 	HpStmt	   *stmt;
-	MemoryContext owner;
 } HpScan;
 
 /* A wrapped ON CONFLICT DO UPDATE expression: its SET list or its WHERE */
@@ -90,104 +116,176 @@ typedef struct HpUpsert
 	ExprState  *state;
 	ExprStateEvalFunc real;
 	HpGate	   *gate;
-	MemoryContext owner;
 } HpUpsert;
 
-/* A statement bound to the executor state that owns it */
-typedef struct HpOwner
+/* What health_pass keeps of one executor state, in its es_query_cxt */
+typedef struct HpEstate
 {
 	EState	   *estate;
-	HpStmt	   *stmt;
-} HpOwner;
+	HpStmt	   *stmt;			/* a reference held, or NULL */
+	List	   *keys;			/* keys this state entered in "wrapped" */
+	MemoryContextCallback cb;
+} HpEstate;
+
+typedef enum HpWrapKind
+{
+	HP_WRAP_ESTATE,
+	HP_WRAP_SCAN,
+	HP_WRAP_UPSERT
+} HpWrapKind;
+
+typedef struct HpWrapEntry
+{
+	const void *key;			/* EState, PlanState or ExprState */
+	HpWrapKind	kind;
+	void	   *ptr;			/* HpEstate, HpScan or HpUpsert */
+} HpWrapEntry;
 
 static ExecutorStart_hook_type prev_start = NULL;
 static ExecutorRun_hook_type prev_run = NULL;
 static ExecutorFinish_hook_type prev_finish = NULL;
 
-static List *scans = NIL;		/* HpScan *, in TopMemoryContext */
-static List *upserts = NIL;		/* HpUpsert *, in TopMemoryContext */
-static List *owners = NIL;		/* HpOwner *, in TopMemoryContext */
+static HTAB *wrapped = NULL;	/* in TopMemoryContext */
+static const void *hit_key = NULL;	/* last lookup, for the per-row path */
+static void *hit_ptr = NULL;
 static int	depth = 0;
 static EState *top_estate = NULL;
 
-/* Break glass: role, reason; cleared at the end of the transaction */
-static Oid	bg_role = InvalidOid;
-static char bg_reason[HP_REASON_LEN];
+/*
+ * Break glass: a stack of (role, reason, subtransaction) in
+ * TopTransactionContext, so that ROLLBACK TO SAVEPOINT takes back a
+ * break_glass() called after the savepoint.  Cleared at the end of the
+ * transaction.
+ */
+typedef struct HpBreakGlass
+{
+	Oid			role;
+	SubTransactionId subid;
+	char		reason[HP_REASON_LEN];
+} HpBreakGlass;
+
+static List *bg_stack = NIL;
 
 /* Break glass in force for roleid in this transaction? */
 bool
 hp_break_glass_active(Oid roleid, const char **reason)
 {
-	if (!OidIsValid(bg_role) || bg_role != roleid)
+	HpBreakGlass *top;
+
+	if (bg_stack == NIL)
 		return false;
-	*reason = bg_reason;
+	top = llast(bg_stack);
+	if (top->role != roleid)
+		return false;
+	*reason = top->reason;
 	return true;
 }
 
-/* Forget the scans and statement of an executor state being freed */
-static void
-hp_forget(void *arg)
+/* The entry of key in "wrapped", or NULL */
+static void *
+hp_wrapped_find(const void *key, HpWrapKind kind)
 {
-	MemoryContext cxt = (MemoryContext) arg;
-	ListCell   *lc;
+	HpWrapEntry *e;
 
-	foreach(lc, scans)
-	{
-		HpScan	   *s = lfirst(lc);
-
-		if (s->owner == cxt)
-		{
-			scans = foreach_delete_current(scans, lc);
-			pfree(s);
-		}
-	}
-	foreach(lc, upserts)
-	{
-		HpUpsert   *u = lfirst(lc);
-
-		if (u->owner == cxt)
-		{
-			upserts = foreach_delete_current(upserts, lc);
-			pfree(u);
-		}
-	}
-	foreach(lc, owners)
-	{
-		HpOwner    *o = lfirst(lc);
-
-		if (o->estate->es_query_cxt == cxt)
-		{
-			owners = foreach_delete_current(owners, lc);
-			pfree(o);
-		}
-	}
+	if (key == hit_key && hit_key != NULL)
+		return hit_ptr;
+	if (wrapped == NULL)
+		return NULL;
+	e = hash_search(wrapped, &key, HASH_FIND, NULL);
+	if (e == NULL || e->kind != kind)
+		return NULL;
+	hit_key = key;
+	hit_ptr = e->ptr;
+	return e->ptr;
 }
 
-/* Arrange for hp_forget when estate's memory goes away */
+/* Drop a statement reference; the last one frees the statement */
 static void
-hp_watch(EState *estate)
+hp_stmt_release(HpStmt *st)
 {
-	MemoryContextCallback *cb = MemoryContextAlloc(estate->es_query_cxt, sizeof(*cb));
-
-	cb->func = hp_forget;
-	cb->arg = estate->es_query_cxt;
-	MemoryContextRegisterResetCallback(estate->es_query_cxt, cb);
+	if (--st->refs == 0)
+		MemoryContextDelete(st->cxt);
 }
 
-/* The statement owned by estate, if any */
-static HpStmt *
-hp_stmt_of(EState *estate)
+/* Reset callback of an executor state's memory: forget all of it */
+static void
+hp_estate_gone(void *arg)
 {
+	HpEstate   *es = (HpEstate *) arg;
 	ListCell   *lc;
 
-	foreach(lc, owners)
+	hit_key = NULL;
+	hit_ptr = NULL;
+	foreach(lc, es->keys)
 	{
-		HpOwner    *o = lfirst(lc);
+		const void *key = lfirst(lc);
 
-		if (o->estate == estate)
-			return o->stmt;
+		hash_search(wrapped, &key, HASH_REMOVE, NULL);
 	}
-	return NULL;
+	if (es->stmt)
+		hp_stmt_release(es->stmt);
+	es->stmt = NULL;
+	es->keys = NIL;
+}
+
+/*
+ * Enter key in "wrapped" for es: listed first (so the reset callback finds
+ * it whatever fails next), then entered.
+ */
+static void
+hp_wrapped_enter(HpEstate *es, const void *key, HpWrapKind kind, void *ptr)
+{
+	MemoryContext old;
+	HpWrapEntry *e;
+
+	if (hash_search(wrapped, &key, HASH_FIND, NULL) != NULL)
+		elog(ERROR, "health_pass: executor node wrapped twice");
+	old = MemoryContextSwitchTo(es->estate->es_query_cxt);
+	es->keys = lappend(es->keys, (void *) key);
+	MemoryContextSwitchTo(old);
+	e = hash_search(wrapped, &key, HASH_ENTER, NULL);
+	e->kind = kind;
+	e->ptr = ptr;
+	hit_key = NULL;
+}
+
+/* The HpEstate of estate, made (with its reset callback) on first need */
+static HpEstate *
+hp_estate_of(EState *estate)
+{
+	HpEstate   *es = hp_wrapped_find(estate, HP_WRAP_ESTATE);
+
+	if (es)
+		return es;
+	if (wrapped == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(void *);
+		ctl.entrysize = sizeof(HpWrapEntry);
+		ctl.hcxt = TopMemoryContext;
+		wrapped = hash_create("health_pass wrapped nodes", 64, &ctl,
+							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	es = MemoryContextAllocZero(estate->es_query_cxt, sizeof(HpEstate));
+	es->estate = estate;
+	es->cb.func = hp_estate_gone;
+	es->cb.arg = es;
+	MemoryContextRegisterResetCallback(estate->es_query_cxt, &es->cb);
+	hp_wrapped_enter(es, estate, HP_WRAP_ESTATE, es);
+	return es;
+}
+
+/* Let es hold a reference to st (one per executor state) */
+static void
+hp_estate_use(HpEstate *es, HpStmt *st)
+{
+	if (es->stmt == st)
+		return;
+	if (es->stmt != NULL)
+		elog(ERROR, "health_pass: an executor state belongs to two statements");
+	st->refs++;
+	es->stmt = st;
 }
 
 /*
@@ -217,27 +315,29 @@ hp_stmt_template(HpStmt *st)
 	strlcpy(st->tmpl.purpose, st->purpose, HP_PURPOSE_LEN);
 }
 
-/* A new statement owned by estate */
+/*
+ * A new statement, first used by executor state owner.  Its context is a
+ * child of TopMemoryContext; owner holds the first reference before
+ * anything that can fail, so the reset callback frees it on error.
+ */
 static HpStmt *
-hp_stmt_new(EState *estate, Oid reader)
+hp_stmt_new(HpEstate *owner, Oid reader)
 {
-	HpStmt	   *st = MemoryContextAllocZero(estate->es_query_cxt, sizeof(HpStmt));
-	HpOwner    *o = MemoryContextAlloc(TopMemoryContext, sizeof(HpOwner));
+	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "health_pass statement",
+											  ALLOCSET_SMALL_SIZES);
+	HpStmt	   *st = MemoryContextAllocZero(cxt, sizeof(HpStmt));
 	const char *reason;
 
-	st->cxt = estate->es_query_cxt;
+	st->cxt = cxt;
+	hp_estate_use(owner, st);
 	st->id = hp_next_statement_id();
 	st->reader = reader;
+	st->bypass = superuser_arg(reader) || has_bypassrls_privilege(reader);
 	strlcpy(st->purpose, hp_purpose ? hp_purpose : "", HP_PURPOSE_LEN);
 	st->break_glass = hp_break_glass_active(reader, &reason);
 	if (st->break_glass)
 		strlcpy(st->reason, reason, HP_REASON_LEN);
 	hp_stmt_template(st);
-
-	o->estate = estate;
-	o->stmt = st;
-	owners = lappend(owners, o);
-	hp_watch(estate);
 	return st;
 }
 
@@ -265,6 +365,7 @@ hp_gate_get(HpStmt *st, Oid relid, AttrNumber attnum)
 	Oid			typoid,
 				outfn;
 	bool		varlena;
+	MemoryContext old;
 
 	foreach(lc, st->gates)
 	{
@@ -287,9 +388,18 @@ hp_gate_get(HpStmt *st, Oid relid, AttrNumber attnum)
 	getTypeOutputInfo(typoid, &outfn, &varlena);
 	fmgr_info_cxt(outfn, &g->out, st->cxt);
 	g->rowcxt = AllocSetContextCreate(st->cxt, "health_pass row", ALLOCSET_SMALL_SIZES);
-	st->gates = lappend(st->gates, g);
 
-	if (st->break_glass)
+	if (st->bypass)
+	{
+		g->mode = HP_SUPERUSER;
+		if (!hp_audit_superusers)
+		{
+			g->unaudited = true;
+			hp_audit(st, relid, HP_SUPERUSER, NULL,
+					 "health_pass.audit_superusers is off: rows read without records");
+		}
+	}
+	else if (st->break_glass)
 		g->mode = HP_BREAK_GLASS;
 	else if (st->purpose[0] == '\0')
 	{
@@ -312,6 +422,11 @@ hp_gate_get(HpStmt *st, Oid relid, AttrNumber attnum)
 			g->per_us = r->per_us;
 		}
 	}
+
+	/* listed only once decided: an error above leaves no half-made gate */
+	old = MemoryContextSwitchTo(st->cxt);
+	st->gates = lappend(st->gates, g);
+	MemoryContextSwitchTo(old);
 	return g;
 }
 
@@ -420,41 +535,24 @@ hp_gate_row(HpGate *g, TupleTableSlot *slot, AttrNumber attnum)
 static HpScan *
 hp_scan_of(PlanState *ps)
 {
-	ListCell   *lc;
+	HpScan	   *s = hp_wrapped_find(ps, HP_WRAP_SCAN);
 
-	foreach(lc, scans)
-	{
-		HpScan	   *c = lfirst(lc);
-
-		if (c->ps == ps)
-			return c;
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_INTERNAL_ERROR),
-			 errmsg("health_pass lost track of a protected scan")));
-	return NULL;				/* not reached */
+	if (s == NULL)
+		elog(ERROR, "health_pass lost track of a protected scan");
+	return s;
 }
 
 /*
- * The row a scan node just produced, as read from the table.  Normally its
- * scan slot; in an EvalPlanQual recheck the executor hands the node the
- * row version under test instead, which ExecScan leaves in the expression
- * context when it projects and returns itself when it does not.
+ * Wrapped ExecProcNode of a protected scan.  The scan itself (its access
+ * method, index conditions and leakproof quals) yields the row as read
+ * from the table; the gate audits it; only then do the quals that are not
+ * leakproof and the projection see it.
  */
-static TupleTableSlot *
-hp_scanned_row(PlanState *ps, TupleTableSlot *out)
-{
-	if (ps->state->es_epq_active == NULL)
-		return ((ScanState *) ps)->ss_ScanTupleSlot;
-	return ps->ps_ProjInfo ? ps->ps_ExprContext->ecxt_scantuple : out;
-}
-
-/* Wrapped ExecProcNode of a protected scan */
 static TupleTableSlot *
 hp_scan_exec(PlanState *ps)
 {
 	HpScan	   *s = hp_scan_of(ps);
-	TupleTableSlot *slot;
+	ExprContext *econtext = ps->ps_ExprContext;
 
 	if (s->gate->mode == HP_DENIED)
 	{
@@ -473,10 +571,39 @@ hp_scan_exec(PlanState *ps)
 		return NULL;			/* the query sees an empty table */
 	}
 
-	slot = s->real(ps);
-	if (!TupIsNull(slot))
-		hp_gate_row(s->gate, hp_scanned_row(ps, slot), s->slot_attnum);
-	return slot;
+	for (;;)
+	{
+		Instrumentation *instr = ps->instrument;
+		double		removed1 = instr ? instr->nfiltered1 : 0;
+		double		removed2 = instr ? instr->nfiltered2 : 0;
+		TupleTableSlot *slot = s->real(ps);
+
+		/*
+		 * EXPLAIN ANALYZE: rows that leakproof quals or index rechecks
+		 * removed before the gate were never audited; they are not counted
+		 * either (a count over unaudited rows is a read of them).
+		 */
+		if (instr)
+		{
+			instr->nfiltered1 = removed1;
+			instr->nfiltered2 = removed2;
+		}
+		if (TupIsNull(slot))
+			return slot;
+		if (!s->gate->unaudited)
+			hp_gate_row(s->gate, slot, s->slot_attnum);
+		if (s->late_qual == NULL && s->proj == NULL)
+			return slot;
+		econtext->ecxt_scantuple = slot;
+		if (s->late_qual && !ExecQual(s->late_qual, econtext))
+		{
+			InstrCountFiltered1(ps, 1);
+			continue;			/* the next real() call resets the row's memory */
+		}
+		if (s->proj)
+			return ExecProject(s->proj);
+		return slot;
+	}
 }
 
 /* Attribute number of the subject in an index-only scan's slot, or 0 */
@@ -494,22 +621,27 @@ hp_index_only_attnum(IndexOnlyScanState *ios, AttrNumber attnum)
 typedef struct HpWalk
 {
 	HpStmt	   *stmt;
-	EState	   *owner;
+	EState	   *owner;			/* the executor state the statement belongs to */
 	Oid			reader;
 	bool		wrapped;		/* some scan of this plan was wrapped */
 	List	   *epq;			/* nodes that may recheck rows (EvalPlanQual) */
 } HpWalk;
 
-/* The statement the walked plan belongs to, created on first need */
-static void
-hp_walk_stmt(HpWalk *w)
+/*
+ * The statement the walked plan belongs to, found or created on first
+ * need, and referenced by the executor state of the node being wrapped.
+ */
+static HpStmt *
+hp_walk_stmt(HpWalk *w, EState *node_estate)
 {
 	if (w->stmt == NULL)
 	{
-		w->stmt = hp_stmt_of(w->owner);
-		if (w->stmt == NULL)
-			w->stmt = hp_stmt_new(w->owner, w->reader);
+		HpEstate   *owner = hp_estate_of(w->owner);
+
+		w->stmt = owner->stmt ? owner->stmt : hp_stmt_new(owner, w->reader);
 	}
+	hp_estate_use(hp_estate_of(node_estate), w->stmt);
+	return w->stmt;
 }
 
 /*
@@ -523,31 +655,19 @@ hp_walk_stmt(HpWalk *w)
 static Datum
 hp_upsert_eval(ExprState *state, ExprContext *econtext, bool *isnull)
 {
-	HpUpsert   *u = NULL;
-	ListCell   *lc;
+	HpUpsert   *u = hp_wrapped_find(state, HP_WRAP_UPSERT);
 	Datum		d;
 
-	foreach(lc, upserts)
-	{
-		HpUpsert   *c = lfirst(lc);
-
-		if (c->state == state)
-		{
-			u = c;
-			break;
-		}
-	}
 	if (u == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("health_pass lost track of an ON CONFLICT DO UPDATE")));
+		elog(ERROR, "health_pass lost track of an ON CONFLICT DO UPDATE");
 	if (u->gate->mode == HP_DENIED)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("no health_pass rule lets this role read the row of protected table \"%s\" that ON CONFLICT DO UPDATE would change",
 						get_rel_name(u->gate->relid)),
 				 errhint("Declare a purpose a rule allows (SET health_pass.purpose).")));
-	hp_gate_row(u->gate, econtext->ecxt_scantuple, u->gate->attnum);
+	if (!u->gate->unaudited)
+		hp_gate_row(u->gate, econtext->ecxt_scantuple, u->gate->attnum);
 	d = u->real(state, econtext, isnull);
 	if (state->evalfunc != hp_upsert_eval)
 	{
@@ -559,15 +679,14 @@ hp_upsert_eval(ExprState *state, ExprContext *econtext, bool *isnull)
 
 /* Wrap one ON CONFLICT DO UPDATE expression of a protected table */
 static void
-hp_wrap_upsert_expr(ExprState *state, HpGate *gate, MemoryContext owner)
+hp_wrap_upsert_expr(ExprState *state, HpGate *gate, EState *estate)
 {
-	HpUpsert   *u = MemoryContextAlloc(TopMemoryContext, sizeof(HpUpsert));
+	HpUpsert   *u = MemoryContextAlloc(estate->es_query_cxt, sizeof(HpUpsert));
 
 	u->state = state;
 	u->real = state->evalfunc;
 	u->gate = gate;
-	u->owner = owner;
-	upserts = lappend(upserts, u);
+	hp_wrapped_enter(hp_estate_of(estate), state, HP_WRAP_UPSERT, u);
 	state->evalfunc = hp_upsert_eval;
 }
 
@@ -606,14 +725,49 @@ hp_wrap_upserts(ModifyTableState *mt, HpWalk *w)
 		attnum = hp_protected_attnum(relid);
 		if (attnum <= 0 || rri->ri_onConflict == NULL || rri->ri_onConflict->oc_ProjInfo == NULL)
 			continue;
-		hp_walk_stmt(w);
-		gate = hp_gate_get(w->stmt, relid, attnum);
+		gate = hp_gate_get(hp_walk_stmt(w, mt->ps.state), relid, attnum);
 		w->wrapped = true;
 		if (rri->ri_onConflict->oc_WhereClause)
-			hp_wrap_upsert_expr(rri->ri_onConflict->oc_WhereClause, gate,
-								mt->ps.state->es_query_cxt);
-		hp_wrap_upsert_expr(&rri->ri_onConflict->oc_ProjInfo->pi_state, gate,
-							mt->ps.state->es_query_cxt);
+			hp_wrap_upsert_expr(rri->ri_onConflict->oc_WhereClause, gate, mt->ps.state);
+		hp_wrap_upsert_expr(&rri->ri_onConflict->oc_ProjInfo->pi_state, gate, mt->ps.state);
+	}
+}
+
+/*
+ * Split the quals and projection of a protected scan: leakproof quals stay
+ * in the node (they run before the gate, as PostgreSQL lets them run before
+ * row-level security quals); the others and the projection move to s, to
+ * run in hp_scan_exec on rows the gate let through.  Index conditions are
+ * operators of index operator classes; they stay in the scan.
+ */
+static void
+hp_split_scan(PlanState *ps, HpScan *s)
+{
+	List	   *early = NIL,
+			   *late = NIL;
+	ListCell   *lc;
+
+	foreach(lc, ps->plan->qual)
+	{
+		if (contain_leaked_vars(lfirst(lc)))
+			late = lappend(late, lfirst(lc));
+		else
+			early = lappend(early, lfirst(lc));
+	}
+	if (late != NIL)
+	{
+		ps->qual = ExecInitQual(early, ps);
+		s->late_qual = ExecInitQual(late, ps);
+	}
+	/*
+	 * Without a projection the scan returns the row as read, which the gate
+	 * needs anyway (also in an EvalPlanQual recheck, where it is the row
+	 * version under test); so the projection always moves after the gate.
+	 */
+	if (ps->ps_ProjInfo != NULL)
+	{
+		s->proj = ps->ps_ProjInfo;
+		ps->ps_ProjInfo = NULL;
 	}
 }
 
@@ -623,6 +777,9 @@ hp_wrap_scan(PlanState *ps, Relation rel, AttrNumber attnum, HpWalk *w)
 {
 	HpScan	   *s;
 	AttrNumber	slot_attnum = attnum;
+	EState	   *estate = ps->state;
+	MemoryContext old;
+	HpStmt	   *st;
 
 	if (IsParallelWorker())
 		ereport(ERROR,
@@ -647,17 +804,20 @@ hp_wrap_scan(PlanState *ps, Relation rel, AttrNumber attnum, HpWalk *w)
 				 errmsg("health_pass cannot gate this kind of scan of protected table \"%s\"",
 						RelationGetRelationName(rel))));
 
-	hp_walk_stmt(w);
-	s = MemoryContextAlloc(TopMemoryContext, sizeof(HpScan));
+	st = hp_walk_stmt(w, estate);
+	old = MemoryContextSwitchTo(estate->es_query_cxt);
+	s = palloc0(sizeof(HpScan));
 	s->ps = ps;
-	s->real = ps->ExecProcNodeReal;
 	s->slot_attnum = slot_attnum;
-	s->owner = ps->state->es_query_cxt;
-	s->gate = NULL;
-	scans = lappend(scans, s);
-	w->wrapped = true;
-	s->gate = hp_gate_get(w->stmt, RelationGetRelid(rel), attnum);
+	s->gate = hp_gate_get(st, RelationGetRelid(rel), attnum);
+	if (s->gate->mode != HP_DENIED)
+		hp_split_scan(ps, s);
+	MemoryContextSwitchTo(old);
+	/* entered, then installed: each step complete before the next */
+	s->real = ps->ExecProcNodeReal;
+	hp_wrapped_enter(hp_estate_of(estate), ps, HP_WRAP_SCAN, s);
 	ps->ExecProcNodeReal = hp_scan_exec;
+	w->wrapped = true;
 }
 
 /* planstate_tree_walker callback: find scans of protected tables */
@@ -708,15 +868,14 @@ hp_wrap_epq_nodes(HpWalk *w)
 	foreach(lc, w->epq)
 	{
 		PlanState  *ps = lfirst(lc);
-		HpScan	   *s = MemoryContextAllocZero(TopMemoryContext, sizeof(HpScan));
+		HpScan	   *s = MemoryContextAllocZero(ps->state->es_query_cxt, sizeof(HpScan));
 
 		s->ps = ps;
 		s->real = ps->ExecProcNodeReal;
 		s->epq = IsA(ps, LockRowsState) ? &((LockRowsState *) ps)->lr_epqstate :
 			&((ModifyTableState *) ps)->mt_epqstate;
 		s->stmt = w->stmt;
-		s->owner = ps->state->es_query_cxt;
-		scans = lappend(scans, s);
+		hp_wrapped_enter(hp_estate_of(ps->state), ps, HP_WRAP_SCAN, s);
 		ps->ExecProcNodeReal = hp_epq_exec;
 	}
 }
@@ -737,12 +896,10 @@ hp_epq_exec(PlanState *ps)
 	ExecProcNodeMtd real = s->real;
 	HpStmt	   *stmt = s->stmt;
 
-	/* a one-time wrapper: unwrap and forget it */
+	/* a one-time wrapper: step out (its entry goes with the node's memory) */
 	ps->ExecProcNodeReal = real;
 	if (ps->ExecProcNode == hp_epq_exec)
 		ps->ExecProcNode = real;
-	scans = list_delete_ptr(scans, s);
-	pfree(s);
 	if (epq->recheckestate == NULL && epq->plan != NULL)
 	{
 		MemoryContext old = MemoryContextSwitchTo(epq->parentestate->es_query_cxt);
@@ -751,9 +908,6 @@ hp_epq_exec(PlanState *ps)
 		EvalPlanQualBegin(epq);
 		MemoryContextSwitchTo(old);
 		hp_walk(epq->recheckplanstate, &w);
-		/* the recheck plan's memory goes at the end of the node */
-		if (w.wrapped)
-			hp_watch(epq->recheckestate);
 		hp_wrap_epq_nodes(&w);
 	}
 	return real(ps);
@@ -772,9 +926,9 @@ hp_executor_start(QueryDesc *qd, int eflags)
 
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
-	w.reader = GetOuterUserId();
-	if (superuser_arg(w.reader) || !hp_any_protected())
+	if (!hp_any_protected())
 		return;
+	w.reader = GetOuterUserId();
 	w.stmt = NULL;
 	w.wrapped = false;
 	w.epq = NIL;
@@ -782,9 +936,6 @@ hp_executor_start(QueryDesc *qd, int eflags)
 	w.owner = (depth > 0 && top_estate) ? top_estate : qd->estate;
 	hp_walk(qd->planstate, &w);
 	hp_wrap_epq_nodes(&w);
-	/* the wrapped scans die with this plan's memory, the statement may not */
-	if (w.wrapped && w.owner != qd->estate)
-		hp_watch(qd->estate);
 }
 
 /* ExecutorRun hook: track nesting; hold rows back under audit_sync */
@@ -797,7 +948,7 @@ hp_executor_run(QueryDesc *qd, ScanDirection dir, uint64 count, bool once)
 	if (depth == 0)
 	{
 		top_estate = qd->estate;
-		if (hp_audit_sync && !superuser_arg(GetOuterUserId()) && hp_any_protected())
+		if (hp_audit_sync && hp_any_protected())
 			hp_send_wrap(qd, &saved_dest);
 	}
 	depth++;
@@ -849,14 +1000,34 @@ hp_xact_callback(XactEvent event, void *arg)
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
 		event == XACT_EVENT_PREPARE)
-	{
-		bg_role = InvalidOid;
-		bg_reason[0] = '\0';
-	}
+		bg_stack = NIL;			/* its memory, TopTransactionContext, goes */
 	if (event == XACT_EVENT_ABORT)
 	{
 		depth = 0;
 		top_estate = NULL;
+	}
+}
+
+/*
+ * End of a subtransaction: a break_glass() called inside one that rolls
+ * back is taken back; one that commits passes it to its parent.
+ */
+static void
+hp_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					SubTransactionId parentSubid, void *arg)
+{
+	ListCell   *lc;
+
+	foreach(lc, bg_stack)
+	{
+		HpBreakGlass *b = lfirst(lc);
+
+		if (b->subid != mySubid)
+			continue;
+		if (event == SUBXACT_EVENT_ABORT_SUB)
+			bg_stack = foreach_delete_current(bg_stack, lc);
+		else if (event == SUBXACT_EVENT_COMMIT_SUB)
+			b->subid = parentSubid;
 	}
 }
 
@@ -871,19 +1042,23 @@ hp_gate_init(void)
 	prev_finish = ExecutorFinish_hook;
 	ExecutorFinish_hook = hp_executor_finish;
 	RegisterXactCallback(hp_xact_callback, NULL);
+	RegisterSubXactCallback(hp_subxact_callback, NULL);
 }
 
 PG_FUNCTION_INFO_V1(hp_break_glass);
 
 /*
- * break_glass(reason): until the end of this transaction the calling role
- * reads protected tables outside its rules, every read audited as
- * break_glass with this reason.  Who may call it is who has EXECUTE on it.
+ * break_glass(reason): until the end of this transaction (or a rollback
+ * to a savepoint taken before the call) the calling role reads protected
+ * tables outside its rules, every read audited as break_glass with this
+ * reason.  Who may call it is who has EXECUTE on it.
  */
 Datum
 hp_break_glass(PG_FUNCTION_ARGS)
 {
 	char	   *reason = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	HpBreakGlass *b;
+	MemoryContext old;
 
 	hp_require_preload();
 	if (!IsTransactionBlock())
@@ -896,9 +1071,79 @@ hp_break_glass(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("break_glass() needs a reason of at least 3 characters")));
-	bg_role = GetOuterUserId();
-	strlcpy(bg_reason, reason, HP_REASON_LEN);
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	b = palloc(sizeof(HpBreakGlass));
+	b->role = GetOuterUserId();
+	b->subid = GetCurrentSubTransactionId();
+	strlcpy(b->reason, reason, HP_REASON_LEN);
+	bg_stack = lappend(bg_stack, b);
+	MemoryContextSwitchTo(old);
 	ereport(NOTICE,
 			(errmsg("break glass in force until the end of this transaction; every read of a protected table is audited with your reason")));
 	PG_RETURN_VOID();
+}
+
+/*
+ * After a utility statement ran: if it changed health_pass.audit_superusers
+ * (SET, SET LOCAL, RESET [ALL], ALTER ROLE/DATABASE ... SET, ALTER SYSTEM),
+ * record the change in the chain.  A change through set_config() is not
+ * seen here; every statement that then reads a protected table without
+ * records leaves one that says so (hp_gate_get).
+ */
+void
+hp_note_audit_superusers(Node *stmt)
+{
+	VariableSetStmt *vs = NULL;
+	const char *how;
+	char		reason[HP_REASON_LEN];
+	char	   *value;
+	HpRecord	rec;
+
+	if (IsA(stmt, VariableSetStmt))
+	{
+		vs = (VariableSetStmt *) stmt;
+		how = vs->is_local ? "SET LOCAL" : "SET";
+	}
+	else if (IsA(stmt, AlterRoleSetStmt))
+	{
+		vs = ((AlterRoleSetStmt *) stmt)->setstmt;
+		how = "ALTER ROLE ... SET";
+	}
+	else if (IsA(stmt, AlterDatabaseSetStmt))
+	{
+		vs = ((AlterDatabaseSetStmt *) stmt)->setstmt;
+		how = "ALTER DATABASE ... SET";
+	}
+	else if (IsA(stmt, AlterSystemStmt))
+	{
+		vs = ((AlterSystemStmt *) stmt)->setstmt;
+		how = "ALTER SYSTEM";
+	}
+	else
+		return;
+	if (vs == NULL)
+		return;
+	if (vs->kind == VAR_RESET_ALL)
+		value = pstrdup("RESET ALL");
+	else if (vs->name == NULL || pg_strcasecmp(vs->name, "health_pass.audit_superusers") != 0)
+		return;
+	else if (vs->kind == VAR_SET_VALUE)
+		value = ExtractSetVariableArgs(vs);
+	else
+		value = pstrdup(vs->kind == VAR_RESET ? "RESET" : "DEFAULT");
+	if (vs->kind == VAR_RESET_ALL && hp_audit_superusers)
+		return;					/* RESET ALL matters only when it was off */
+	if (!hp_any_protected())
+		return;					/* nothing here for it to hide */
+	snprintf(reason, sizeof(reason), "health_pass.audit_superusers changed by %s: %s; now %s",
+			 how, value ? value : "", hp_audit_superusers ? "on" : "off");
+	hp_record_session(&rec);
+	rec.logged_at = GetCurrentTimestamp();
+	rec.statement_id = hp_next_statement_id();
+	rec.relid = InvalidOid;
+	rec.outcome = (uint8) HP_SUPERUSER;
+	rec.subject_null = true;
+	strlcpy(rec.purpose, hp_purpose ? hp_purpose : "", HP_PURPOSE_LEN);
+	strlcpy(rec.reason, reason, HP_REASON_LEN);
+	hp_enqueue(&rec);
 }

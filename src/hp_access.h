@@ -171,6 +171,9 @@ extern void hp_send_unwrap(QueryDesc *qd, DestReceiver *saved);
 /* plan.c */
 extern void hp_plan_init(void);
 
+/* paths.c */
+extern void hp_paths_init(void);
+
 /* ddl.c */
 extern void hp_ddl_init(void);
 extern void hp_ddl_check(PlannedStmt *pstmt);
@@ -178,5 +181,6 @@ extern void hp_ddl_check(PlannedStmt *pstmt);
 /* gate.c */
 extern void hp_gate_init(void);
 extern bool hp_break_glass_active(Oid roleid, const char **reason);
+extern void hp_note_audit_superusers(Node *stmt);
 
 #endif

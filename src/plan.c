@@ -7,7 +7,8 @@
  *    - no index-only scan of an index lacking the subject column (the gate
  *      needs the subject of every row);
  *    - COPY tbl TO becomes COPY (SELECT ... FROM ONLY tbl) TO, since plain
- *      COPY TO reads the heap without the executor;
+ *      COPY TO reads the heap without the executor (for every role: a
+ *      superuser's COPY is audited too);
  *    - ALTER TABLE of health_pass.audit_log (which could disable its guard
  *      triggers) is refused to every role but superusers;
  *    - DROP DATABASE and ALTER DATABASE RENAME first stop that database's
@@ -183,8 +184,7 @@ hp_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	hp_ddl_check(pstmt);
 
 	if (IsA(node, CopyStmt) && !((CopyStmt *) node)->is_from &&
-		((CopyStmt *) node)->relation && !superuser_arg(GetOuterUserId()) &&
-		hp_any_protected())
+		((CopyStmt *) node)->relation && hp_any_protected())
 	{
 		Oid			relid = RangeVarGetRelid(((CopyStmt *) node)->relation,
 											 AccessShareLock, true);
@@ -235,6 +235,7 @@ hp_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
+	hp_note_audit_superusers(node);
 	if (OidIsValid(dropped))
 		hp_queue_forget(dropped);
 }

@@ -3,7 +3,8 @@
 #   pgbench point lookups by subject on a 1,000,000-row table, 4 clients:
 #     unprotected copy | protected, audit_sync off | protected, audit_sync on |
 #     unprotected copy under pgaudit object-level read logging
-#   and a 100,000-row allowed scan, protected vs unprotected.
+#   a 100,000-row allowed scan, protected vs unprotected, and a superuser's
+#   COPY of the whole table (audited per subject since 0.6.0).
 # Prints TPS and the ratios.  HP_BENCH_SECONDS sets each pgbench run (8),
 # HP_BENCH_ROUNDS the rounds of the four configurations (5).
 set -uo pipefail
@@ -126,6 +127,25 @@ SELECT count(name) FROM $1 WHERE n BETWEEN 500001 AND 600000;
 SQL
         awk '{ s += $1 } END { printf "%.0f", s / NR }'
 }
+# A superuser's COPY of the whole table: every one of the 1,000,000 subjects
+# is audited (outcome superuser).  Time against the unprotected copy, and the
+# records and bytes of audit_block it added.
+copy_ms() { # copy_ms TABLE: ms of one COPY TO /dev/null, after its records are flushed
+    psql -XAq -c "SELECT health_pass.audit_flush()" >/dev/null
+    psql -XAq <<SQL | sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p' | awk '{ s += $1 } END { printf "%.0f", s }'
+\\timing on
+COPY $1 TO '/dev/null';
+SET health_pass.audit_timeout = '10min';
+SELECT health_pass.audit_flush() >= 0;
+SQL
+}
+copy_base=$(copy_ms registry_copy)
+before=$(q -c "SELECT written, pg_total_relation_size('health_pass.audit_block') FROM health_pass.audit_status()")
+copy_prot=$(copy_ms registry)
+after=$(q -c "SELECT written, pg_total_relation_size('health_pass.audit_block') FROM health_pass.audit_status()")
+copy_records=$(( ${after%|*} - ${before%|*} ))
+copy_bytes=$(( ${after#*|} - ${before#*|} ))
+
 scan_base=$(scan registry_copy off)
 scan_off=$(scan registry off)
 scan_on=$(scan registry on)
@@ -137,3 +157,7 @@ echo "100,000-row allowed scan, mean of 5"
 echo "  unprotected copy:              $scan_base ms"
 echo "  protected, audit_sync off:     $scan_off ms  ratio $(ratio "$scan_off" "$scan_base")"
 echo "  protected, audit_sync on:      $scan_on ms  ratio $(ratio "$scan_on" "$scan_base")"
+echo "superuser COPY of the whole 1,000,000-row table, until its records are flushed"
+echo "  unprotected copy:              $copy_base ms"
+echo "  protected (audited):           $copy_prot ms  ratio $(ratio "$copy_prot" "$copy_base")"
+echo "  records added: $copy_records; audit_block grew by $copy_bytes bytes ($(awk -v b="$copy_bytes" -v r="$copy_records" 'BEGIN { printf "%.1f", (r ? b / r : 0) }') bytes a record)"

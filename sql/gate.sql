@@ -1,0 +1,262 @@
+-- The read gate on every path (issue 11): statement and cursor state that
+-- outlives the query that made it, quals and projections that are not
+-- leakproof, break glass and savepoints, superusers audited.
+\set VERBOSITY terse
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS health_pass;
+RESET client_min_messages;
+
+CREATE ROLE regress_gate_quota LOGIN;     -- may read 10 subjects an hour
+CREATE ROLE regress_gate_none LOGIN;      -- no rule
+CREATE ROLE regress_gate_all LOGIN;       -- no quota
+CREATE ROLE regress_gate_small LOGIN;     -- may read 3 subjects an hour
+GRANT USAGE ON SCHEMA health_pass TO regress_gate_quota, regress_gate_none, regress_gate_all, regress_gate_small;
+CREATE TABLE gate_reg (id int PRIMARY KEY, person text NOT NULL, note text);
+INSERT INTO gate_reg SELECT i, 'G' || i, 'note ' || i FROM generate_series(1, 2000) i;
+CREATE TABLE gate_reg2 (id int PRIMARY KEY, person text NOT NULL, note text);
+INSERT INTO gate_reg2 SELECT i, 'H' || i, 'other ' || i FROM generate_series(1, 300) i;
+ANALYZE gate_reg, gate_reg2;
+GRANT SELECT ON gate_reg, gate_reg2 TO regress_gate_quota, regress_gate_none, regress_gate_all, regress_gate_small;
+SELECT health_pass.protect('gate_reg', 'person'), health_pass.protect('gate_reg2', 'person');
+SELECT health_pass.allow('regress_gate_quota', 'gate_reg', 'care', 10, '1 hour'),
+       health_pass.allow('regress_gate_small', 'gate_reg', 'care', 3, '1 hour'),
+       health_pass.allow('regress_gate_all', 'gate_reg', 'care'),
+       health_pass.allow('regress_gate_all', 'gate_reg2', 'care');
+
+-- a leaky function: it tells the client every value it is given
+CREATE FUNCTION leak(text) RETURNS boolean LANGUAGE plpgsql COST 0.0001 AS
+$$ BEGIN RAISE NOTICE 'leak: %', $1; RETURN true; END $$;
+CREATE OPERATOR === (LEFTARG = text, RIGHTARG = text, FUNCTION = texteq);
+CREATE FUNCTION leaky_eq(text, text) RETURNS boolean LANGUAGE plpgsql AS
+$$ BEGIN RAISE NOTICE 'leaky_eq: %', $1; RETURN $1 = $2; END $$;
+CREATE OPERATOR ~~~ (LEFTARG = text, RIGHTARG = text, FUNCTION = leaky_eq);
+GRANT EXECUTE ON FUNCTION leak(text), leaky_eq(text, text) TO PUBLIC;
+
+-- distinct subjects of gate_reg audited for a role since mark
+CREATE FUNCTION gate_audited(role name, mark bigint) RETURNS TABLE (outcome text, records bigint, subjects bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM health_pass.audit_flush();
+    RETURN QUERY SELECT a.outcome, count(*), count(DISTINCT a.subject) FROM health_pass.audit_log a
+    WHERE a.id > mark AND a.current_user_name = role GROUP BY a.outcome ORDER BY a.outcome;
+END $$;
+CREATE FUNCTION gate_mark() RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM health_pass.audit_flush();
+    RETURN (SELECT coalesce(max(id), 0) FROM health_pass.audit_log);
+END $$;
+GRANT EXECUTE ON FUNCTION gate_audited(name, bigint), gate_mark() TO PUBLIC;
+
+-- 1. state that outlives its statement: no crash, still gated
+-- a cursor returned by a function, fetched after the statement that opened
+-- it ended and its memory was reused
+CREATE FUNCTION opencur() RETURNS refcursor LANGUAGE plpgsql AS
+$$ DECLARE c refcursor := 'c'; BEGIN OPEN c FOR SELECT person FROM gate_reg ORDER BY id; RETURN c; END $$;
+GRANT EXECUTE ON FUNCTION opencur() TO PUBLIC;
+SELECT gate_mark() AS m \gset
+SET ROLE regress_gate_all;
+SET health_pass.purpose = 'care';
+BEGIN;
+SELECT opencur();
+SELECT count(*) FROM (SELECT repeat('x', 100000) FROM generate_series(1, 50)) s;
+FETCH 5 FROM c;
+SELECT count(*) FROM (SELECT repeat('y', 100000) FROM generate_series(1, 50)) s;
+FETCH 2 FROM c;
+COMMIT;
+RESET ROLE;
+SELECT * FROM gate_audited('regress_gate_all', :m);
+
+-- the same cursor as a role with no rule: still empty, one denial
+SET ROLE regress_gate_none;
+SET health_pass.purpose = 'care';
+BEGIN;
+SELECT opencur();
+SELECT count(*) FROM (SELECT repeat('x', 100000) FROM generate_series(1, 50)) s;
+FETCH 5 FROM c;
+COMMIT;
+RESET ROLE;
+SELECT * FROM gate_audited('regress_gate_none', :m);
+
+-- cursors closed out of order, and opened again
+SET ROLE regress_gate_all;
+BEGIN;
+DECLARE c1 CURSOR FOR SELECT id FROM gate_reg;
+DECLARE c2 CURSOR FOR SELECT id FROM gate_reg;
+CLOSE c1;
+DECLARE c3 CURSOR FOR SELECT id FROM gate_reg;
+DECLARE c4 CURSOR FOR SELECT id FROM gate_reg;
+FETCH 1 FROM c2; FETCH 1 FROM c3; FETCH 1 FROM c4;
+CLOSE c3;
+FETCH 1 FROM c2; FETCH 1 FROM c4;
+COMMIT;
+RESET ROLE;
+
+-- a function that reads two protected tables, called for 200 rows
+CREATE FUNCTION two_tables(i int) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE a text; b text;
+BEGIN
+    SELECT person INTO a FROM gate_reg WHERE id = i;
+    SELECT person INTO b FROM gate_reg2 WHERE id = i;
+    RETURN a || b;
+END $$;
+GRANT EXECUTE ON FUNCTION two_tables(int) TO PUBLIC;
+SELECT gate_mark() AS m \gset
+SET ROLE regress_gate_all;
+SELECT count(DISTINCT two_tables(i)) FROM generate_series(1, 200) i;
+-- an error between wrapping and gating (a row the quota refuses) leaves
+-- nothing behind that a later statement trips over
+SET ROLE regress_gate_small;
+SELECT count(*) FROM gate_reg;
+SELECT count(*) FROM gate_reg;
+SET ROLE regress_gate_all;
+SELECT count(DISTINCT two_tables(i)) FROM generate_series(1, 200) i;
+-- a read that fails inside an exception block, per row: the block's
+-- executor state is freed with its subtransaction, the statement goes on
+RESET ROLE;
+CREATE FUNCTION fail_inside(i int) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE a text;
+BEGIN
+    BEGIN
+        SELECT person INTO STRICT a FROM gate_reg WHERE id BETWEEN i AND i + 1;
+    EXCEPTION WHEN too_many_rows THEN a := 'two';
+    END;
+    RETURN a;
+END $$;
+GRANT EXECUTE ON FUNCTION fail_inside(int) TO PUBLIC;
+SET ROLE regress_gate_all;
+SELECT count(*) FILTER (WHERE fail_inside(i) = 'two') AS caught FROM generate_series(1, 50) i;
+-- a cursor WITH HOLD outlives its transaction; a scroll cursor goes back
+BEGIN;
+DECLARE h CURSOR WITH HOLD FOR SELECT person FROM gate_reg WHERE id BETWEEN 501 AND 503;
+DECLARE s SCROLL CURSOR FOR SELECT person FROM gate_reg WHERE id BETWEEN 601 AND 603;
+FETCH 3 FROM s; FETCH BACKWARD 2 FROM s;
+COMMIT;
+FETCH ALL FROM h;
+CLOSE h;
+RESET ROLE;
+SELECT * FROM gate_audited('regress_gate_all', :m);
+
+-- 2. only leakproof code sees a row before the gate
+-- a role with no rule: a leaky WHERE sees nothing, the cast that would
+-- print a value never runs, session state stays untouched
+SET health_pass.purpose = 'care';
+SET ROLE regress_gate_none;
+SELECT count(*) FROM gate_reg WHERE leak(person);
+SELECT count(*) FROM gate_reg WHERE person ~~~ 'G1';
+SELECT count(*) FROM gate_reg WHERE note::int > 0;
+SELECT count(*) FROM gate_reg WHERE set_config('gate.last', person, false) IS NOT NULL;
+SELECT current_setting('gate.last', true) AS last_seen;
+-- EXPLAIN ANALYZE counts no row the gate hid
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM gate_reg WHERE leak(person);
+RESET ROLE;
+
+-- a role with a quota of 10: the leaky function sees exactly the 10 rows
+-- the gate admitted (audited), then the 11th fails before it sees it
+SELECT gate_mark() AS m \gset
+SET ROLE regress_gate_quota;
+SELECT count(*) FROM gate_reg WHERE id > 100 AND leak(person);
+-- the projection, too, sees no row past the quota
+SELECT leak(person) FROM gate_reg WHERE id > 200 ORDER BY id;
+-- the same subjects again are free: a leakproof qual (id < 111) runs first
+SELECT count(*) FROM gate_reg WHERE id BETWEEN 101 AND 110 AND leak(person);
+RESET ROLE;
+SELECT * FROM gate_audited('regress_gate_quota', :m);
+
+-- leakproof conditions still run before the gate: a point lookup by id
+-- keeps its index scan and audits one subject
+SELECT gate_mark() AS m \gset
+SET ROLE regress_gate_all;
+EXPLAIN (COSTS OFF) SELECT note FROM gate_reg WHERE id = 42 AND leak(note);
+SELECT note FROM gate_reg WHERE id = 42 AND leak(note);
+SELECT count(*) FROM gate_reg WHERE person = 'G7';
+RESET ROLE;
+SELECT * FROM gate_audited('regress_gate_all', :m);
+-- EXPLAIN ANALYZE counts as removed only rows the gate saw: not the one
+-- row the leakproof note <> 'note 3' removed before it, but the 5 the leaky
+-- condition removed after it
+SET ROLE regress_gate_all;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+SELECT id FROM gate_reg WHERE id <= 10 AND note <> 'note 3' AND (id > 6 OR NOT leak(person));
+RESET ROLE;
+
+-- an index condition runs before the gate too, so an index may serve a
+-- protected table only through leakproof operators: numeric and jsonb
+-- comparisons are not, and become filters after the gate
+CREATE TABLE gate_num (amount numeric PRIMARY KEY, person text NOT NULL, doc jsonb);
+INSERT INTO gate_num SELECT i, 'N' || i, jsonb_build_object('k', i) FROM generate_series(1, 2000) i;
+CREATE INDEX ON gate_num USING gin (doc);
+ANALYZE gate_num;
+EXPLAIN (COSTS OFF) SELECT person FROM gate_num WHERE amount = 5;
+EXPLAIN (COSTS OFF) SELECT person FROM gate_num WHERE doc @> '{"k": 5}';
+SELECT health_pass.protect('gate_num', 'person');
+EXPLAIN (COSTS OFF) SELECT person FROM gate_num WHERE amount = 5;
+EXPLAIN (COSTS OFF) SELECT person FROM gate_num WHERE doc @> '{"k": 5}';
+-- a leakproof condition on another index still gets its index scan
+CREATE INDEX ON gate_num (person);
+EXPLAIN (COSTS OFF) SELECT person FROM gate_num WHERE amount = 5 AND person = 'N5';
+DROP TABLE gate_num;
+
+-- 3. break glass follows subtransactions
+GRANT EXECUTE ON FUNCTION health_pass.break_glass(text) TO regress_gate_none;
+SET ROLE regress_gate_none;
+BEGIN;
+SAVEPOINT s;
+SELECT health_pass.break_glass('testing a rollback');
+SELECT count(*) FROM gate_reg WHERE id <= 2;
+ROLLBACK TO SAVEPOINT s;
+SELECT count(*) FROM gate_reg WHERE id <= 2;
+SAVEPOINT t;
+SELECT health_pass.break_glass('kept after release');
+RELEASE SAVEPOINT t;
+SELECT count(*) FROM gate_reg WHERE id <= 2;
+COMMIT;
+SELECT count(*) FROM gate_reg WHERE id <= 2;
+-- inside a function's exception block, too
+BEGIN;
+DO $$ BEGIN
+    PERFORM health_pass.break_glass('in a block that fails');
+    RAISE EXCEPTION 'undo';
+EXCEPTION WHEN raise_exception THEN NULL;
+END $$;
+SELECT count(*) FROM gate_reg WHERE id <= 2;
+COMMIT;
+RESET ROLE;
+
+-- 4. superusers and BYPASSRLS roles are audited, not gated
+CREATE ROLE regress_gate_bypass LOGIN BYPASSRLS;
+GRANT SELECT ON gate_reg TO regress_gate_bypass;
+SELECT gate_mark() AS m \gset
+SELECT count(*) FROM gate_reg WHERE id <= 3;
+SET ROLE regress_gate_bypass;
+SELECT count(*) FROM gate_reg WHERE id <= 4;
+RESET ROLE;
+SELECT * FROM gate_audited(current_user, :m);
+SELECT * FROM gate_audited('regress_gate_bypass', :m);
+-- COPY of the whole table by a superuser: every subject found by who_read
+SELECT gate_mark() AS m \gset
+COPY gate_reg TO '/dev/null';
+SELECT * FROM gate_audited(current_user, :m);
+SELECT count(*) FROM health_pass.who_read('gate_reg', 'G1999') WHERE outcome = 'superuser' AND id > :m;
+-- only a superuser may switch it off; doing so leaves a record per
+-- statement and table instead of one per subject
+SET ROLE regress_gate_bypass;
+SET health_pass.audit_superusers = off;
+RESET ROLE;
+SELECT gate_mark() AS m \gset
+SET health_pass.audit_superusers = off;
+SELECT count(*) FROM gate_reg;
+RESET health_pass.audit_superusers;
+SELECT health_pass.audit_flush() >= 0 AS flushed;
+SELECT outcome, subject, reason FROM health_pass.audit_log WHERE id > :m ORDER BY id;
+
+-- the server survived all of it
+SELECT 1 AS alive;
+
+DROP TABLE gate_reg, gate_reg2;
+DROP FUNCTION two_tables(int), fail_inside(int), opencur(), gate_audited(name, bigint), gate_mark();
+DROP OPERATOR ~~~ (text, text); DROP OPERATOR === (text, text);
+DROP FUNCTION leak(text), leaky_eq(text, text);
+DELETE FROM health_pass.access_rule WHERE grantee::text LIKE 'regress_gate%';
+REVOKE ALL ON SCHEMA health_pass FROM regress_gate_quota, regress_gate_none, regress_gate_all, regress_gate_small;
+REVOKE EXECUTE ON FUNCTION health_pass.break_glass(text) FROM regress_gate_none;
+DROP ROLE regress_gate_quota, regress_gate_none, regress_gate_all, regress_gate_small, regress_gate_bypass;
