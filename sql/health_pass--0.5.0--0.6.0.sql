@@ -171,8 +171,19 @@ CREATE FUNCTION health_pass._protect_new_children() RETURNS event_trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r record;
+    touched oid[];
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM health_pass.protected_table) THEN
+        RETURN;
+    END IF;
+    -- the tables this command created or altered, and their descendants
+    -- (ATTACH PARTITION reports the parent)
+    WITH RECURSIVE t(rel) AS (
+        SELECT c.objid FROM pg_catalog.pg_event_trigger_ddl_commands() c
+        WHERE c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND c.objsubid = 0
+        UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN t ON i.inhparent = t.rel)
+    SELECT pg_catalog.array_agg(t.rel) INTO touched FROM t;
+    IF touched IS NULL THEN
         RETURN;
     END IF;
     LOOP
@@ -181,7 +192,8 @@ BEGIN
         FROM health_pass.protected_table p
         JOIN pg_catalog.pg_inherits i ON i.inhparent = p.relation
         JOIN pg_catalog.pg_attribute a ON a.attrelid = p.relation AND a.attnum = p.subject_attnum
-        WHERE NOT EXISTS (SELECT 1 FROM health_pass.protected_table c WHERE c.relation = i.inhrelid)
+        WHERE i.inhrelid = ANY (touched)
+          AND NOT EXISTS (SELECT 1 FROM health_pass.protected_table c WHERE c.relation = i.inhrelid)
         LIMIT 1;
         EXIT WHEN NOT FOUND;
         PERFORM health_pass._protect_one(r.child, r.attname, r.root);
