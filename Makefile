@@ -5,12 +5,12 @@ OBJS = src/health_pass.o src/base45.o src/compress.o src/cbor.o src/cose.o \
        src/check.o src/trust.o \
        src/queue.o src/writer.o src/quota.o src/policy.o src/gate.o \
        src/send.o src/plan.o src/audit.o src/chain.o src/statistics.o \
-       src/block.o src/records.o src/paths.o
+       src/block.o src/records.o src/paths.o src/ddl.o
 EXTENSION = health_pass
 DATA = sql/health_pass--0.1.0.sql sql/health_pass--0.1.0--0.2.0.sql \
        sql/health_pass--0.2.0--0.3.0.sql sql/health_pass--0.3.0--0.4.0.sql \
        sql/health_pass--0.4.0--0.5.0.sql sql/health_pass--0.5.0--0.6.0.sql
-REGRESS = type reading trust check inspect hostile access gate upgrade
+REGRESS = type reading trust check inspect hostile access gate ddl upgrade
 REGRESS_OPTS = --inputdir=.
 ISOLATION = recheck policy_race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output

@@ -54,6 +54,10 @@ SELECT extversion FROM pg_extension WHERE extname = 'health_pass';
 -- 0.4.0: a table protected before keeps its subject out of pg_statistic
 SELECT attstattarget FROM pg_attribute WHERE attrelid = 'people'::regclass AND attname = 'person_id';
 SELECT count(*) AS stored_statistics FROM pg_statistic WHERE starelid = 'people'::regclass;
+-- 0.6.0: a table protected before is put under forced row security (its
+-- statistics hidden from pg_stats), and its rows read as before
+SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = 'people'::regclass;
+SELECT rls_enabled_before, rls_forced_before, protected_through FROM health_pass.protected_table;
 -- 0.5.0: the records moved into one block, unchanged, and the chain holds
 SELECT relkind FROM pg_class WHERE oid = 'health_pass.audit_log'::regclass;
 SELECT min_id, max_id, min_at, max_at FROM health_pass.audit_block;

@@ -161,6 +161,8 @@ extern AttrNumber hp_protected_attnum(Oid relid);
 extern bool hp_any_protected(void);
 extern const HpRule *hp_rule_for(Oid roleid, Oid relid, const char *purpose);
 extern void hp_policy_init(void);
+extern bool hp_protected_needs_policy(Oid relid);
+extern List *hp_protected_relids(void);
 
 /* send.c */
 extern void hp_send_wrap(QueryDesc *qd, DestReceiver **saved);
@@ -171,6 +173,10 @@ extern void hp_plan_init(void);
 
 /* paths.c */
 extern void hp_paths_init(void);
+
+/* ddl.c */
+extern void hp_ddl_init(void);
+extern void hp_ddl_check(PlannedStmt *pstmt);
 
 /* gate.c */
 extern void hp_gate_init(void);

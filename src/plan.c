@@ -12,7 +12,9 @@
  *    - ALTER TABLE of health_pass.audit_log (which could disable its guard
  *      triggers) is refused to every role but superusers;
  *    - DROP DATABASE and ALTER DATABASE RENAME first stop that database's
- *      audit writer, which would otherwise count as a session in it.
+ *      audit writer, which would otherwise count as a session in it;
+ *    - DDL that would read a protected table around the gate is refused
+ *      to non-superusers (ddl.c).
  */
 #include "postgres.h"
 
@@ -178,13 +180,18 @@ hp_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	Node	   *node = pstmt->utilityStmt;
 	Oid			dropped = InvalidOid;
 
+	/* DDL that would read a protected table around the gate (ddl.c) */
+	hp_ddl_check(pstmt);
+
 	if (IsA(node, CopyStmt) && !((CopyStmt *) node)->is_from &&
 		((CopyStmt *) node)->relation && hp_any_protected())
 	{
 		Oid			relid = RangeVarGetRelid(((CopyStmt *) node)->relation,
 											 AccessShareLock, true);
 
-		if (OidIsValid(relid) && hp_protected_attnum(relid) > 0)
+		/* a partitioned table is left to COPY, which refuses it */
+		if (OidIsValid(relid) && hp_protected_attnum(relid) > 0 &&
+			get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
 		{
 			Relation	rel = relation_open(relid, NoLock);
 
@@ -243,4 +250,5 @@ hp_plan_init(void)
 	get_relation_info_hook = hp_relation_info;
 	prev_utility = ProcessUtility_hook;
 	ProcessUtility_hook = hp_utility;
+	hp_ddl_init();
 }

@@ -42,6 +42,8 @@ typedef struct HpProtected
 {
 	Oid			relid;
 	AttrNumber	attnum;
+	bool		needs_policy;	/* no row security of its own: ddl.c's policy */
+	Oid			through;		/* protected as a partition or child of this */
 } HpProtected;
 
 static MemoryContext policy_cxt = NULL;
@@ -124,15 +126,28 @@ hp_policy_read(MemoryContext cxt, HTAB **protected_out, HpRule **rules_out, int 
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		bool		isnull1,
-					isnull2;
+					isnull2,
+					isnull;
 		Oid			relid = DatumGetObjectId(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull1));
 		int16		attnum = DatumGetInt16(heap_getattr(tup, 2, RelationGetDescr(rel), &isnull2));
 		HpProtected *p;
+		Datum		d;
 
 		if (isnull1 || isnull2)
 			continue;			/* the table's constraints forbid both */
 		p = hash_search(prot, &relid, HASH_ENTER, NULL);
 		p->attnum = attnum;
+		/* 0.6.0 columns: 5 rls_enabled_before, 7 protected_through */
+		p->needs_policy = true;
+		p->through = InvalidOid;
+		if (RelationGetDescr(rel)->natts >= 7)
+		{
+			d = heap_getattr(tup, 5, RelationGetDescr(rel), &isnull);
+			p->needs_policy = isnull || !DatumGetBool(d);
+			d = heap_getattr(tup, 7, RelationGetDescr(rel), &isnull);
+			if (!isnull)
+				p->through = DatumGetObjectId(d);
+		}
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
@@ -279,22 +294,63 @@ hp_protected_attnum(Oid relid)
 }
 
 /*
+ * Does protected table relid need health_pass's permissive row security
+ * policy (it had no row security of its own)?  False when not protected.
+ */
+bool
+hp_protected_needs_policy(Oid relid)
+{
+	HpProtected *p;
+
+	if (hp_protected_attnum(relid) <= 0 || protected_cache == NULL)
+		return false;
+	p = hash_search(protected_cache, &relid, HASH_FIND, NULL);
+	return p && p->needs_policy;
+}
+
+/* Every protected table, in a list allocated in the current context */
+List *
+hp_protected_relids(void)
+{
+	List	   *out = NIL;
+	HASH_SEQ_STATUS seq;
+	HpProtected *p;
+
+	if (!hp_any_protected())
+		return NIL;
+	hash_seq_init(&seq, protected_cache);
+	while ((p = hash_seq_search(&seq)) != NULL)
+		out = lappend_oid(out, p->relid);
+	return out;
+}
+
+/*
  * The rule letting roleid (directly or through a role it has the privileges
  * of) read relid for purpose, or NULL.  A rule without quota wins over one
- * with; among quotas the largest wins.
+ * with; among quotas the largest wins.  A partition or inheritance child
+ * protected through a parent follows that parent's rules as well as its own.
  */
 const HpRule *
 hp_rule_for(Oid roleid, Oid relid, const char *purpose)
 {
 	const HpRule *best = NULL;
+	Oid			through = InvalidOid;
 
 	if (!cache_valid || !oids_known)
 		(void) hp_policy_ready();
+	if (protected_cache != NULL)
+	{
+		HpProtected *p = hash_search(protected_cache, &relid, HASH_FIND, NULL);
+
+		if (p)
+			through = p->through;
+	}
 	for (int i = 0; i < nrules; i++)
 	{
 		const HpRule *r = &rules[i];
 
-		if (r->relid != relid || strcmp(r->purpose, purpose) != 0)
+		if ((r->relid != relid && (r->relid != through || !OidIsValid(through))) ||
+			strcmp(r->purpose, purpose) != 0)
 			continue;
 		if (r->grantee != roleid && !has_privs_of_role(roleid, r->grantee))
 			continue;

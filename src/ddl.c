@@ -1,0 +1,944 @@
+/*
+ * ddl.c
+ *    DDL on protected tables, and the row security they are put under.
+ *
+ *    - hp_ddl_check() (called from the utility hook in plan.c) refuses to
+ *      every role but superusers, the table's owner included, DDL that would
+ *      run expressions over a protected table's existing rows before the
+ *      gate sees them (CHECK constraints and their validation, column type
+ *      changes, stored generated columns, volatile defaults, expression and
+ *      partial indexes, expression statistics, and the rebuilds of such
+ *      indexes), code that would see rows other roles change (triggers,
+ *      rules, policies), changes to partitioning and inheritance that would
+ *      move a protected table out of protection or under an unprotected
+ *      parent, and switching off row security.  Each refusal is audited
+ *      (outcome denied, subject NULL) before the error; the record is in
+ *      shared memory and survives the rollback.  docs/design/ddl.md lists
+ *      what is refused and what is allowed, and why.
+ *    - protect() enables and forces row security on a protected table so
+ *      that pg_stats, pg_stats_ext and pg_stats_ext_exprs hide its values
+ *      from every role subject to it; hp_rls_policy() supplies a permissive
+ *      policy "true" for tables that had no row security of their own, so
+ *      the rows a role sees are still decided by the gate alone.
+ *    - _protect_blockers() lists what keeps a table from being protected.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "catalog/heap.h"
+#include "catalog/index.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/partition.h"
+#include "catalog/pg_attrdef.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_constraint.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_partitioned_table.h"
+#include "catalog/pg_policy.h"
+#include "catalog/pg_rewrite.h"
+#include "catalog/pg_statistic_ext.h"
+#include "catalog/pg_trigger.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/clauses.h"
+#include "optimizer/optimizer.h"
+#include "parser/parse_node.h"
+#include "parser/parse_relation.h"
+#include "parser/parse_type.h"
+#include "rewrite/rowsecurity.h"
+#include "storage/lmgr.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "hp.h"
+#include "hp_access.h"
+
+static row_security_policy_hook_type prev_rls_permissive = NULL;
+
+/*
+ * Audit a refused DDL statement on protected table relid, then raise.
+ * The record goes to shared memory first, so the rollback the error causes
+ * does not take it away.
+ */
+static void
+hp_ddl_refuse(Oid relid, const char *what)
+{
+	HpRecord	rec;
+	char	   *name = get_rel_name(relid);
+
+	hp_record_session(&rec);
+	rec.logged_at = GetCurrentTimestamp();
+	rec.statement_id = hp_next_statement_id();
+	rec.relid = relid;
+	rec.outcome = HP_DENIED;
+	rec.subject_null = true;
+	strlcpy(rec.purpose, hp_purpose ? hp_purpose : "", HP_PURPOSE_LEN);
+	snprintf(rec.reason, HP_REASON_LEN, "refused DDL: %s", what);
+	hp_enqueue(&rec);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s is refused on protected table \"%s\"", what, name ? name : "?"),
+			 errhint("Only a superuser may run it on a protected table.")));
+}
+
+/* relid when it is protected; else its first protected descendant when
+ * recurse; else InvalidOid */
+static Oid
+hp_protected_in(Oid relid, bool recurse)
+{
+	ListCell   *lc;
+
+	if (!OidIsValid(relid))
+		return InvalidOid;
+	if (hp_protected_attnum(relid) > 0)
+		return relid;
+	if (!recurse || !has_subclass(relid))
+		return InvalidOid;
+	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+		if (hp_protected_attnum(lfirst_oid(lc)) > 0)
+			return lfirst_oid(lc);
+	return InvalidOid;
+}
+
+/* Does relid have an index with expressions or a predicate? */
+static bool
+hp_has_expression_index(Oid relid)
+{
+	Relation	rel;
+	List	   *indexes;
+	ListCell   *lc;
+	bool		found = false;
+
+	rel = try_relation_open(relid, AccessShareLock);
+	if (rel == NULL)
+		return false;
+	indexes = RelationGetIndexList(rel);
+	relation_close(rel, AccessShareLock);
+	foreach(lc, indexes)
+	{
+		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+
+		if (!HeapTupleIsValid(tup))
+			continue;
+		if (!heap_attisnull(tup, Anum_pg_index_indexprs, NULL) ||
+			!heap_attisnull(tup, Anum_pg_index_indpred, NULL))
+			found = true;
+		ReleaseSysCache(tup);
+		if (found)
+			break;
+	}
+	return found;
+}
+
+/* relid, or with recurse any of its descendants, protected and with an
+ * expression or partial index (a rebuild evaluates them over every row) */
+static Oid
+hp_protected_with_expression_index(Oid relid, bool recurse)
+{
+	List	   *rels;
+	ListCell   *lc;
+
+	if (!OidIsValid(relid))
+		return InvalidOid;
+	rels = (recurse && has_subclass(relid)) ?
+		find_all_inheritors(relid, NoLock, NULL) : list_make1_oid(relid);
+	foreach(lc, rels)
+	{
+		Oid			r = lfirst_oid(lc);
+
+		if (hp_protected_attnum(r) > 0 && hp_has_expression_index(r))
+			return r;
+	}
+	return InvalidOid;
+}
+
+/* A protected table (of namespace nsp, when valid) with an expression or
+ * partial index.  Whether the command would reach it (a database owner's
+ * REINDEX DATABASE or VACUUM FULL reaches tables it does not own) is not
+ * asked: refusing a little more is safe. */
+static Oid
+hp_any_protected_with_expression_index(Oid nsp)
+{
+	ListCell   *lc;
+
+	foreach(lc, hp_protected_relids())
+	{
+		Oid			r = lfirst_oid(lc);
+
+		if (OidIsValid(nsp) && get_rel_namespace(r) != nsp)
+			continue;
+		if (hp_has_expression_index(r))
+			return r;
+	}
+	return InvalidOid;
+}
+
+static Oid
+hp_rangevar_oid(RangeVar *rv)
+{
+	return rv ? RangeVarGetRelid(rv, NoLock, true) : InvalidOid;
+}
+
+/* Would this ADD COLUMN default be volatile (evaluated once per row)? */
+static bool
+hp_default_volatile(Oid relid, ColumnDef *cd, Node *raw)
+{
+	ParseState *pstate;
+	Relation	rel;
+	ParseNamespaceItem *nsitem;
+	Type		typ;
+	Oid			typid;
+	int32		typmod;
+	Node	   *expr;
+	bool		result;
+
+	rel = try_relation_open(relid, AccessShareLock);
+	if (rel == NULL)
+		return false;
+	pstate = make_parsestate(NULL);
+	nsitem = addRangeTableEntryForRelation(pstate, rel, AccessShareLock, NULL, false, true);
+	addNSItemToQuery(pstate, nsitem, true, true, true);
+	typ = LookupTypeName(pstate, cd->typeName, &typmod, true);
+	if (typ == NULL)
+	{
+		/* serial types exist only in the grammar: their default is nextval() */
+		relation_close(rel, AccessShareLock);
+		return cd->typeName && cd->typeName->names &&
+			strstr(strVal(llast(cd->typeName->names)), "serial") != NULL;
+	}
+	typid = typeTypeId(typ);
+	ReleaseSysCache(typ);
+	expr = cookDefault(pstate, copyObject(raw), typid, typmod, cd->colname, 0);
+	result = contain_volatile_functions(expr);
+	free_parsestate(pstate);
+	relation_close(rel, AccessShareLock);
+	return result;
+}
+
+/* What an ADD COLUMN would evaluate over existing rows, or NULL */
+static const char *
+hp_add_column_hazard(Oid relid, ColumnDef *cd)
+{
+	ListCell   *lc;
+
+	if (cd->typeName && cd->typeName->names &&
+		strstr(strVal(llast(cd->typeName->names)), "serial") != NULL &&
+		list_length(cd->typeName->names) == 1)
+		return "ALTER TABLE ... ADD COLUMN with a volatile default";
+	foreach(lc, cd->constraints)
+	{
+		Constraint *c = lfirst_node(Constraint, lc);
+
+		if (c->contype == CONSTR_CHECK)
+			return "ALTER TABLE ... ADD COLUMN ... CHECK";
+		if (c->contype == CONSTR_GENERATED)
+			return "ALTER TABLE ... ADD COLUMN ... GENERATED ... STORED";
+		if (c->contype == CONSTR_DEFAULT && c->raw_expr &&
+			hp_default_volatile(relid, cd, c->raw_expr))
+			return "ALTER TABLE ... ADD COLUMN with a volatile default";
+	}
+	return NULL;
+}
+
+/* What an ADD CONSTRAINT would evaluate over existing rows, or NULL */
+static const char *
+hp_constraint_hazard(Constraint *c)
+{
+	ListCell   *lc;
+
+	if (c->contype == CONSTR_CHECK)
+		return "ALTER TABLE ... ADD CONSTRAINT ... CHECK";
+	if (c->contype == CONSTR_EXCLUSION)
+	{
+		if (c->where_clause)
+			return "ALTER TABLE ... ADD CONSTRAINT ... EXCLUDE ... WHERE";
+		foreach(lc, c->exclusions)
+		{
+			List	   *pair = lfirst(lc);
+			IndexElem  *elem = linitial_node(IndexElem, pair);
+
+			if (elem->expr)
+				return "ALTER TABLE ... ADD CONSTRAINT ... EXCLUDE with expressions";
+		}
+	}
+	return NULL;
+}
+
+static void
+hp_check_alter_table(AlterTableStmt *at)
+{
+	Oid			relid = hp_rangevar_oid(at->relation);
+	bool		recurse = at->relation && at->relation->inh;
+	Oid			target;
+	ListCell   *lc;
+
+	if (!OidIsValid(relid) || at->objtype == OBJECT_INDEX)
+		return;
+	target = hp_protected_in(relid, recurse);
+	foreach(lc, at->cmds)
+	{
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+		const char *what = NULL;
+		Oid			on = target;
+
+		switch (cmd->subtype)
+		{
+			case AT_AddConstraint:
+			case AT_AddConstraintRecurse:
+				if (cmd->def && IsA(cmd->def, Constraint))
+					what = hp_constraint_hazard((Constraint *) cmd->def);
+				break;
+			case AT_ValidateConstraint:
+			case AT_ValidateConstraintRecurse:
+				what = "ALTER TABLE ... VALIDATE CONSTRAINT";
+				break;
+			case AT_AlterColumnType:
+				what = "ALTER TABLE ... ALTER COLUMN ... TYPE";
+				break;
+			case AT_AddColumn:
+			case AT_AddColumnRecurse:
+				if (OidIsValid(target) && cmd->def && IsA(cmd->def, ColumnDef))
+					what = hp_add_column_hazard(relid, (ColumnDef *) cmd->def);
+				break;
+			case AT_DisableRowSecurity:
+				what = "ALTER TABLE ... DISABLE ROW LEVEL SECURITY";
+				break;
+			case AT_NoForceRowSecurity:
+				what = "ALTER TABLE ... NO FORCE ROW LEVEL SECURITY";
+				break;
+			case AT_SetAccessMethod:
+			case AT_SetLogged:
+			case AT_SetUnLogged:
+				/* these rewrite the table and rebuild its indexes */
+				on = hp_protected_with_expression_index(relid, recurse);
+				what = "ALTER TABLE ... SET ACCESS METHOD / LOGGED / UNLOGGED of a table with expression or partial indexes";
+				break;
+			case AT_AttachPartition:
+				{
+					PartitionCmd *pc = (PartitionCmd *) cmd->def;
+
+					/* a protected table moved under another table: its
+					 * partition key would run over the protected rows */
+					on = hp_protected_in(hp_rangevar_oid(pc->name), true);
+					what = "ALTER TABLE ... ATTACH PARTITION of a protected table";
+					break;
+				}
+			case AT_DetachPartition:
+			case AT_DetachPartitionFinalize:
+				{
+					PartitionCmd *pc = (PartitionCmd *) cmd->def;
+					Oid			part = hp_protected_in(hp_rangevar_oid(pc->name), true);
+
+					if (OidIsValid(part))
+						on = part;
+					what = "ALTER TABLE ... DETACH PARTITION";
+					break;
+				}
+			case AT_AddInherit:
+			case AT_DropInherit:
+				{
+					Oid			parent = hp_protected_in(hp_rangevar_oid((RangeVar *) cmd->def), false);
+
+					if (!OidIsValid(on))
+						on = hp_protected_in(relid, true);
+					if (!OidIsValid(on))
+						on = parent;
+					what = cmd->subtype == AT_AddInherit ?
+						"ALTER TABLE ... INHERIT" : "ALTER TABLE ... NO INHERIT";
+					break;
+				}
+			default:
+				break;
+		}
+		if (what && OidIsValid(on))
+			hp_ddl_refuse(on, what);
+	}
+}
+
+static void
+hp_check_index(IndexStmt *stmt)
+{
+	Oid			target;
+	ListCell   *lc;
+
+	target = hp_protected_in(hp_rangevar_oid(stmt->relation), stmt->relation->inh);
+	if (!OidIsValid(target))
+		return;
+	if (stmt->whereClause)
+		hp_ddl_refuse(target, "CREATE INDEX ... WHERE");
+	foreach(lc, stmt->indexParams)
+	{
+		IndexElem  *elem = lfirst_node(IndexElem, lc);
+
+		if (elem->expr)
+			hp_ddl_refuse(target, "CREATE INDEX with expressions");
+	}
+}
+
+static void
+hp_check_reindex(ReindexStmt *stmt)
+{
+	Oid			on = InvalidOid;
+
+	switch (stmt->kind)
+	{
+		case REINDEX_OBJECT_INDEX:
+			{
+				Oid			idx = hp_rangevar_oid(stmt->relation);
+
+				if (OidIsValid(idx))
+					on = hp_protected_with_expression_index(IndexGetRelation(idx, true), true);
+				break;
+			}
+		case REINDEX_OBJECT_TABLE:
+			on = hp_protected_with_expression_index(hp_rangevar_oid(stmt->relation), true);
+			break;
+		case REINDEX_OBJECT_SCHEMA:
+			{
+				Oid			nsp = get_namespace_oid(stmt->name, true);
+
+				if (OidIsValid(nsp))
+					on = hp_any_protected_with_expression_index(nsp);
+				break;
+			}
+		case REINDEX_OBJECT_DATABASE:
+			on = hp_any_protected_with_expression_index(InvalidOid);
+			break;
+		case REINDEX_OBJECT_SYSTEM:
+			break;
+	}
+	if (OidIsValid(on))
+		hp_ddl_refuse(on, "REINDEX of a table with expression or partial indexes");
+}
+
+static void
+hp_check_vacuum(VacuumStmt *stmt)
+{
+	ListCell   *lc;
+	bool		full = false;
+	Oid			on = InvalidOid;
+
+	if (!stmt->is_vacuumcmd)
+		return;
+	foreach(lc, stmt->options)
+	{
+		DefElem    *opt = lfirst_node(DefElem, lc);
+
+		if (strcmp(opt->defname, "full") == 0)
+			full = defGetBoolean(opt);
+	}
+	if (!full)
+		return;
+	if (stmt->rels == NIL)
+		on = hp_any_protected_with_expression_index(InvalidOid);
+	foreach(lc, stmt->rels)
+	{
+		VacuumRelation *vr = lfirst_node(VacuumRelation, lc);
+		Oid			relid = vr->relation ? hp_rangevar_oid(vr->relation) : vr->oid;
+
+		on = hp_protected_with_expression_index(relid, true);
+		if (OidIsValid(on))
+			break;
+	}
+	if (OidIsValid(on))
+		hp_ddl_refuse(on, "VACUUM FULL of a table with expression or partial indexes");
+}
+
+static void
+hp_check_create_table(CreateStmt *stmt)
+{
+	ListCell   *lc;
+	Oid			protected_parent = InvalidOid;
+	bool		unprotected_parent = false;
+
+	foreach(lc, stmt->inhRelations)
+	{
+		Oid			parent = hp_rangevar_oid(lfirst_node(RangeVar, lc));
+
+		if (!OidIsValid(parent))
+			continue;
+		if (hp_protected_attnum(parent) > 0)
+			protected_parent = parent;
+		else
+			unprotected_parent = true;
+	}
+	/* its rows would be in the unprotected parent's statistics */
+	if (OidIsValid(protected_parent) && unprotected_parent)
+		hp_ddl_refuse(protected_parent,
+					  "CREATE TABLE ... INHERITS a protected and an unprotected table");
+}
+
+/* The type a domain is defined over (typbasetype) */
+static Oid
+hp_domain_parent(Oid typid)
+{
+	HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	Oid			base = InvalidOid;
+
+	if (HeapTupleIsValid(tup))
+	{
+		base = ((Form_pg_type) GETSTRUCT(tup))->typbasetype;
+		ReleaseSysCache(tup);
+	}
+	return base;
+}
+
+/*
+ * The first protected table with a column of domain typid (directly or
+ * through a domain over it): ALTER DOMAIN ... ADD CONSTRAINT ... CHECK and
+ * VALIDATE CONSTRAINT evaluate the check over every such column's values.
+ */
+static Oid
+hp_protected_using_domain(Oid typid)
+{
+	ListCell   *lc;
+
+	foreach(lc, hp_protected_relids())
+	{
+		Oid			relid = lfirst_oid(lc);
+		Relation	rel = try_relation_open(relid, AccessShareLock);
+		bool		uses = false;
+
+		if (rel == NULL)
+			continue;
+		for (int i = 0; i < RelationGetDescr(rel)->natts && !uses; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), i);
+			Oid			t = att->attisdropped ? InvalidOid : att->atttypid;
+
+			/* walk down domains over domains */
+			while (OidIsValid(t) && get_typtype(t) == TYPTYPE_DOMAIN && !uses)
+			{
+				uses = (t == typid);
+				t = hp_domain_parent(t);
+			}
+		}
+		relation_close(rel, AccessShareLock);
+		if (uses)
+			return relid;
+	}
+	return InvalidOid;
+}
+
+/* A protected table a publication would add (logical decoding sends its
+ * rows past the gate) */
+static Oid
+hp_published_protected(List *pubobjects)
+{
+	ListCell   *lc;
+
+	foreach(lc, pubobjects)
+	{
+		PublicationObjSpec *spec = lfirst_node(PublicationObjSpec, lc);
+		Oid			on;
+
+		if (spec->pubtable == NULL || spec->pubtable->relation == NULL)
+			continue;
+		on = hp_protected_in(hp_rangevar_oid(spec->pubtable->relation), true);
+		if (OidIsValid(on))
+			return on;
+	}
+	return InvalidOid;
+}
+
+/*
+ * Refuse DDL that would read around the gate; called by the utility hook
+ * before the statement runs, for every role but superusers.
+ */
+void
+hp_ddl_check(PlannedStmt *pstmt)
+{
+	Node	   *node = pstmt->utilityStmt;
+	Oid			on = InvalidOid;
+	const char *what = NULL;
+
+	if (superuser() || !hp_any_protected())
+		return;
+	switch (nodeTag(node))
+	{
+		case T_AlterTableStmt:
+			hp_check_alter_table((AlterTableStmt *) node);
+			break;
+		case T_IndexStmt:
+			hp_check_index((IndexStmt *) node);
+			break;
+		case T_ReindexStmt:
+			hp_check_reindex((ReindexStmt *) node);
+			break;
+		case T_VacuumStmt:
+			hp_check_vacuum((VacuumStmt *) node);
+			break;
+		case T_ClusterStmt:
+			{
+				ClusterStmt *cs = (ClusterStmt *) node;
+
+				on = cs->relation ?
+					hp_protected_with_expression_index(hp_rangevar_oid(cs->relation), true) :
+					hp_any_protected_with_expression_index(InvalidOid);
+				what = "CLUSTER of a table with expression or partial indexes";
+				break;
+			}
+		case T_CreateStatsStmt:
+			{
+				CreateStatsStmt *cs = (CreateStatsStmt *) node;
+				ListCell   *lc;
+				bool		exprs = false;
+
+				foreach(lc, cs->exprs)
+					if (IsA(lfirst(lc), StatsElem) && ((StatsElem *) lfirst(lc))->expr)
+						exprs = true;
+				if (exprs && list_length(cs->relations) == 1 &&
+					IsA(linitial(cs->relations), RangeVar))
+					on = hp_protected_in(hp_rangevar_oid(linitial(cs->relations)), true);
+				what = "CREATE STATISTICS with expressions";
+				break;
+			}
+		case T_CreateTrigStmt:
+			on = hp_protected_in(hp_rangevar_oid(((CreateTrigStmt *) node)->relation), true);
+			what = "CREATE TRIGGER";
+			break;
+		case T_RuleStmt:
+			on = hp_protected_in(hp_rangevar_oid(((RuleStmt *) node)->relation), false);
+			what = "CREATE RULE";
+			break;
+		case T_CreatePolicyStmt:
+			on = hp_protected_in(hp_rangevar_oid(((CreatePolicyStmt *) node)->table), false);
+			what = "CREATE POLICY";
+			break;
+		case T_AlterPolicyStmt:
+			on = hp_protected_in(hp_rangevar_oid(((AlterPolicyStmt *) node)->table), false);
+			what = "ALTER POLICY";
+			break;
+		case T_CreateStmt:
+		case T_CreateForeignTableStmt:
+			hp_check_create_table((CreateStmt *) node);
+			break;
+		case T_AlterDomainStmt:
+			{
+				AlterDomainStmt *ad = (AlterDomainStmt *) node;
+
+				if ((ad->subtype == 'C' && ad->def && IsA(ad->def, Constraint) &&
+					 ((Constraint *) ad->def)->contype == CONSTR_CHECK) ||
+					ad->subtype == 'V')
+				{
+					Oid			typid = typenameTypeId(NULL, makeTypeNameFromNameList(ad->typeName));
+
+					on = hp_protected_using_domain(typid);
+					what = ad->subtype == 'V' ? "ALTER DOMAIN ... VALIDATE CONSTRAINT of a column's domain" :
+						"ALTER DOMAIN ... ADD CONSTRAINT ... CHECK of a column's domain";
+				}
+				break;
+			}
+		case T_CreatePublicationStmt:
+			on = hp_published_protected(((CreatePublicationStmt *) node)->pubobjects);
+			what = "CREATE PUBLICATION";
+			break;
+		case T_AlterPublicationStmt:
+			{
+				AlterPublicationStmt *ap = (AlterPublicationStmt *) node;
+
+				if (ap->action != AP_DropObjects)
+					on = hp_published_protected(ap->pubobjects);
+				what = "ALTER PUBLICATION ... ADD / SET TABLE";
+				break;
+			}
+		default:
+			break;
+	}
+	if (what && OidIsValid(on))
+		hp_ddl_refuse(on, what);
+}
+
+/*
+ * row_security_policy_hook_permissive: a policy "true" for every command
+ * and role on a protected table that had no row security of its own.  Row
+ * security is on (protect() forces it) only so that the statistics views
+ * hide the table; which rows a role reads is the gate's decision.
+ */
+static List *
+hp_rls_policy(CmdType cmdtype, Relation relation)
+{
+	List	   *policies = NIL;
+	static RowSecurityPolicy *policy = NULL;
+
+	if (prev_rls_permissive)
+		policies = prev_rls_permissive(cmdtype, relation);
+	if (!hp_any_protected() || !hp_protected_needs_policy(RelationGetRelid(relation)))
+		return policies;
+	if (policy == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+		Datum		role = ObjectIdGetDatum(ACL_ID_PUBLIC);
+		RowSecurityPolicy *p = palloc0(sizeof(RowSecurityPolicy));
+
+		p->policy_name = pstrdup("health_pass");
+		p->polcmd = '*';
+		p->roles = construct_array(&role, 1, OIDOID, sizeof(Oid), true, TYPALIGN_INT);
+		p->permissive = true;
+		p->qual = (Expr *) makeBoolConst(true, false);
+		p->with_check_qual = (Expr *) makeBoolConst(true, false);
+		p->hassublinks = false;
+		MemoryContextSwitchTo(old);
+		policy = p;
+	}
+	return lappend(policies, policy);
+}
+
+void
+hp_ddl_init(void)
+{
+	prev_rls_permissive = row_security_policy_hook_permissive;
+	row_security_policy_hook_permissive = hp_rls_policy;
+}
+
+PG_FUNCTION_INFO_V1(hp_row_security);
+
+/*
+ * health_pass._row_security(tbl, enable, force): set a table's row
+ * security flags as ALTER TABLE ... ENABLE/FORCE ROW LEVEL SECURITY would,
+ * whoever owns the table.  Used by protect() and unprotect() only (no
+ * EXECUTE for PUBLIC).
+ */
+Datum
+hp_row_security(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	bool		enable = PG_GETARG_BOOL(1);
+	bool		force = PG_GETARG_BOOL(2);
+	Relation	classrel;
+	HeapTuple	tup;
+	Form_pg_class form;
+
+	/* the lock ALTER TABLE ... ROW LEVEL SECURITY takes */
+	LockRelationOid(relid, AccessExclusiveLock);
+	classrel = table_open(RelationRelationId, RowExclusiveLock);
+	tup = SearchSysCacheCopy1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation %u does not exist", relid)));
+	form = (Form_pg_class) GETSTRUCT(tup);
+	if (form->relrowsecurity != enable || form->relforcerowsecurity != force)
+	{
+		form->relrowsecurity = enable;
+		form->relforcerowsecurity = force;
+		CatalogTupleUpdate(classrel, &tup->t_self, tup);
+	}
+	heap_freetuple(tup);
+	table_close(classrel, RowExclusiveLock);
+	CacheInvalidateRelcacheByRelid(relid);
+	PG_RETURN_VOID();
+}
+
+/* Does this stored expression pass a column to a non-LEAKPROOF function? */
+static bool
+hp_leaky_text(Datum d)
+{
+	char	   *s = TextDatumGetCString(d);
+	Node	   *expr = stringToNode(s);
+
+	pfree(s);
+	return contain_leaked_vars(expr);
+}
+
+/* Scan a catalog for rows whose column keycol equals relid */
+static void
+hp_blockers_of(Oid catalog, Oid index, AttrNumber keycol, Oid relid,
+			   List **out, const char *(*describe) (Relation cat, HeapTuple tup))
+{
+	Relation	cat = table_open(catalog, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	ScanKeyInit(&key, keycol, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(cat, index, true, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		const char *why = describe(cat, tup);
+
+		if (why)
+			*out = lappend(*out, (void *) why);
+	}
+	systable_endscan(scan);
+	table_close(cat, AccessShareLock);
+}
+
+static const char *
+hp_trigger_blocker(Relation cat, HeapTuple tup)
+{
+	Form_pg_trigger t = (Form_pg_trigger) GETSTRUCT(tup);
+
+	if (t->tgisinternal)
+		return NULL;
+	return psprintf("trigger %s", quote_identifier(NameStr(t->tgname)));
+}
+
+static const char *
+hp_rule_blocker(Relation cat, HeapTuple tup)
+{
+	return psprintf("rule %s",
+					quote_identifier(NameStr(((Form_pg_rewrite) GETSTRUCT(tup))->rulename)));
+}
+
+static const char *
+hp_index_blocker(Relation cat, HeapTuple tup)
+{
+	Form_pg_index ix = (Form_pg_index) GETSTRUCT(tup);
+	bool		isnull;
+	Datum		d;
+
+	if (!heap_attisnull(tup, Anum_pg_index_indexprs, NULL))
+		return psprintf("index %s (expressions)",
+						quote_identifier(get_rel_name(ix->indexrelid)));
+	d = heap_getattr(tup, Anum_pg_index_indpred, RelationGetDescr(cat), &isnull);
+	if (!isnull && hp_leaky_text(d))
+		return psprintf("index %s (predicate with a non-leakproof function)",
+						quote_identifier(get_rel_name(ix->indexrelid)));
+	return NULL;
+}
+
+static const char *
+hp_constraint_blocker(Relation cat, HeapTuple tup)
+{
+	Form_pg_constraint c = (Form_pg_constraint) GETSTRUCT(tup);
+	bool		isnull;
+	Datum		d;
+
+	if (c->contype != CONSTRAINT_CHECK)
+		return NULL;
+	d = heap_getattr(tup, Anum_pg_constraint_conbin, RelationGetDescr(cat), &isnull);
+	if (!isnull && hp_leaky_text(d))
+		return psprintf("constraint %s (CHECK with a non-leakproof function)",
+						quote_identifier(NameStr(c->conname)));
+	return NULL;
+}
+
+static const char *
+hp_attrdef_blocker(Relation cat, HeapTuple tup)
+{
+	Form_pg_attrdef ad = (Form_pg_attrdef) GETSTRUCT(tup);
+	bool		isnull;
+	Datum		d;
+	HeapTuple	att = SearchSysCache2(ATTNUM, ObjectIdGetDatum(ad->adrelid),
+									  Int16GetDatum(ad->adnum));
+	bool		generated = false;
+	char	   *name = NULL;
+
+	if (HeapTupleIsValid(att))
+	{
+		generated = ((Form_pg_attribute) GETSTRUCT(att))->attgenerated != '\0';
+		name = pstrdup(NameStr(((Form_pg_attribute) GETSTRUCT(att))->attname));
+		ReleaseSysCache(att);
+	}
+	if (!generated)
+		return NULL;
+	d = heap_getattr(tup, Anum_pg_attrdef_adbin, RelationGetDescr(cat), &isnull);
+	if (!isnull && hp_leaky_text(d))
+		return psprintf("generated column %s (a non-leakproof function)",
+						quote_identifier(name ? name : "?"));
+	return NULL;
+}
+
+static const char *
+hp_policy_blocker(Relation cat, HeapTuple tup)
+{
+	Form_pg_policy p = (Form_pg_policy) GETSTRUCT(tup);
+	bool		isnull;
+	Datum		d;
+
+	d = heap_getattr(tup, Anum_pg_policy_polqual, RelationGetDescr(cat), &isnull);
+	if (!isnull && hp_leaky_text(d))
+		return psprintf("policy %s (a non-leakproof function)",
+						quote_identifier(NameStr(p->polname)));
+	d = heap_getattr(tup, Anum_pg_policy_polwithcheck, RelationGetDescr(cat), &isnull);
+	if (!isnull && hp_leaky_text(d))
+		return psprintf("policy %s (a non-leakproof function)",
+						quote_identifier(NameStr(p->polname)));
+	return NULL;
+}
+
+static const char *
+hp_statistics_blocker(Relation cat, HeapTuple tup)
+{
+	if (heap_attisnull(tup, Anum_pg_statistic_ext_stxexprs, NULL))
+		return NULL;
+	return psprintf("statistics object %s (expressions)",
+					quote_identifier(NameStr(((Form_pg_statistic_ext) GETSTRUCT(tup))->stxname)));
+}
+
+static const char *
+hp_partkey_blocker(Relation cat, HeapTuple tup)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tup, Anum_pg_partitioned_table_partexprs,
+								 RelationGetDescr(cat), &isnull);
+
+	if (!isnull && hp_leaky_text(d))
+		return "partition key (a non-leakproof function)";
+	return NULL;
+}
+
+PG_FUNCTION_INFO_V1(hp_protect_blockers);
+
+/*
+ * health_pass._protect_blockers(tbl) → SETOF text: the objects on tbl that
+ * would run user code over its rows, outside the gate, once protected:
+ * triggers and rules (any), expression indexes (their statistics are in
+ * pg_stats, which row security does not hide for indexes), statistics
+ * objects with expressions, and partial indexes, CHECK constraints,
+ * generated columns, policies and partition keys whose expressions pass a
+ * column to a non-LEAKPROOF function.
+ */
+Datum
+hp_protect_blockers(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	List	   *found = NIL;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	hp_blockers_of(TriggerRelationId, TriggerRelidNameIndexId, Anum_pg_trigger_tgrelid,
+				   relid, &found, hp_trigger_blocker);
+	hp_blockers_of(RewriteRelationId, RewriteRelRulenameIndexId, Anum_pg_rewrite_ev_class,
+				   relid, &found, hp_rule_blocker);
+	hp_blockers_of(IndexRelationId, IndexIndrelidIndexId, Anum_pg_index_indrelid,
+				   relid, &found, hp_index_blocker);
+	hp_blockers_of(ConstraintRelationId, ConstraintRelidTypidNameIndexId,
+				   Anum_pg_constraint_conrelid, relid, &found, hp_constraint_blocker);
+	hp_blockers_of(AttrDefaultRelationId, AttrDefaultIndexId, Anum_pg_attrdef_adrelid,
+				   relid, &found, hp_attrdef_blocker);
+	hp_blockers_of(PolicyRelationId, PolicyPolrelidPolnameIndexId, Anum_pg_policy_polrelid,
+				   relid, &found, hp_policy_blocker);
+	hp_blockers_of(StatisticExtRelationId, StatisticExtRelidIndexId,
+				   Anum_pg_statistic_ext_stxrelid, relid, &found, hp_statistics_blocker);
+	hp_blockers_of(PartitionedRelationId, PartitionedRelidIndexId,
+				   Anum_pg_partitioned_table_partrelid, relid, &found, hp_partkey_blocker);
+	foreach(lc, found)
+	{
+		Datum		v = CStringGetTextDatum((const char *) lfirst(lc));
+		bool		isnull = false;
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &v, &isnull);
+	}
+	return (Datum) 0;
+}
