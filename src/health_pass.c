@@ -109,6 +109,7 @@ _PG_init(void)
 		hp_shmem_request();
 		hp_gate_init();
 		hp_plan_init();
+		hp_send_init();
 	}
 	hp_policy_init();
 	MarkGUCPrefixReserved("health_pass");

@@ -1,18 +1,39 @@
 /*
  * send.c
- *    health_pass.audit_sync: a DestReceiver placed in front of the real one
- *    for the top-level query.  A row goes through at once when every record
- *    this backend queued is already durable; otherwise rows are held in a
- *    tuplestore and released, up to HP_HOLD at a time, only after the writer
- *    has committed and flushed the records queued so far.  So no row reaches
- *    the client before its audit record is on disk, at one flush per batch
- *    of rows.
+ *    health_pass.audit_sync: nothing of a protected row reaches the client
+ *    before its audit record is durable (docs/design/audit_sync.md).
+ *
+ *    Rows: a DestReceiver placed in front of the real one for the top-level
+ *    query.  A row goes through at once when every record this backend
+ *    queued is already durable; otherwise rows are held in a tuplestore and
+ *    released, up to HP_HOLD at a time, only after the writer has committed
+ *    and flushed the records queued so far, at one flush per batch of rows.
+ *
+ *    Every other message: the backend's protocol output (PqCommMethods) is
+ *    wrapped.  A NoticeResponse, ErrorResponse, ParameterStatus or
+ *    NotificationResponse leaves only once the records queued under
+ *    audit_sync are durable (bounded by audit_timeout); if they cannot be
+ *    made durable in time the message is withheld (an error is replaced by
+ *    one that carries no text of the original).  ReadyForQuery is held the
+ *    same way, so control returns to the client only with the statement's
+ *    records on disk; the end of each top-level statement (receiver
+ *    shutdown, utility statement, commit) waits first, so a failure there is
+ *    an ordinary HPA01 error and the transaction rolls back.
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "executor/executor.h"
 #include "executor/tuptable.h"
+/*
+ * libpq/libpq.h declares PqCommMethods; through libpq-be.h it wants the
+ * GSSAPI headers, which a build machine may lack.  Nothing here touches
+ * Port, the only structure they shape.
+ */
+#undef ENABLE_GSS
+#include "libpq/libpq.h"
 #include "miscadmin.h"
+#include "tcop/utility.h"
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
@@ -74,13 +95,22 @@ hp_send_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 	d->nheld = 0;
 }
 
-/* rShutdown: release what is held, then shut the real receiver down */
+/* Utility statements running (DO, CALL, FETCH, ...): 0 at the top level */
+static int	utility_depth = 0;
+
+/*
+ * rShutdown: release what is held, then shut the real receiver down.  At
+ * the top level, also wait for records of rows that never became result
+ * rows (a function over them that changed a setting, a later filter).
+ */
 static void
 hp_send_shutdown(DestReceiver *self)
 {
 	HpSendDest *d = (HpSendDest *) self;
 
 	hp_send_release(d);
+	if (utility_depth == 0)
+		hp_send_sync();
 	tuplestore_end(d->held);
 	ExecDropSingleTupleTableSlot(d->slot);
 	d->held = NULL;
@@ -120,4 +150,210 @@ hp_send_unwrap(QueryDesc *qd, DestReceiver *saved)
 	qd->dest = saved;
 	if (d != saved)
 		pfree(d);
+}
+
+/*
+ * End of a top-level statement under audit_sync: wait until the records
+ * queued under it are durable, or fail with HPA01 (the transaction then
+ * rolls back, and with it what the statement changed).
+ */
+void
+hp_send_sync(void)
+{
+	if (hp_sync_pending())
+		hp_wait_durable(hp_sync_enqueued);
+}
+
+/* ProcessUtility_hook: count nesting; a top-level statement ends synced */
+static ProcessUtility_hook_type prev_utility = NULL;
+
+static void
+hp_send_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+				ProcessUtilityContext context, ParamListInfo params,
+				QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	utility_depth++;
+	PG_TRY();
+	{
+		if (prev_utility)
+			prev_utility(pstmt, queryString, readOnlyTree, context, params,
+						 queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		utility_depth--;
+	}
+	PG_END_TRY();
+	if (utility_depth == 0)
+		hp_send_sync();
+}
+
+/* Before commit (and PREPARE): what the transaction wrote becomes visible */
+static void
+hp_send_xact(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE)
+		hp_send_sync();
+	if (event == XACT_EVENT_ABORT)
+		utility_depth = 0;
+}
+
+/*
+ * The backend's protocol output.  Messages that can carry text made from a
+ * row go through hp_gate_message while records queued under audit_sync
+ * may not be durable yet; rows ('D', 'd') are the DestReceiver's above.
+ */
+static const PQcommMethods *prev_comm = NULL;
+static PQcommMethods hp_comm;
+static bool in_gate = false;	/* our own messages (LOG, FATAL) go straight */
+static bool error_sent = false; /* an ErrorResponse since the last ReadyForQuery */
+static uint64 withheld = 0;		/* messages not sent, for the server log */
+
+/* The value of field code in an ErrorResponse/NoticeResponse, or NULL */
+static const char *
+hp_message_field(const char *s, size_t len, char code)
+{
+	size_t		i = 0;
+
+	while (i < len && s[i] != '\0')
+	{
+		char		c = s[i++];
+		const char *v = s + i;
+		size_t		n = strnlen(v, len - i);
+
+		if (n == len - i)
+			return NULL;		/* unterminated: not a message we know */
+		if (c == code)
+			return v;
+		i += n + 1;
+	}
+	return NULL;
+}
+
+/* Append field code with value to buf (of size HP_ERRBUF) at *at */
+#define HP_ERRBUF 768
+static void
+hp_put_field(char *buf, size_t *at, char code, const char *value)
+{
+	size_t		n = strlen(value);
+
+	if (*at + n + 3 > HP_ERRBUF)
+		n = HP_ERRBUF - *at - 3;
+	buf[(*at)++] = code;
+	memcpy(buf + *at, value, n);
+	*at += n;
+	buf[(*at)++] = '\0';
+}
+
+/*
+ * Send an ErrorResponse in place of one that may carry a value: severity
+ * and the original SQLSTATE kept, every text field dropped.  Built in a
+ * static buffer: no allocation in the middle of error reporting.
+ */
+static int
+hp_send_redacted_error(const char *s, size_t len)
+{
+	char		buf[HP_ERRBUF];
+	char		detail[160];
+	size_t		at = 0;
+	const char *sev = hp_message_field(s, len, 'S');
+	const char *sev_v = hp_message_field(s, len, 'V');
+	const char *code = hp_message_field(s, len, 'C');
+
+	snprintf(detail, sizeof(detail),
+			 "Its SQLSTATE was %.5s. Waited %d ms (health_pass.audit_timeout) for the audit records of the rows this statement read.",
+			 code ? code : "?????", hp_audit_timeout_ms);
+	hp_put_field(buf, &at, 'S', sev ? sev : "ERROR");
+	hp_put_field(buf, &at, 'V', sev_v ? sev_v : "ERROR");
+	hp_put_field(buf, &at, 'C', "HPA01");
+	hp_put_field(buf, &at, 'M', "health_pass withheld this error message: the audit log is not being written");
+	hp_put_field(buf, &at, 'D', detail);
+	buf[at++] = '\0';
+	return prev_comm->putmessage('E', buf, at);
+}
+
+/* Decide what happens to one message while audit_sync records may wait */
+static int
+hp_gate_message(char msgtype, const char *s, size_t len)
+{
+	bool		ok;
+
+	switch (msgtype)
+	{
+		case 'E':
+			{
+				const char *code = hp_message_field(s, len, 'C');
+				const char *sev = hp_message_field(s, len, 'V');
+				bool		fatal = sev && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0);
+
+				error_sent = true;
+				/* our own HPA01 names no value; nor do we wait while exiting */
+				if ((code && strcmp(code, "HPA01") == 0) || !hp_sync_pending())
+					return prev_comm->putmessage(msgtype, s, len);
+				if (!fatal && hp_wait_durable_nothrow(hp_sync_enqueued))
+					return prev_comm->putmessage(msgtype, s, len);
+				withheld++;
+				return hp_send_redacted_error(s, len);
+			}
+		case 'Z':
+			ok = error_sent || !hp_sync_pending() ||
+				hp_wait_durable_nothrow(hp_sync_enqueued);
+			error_sent = false;
+			if (!ok)
+				ereport(FATAL,
+						(errcode(ERRCODE_HP_AUDIT_UNAVAILABLE),
+						 errmsg("health_pass audit log is not being written: closing the session"),
+						 errdetail("Rows of a protected table were read under health_pass.audit_sync and their audit records were not committed within %d ms (health_pass.audit_timeout).",
+								   hp_audit_timeout_ms)));
+			return prev_comm->putmessage(msgtype, s, len);
+		default:				/* 'N', 'S', 'A' */
+			if (!hp_sync_pending() || hp_wait_durable_nothrow(hp_sync_enqueued))
+				return prev_comm->putmessage(msgtype, s, len);
+			withheld++;
+			if (CritSectionCount == 0)
+				ereport(LOG_SERVER_ONLY,
+						(errmsg("health_pass withheld a message from the client (protocol message '%c'): the audit records of rows this session read are not durable",
+								msgtype),
+						 errhidestmt(true)));
+			return 0;
+	}
+}
+
+/* PQcommMethods.putmessage */
+static int
+hp_putmessage(char msgtype, const char *s, size_t len)
+{
+	int			rc;
+
+	if (in_gate || hp_sync_enqueued == 0 ||
+		(msgtype != 'N' && msgtype != 'E' && msgtype != 'S' &&
+		 msgtype != 'A' && msgtype != 'Z'))
+		return prev_comm->putmessage(msgtype, s, len);
+	in_gate = true;
+	PG_TRY();
+	{
+		rc = hp_gate_message(msgtype, s, len);
+	}
+	PG_FINALLY();
+	{
+		in_gate = false;
+	}
+	PG_END_TRY();
+	return rc;
+}
+
+/* Install the hooks; called from _PG_init when preloaded */
+void
+hp_send_init(void)
+{
+	prev_comm = PqCommMethods;
+	hp_comm = *prev_comm;
+	hp_comm.putmessage = hp_putmessage;
+	PqCommMethods = &hp_comm;
+	prev_utility = ProcessUtility_hook;
+	ProcessUtility_hook = hp_send_utility;
+	RegisterXactCallback(hp_send_xact, NULL);
 }

@@ -172,9 +172,11 @@ echo "   NOTICE per row, SIGKILL mid-statement: the client received $got subject
 check "audit_sync, NOTICE per row then SIGKILL: the client received NOTICEs" [ "$got" -gt 0 ]
 check "audit_sync, NOTICE per row then SIGKILL: every subject in a NOTICE has its record" [ "$missing" = 0 ]
 
-# 6b-6e. the writer stopped, one statement that puts a subject into a message
+# 6b-6f. the writer stopped, one statement that puts a subject into a message
 # or a setting, then the writer killed (crash restart loses what was queued):
 # a subject the client saw must have its record; it may only have seen none.
+# The leaky expressions sit above an OFFSET 0 fence, so they run on rows the
+# gate has let through (user code in the scan itself is item 2 of issue 11).
 q -d crash -c "ALTER ROLE reader IN DATABASE crash SET health_pass.audit_timeout = 500"
 leak_after_writer_kill() { # $1: label; $2...: psql -c arguments for the reader
     local label=$1; shift
@@ -193,17 +195,17 @@ leak_after_writer_kill() { # $1: label; $2...: psql -c arguments for the reader
     [ "$miss" = 0 ] || sed 's/^/   | /' <<<"$out"
 }
 leak_after_writer_kill "an error message with the value (cast)" -c "SELECT 'pid=' || pg_backend_pid()" \
-    -c "SELECT person_id::int FROM people WHERE person_id = 'C0004' || '2'"
+    -c "SELECT x.person_id::int FROM (SELECT person_id FROM people WHERE person_id = 'C0004' || '2' OFFSET 0) x"
 leak_after_writer_kill "RAISE EXCEPTION with the value" -c "SELECT 'pid=' || pg_backend_pid()" \
-    -c "SELECT fail_with(person_id) FROM people WHERE person_id = 'C0004' || '3'"
+    -c "SELECT fail_with(x.person_id) FROM (SELECT person_id FROM people WHERE person_id = 'C0004' || '3' OFFSET 0) x"
 leak_after_writer_kill "a NOTICE with the value" -c "SELECT 'pid=' || pg_backend_pid()" \
-    -c "SELECT 1 FROM people WHERE person_id = 'C0004' || '4' AND shout(person_id) IS NULL"
+    -c "SELECT 1 FROM (SELECT person_id FROM people WHERE person_id = 'C0004' || '4' OFFSET 0) x WHERE shout(x.person_id) IS NULL"
 leak_after_writer_kill "set_config(application_name), then SHOW" -c "SELECT 'pid=' || pg_backend_pid()" \
     -c "SELECT 1 FROM (SELECT person_id FROM people WHERE person_id = 'C0004' || '5' OFFSET 0) x WHERE set_config('application_name', x.person_id, false) IS NULL" \
     -c "SHOW application_name"
-leak_after_writer_kill "set_config in a DO block, then current_setting" -c "SELECT 'pid=' || pg_backend_pid()" \
+leak_after_writer_kill "set_config in a DO block, then SHOW" -c "SELECT 'pid=' || pg_backend_pid()" \
     -c "DO \$\$ BEGIN PERFORM 1 FROM (SELECT person_id FROM people WHERE person_id = 'C0004' || '6' OFFSET 0) x WHERE set_config('application_name', x.person_id, false) IS NULL; END \$\$" \
-    -c "SELECT current_setting('application_name')"
+    -c "SHOW application_name"
 check "the chain is intact after the audit_sync crashes" [ "$(q -d crash -c 'SELECT ok FROM health_pass.audit_verify()')" = t ]
 
 echo "crash: $passed passed, $failed failed"
