@@ -209,7 +209,6 @@ hp_send_xact(XactEvent event, void *arg)
 static const PQcommMethods *prev_comm = NULL;
 static PQcommMethods hp_comm;
 static bool in_gate = false;	/* our own messages (LOG, FATAL) go straight */
-static bool error_sent = false; /* an ErrorResponse since the last ReadyForQuery */
 static uint64 withheld = 0;		/* messages not sent, for the server log */
 
 /* The value of field code in an ErrorResponse/NoticeResponse, or NULL */
@@ -289,19 +288,30 @@ hp_gate_message(char msgtype, const char *s, size_t len)
 				const char *sev = hp_message_field(s, len, 'V');
 				bool		fatal = sev && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0);
 
-				error_sent = true;
+				int			rc;
+
 				/* our own HPA01 names no value; nor do we wait while exiting */
-				if ((code && strcmp(code, "HPA01") == 0) || !hp_sync_pending())
-					return prev_comm->putmessage(msgtype, s, len);
-				if (!fatal && hp_wait_durable_nothrow(hp_sync_enqueued))
-					return prev_comm->putmessage(msgtype, s, len);
-				withheld++;
-				return hp_send_redacted_error(s, len);
+				if ((code && strcmp(code, "HPA01") == 0) || !hp_sync_pending() ||
+					(!fatal && hp_wait_durable_nothrow(hp_sync_enqueued)))
+					rc = prev_comm->putmessage(msgtype, s, len);
+				else
+				{
+					withheld++;
+					rc = hp_send_redacted_error(s, len);
+				}
+
+				/*
+				 * The statement failed and its transaction rolls back: what
+				 * it read reached the client only through this message,
+				 * which waited or was withheld.  Later statements need not
+				 * wait for its records (reading again waits for them all:
+				 * the queue is written in order).
+				 */
+				hp_sync_enqueued = 0;
+				return rc;
 			}
 		case 'Z':
-			ok = error_sent || !hp_sync_pending() ||
-				hp_wait_durable_nothrow(hp_sync_enqueued);
-			error_sent = false;
+			ok = !hp_sync_pending() || hp_wait_durable_nothrow(hp_sync_enqueued);
 			if (!ok)
 				ereport(FATAL,
 						(errcode(ERRCODE_HP_AUDIT_UNAVAILABLE),
