@@ -35,6 +35,7 @@
 #include "miscadmin.h"
 #include "tcop/utility.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
 #include "hp_access.h"
@@ -274,20 +275,129 @@ hp_send_redacted_error(const char *s, size_t len)
 	return prev_comm->putmessage('E', buf, at);
 }
 
+/*
+ * NoticeResponses (NOTICE, WARNING, INFO, DEBUG, LOG to the client) raised
+ * while records wait are held here, like rows, and released after one wait
+ * for a batch: a function that raises a NOTICE per row costs one flush per
+ * HP_HOLD_MSGS notices, not one per notice.  They are released before any
+ * other message goes out, so their order with the rest is kept.
+ */
+#define HP_HOLD_MSGS 1000
+#define HP_HOLD_BYTES (1024 * 1024)
+#define HP_HOLD_MS 200
+static StringInfoData held;		/* [type][uint32 len][bytes] ... */
+static int	nheld_msgs = 0;
+static uint64 held_upto = 0;	/* records to wait for before releasing */
+static TimestampTz held_since = 0;
+
+/* Log, to the server only, that messages were not sent */
+static void
+hp_log_withheld(int n, char msgtype)
+{
+	if (CritSectionCount == 0)
+		ereport(LOG_SERVER_ONLY,
+				(errmsg("health_pass withheld %d message(s) from the client (protocol message '%c'): the audit records of rows this session read under audit_sync are not durable",
+						n, msgtype),
+				 errhidestmt(true)));
+}
+
+/*
+ * Send the held notices once the records they may show are durable (only
+ * if already durable when may_wait is false); otherwise drop them.
+ */
+static void
+hp_release_held(bool may_wait)
+{
+	bool		ok = may_wait ? hp_wait_durable_nothrow(held_upto) :
+		held_upto <= hp_sync_enqueued && !hp_sync_pending();
+	int			n = nheld_msgs;
+	size_t		at = 0;
+
+	nheld_msgs = 0;
+	while (ok && at < held.len)
+	{
+		char		msgtype = held.data[at];
+		uint32		len;
+
+		memcpy(&len, held.data + at + 1, sizeof(len));
+		prev_comm->putmessage(msgtype, held.data + at + 1 + sizeof(len), len);
+		at += 1 + sizeof(len) + len;
+	}
+	if (!ok)
+	{
+		withheld += n;
+		hp_log_withheld(n, 'N');
+	}
+	resetStringInfo(&held);
+	if (held.maxlen > 4 * HP_HOLD_BYTES)
+	{
+		pfree(held.data);
+		held.data = NULL;
+	}
+}
+
+/* Hold one NoticeResponse; release the batch when it is big or old */
+static void
+hp_hold_notice(char msgtype, const char *s, size_t len)
+{
+	uint32		len32 = (uint32) len;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (held.data == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		initStringInfo(&held);
+		MemoryContextSwitchTo(old);
+	}
+	appendStringInfoChar(&held, msgtype);
+	appendBinaryStringInfo(&held, (const char *) &len32, sizeof(len32));
+	appendBinaryStringInfo(&held, s, len);
+	if (nheld_msgs++ == 0)
+		held_since = now;
+	held_upto = hp_sync_enqueued;
+	if (nheld_msgs >= HP_HOLD_MSGS || held.len >= HP_HOLD_BYTES ||
+		TimestampDifferenceExceeds(held_since, now, HP_HOLD_MS))
+		hp_release_held(true);
+}
+
 /* Decide what happens to one message while audit_sync records may wait */
 static int
 hp_gate_message(char msgtype, const char *s, size_t len)
 {
 	bool		ok;
+	bool		fatal = false;
+	const char *code = NULL;
+
+	if (msgtype == 'E')
+	{
+		const char *sev = hp_message_field(s, len, 'V');
+
+		code = hp_message_field(s, len, 'C');
+		fatal = sev && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0);
+	}
+	if (msgtype == 'N')
+	{
+		if (hp_sync_pending())
+		{
+			hp_hold_notice(msgtype, s, len);
+			return 0;
+		}
+		if (nheld_msgs > 0)
+			hp_release_held(false);
+		return prev_comm->putmessage(msgtype, s, len);
+	}
+	/*
+	 * Whatever comes next goes after the notices held before it.  Our own
+	 * HPA01 error has waited already, and a dying backend does not wait.
+	 */
+	if (nheld_msgs > 0)
+		hp_release_held(!fatal && !(code && strcmp(code, "HPA01") == 0));
 
 	switch (msgtype)
 	{
 		case 'E':
 			{
-				const char *code = hp_message_field(s, len, 'C');
-				const char *sev = hp_message_field(s, len, 'V');
-				bool		fatal = sev && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0);
-
 				int			rc;
 
 				/* our own HPA01 names no value; nor do we wait while exiting */
@@ -319,16 +429,15 @@ hp_gate_message(char msgtype, const char *s, size_t len)
 						 errdetail("Rows of a protected table were read under health_pass.audit_sync and their audit records were not committed within %d ms (health_pass.audit_timeout).",
 								   hp_audit_timeout_ms)));
 			return prev_comm->putmessage(msgtype, s, len);
-		default:				/* 'N', 'S', 'A' */
+		case 'S':				/* ParameterStatus */
+		case 'A':				/* NotificationResponse */
 			if (!hp_sync_pending() || hp_wait_durable_nothrow(hp_sync_enqueued))
 				return prev_comm->putmessage(msgtype, s, len);
 			withheld++;
-			if (CritSectionCount == 0)
-				ereport(LOG_SERVER_ONLY,
-						(errmsg("health_pass withheld a message from the client (protocol message '%c'): the audit records of rows this session read are not durable",
-								msgtype),
-						 errhidestmt(true)));
+			hp_log_withheld(1, msgtype);
 			return 0;
+		default:				/* rows, CommandComplete, ...: carried above */
+			return prev_comm->putmessage(msgtype, s, len);
 	}
 }
 
@@ -338,9 +447,11 @@ hp_putmessage(char msgtype, const char *s, size_t len)
 {
 	int			rc;
 
-	if (in_gate || hp_sync_enqueued == 0 ||
-		(msgtype != 'N' && msgtype != 'E' && msgtype != 'S' &&
-		 msgtype != 'A' && msgtype != 'Z'))
+	if (in_gate ||
+		(nheld_msgs == 0 &&
+		 (hp_sync_enqueued == 0 ||
+		  (msgtype != 'N' && msgtype != 'E' && msgtype != 'S' &&
+		   msgtype != 'A' && msgtype != 'Z'))))
 		return prev_comm->putmessage(msgtype, s, len);
 	in_gate = true;
 	PG_TRY();

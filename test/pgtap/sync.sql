@@ -9,7 +9,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS dblink;
 CREATE EXTENSION IF NOT EXISTS health_pass;
-SELECT plan(13);
+SELECT plan(16);
 
 CREATE ROLE tap_sync LOGIN;
 GRANT USAGE ON SCHEMA health_pass TO tap_sync;
@@ -28,18 +28,17 @@ CREATE FUNCTION committed_for(p text) RETURNS boolean LANGUAGE sql SECURITY DEFI
 SET search_path = pg_catalog, public AS $$
     SELECT EXISTS (SELECT 1 FROM health_pass.who_read('sync_people', p) WHERE backend_pid = pg_backend_pid())
 $$;
--- noticed(subject): raise a NOTICE naming subject, then say whether its
--- record was already in the log by the time the NOTICE had been sent
-CREATE FUNCTION noticed(p text) RETURNS boolean LANGUAGE plpgsql AS $$
+-- shout(subject): raise a NOTICE naming subject
+CREATE FUNCTION shout(p text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
     RAISE NOTICE 'subject %', p;
-    RETURN committed_for(p);
+    RETURN p;
 END $$;
 CREATE FUNCTION fail_with(p text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'bad subject %', p;
 END $$;
-GRANT EXECUTE ON FUNCTION committed_for(text), noticed(text), fail_with(text) TO tap_sync;
+GRANT EXECUTE ON FUNCTION committed_for(text), shout(text), fail_with(text) TO tap_sync;
 
 CREATE FUNCTION conn(role text) RETURNS text LANGUAGE sql AS $$
     SELECT format('dbname=%s port=%s host=%s user=%s options=''-c health_pass.purpose=care''',
@@ -51,9 +50,16 @@ $$;
 SELECT dblink_connect('r', conn('tap_sync')) \g /dev/null
 SELECT is((SELECT s FROM dblink('r', 'SHOW health_pass.audit_sync') AS t(s text)), 'on',
           'the reader runs under audit_sync');
-SELECT is((SELECT ok FROM dblink('r', $$SELECT bool_and(noticed(x.person_id)) FROM
-             (SELECT person_id FROM sync_people WHERE person_id LIKE 'S1%' OFFSET 0) x$$) AS t(ok boolean)),
-          true, 'every NOTICE naming a subject was sent after that subject''s record was in the log');
+SELECT is((SELECT count(*) FROM dblink('r', $$SELECT shout(x.person_id) FROM
+             (SELECT person_id FROM sync_people WHERE person_id LIKE 'S1%' OFFSET 0) x$$) AS t(p text)),
+          11::bigint, 'a query that raises a NOTICE per row runs under audit_sync (the notices wait in batches)');
+SELECT is((SELECT count(*) FROM dblink('r', $$SELECT count(shout(x.person_id)) FROM
+             (SELECT person_id FROM sync_people WHERE person_id LIKE 'S2%' OFFSET 0) x$$) AS t(n bigint)),
+          1::bigint, 'and one whose NOTICEs are its only output');
+SELECT health_pass.audit_flush() \g /dev/null
+SELECT is((SELECT count(DISTINCT subject) FROM health_pass.audit_log
+           WHERE current_user_name = 'tap_sync' AND (subject LIKE 'S1%' OR subject LIKE 'S2%')),
+          22::bigint, 'every subject that was in a NOTICE has its record');
 SELECT dblink_disconnect('r') \g /dev/null
 
 -- 2. with the writer stuck, nothing carrying a subject gets out.  stuck():
@@ -81,6 +87,10 @@ SELECT throws_ok($$SELECT * FROM dblink('s', 'SELECT fail_with(x.person_id) FROM
                      WHERE person_id = ''S32'' OFFSET 0) x') AS t(n text)$$,
                  'HPA01', 'health_pass withheld this error message: the audit log is not being written',
                  'RAISE EXCEPTION with the subject is withheld');
+SELECT stuck() \g /dev/null
+SELECT throws_ok($$SELECT * FROM dblink('s', 'SELECT count(shout(x.person_id)) FROM (SELECT person_id FROM sync_people
+                     WHERE person_id = ''S37'' OFFSET 0) x') AS t(n bigint)$$,
+                 'HPA01', NULL, 'a statement that raised a NOTICE naming a subject fails at its end (the NOTICE is withheld)');
 SELECT stuck() \g /dev/null
 SELECT throws_ok($$SELECT * FROM dblink('s', 'SELECT 1 FROM (SELECT person_id FROM sync_people
                      WHERE person_id = ''S33'' OFFSET 0) x WHERE set_config(''application_name'', x.person_id, false) IS NULL')
@@ -118,6 +128,6 @@ SELECT is((SELECT ok FROM health_pass.audit_verify()), true, 'audit_verify() fin
 SELECT * FROM finish();
 ALTER ROLE tap_sync RESET ALL;
 DROP TABLE sync_people, sync_copy;
-DROP FUNCTION conn(text), committed_for(text), noticed(text), fail_with(text), stuck();
+DROP FUNCTION conn(text), committed_for(text), shout(text), fail_with(text), stuck();
 DROP OWNED BY tap_sync;
 DROP ROLE tap_sync;
