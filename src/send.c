@@ -188,18 +188,24 @@ hp_send_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		utility_depth--;
 	}
 	PG_END_TRY();
-	if (utility_depth == 0)
+	/*
+	 * A client's statement, not one a function runs; COMMIT waits in the
+	 * commit itself (hp_send_xact), ROLLBACK makes nothing visible.
+	 */
+	if (context == PROCESS_UTILITY_TOPLEVEL && !IsA(pstmt->utilityStmt, TransactionStmt))
 		hp_send_sync();
 }
 
-/* Before commit (and PREPARE): what the transaction wrote becomes visible */
+/*
+ * Before commit (and PREPARE): what the transaction wrote becomes visible
+ * to other sessions, and a NOTIFY it sent is delivered.  Also a COMMIT in
+ * a procedure.
+ */
 static void
 hp_send_xact(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE)
 		hp_send_sync();
-	if (event == XACT_EVENT_ABORT)
-		utility_depth = 0;
 }
 
 /*
