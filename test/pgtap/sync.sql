@@ -9,7 +9,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS dblink;
 CREATE EXTENSION IF NOT EXISTS health_pass;
-SELECT plan(16);
+SELECT plan(18);
 
 CREATE ROLE tap_sync LOGIN;
 GRANT USAGE ON SCHEMA health_pass TO tap_sync;
@@ -98,6 +98,13 @@ SELECT throws_ok($$SELECT * FROM dblink('s', 'SELECT 1 FROM (SELECT person_id FR
                  'HPA01', NULL, 'a statement that put a subject into a setting and returned no row fails at its end');
 SELECT is((SELECT n FROM dblink('s', 'SHOW application_name') AS t(n text)), 'sync_s',
           'and the setting is rolled back');
+SELECT stuck() \g /dev/null
+SELECT dblink_exec('s', 'LISTEN sync_ch') \g /dev/null
+SELECT throws_ok($$SELECT * FROM dblink('s', 'SELECT 1 FROM (SELECT person_id FROM sync_people
+                     WHERE person_id = ''S38'' OFFSET 0) x WHERE pg_notify(''sync_ch'', x.person_id) IS NULL')
+                   AS t(n int)$$,
+                 'HPA01', NULL, 'a statement that sent a subject with NOTIFY fails at its end');
+SELECT is((SELECT count(*) FROM dblink_get_notify('s')), 0::bigint, 'and the notification is not delivered');
 SELECT stuck() \g /dev/null
 SELECT throws_ok($$SELECT dblink_exec('s', 'DO $d$ BEGIN PERFORM 1 FROM (SELECT person_id FROM sync_people
                      WHERE person_id = ''S34'' OFFSET 0) x WHERE set_config(''application_name'', x.person_id, false) IS NULL; END $d$')$$,
