@@ -325,8 +325,9 @@ hp_wait_durable(uint64 upto)
 
 /*
  * The same wait for messages on their way to the client (send.c), where an
- * error cannot be raised: no ereport, no allocation, interrupts held (a
- * cancel is served after the wait, not from inside it).  Returns true when
+ * error cannot be raised: no ereport of its own (asking the postmaster for a
+ * writer may log), interrupts held (a cancel is served after the wait, not
+ * from inside the error report that called it).  Returns true when
  * every record below upto is durable; false when audit_timeout ran out or
  * waiting is not safe here (a critical section, exit in progress, our queue
  * lock held), and then the caller must not send what it holds.
