@@ -270,7 +270,7 @@ hp_send_redacted_error(const char *s, size_t len)
 	const char *code = hp_message_field(s, len, 'C');
 
 	snprintf(detail, sizeof(detail),
-			 "Its SQLSTATE was %.5s. Waited %d ms (health_pass.audit_timeout) for the audit records of the rows this statement read.",
+			 "Its SQLSTATE was %.5s. The audit records of rows read under health_pass.audit_sync were not durable in time (health_pass.audit_timeout is %d ms).",
 			 code ? code : "?????", hp_audit_timeout_ms);
 	hp_put_field(buf, &at, 'S', sev ? sev : "ERROR");
 	hp_put_field(buf, &at, 'V', sev_v ? sev_v : "ERROR");
@@ -311,7 +311,7 @@ hp_log_withheld(int n, char msgtype)
  * Send the held notices once the records they may show are durable (only
  * if already durable when may_wait is false); otherwise drop them.
  */
-static void
+static bool
 hp_release_held(bool may_wait)
 {
 	bool		ok = may_wait ? hp_wait_durable_nothrow(held_upto) :
@@ -340,6 +340,7 @@ hp_release_held(bool may_wait)
 		pfree(held.data);
 		held.data = NULL;
 	}
+	return ok;
 }
 
 /* Hold one NoticeResponse; release the batch when it is big or old */
@@ -373,6 +374,7 @@ hp_gate_message(char msgtype, const char *s, size_t len)
 {
 	bool		ok;
 	bool		fatal = false;
+	bool		may_wait;
 	const char *code = NULL;
 
 	if (msgtype == 'E')
@@ -397,8 +399,10 @@ hp_gate_message(char msgtype, const char *s, size_t len)
 	 * Whatever comes next goes after the notices held before it.  Our own
 	 * HPA01 error has waited already, and a dying backend does not wait.
 	 */
-	if (nheld_msgs > 0)
-		hp_release_held(!fatal && !(code && strcmp(code, "HPA01") == 0));
+	may_wait = !fatal;
+	if (nheld_msgs > 0 &&
+		!hp_release_held(may_wait && !(code && strcmp(code, "HPA01") == 0)))
+		may_wait = false;		/* it just failed: do not wait twice */
 
 	switch (msgtype)
 	{
@@ -408,7 +412,7 @@ hp_gate_message(char msgtype, const char *s, size_t len)
 
 				/* our own HPA01 names no value; nor do we wait while exiting */
 				if ((code && strcmp(code, "HPA01") == 0) || !hp_sync_pending() ||
-					(!fatal && hp_wait_durable_nothrow(hp_sync_enqueued)))
+					(may_wait && hp_wait_durable_nothrow(hp_sync_enqueued)))
 					rc = prev_comm->putmessage(msgtype, s, len);
 				else
 				{
@@ -427,7 +431,8 @@ hp_gate_message(char msgtype, const char *s, size_t len)
 				return rc;
 			}
 		case 'Z':
-			ok = !hp_sync_pending() || hp_wait_durable_nothrow(hp_sync_enqueued);
+			ok = !hp_sync_pending() ||
+				(may_wait && hp_wait_durable_nothrow(hp_sync_enqueued));
 			if (!ok)
 				ereport(FATAL,
 						(errcode(ERRCODE_HP_AUDIT_UNAVAILABLE),
@@ -437,7 +442,8 @@ hp_gate_message(char msgtype, const char *s, size_t len)
 			return prev_comm->putmessage(msgtype, s, len);
 		case 'S':				/* ParameterStatus */
 		case 'A':				/* NotificationResponse */
-			if (!hp_sync_pending() || hp_wait_durable_nothrow(hp_sync_enqueued))
+			if (!hp_sync_pending() ||
+				(may_wait && hp_wait_durable_nothrow(hp_sync_enqueued)))
 				return prev_comm->putmessage(msgtype, s, len);
 			withheld++;
 			hp_log_withheld(1, msgtype);
