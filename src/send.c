@@ -263,7 +263,7 @@ static int
 hp_send_redacted_error(const char *s, size_t len)
 {
 	char		buf[HP_ERRBUF];
-	char		detail[160];
+	char		detail[256];
 	size_t		at = 0;
 	const char *sev = hp_message_field(s, len, 'S');
 	const char *sev_v = hp_message_field(s, len, 'V');
