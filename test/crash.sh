@@ -175,37 +175,50 @@ check "audit_sync, NOTICE per row then SIGKILL: every subject in a NOTICE has it
 # 6b-6f. the writer stopped, one statement that puts a subject into a message
 # or a setting, then the writer killed (crash restart loses what was queued):
 # a subject the client saw must have its record; it may only have seen none.
+# Then the same statements with the writer running: the client does see the
+# subject (the statements do leak it), and its record is there.
 # The leaky expressions sit above an OFFSET 0 fence, so they run on rows the
 # gate has let through (user code in the scan itself is item 2 of issue 11).
 q -d crash -c "ALTER ROLE reader IN DATABASE crash SET health_pass.audit_timeout = 500"
-leak_after_writer_kill() { # $1: label; $2...: psql -c arguments for the reader
-    local label=$1; shift
+leak_case() { # $1: stopped|running; $2: label; $3...: psql -c arguments for the reader
+    local mode=$1 label=$2; shift 2
     q -d crash -U reader -c "SELECT name FROM people WHERE person_id = 'C04999'" >/dev/null   # writer running
     local wp; wp=$(writer_pid); echo "$wp" >"$DIR/writer.pid"
-    kill -STOP "$wp"
-    local out; out=$(psql -XAt -d crash -U reader -v VERBOSITY=verbose "$@" 2>&1)
+    [ "$mode" = stopped ] && kill -STOP "$wp"
+    local out; out=$(psql -XAt -d crash -U reader -v VERBOSITY=verbose -c "SELECT 'pid=' || pg_backend_pid()" "$@" 2>&1)
     local pid; pid=$(sed -n 's/^pid=//p' <<<"$out" | head -1)
-    kill -9 "$wp"; kill -CONT "$wp" 2>/dev/null
-    sleep 0.5; wait_ready
+    if [ "$mode" = stopped ]; then
+        kill -9 "$wp"; kill -CONT "$wp" 2>/dev/null
+        sleep 0.5; wait_ready
+    fi
     grep -o 'C0[0-4][0-9][0-9][0-9]' <<<"$out" | grep -v C04999 >"$DIR/leak.txt"
     local seen; seen=$(sort -u "$DIR/leak.txt" | wc -l)
     local miss; miss=$(missing_of "$DIR/leak.txt" "${pid:-0}")
-    echo "   $label, writer stopped then killed: subjects the client saw: $seen, without a record: $miss"
-    check "audit_sync, $label: no subject reached the client without a durable record" [ "$miss" = 0 ]
+    if [ "$mode" = stopped ]; then
+        echo "   $label, writer stopped then killed: subjects the client saw: $seen, without a record: $miss"
+        check "audit_sync, $label: no subject reached the client without a durable record" [ "$miss" = 0 ]
+    else
+        echo "   $label, writer running: subjects the client saw: $seen, without a record: $miss"
+        check "audit_sync, $label, writer running: the client gets the subject, and it has its record" [ "$seen" -ge 1 -a "$miss" = 0 ]
+    fi
     [ "$miss" = 0 ] || sed 's/^/   | /' <<<"$out"
 }
-leak_after_writer_kill "an error message with the value (cast)" -c "SELECT 'pid=' || pg_backend_pid()" \
-    -c "SELECT x.person_id::int FROM (SELECT person_id FROM people WHERE person_id = 'C0004' || '2' OFFSET 0) x"
-leak_after_writer_kill "RAISE EXCEPTION with the value" -c "SELECT 'pid=' || pg_backend_pid()" \
-    -c "SELECT fail_with(x.person_id) FROM (SELECT person_id FROM people WHERE person_id = 'C0004' || '3' OFFSET 0) x"
-leak_after_writer_kill "a NOTICE with the value" -c "SELECT 'pid=' || pg_backend_pid()" \
-    -c "SELECT 1 FROM (SELECT person_id FROM people WHERE person_id = 'C0004' || '4' OFFSET 0) x WHERE shout(x.person_id) IS NULL"
-leak_after_writer_kill "set_config(application_name), then SHOW" -c "SELECT 'pid=' || pg_backend_pid()" \
-    -c "SELECT 1 FROM (SELECT person_id FROM people WHERE person_id = 'C0004' || '5' OFFSET 0) x WHERE set_config('application_name', x.person_id, false) IS NULL" \
-    -c "SHOW application_name"
-leak_after_writer_kill "set_config in a DO block, then SHOW" -c "SELECT 'pid=' || pg_backend_pid()" \
-    -c "DO \$\$ BEGIN PERFORM 1 FROM (SELECT person_id FROM people WHERE person_id = 'C0004' || '6' OFFSET 0) x WHERE set_config('application_name', x.person_id, false) IS NULL; END \$\$" \
-    -c "SHOW application_name"
+leak_cases() { # $1: stopped|running
+    leak_case "$1" "an error message with the value (cast)" \
+        -c "SELECT x.person_id::int FROM (SELECT person_id FROM people WHERE person_id = 'C0004' || '2' OFFSET 0) x"
+    leak_case "$1" "RAISE EXCEPTION with the value" \
+        -c "SELECT fail_with(x.person_id) FROM (SELECT person_id FROM people WHERE person_id = 'C0004' || '3' OFFSET 0) x"
+    leak_case "$1" "a NOTICE with the value" \
+        -c "SELECT 1 FROM (SELECT person_id FROM people WHERE person_id = 'C0004' || '4' OFFSET 0) x WHERE shout(x.person_id) IS NULL"
+    leak_case "$1" "set_config(application_name), then SHOW" \
+        -c "SELECT 1 FROM (SELECT person_id FROM people WHERE person_id = 'C0004' || '5' OFFSET 0) x WHERE set_config('application_name', x.person_id, false) IS NULL" \
+        -c "SHOW application_name"
+    leak_case "$1" "set_config in a DO block, then SHOW" \
+        -c "DO \$\$ BEGIN PERFORM 1 FROM (SELECT person_id FROM people WHERE person_id = 'C0004' || '6' OFFSET 0) x WHERE set_config('application_name', x.person_id, false) IS NULL; END \$\$" \
+        -c "SHOW application_name"
+}
+leak_cases stopped
+leak_cases running
 check "the chain is intact after the audit_sync crashes" [ "$(q -d crash -c 'SELECT ok FROM health_pass.audit_verify()')" = t ]
 
 echo "crash: $passed passed, $failed failed"
