@@ -388,7 +388,10 @@ hp_gate_message(char msgtype, const char *s, size_t len)
 	{
 		if (hp_sync_pending())
 		{
-			hp_hold_notice(msgtype, s, len);
+			if (CritSectionCount > 0)
+				withheld++;		/* no memory to hold it in, no wait */
+			else
+				hp_hold_notice(msgtype, s, len);
 			return 0;
 		}
 		if (nheld_msgs > 0)
