@@ -216,7 +216,7 @@ hp_send_xact(XactEvent event, void *arg)
 static const PQcommMethods *prev_comm = NULL;
 static PQcommMethods hp_comm;
 static bool in_gate = false;	/* our own messages (LOG, FATAL) go straight */
-static uint64 withheld = 0;		/* messages not sent, for the server log */
+static uint64 withheld = 0;		/* messages not sent (logged, except in a critical section) */
 
 /* The value of field code in an ErrorResponse/NoticeResponse, or NULL */
 static const char *
