@@ -110,6 +110,7 @@ _PG_init(void)
 		hp_gate_init();
 		hp_plan_init();
 		hp_paths_init();
+		hp_send_init();
 	}
 	hp_policy_init();
 	MarkGUCPrefixReserved("health_pass");

@@ -120,8 +120,11 @@ extern void hp_require_preload(void);
 extern void hp_record_session(HpRecord *rec);
 extern uint64 hp_enqueue(const HpRecord *rec);
 extern void hp_wait_durable(uint64 upto);
+extern bool hp_wait_durable_nothrow(uint64 upto);
 extern bool hp_records_pending(void);
+extern bool hp_sync_pending(void);
 extern uint64 hp_last_enqueued;
+extern uint64 hp_sync_enqueued;
 extern int64 hp_next_statement_id(void);
 extern void hp_writer_stop(Oid dbid);
 extern void hp_queue_forget(Oid dbid);
@@ -165,6 +168,8 @@ extern bool hp_protected_needs_policy(Oid relid);
 extern List *hp_protected_relids(void);
 
 /* send.c */
+extern void hp_send_init(void);
+extern void hp_send_sync(void);
 extern void hp_send_wrap(QueryDesc *qd, DestReceiver **saved);
 extern void hp_send_unwrap(QueryDesc *qd, DestReceiver *saved);
 

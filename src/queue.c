@@ -26,6 +26,12 @@ HpShared   *hp_shared = NULL;
 /* Highest sequence number (plus one) this backend has queued */
 uint64		hp_last_enqueued = 0;
 
+/* ... and of those queued while health_pass.audit_sync was on */
+uint64		hp_sync_enqueued = 0;
+
+/* Every record of this backend below this is known to be durable */
+static uint64 durable_seen = 0;
+
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static HpQueue *my_queue = NULL;
@@ -272,6 +278,8 @@ hp_enqueue(const HpRecord *rec)
 	}
 	ConditionVariableCancelSleep();
 	hp_last_enqueued = seq + 1;
+	if (hp_audit_sync)
+		hp_sync_enqueued = seq + 1;
 	return seq;
 }
 
@@ -297,6 +305,8 @@ hp_wait_durable(uint64 upto)
 		if (durable < upto && q->sync_wanted < upto)
 			q->sync_wanted = upto;
 		LWLockRelease(q->lock);
+		if (durable > durable_seen && q == my_queue)
+			durable_seen = durable;
 		if (durable >= upto)
 			break;
 		if (latch)
@@ -313,18 +323,92 @@ hp_wait_durable(uint64 upto)
 	ConditionVariableCancelSleep();
 }
 
+/*
+ * The same wait for messages on their way to the client (send.c), where an
+ * error cannot be raised: no ereport of its own (asking the postmaster for a
+ * writer may log), interrupts held (a cancel is served after the wait, not
+ * from inside the error report that called it).  Returns true when
+ * every record below upto is durable; false when audit_timeout ran out or
+ * waiting is not safe here (a critical section, exit in progress, our queue
+ * lock held), and then the caller must not send what it holds.
+ */
+bool
+hp_wait_durable_nothrow(uint64 upto)
+{
+	HpQueue    *q = my_queue;
+	TimestampTz deadline;
+	bool		ok = false;
+
+	if (upto <= durable_seen)
+		return true;
+	if (q == NULL || CritSectionCount > 0 || proc_exit_inprogress ||
+		LWLockHeldByMe(q->lock))
+		return false;
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), hp_audit_timeout_ms);
+	HOLD_INTERRUPTS();
+	for (;;)
+	{
+		uint64		durable;
+		Latch	   *latch;
+
+		LWLockAcquire(q->lock, LW_EXCLUSIVE);
+		durable = q->durable;
+		latch = q->writer_latch;
+		if (durable < upto && q->sync_wanted < upto)
+			q->sync_wanted = upto;
+		LWLockRelease(q->lock);
+		if (durable > durable_seen)
+			durable_seen = durable;
+		if (durable >= upto)
+		{
+			ok = true;
+			break;
+		}
+		if (latch)
+			SetLatch(latch);
+		hp_writer_request(q);
+		if (GetCurrentTimestamp() >= deadline)
+			break;
+		ConditionVariableTimedSleep(&q->progress, hp_ms_left(deadline),
+									PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	RESUME_INTERRUPTS();
+	return ok;
+}
+
 /* True when some record this backend queued is not yet durable */
 bool
 hp_records_pending(void)
 {
 	uint64		durable;
 
-	if (hp_last_enqueued == 0 || my_queue == NULL)
+	if (hp_last_enqueued <= durable_seen || my_queue == NULL)
 		return false;
 	LWLockAcquire(my_queue->lock, LW_SHARED);
 	durable = my_queue->durable;
 	LWLockRelease(my_queue->lock);
+	if (durable > durable_seen)
+		durable_seen = durable;
 	return durable < hp_last_enqueued;
+}
+
+/* True when a record queued under audit_sync is not yet durable */
+bool
+hp_sync_pending(void)
+{
+	uint64		durable;
+
+	if (hp_sync_enqueued <= durable_seen || my_queue == NULL)
+		return false;
+	if (LWLockHeldByMe(my_queue->lock))
+		return true;			/* an error struck under it: cannot look */
+	LWLockAcquire(my_queue->lock, LW_SHARED);
+	durable = my_queue->durable;
+	LWLockRelease(my_queue->lock);
+	if (durable > durable_seen)
+		durable_seen = durable;
+	return durable < hp_sync_enqueued;
 }
 
 /* A new statement id: unique in the cluster and growing */
