@@ -991,6 +991,14 @@ hp_executor_finish(QueryDesc *qd)
 		top_estate = saved_top;
 	}
 	PG_END_TRY();
+
+	/*
+	 * A top-level statement without a result (DML without RETURNING) ends
+	 * here: under audit_sync its records are durable before it returns, or
+	 * it fails with HPA01 and rolls back (send.c).
+	 */
+	if (depth == 0)
+		hp_send_sync();
 }
 
 /* End of transaction: break glass ends; nesting state resets on abort */
