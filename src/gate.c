@@ -720,6 +720,38 @@ hp_wrap_upserts(ModifyTableState *mt, HpWalk *w)
 	}
 }
 
+/* check_functions_in_node callback: a function that is not LEAKPROOF */
+static bool
+hp_leaky_function_checker(Oid func_id, void *context)
+{
+	return !get_func_leakproof(func_id);
+}
+
+static bool
+hp_any_leaky_function_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, hp_leaky_function_checker, context))
+		return true;
+	return expression_tree_walker(node, hp_any_leaky_function_walker, context);
+}
+
+/*
+ * May this qual run before the gate?  Only if no code in it that is not
+ * LEAKPROOF runs at all, whether or not a column is passed to it.
+ * contain_leaked_vars() alone lets a leaky call without a Var through
+ * (nextval('s') < 0, set_config('x', 'hit', false) = '', a CASE WHEN over
+ * a column whose branch calls one): it runs only on rows that the quals
+ * before it (and the index conditions) accepted, so how often it runs, or
+ * whether it runs, tells the value of rows the gate never saw.
+ */
+static bool
+hp_qual_runs_late(Node *qual)
+{
+	return contain_leaked_vars(qual) || hp_any_leaky_function_walker(qual, NULL);
+}
+
 /*
  * Split the quals and projection of a protected scan: leakproof quals stay
  * in the node (they run before the gate, as PostgreSQL lets them run before
@@ -736,7 +768,7 @@ hp_split_scan(PlanState *ps, HpScan *s)
 
 	foreach(lc, ps->plan->qual)
 	{
-		if (contain_leaked_vars(lfirst(lc)))
+		if (hp_qual_runs_late(lfirst(lc)))
 			late = lappend(late, lfirst(lc));
 		else
 			early = lappend(early, lfirst(lc));
