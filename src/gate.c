@@ -864,9 +864,14 @@ hp_walk(PlanState *ps, void *arg)
 		ModifyTableState *mt = (ModifyTableState *) ps;
 
 		hp_wrap_upserts(mt, w);
-		/* without RETURNING, a rechecked row goes nowhere */
-		if ((mt->operation == CMD_UPDATE || mt->operation == CMD_DELETE) &&
-			((ModifyTable *) ps->plan)->returningLists != NIL)
+
+		/*
+		 * With or without RETURNING: the recheck plan runs the scan's leaky
+		 * quals and projection (the SET list) on the row's newest version,
+		 * and MERGE its WHEN conditions and actions.
+		 */
+		if (mt->operation == CMD_UPDATE || mt->operation == CMD_DELETE ||
+			mt->operation == CMD_MERGE)
 			w->epq = lappend(w->epq, ps);
 	}
 	else if (IsA(ps, LockRowsState))
