@@ -1,0 +1,129 @@
+-- Red team of the 0.6.0 gate (issue 11 rewrite): attacks by ordinary roles.
+-- Each section says what 9c8068c (main) did; the expected output is that of
+-- the fixed gate.  Concurrency attacks (EvalPlanQual without RETURNING,
+-- MERGE, audit_sync and NOTICE/errors) are in test/isolation/specs/redteam.spec.
+\set VERBOSITY terse
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS health_pass;
+RESET client_min_messages;
+
+CREATE ROLE regress_red_quota LOGIN;     -- may read 10 subjects an hour
+CREATE ROLE regress_red_none LOGIN;      -- no rule
+CREATE ROLE regress_red_all LOGIN;       -- no quota
+GRANT USAGE ON SCHEMA health_pass TO regress_red_quota, regress_red_none, regress_red_all;
+CREATE TABLE red_reg (id int PRIMARY KEY, person text NOT NULL, note text);
+INSERT INTO red_reg SELECT i, 'R' || i, 'note ' || i FROM generate_series(1, 2000) i;
+UPDATE red_reg SET note = 'HIV positive' WHERE id IN (5, 17, 1234);
+CREATE INDEX ON red_reg (person);
+ANALYZE red_reg;
+GRANT SELECT ON red_reg TO regress_red_quota, regress_red_none, regress_red_all;
+SELECT health_pass.protect('red_reg', 'person') IS NULL AS protected;
+SELECT health_pass.allow('regress_red_quota', 'red_reg', 'care', 10, '1 hour') IS NULL AS q,
+       health_pass.allow('regress_red_all', 'red_reg', 'care') IS NULL AS a;
+
+-- records of red_reg for a role since mark: outcome, records, subjects
+CREATE FUNCTION red_audited(role name, mark bigint) RETURNS TABLE (outcome text, records bigint, subjects bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM health_pass.audit_flush();
+    RETURN QUERY SELECT a.outcome, count(*), count(DISTINCT a.subject) FROM health_pass.audit_log a
+    WHERE a.id > mark AND a.current_user_name = role AND a.relation = 'red_reg'::regclass
+    GROUP BY a.outcome ORDER BY a.outcome;
+END $$;
+CREATE FUNCTION red_mark() RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM health_pass.audit_flush();
+    RETURN (SELECT coalesce(max(id), 0) FROM health_pass.audit_log);
+END $$;
+GRANT EXECUTE ON FUNCTION red_audited(name, bigint), red_mark() TO PUBLIC;
+
+-- 1. A leaky call WITHOUT a column in it passed contain_leaked_vars() and
+-- ran before the gate, but only on rows the leakproof quals before it
+-- accepted: an oracle on any leakproof predicate, with no record and no
+-- quota.  main: currval 3 (the three 'HIV positive' rows), both settings
+-- say 'hit', and NO record at all (the first red_audited() is empty); the
+-- bulk count returns 0 instead of failing on the quota, after counting
+-- every row with note >= 'I' (2000) into the sequence.  Fixed: such a qual
+-- runs after the gate, so each row it sees is audited and counted against
+-- the quota.
+SELECT red_mark() AS m \gset
+SET ROLE regress_red_quota;
+SET health_pass.purpose = 'care';
+CREATE TEMP SEQUENCE red_s;
+-- how many rows say 'HIV positive'?
+SELECT count(*) FROM red_reg WHERE note = 'HIV positive' AND nextval('red_s') < 0;
+SELECT currval('red_s') AS rows_that_matched;
+-- does R5 have it?  one bit, through a setting
+SELECT count(*) FROM red_reg WHERE person = 'R5' AND note = 'HIV positive'
+   AND set_config('red.hit', 'R5 is HIV positive', false) = 'no';
+SELECT current_setting('red.hit', true) AS oracle;
+-- the same bit inside one qual: a CASE branch
+SELECT count(*) FROM red_reg WHERE person = 'R17'
+   AND CASE WHEN note = 'HIV positive' THEN set_config('red.case', 'R17 too', false) ELSE 'x' END = 'never';
+SELECT current_setting('red.case', true) AS oracle;
+RESET ROLE;
+SELECT * FROM red_audited('regress_red_quota', :m);
+SET ROLE regress_red_quota;
+-- bulk: every row whose note is >= 'I' counted, past the 10-subject quota
+SELECT count(*) FROM red_reg WHERE note >= 'I' AND nextval('red_s') < 0;
+SELECT currval('red_s') > 3 AS counted_more;
+RESET ROLE;
+SELECT * FROM red_audited('regress_red_quota', :m);
+-- a role with no rule gets nothing either way
+SET ROLE regress_red_none;
+SET health_pass.purpose = 'care';
+SELECT count(*) FROM red_reg WHERE note = 'HIV positive' AND set_config('red.none', 'hit', false) = 'no';
+SELECT current_setting('red.none', true) AS oracle;
+RESET ROLE;
+DROP SEQUENCE red_s;
+
+-- 2. What held: no crash and no lost track of a scan, for cursors in every
+-- order, cursors opened in functions and fetched elsewhere, WITH HOLD,
+-- scroll, savepoints, errors mid-fetch, FOR UPDATE cursors and WHERE
+-- CURRENT OF, ON CONFLICT, MERGE, recursive CTEs, plan invalidation inside
+-- a per-row function (all as a role without quota).
+SET ROLE regress_red_all;
+SET health_pass.purpose = 'care';
+CREATE FUNCTION pg_temp.opencur(n text) RETURNS refcursor LANGUAGE plpgsql AS
+$$ DECLARE c refcursor := n; BEGIN OPEN c SCROLL FOR SELECT person FROM red_reg WHERE id < 50 ORDER BY id; RETURN c; END $$;
+CREATE FUNCTION pg_temp.fetch1(n text) RETURNS text LANGUAGE plpgsql AS
+$$ DECLARE c refcursor := n; r record; BEGIN FETCH c INTO r; RETURN r.person; END $$;
+BEGIN;
+SELECT pg_temp.opencur('a'), pg_temp.opencur('b');
+SELECT pg_temp.fetch1('a'), pg_temp.fetch1('b') FROM generate_series(1, 3);
+CLOSE a;
+SELECT count(*) FROM (SELECT repeat('x', 100000) FROM generate_series(1, 50)) s;
+FETCH BACKWARD 2 FROM b;
+MOVE LAST IN b;
+FETCH PRIOR FROM b;
+SAVEPOINT s;
+DECLARE z CURSOR FOR SELECT person, 1 / (id - 3) FROM red_reg WHERE id < 6 ORDER BY id;
+FETCH 5 FROM z;
+ROLLBACK TO s;
+FETCH 1 FROM b;
+DECLARE h CURSOR WITH HOLD FOR SELECT r.person, (SELECT count(*) FROM red_reg r2 WHERE r2.id = r.id) FROM red_reg r WHERE id < 4 ORDER BY id;
+FETCH 1 FROM h;
+COMMIT;
+FETCH ALL FROM h;
+CLOSE h;
+CREATE TEMP TABLE red_tt (a int);
+CREATE FUNCTION pg_temp.inval(i int) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE r text;
+BEGIN
+    EXECUTE 'ALTER TABLE red_tt ADD COLUMN c' || i || ' int';
+    SELECT person INTO r FROM red_reg WHERE id = i;
+    RETURN r;
+END $$;
+SELECT pg_temp.inval(id) FROM red_reg WHERE id BETWEEN 200 AND 202 ORDER BY id;
+WITH RECURSIVE w(id) AS (SELECT 300 UNION ALL SELECT r.id + 1 FROM w JOIN red_reg r ON r.id = w.id WHERE r.id < 310)
+SELECT count(*) FROM w;
+DROP TABLE red_tt;
+DROP FUNCTION pg_temp.opencur(text), pg_temp.fetch1(text), pg_temp.inval(int);
+RESET ROLE;
+SELECT 1 AS alive;
+
+DROP TABLE red_reg;
+DROP FUNCTION red_audited(name, bigint), red_mark();
+DELETE FROM health_pass.access_rule WHERE grantee::text LIKE 'regress_red%';
+REVOKE ALL ON SCHEMA health_pass FROM regress_red_quota, regress_red_none, regress_red_all;
+DROP ROLE regress_red_quota, regress_red_none, regress_red_all;
