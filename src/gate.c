@@ -738,6 +738,29 @@ hp_any_leaky_function_walker(Node *node, void *context)
 }
 
 /*
+ * Does the qual use the output of an InitPlan not evaluated yet?  An
+ * InitPlan runs when its parameter is first needed, so in a qual after a
+ * leakproof one it runs (any code: set_config, nextval, a NOTICE) only if
+ * some row passed that qual: the same oracle as a leaky call.
+ */
+static bool
+hp_lazy_param_walker(Node *node, void *context)
+{
+	EState	   *estate = (EState *) context;
+
+	if (node == NULL)
+		return false;
+	if (IsA(node, Param))
+	{
+		Param	   *p = (Param *) node;
+
+		return p->paramkind == PARAM_EXEC && estate->es_param_exec_vals != NULL &&
+			estate->es_param_exec_vals[p->paramid].execPlan != NULL;
+	}
+	return expression_tree_walker(node, hp_lazy_param_walker, context);
+}
+
+/*
  * May this qual run before the gate?  Only if no code in it that is not
  * LEAKPROOF runs at all, whether or not a column is passed to it.
  * contain_leaked_vars() alone lets a leaky call without a Var through
@@ -747,9 +770,10 @@ hp_any_leaky_function_walker(Node *node, void *context)
  * whether it runs, tells the value of rows the gate never saw.
  */
 static bool
-hp_qual_runs_late(Node *qual)
+hp_qual_runs_late(Node *qual, EState *estate)
 {
-	return contain_leaked_vars(qual) || hp_any_leaky_function_walker(qual, NULL);
+	return contain_leaked_vars(qual) || hp_any_leaky_function_walker(qual, NULL) ||
+		hp_lazy_param_walker(qual, estate);
 }
 
 /*
@@ -768,7 +792,7 @@ hp_split_scan(PlanState *ps, HpScan *s)
 
 	foreach(lc, ps->plan->qual)
 	{
-		if (hp_qual_runs_late(lfirst(lc)))
+		if (hp_qual_runs_late(lfirst(lc), ps->state))
 			late = lappend(late, lfirst(lc));
 		else
 			early = lappend(early, lfirst(lc));
