@@ -17,9 +17,9 @@ UPDATE red_reg SET note = 'HIV positive' WHERE id IN (5, 17, 1234);
 CREATE INDEX ON red_reg (person);
 ANALYZE red_reg;
 GRANT SELECT ON red_reg TO regress_red_quota, regress_red_none, regress_red_all;
-SELECT health_pass.protect('red_reg', 'person') IS NULL AS protected;
-SELECT health_pass.allow('regress_red_quota', 'red_reg', 'care', 10, '1 hour') IS NULL AS q,
-       health_pass.allow('regress_red_all', 'red_reg', 'care') IS NULL AS a;
+SELECT health_pass.protect('red_reg', 'person') IS NOT NULL AS protected;
+SELECT health_pass.allow('regress_red_quota', 'red_reg', 'care', 10, '1 hour') IS NOT NULL AS q,
+       health_pass.allow('regress_red_all', 'red_reg', 'care') IS NOT NULL AS a;
 
 -- records of red_reg for a role since mark: outcome, records, subjects
 CREATE FUNCTION red_audited(role name, mark bigint) RETURNS TABLE (outcome text, records bigint, subjects bigint)
@@ -101,6 +101,26 @@ SELECT * FROM red_audited('regress_red_all', :m);
 SELECT count(*) AS positives_named_in_log FROM health_pass.audit_log
  WHERE id > :m AND relation = 'red_reg'::regclass AND subject IN ('R5', 'R17', 'R1234');
 
+-- 1c. NOT FIXED: quotas are counted per current role, so a member of the
+-- group that holds the rule reads max_subjects as itself and as many again
+-- after SET ROLE to the group (and again per other group with a rule).
+CREATE ROLE regress_red_nurses NOLOGIN;
+CREATE ROLE regress_red_alice LOGIN IN ROLE regress_red_nurses;
+GRANT USAGE ON SCHEMA health_pass TO regress_red_nurses;
+GRANT SELECT ON red_reg TO regress_red_nurses;
+SELECT health_pass.allow('regress_red_nurses', 'red_reg', 'care', 3, '1 hour') IS NOT NULL AS allowed;
+SELECT red_mark() AS m \gset
+SET SESSION AUTHORIZATION regress_red_alice;
+SET health_pass.purpose = 'care';
+SELECT person FROM red_reg WHERE id BETWEEN 500 AND 503 ORDER BY id;
+SELECT person FROM red_reg WHERE id BETWEEN 500 AND 502 ORDER BY id;
+SET ROLE regress_red_nurses;
+SELECT person FROM red_reg WHERE id BETWEEN 600 AND 602 ORDER BY id;
+RESET SESSION AUTHORIZATION;
+SELECT health_pass.audit_flush() >= 0 AS flushed;
+SELECT count(DISTINCT subject) AS subjects_alice_read_with_a_quota_of_3 FROM health_pass.audit_log
+ WHERE id > :m AND session_user_name = 'regress_red_alice' AND outcome = 'allowed';
+
 -- 2. What held: no crash and no lost track of a scan, for cursors in every
 -- order, cursors opened in functions and fetched elsewhere, WITH HOLD,
 -- scroll, savepoints, errors mid-fetch, FOR UPDATE cursors and WHERE
@@ -149,5 +169,5 @@ SELECT 1 AS alive;
 DROP TABLE red_reg;
 DROP FUNCTION red_audited(name, bigint), red_mark();
 DELETE FROM health_pass.access_rule WHERE grantee::text LIKE 'regress_red%';
-REVOKE ALL ON SCHEMA health_pass FROM regress_red_quota, regress_red_none, regress_red_all;
-DROP ROLE regress_red_quota, regress_red_none, regress_red_all;
+REVOKE ALL ON SCHEMA health_pass FROM regress_red_quota, regress_red_none, regress_red_all, regress_red_nurses;
+DROP ROLE regress_red_quota, regress_red_none, regress_red_all, regress_red_alice, regress_red_nurses;
