@@ -83,6 +83,29 @@ SELECT current_setting('red.none', true) AS oracle;
 RESET ROLE;
 DROP SEQUENCE red_s;
 
+-- 1a. The same oracle through an index condition rechecked row by row:
+-- a leaky call on the non-column side (allowed when STABLE) ran once per
+-- candidate row of a BRIN index (or a lossy bitmap page), before the gate.
+-- main: 'called' once per row with code >= 1900 (101 rows), no record.
+-- Fixed: the path is dropped and the condition runs after the gate.
+ALTER TABLE red_reg ADD COLUMN code int;
+UPDATE red_reg SET code = id;
+CREATE INDEX red_reg_brin ON red_reg USING brin (code);
+VACUUM ANALYZE red_reg;
+SELECT red_mark() AS m \gset
+SET ROLE regress_red_all;
+SET health_pass.purpose = 'care';
+CREATE FUNCTION pg_temp.red_stab() RETURNS int LANGUAGE plpgsql STABLE AS
+$$ BEGIN PERFORM set_config('red.calls', (coalesce(nullif(current_setting('red.calls', true), ''), '0')::int + 1)::text, false); RETURN 5000; END $$;
+SET enable_seqscan = off; SET enable_indexscan = off;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM red_reg WHERE code >= 1900 AND code <= pg_temp.red_stab() AND code <= 50;
+SELECT count(*) FROM red_reg WHERE code >= 1900 AND code <= pg_temp.red_stab() AND code <= 50;
+SELECT current_setting('red.calls')::int < 10 AS no_row_counted;
+RESET enable_seqscan; RESET enable_indexscan;
+DROP FUNCTION pg_temp.red_stab();
+RESET ROLE;
+SELECT * FROM red_audited('regress_red_all', :m);
+
 -- 1b. NOT FIXED (the design's choice, but it defeats the audit): rows that a
 -- leakproof condition rejects are neither seen nor audited, and the role
 -- picks which side is rejected.  A role without quota asks "is R5 HIV
