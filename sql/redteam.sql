@@ -144,6 +144,35 @@ SELECT health_pass.audit_flush() >= 0 AS flushed;
 SELECT count(DISTINCT subject) AS subjects_alice_read_with_a_quota_of_3 FROM health_pass.audit_log
  WHERE id > :m AND session_user_name = 'regress_red_alice' AND outcome = 'allowed';
 
+-- 1d. NOT FIXED (issue 11, "Owner DDL", not built): the table's owner, no
+-- superuser, reads every row without a record through DDL that evaluates
+-- expressions over existing rows, adds triggers that see the rows other
+-- roles change, and switches row security (which hides statistics) off.
+-- README: "reach a non-superuser (its owner included) only through the gate".
+CREATE ROLE regress_red_owner LOGIN;
+GRANT CREATE ON SCHEMA public TO regress_red_owner;
+SET ROLE regress_red_owner;
+CREATE TABLE red_owned (id int, person text, note text);
+INSERT INTO red_owned SELECT i, 'O' || i, 'secret ' || i FROM generate_series(1, 3) i;
+RESET ROLE;
+SELECT health_pass.protect('red_owned', 'person') IS NOT NULL AS protected;
+SELECT red_mark() AS m \gset
+SET ROLE regress_red_owner;
+CREATE FUNCTION pg_temp.red_owner_sees(text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+$$ BEGIN RAISE NOTICE 'owner sees %', $1; RETURN true; END $$;
+ALTER TABLE red_owned ADD CONSTRAINT red_c CHECK (pg_temp.red_owner_sees(note));
+CREATE FUNCTION red_owner_trg() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN RAISE NOTICE 'trigger sees %', OLD.note; RETURN NEW; END $$;
+CREATE TRIGGER red_t BEFORE UPDATE ON red_owned FOR EACH ROW EXECUTE FUNCTION red_owner_trg();
+ALTER TABLE red_owned DISABLE ROW LEVEL SECURITY;
+RESET ROLE;
+SELECT health_pass.audit_flush() >= 0 AS flushed;
+SELECT count(*) AS owner_records FROM health_pass.audit_log
+ WHERE id > :m AND current_user_name = 'regress_red_owner';
+DROP TABLE red_owned;
+DROP FUNCTION red_owner_trg(), pg_temp.red_owner_sees(text);
+REVOKE CREATE ON SCHEMA public FROM regress_red_owner;
+
 -- 2. What held: no crash and no lost track of a scan, for cursors in every
 -- order, cursors opened in functions and fetched elsewhere, WITH HOLD,
 -- scroll, savepoints, errors mid-fetch, FOR UPDATE cursors and WHERE
@@ -193,4 +222,4 @@ DROP TABLE red_reg;
 DROP FUNCTION red_audited(name, bigint), red_mark();
 DELETE FROM health_pass.access_rule WHERE grantee::text LIKE 'regress_red%';
 REVOKE ALL ON SCHEMA health_pass FROM regress_red_quota, regress_red_none, regress_red_all, regress_red_nurses;
-DROP ROLE regress_red_quota, regress_red_none, regress_red_all, regress_red_alice, regress_red_nurses;
+DROP ROLE regress_red_quota, regress_red_none, regress_red_all, regress_red_alice, regress_red_nurses, regress_red_owner;
