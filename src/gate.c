@@ -42,6 +42,7 @@
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
+#include "nodes/subscripting.h"
 #include "optimizer/clauses.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -50,6 +51,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/typcache.h"
 
 #include "hp_access.h"
 
@@ -734,6 +736,23 @@ hp_any_leaky_function_walker(Node *node, void *context)
 		return false;
 	if (check_functions_in_node(node, hp_leaky_function_checker, context))
 		return true;
+	/* the two nodes contain_leaked_vars() lets through without a Var */
+	if (IsA(node, SubscriptingRef))
+	{
+		SubscriptingRef *sbsref = (SubscriptingRef *) node;
+		const SubscriptRoutines *r = getSubscriptingRoutines(sbsref->refcontainertype, NULL);
+
+		if (r == NULL || !(sbsref->refassgnexpr ? r->store_leakproof : r->fetch_leakproof))
+			return true;
+	}
+	else if (IsA(node, MinMaxExpr))
+	{
+		TypeCacheEntry *tc = lookup_type_cache(((MinMaxExpr *) node)->minmaxtype,
+											   TYPECACHE_CMP_PROC);
+
+		if (!OidIsValid(tc->cmp_proc) || !get_func_leakproof(tc->cmp_proc))
+			return true;
+	}
 	return expression_tree_walker(node, hp_any_leaky_function_walker, context);
 }
 
