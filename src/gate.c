@@ -899,6 +899,13 @@ hp_walk(PlanState *ps, void *arg)
 		Relation	rel = ((ScanState *) ps)->ss_currentRelation;
 		AttrNumber	attnum = rel ? hp_protected_attnum(RelationGetRelid(rel)) : 0;
 
+		/*
+		 * A SubPlan copied into several places (the quals of each partition
+		 * of a partitioned table) shares one plan state: the walk reaches
+		 * its scans once per copy.
+		 */
+		if (attnum > 0 && hp_wrapped_find(ps, HP_WRAP_SCAN) != NULL)
+			return false;
 		if (attnum > 0)
 			hp_wrap_scan(ps, rel, attnum, w);
 	}
