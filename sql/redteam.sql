@@ -230,6 +230,14 @@ WITH RECURSIVE w(id) AS (SELECT 300 UNION ALL SELECT r.id + 1 FROM w JOIN red_re
 SELECT count(*) FROM w;
 DROP TABLE red_tt;
 DROP FUNCTION pg_temp.opencur(text), pg_temp.fetch1(text), pg_temp.inval(int);
+-- a correlated SubPlan over a protected table, copied into the quals of
+-- each partition, shares one plan state; main: "executor node wrapped twice"
+CREATE TEMP TABLE red_p (id int, note text) PARTITION BY RANGE (id);
+CREATE TEMP TABLE red_p1 PARTITION OF red_p FOR VALUES FROM (0) TO (100);
+CREATE TEMP TABLE red_p2 PARTITION OF red_p FOR VALUES FROM (100) TO (200);
+INSERT INTO red_p SELECT i, 'x' FROM generate_series(1, 199) i;
+SELECT count(*) FROM red_p WHERE id BETWEEN 95 AND 105 AND note <> (SELECT r.note FROM red_reg r WHERE r.id = red_p.id);
+DROP TABLE red_p;
 RESET ROLE;
 SELECT 1 AS alive;
 
