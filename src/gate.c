@@ -922,10 +922,10 @@ hp_walk(PlanState *ps, void *arg)
 		 */
 		if (mt->operation == CMD_UPDATE || mt->operation == CMD_DELETE ||
 			mt->operation == CMD_MERGE)
-			w->epq = lappend(w->epq, ps);
+			w->epq = list_append_unique_ptr(w->epq, ps);
 	}
 	else if (IsA(ps, LockRowsState))
-		w->epq = lappend(w->epq, ps);
+		w->epq = list_append_unique_ptr(w->epq, ps);	/* shared SubPlans */
 	return planstate_tree_walker(ps, hp_walk, arg);
 }
 
