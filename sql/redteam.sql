@@ -17,6 +17,7 @@ UPDATE red_reg SET note = 'HIV positive' WHERE id IN (5, 17, 1234);
 CREATE INDEX ON red_reg (person);
 ANALYZE red_reg;
 GRANT SELECT ON red_reg TO regress_red_quota, regress_red_none, regress_red_all;
+GRANT UPDATE ON red_reg TO regress_red_all;
 SELECT health_pass.protect('red_reg', 'person') IS NOT NULL AS protected;
 SELECT health_pass.allow('regress_red_quota', 'red_reg', 'care', 10, '1 hour') IS NOT NULL AS q,
        health_pass.allow('regress_red_all', 'red_reg', 'care') IS NOT NULL AS a;
@@ -237,6 +238,7 @@ CREATE TEMP TABLE red_p1 PARTITION OF red_p FOR VALUES FROM (0) TO (100);
 CREATE TEMP TABLE red_p2 PARTITION OF red_p FOR VALUES FROM (100) TO (200);
 INSERT INTO red_p SELECT i, 'x' FROM generate_series(1, 199) i;
 SELECT count(*) FROM red_p WHERE id BETWEEN 95 AND 105 AND note <> (SELECT r.note FROM red_reg r WHERE r.id = red_p.id);
+SELECT count(*) FROM red_p WHERE id BETWEEN 95 AND 105 AND note <> (SELECT r.note FROM red_reg r WHERE r.id = red_p.id FOR UPDATE);
 DROP TABLE red_p;
 RESET ROLE;
 SELECT 1 AS alive;
