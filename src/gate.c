@@ -42,6 +42,7 @@
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
+#include "nodes/subscripting.h"
 #include "optimizer/clauses.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -50,6 +51,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/typcache.h"
 
 #include "hp_access.h"
 
@@ -733,6 +735,79 @@ hp_wrap_upserts(ModifyTableState *mt, HpWalk *w)
 	}
 }
 
+/* check_functions_in_node callback: a function that is not LEAKPROOF */
+static bool
+hp_leaky_function_checker(Oid func_id, void *context)
+{
+	return !get_func_leakproof(func_id);
+}
+
+static bool
+hp_any_leaky_function_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, hp_leaky_function_checker, context))
+		return true;
+	/* the two nodes contain_leaked_vars() lets through without a Var */
+	if (IsA(node, SubscriptingRef))
+	{
+		SubscriptingRef *sbsref = (SubscriptingRef *) node;
+		const SubscriptRoutines *r = getSubscriptingRoutines(sbsref->refcontainertype, NULL);
+
+		if (r == NULL || !(sbsref->refassgnexpr ? r->store_leakproof : r->fetch_leakproof))
+			return true;
+	}
+	else if (IsA(node, MinMaxExpr))
+	{
+		TypeCacheEntry *tc = lookup_type_cache(((MinMaxExpr *) node)->minmaxtype,
+											   TYPECACHE_CMP_PROC);
+
+		if (!OidIsValid(tc->cmp_proc) || !get_func_leakproof(tc->cmp_proc))
+			return true;
+	}
+	return expression_tree_walker(node, hp_any_leaky_function_walker, context);
+}
+
+/*
+ * Does the qual use the output of an InitPlan not evaluated yet?  An
+ * InitPlan runs when its parameter is first needed, so in a qual after a
+ * leakproof one it runs (any code: set_config, nextval, a NOTICE) only if
+ * some row passed that qual: the same oracle as a leaky call.
+ */
+static bool
+hp_lazy_param_walker(Node *node, void *context)
+{
+	EState	   *estate = (EState *) context;
+
+	if (node == NULL)
+		return false;
+	if (IsA(node, Param))
+	{
+		Param	   *p = (Param *) node;
+
+		return p->paramkind == PARAM_EXEC && estate->es_param_exec_vals != NULL &&
+			estate->es_param_exec_vals[p->paramid].execPlan != NULL;
+	}
+	return expression_tree_walker(node, hp_lazy_param_walker, context);
+}
+
+/*
+ * May this qual run before the gate?  Only if no code in it that is not
+ * LEAKPROOF runs at all, whether or not a column is passed to it.
+ * contain_leaked_vars() alone lets a leaky call without a Var through
+ * (nextval('s') < 0, set_config('x', 'hit', false) = '', a CASE WHEN over
+ * a column whose branch calls one): it runs only on rows that the quals
+ * before it (and the index conditions) accepted, so how often it runs, or
+ * whether it runs, tells the value of rows the gate never saw.
+ */
+static bool
+hp_qual_runs_late(Node *qual, EState *estate)
+{
+	return contain_leaked_vars(qual) || hp_any_leaky_function_walker(qual, NULL) ||
+		hp_lazy_param_walker(qual, estate);
+}
+
 /*
  * Split the quals and projection of a protected scan: leakproof quals stay
  * in the node (they run before the gate, as PostgreSQL lets them run before
@@ -749,7 +824,7 @@ hp_split_scan(PlanState *ps, HpScan *s)
 
 	foreach(lc, ps->plan->qual)
 	{
-		if (contain_leaked_vars(lfirst(lc)))
+		if (hp_qual_runs_late(lfirst(lc), ps->state))
 			late = lappend(late, lfirst(lc));
 		else
 			early = lappend(early, lfirst(lc));
@@ -837,6 +912,13 @@ hp_walk(PlanState *ps, void *arg)
 		Relation	rel = ((ScanState *) ps)->ss_currentRelation;
 		AttrNumber	attnum = rel ? hp_protected_attnum(RelationGetRelid(rel)) : 0;
 
+		/*
+		 * A SubPlan copied into several places (the quals of each partition
+		 * of a partitioned table) shares one plan state: the walk reaches
+		 * its scans once per copy.
+		 */
+		if (attnum > 0 && hp_wrapped_find(ps, HP_WRAP_SCAN) != NULL)
+			return false;
 		if (attnum > 0)
 			hp_wrap_scan(ps, rel, attnum, w);
 	}
@@ -845,13 +927,18 @@ hp_walk(PlanState *ps, void *arg)
 		ModifyTableState *mt = (ModifyTableState *) ps;
 
 		hp_wrap_upserts(mt, w);
-		/* without RETURNING, a rechecked row goes nowhere */
-		if ((mt->operation == CMD_UPDATE || mt->operation == CMD_DELETE) &&
-			((ModifyTable *) ps->plan)->returningLists != NIL)
-			w->epq = lappend(w->epq, ps);
+
+		/*
+		 * With or without RETURNING: the recheck plan runs the scan's leaky
+		 * quals and projection (the SET list) on the row's newest version,
+		 * and MERGE its WHEN conditions and actions.
+		 */
+		if (mt->operation == CMD_UPDATE || mt->operation == CMD_DELETE ||
+			mt->operation == CMD_MERGE)
+			w->epq = list_append_unique_ptr(w->epq, ps);
 	}
 	else if (IsA(ps, LockRowsState))
-		w->epq = lappend(w->epq, ps);
+		w->epq = list_append_unique_ptr(w->epq, ps);	/* shared SubPlans */
 	return planstate_tree_walker(ps, hp_walk, arg);
 }
 

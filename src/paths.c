@@ -19,6 +19,8 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_am_d.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/pathnodes.h"
 #include "optimizer/clauses.h"
 #include "optimizer/pathnode.h"
@@ -36,9 +38,40 @@ hp_rinfo_leaky(RestrictInfo *rinfo)
 	return contain_leaked_vars((Node *) rinfo->clause);
 }
 
+static bool
+hp_leaky_function_checker(Oid func_id, void *context)
+{
+	return !get_func_leakproof(func_id);
+}
+
+/* Is there a call of a function that is not LEAKPROOF anywhere in node? */
+static bool
+hp_any_leaky_function(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, hp_leaky_function_checker, context))
+		return true;
+	return expression_tree_walker(node, hp_any_leaky_function, context);
+}
+
+/*
+ * Is this index condition unsafe before the gate?  Passing a column to leaky
+ * code always is.  A leaky call without a column (person <= my_stable_fn())
+ * is evaluated once per scan as a runtime key, except where the condition
+ * is rechecked row by row: lossy bitmap pages, BRIN, GIN, GiST, hash.  There
+ * it runs only on rows the conditions before it accepted, and so counts them.
+ */
+static bool
+hp_cond_leaky(RestrictInfo *rinfo, bool rechecked)
+{
+	return hp_rinfo_leaky(rinfo) ||
+		(rechecked && hp_any_leaky_function((Node *) rinfo->clause, NULL));
+}
+
 /* Does this path run a condition that is not leakproof inside an index? */
 static bool
-hp_path_leaky(Path *path)
+hp_path_leaky_in(Path *path, bool lossy)
 {
 	ListCell   *lc;
 
@@ -47,35 +80,44 @@ hp_path_leaky(Path *path)
 		case T_IndexPath:		/* index and index-only scans */
 			{
 				IndexPath  *ip = (IndexPath *) path;
+				bool		rechecked = lossy || ip->indexinfo->relam != BTREE_AM_OID;
 
 				foreach(lc, ip->indexclauses)
 				{
 					IndexClause *ic = lfirst_node(IndexClause, lc);
 					ListCell   *lq;
 
-					if (hp_rinfo_leaky(ic->rinfo))
+					if (hp_cond_leaky(ic->rinfo, rechecked))
 						return true;
 					foreach(lq, ic->indexquals)
-						if (hp_rinfo_leaky(lfirst_node(RestrictInfo, lq)))
+						if (hp_cond_leaky(lfirst_node(RestrictInfo, lq), rechecked))
 							return true;
 				}
-				return contain_leaked_vars((Node *) ip->indexorderbys);
+				return contain_leaked_vars((Node *) ip->indexorderbys) ||
+					(rechecked && hp_any_leaky_function((Node *) ip->indexorderbys, NULL));
 			}
 		case T_BitmapHeapPath:
-			return hp_path_leaky(((BitmapHeapPath *) path)->bitmapqual);
+			/* a bitmap page may be lossy, then every row on it is rechecked */
+			return hp_path_leaky_in(((BitmapHeapPath *) path)->bitmapqual, true);
 		case T_BitmapAndPath:
 			foreach(lc, ((BitmapAndPath *) path)->bitmapquals)
-				if (hp_path_leaky(lfirst(lc)))
+				if (hp_path_leaky_in(lfirst(lc), lossy))
 					return true;
 			return false;
 		case T_BitmapOrPath:
 			foreach(lc, ((BitmapOrPath *) path)->bitmapquals)
-				if (hp_path_leaky(lfirst(lc)))
+				if (hp_path_leaky_in(lfirst(lc), lossy))
 					return true;
 			return false;
 		default:
 			return false;
 	}
+}
+
+static bool
+hp_path_leaky(Path *path)
+{
+	return hp_path_leaky_in(path, false);
 }
 
 /* Drop the paths of list that use leaky index conditions; count them */
@@ -101,7 +143,7 @@ hp_leakproof_rinfos(List *rinfos)
 	ListCell   *lc;
 
 	foreach(lc, rinfos)
-		if (!hp_rinfo_leaky(lfirst_node(RestrictInfo, lc)))
+		if (!hp_cond_leaky(lfirst_node(RestrictInfo, lc), true))
 			out = lappend(out, lfirst(lc));
 	return out;
 }
@@ -159,6 +201,9 @@ hp_set_rel_pathlist(PlannerInfo *root, RelOptInfo *rel, Index rti, RangeTblEntry
 	add_path(rel, create_seqscan_path(root, rel, rel->lateral_relids, 0));
 	hp_index_paths_without_leaks(root, rel);
 	rel->pathlist = hp_drop_leaky(rel->pathlist, &dropped);
+	/* a dropped path may have pruned the plain scan added above */
+	if (rel->pathlist == NIL)
+		rel->pathlist = list_make1(create_seqscan_path(root, rel, rel->lateral_relids, 0));
 	if (rel->pathlist == NIL)
 		elog(ERROR, "health_pass left protected table \"%s\" without a path",
 			 get_rel_name(rte->relid));
