@@ -86,6 +86,7 @@ SEED = os.environ.get("HP_RANDOM_SEED", "11")
 SECONDS = float(os.environ.get("HP_RANDOM_SECONDS", "60"))
 MAX_CASES = int(os.environ.get("HP_RANDOM_CASES", "0"))
 VERBOSE = os.environ.get("HP_RANDOM_VERBOSE", "") not in ("", "0")
+LEAKY = os.environ.get("HP_RANDOM_LEAKY", "1") not in ("", "0")  # 0: no leaky code (checks the oracle)
 QUOTA = 10
 NROWS = 200
 DB = "random_gate"
@@ -568,13 +569,13 @@ def make_case(no):
     r = random.Random(f"{SEED}:{no}")
     role = r.choices(list(ROLES), weights=[w for w, _, _ in ROLES.values()])[0]
     right = ROLES[role][2]
-    kinds = [k for k in KINDS if not (right == "super" and k in SUPER_SKIP)]
+    kinds = [k for k in KINDS if not ((right == "super" or not LEAKY) and k in SUPER_SKIP)]
     if right == "bg" and r.random() < 0.1:
         kind = "bg_savepoint"
     else:
         kind = r.choices(kinds, weights=[KINDS[k][0] for k in kinds])[0]
     c = Case(no, role, kind)
-    g = Gen(r, leaky_ok=(right != "super"))
+    g = Gen(r, leaky_ok=(right != "super" and LEAKY))
     if r.random() < 0.25:
         c.body.append(Stmt(f"SET {r.choice(['enable_seqscan', 'enable_indexscan', 'enable_bitmapscan'])} = off"))
     (k_bg_savepoint if kind == "bg_savepoint" else KINDS[kind][1])(g, c)
@@ -744,6 +745,7 @@ def run(cl, t_start):
     channels = Counter()
     seen_by_role = defaultdict(set)
     errors = Counter()
+    internal = {}     # message of an internal error -> first case
     violations = []   # (case, [messages])
     crashes = 0
     passed = failed = 0
@@ -809,6 +811,8 @@ def run(cl, t_start):
                 e = run_statement(conn, st, seen, sqltoks)
                 if e:
                     errors[e[0]] += 1
+                    if e[0].startswith("XX") or e[0] == "?????":
+                        internal.setdefault(e[1], no)
             if conn.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
                 conn.rollback()
             conn.cursor().execute("DISCARD ALL")
@@ -928,6 +932,8 @@ def run(cl, t_start):
     print("  distinct subjects seen by role: " + ", ".join(f"{r} {len(seen_by_role[r])}" for r in ROLES))
     print("  tokens seen by channel: " + ", ".join(f"{k} {v}" for k, v in channels.most_common()))
     print("  errors by SQLSTATE: " + ", ".join(f"{k} {v}" for k, v in errors.most_common(8)))
+    for msg, n in list(internal.items())[:5]:
+        print(f"  internal error (first in case {n}): {msg}")
     print(f"  crashes: {crashes}")
     vcount = Counter()
     for _, probs in violations:
