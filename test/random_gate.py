@@ -86,6 +86,7 @@ SEED = os.environ.get("HP_RANDOM_SEED", "11")
 SECONDS = float(os.environ.get("HP_RANDOM_SECONDS", "60"))
 MAX_CASES = int(os.environ.get("HP_RANDOM_CASES", "0"))
 VERBOSE = os.environ.get("HP_RANDOM_VERBOSE", "") not in ("", "0")
+ONLY = [int(x) for x in os.environ.get("HP_RANDOM_ONLY", "").replace(",", " ").split()]  # replay these cases
 LEAKY = os.environ.get("HP_RANDOM_LEAKY", "1") not in ("", "0")  # 0: no leaky code (checks the oracle)
 QUOTA = 10
 NROWS = 200
@@ -598,8 +599,14 @@ def make_case(no):
     return c
 
 
-class Sink(list):
-    pass
+class Sink:
+    """Collects every notice (psycopg2 keeps only the last 50 in a list)."""
+
+    def __init__(self):
+        self.items = []
+
+    def append(self, x):
+        self.items.append(x)
 
 
 class Cluster:
@@ -695,6 +702,13 @@ def run_statement(conn, st, seen, sqltoks):
     return err
 
 
+def violations_of(violations, case):
+    for c, probs in violations:
+        if c is case:
+            return probs
+    return []
+
+
 def main():
     t_start = time.time()
     cl = Cluster()
@@ -783,8 +797,9 @@ def run(cl, t_start):
 
     t_cases = time.time()
     last_case = {}    # role -> the case its current session ran before
-    while time.time() - t_cases < SECONDS and (MAX_CASES == 0 or no < MAX_CASES):
-        no += 1
+    todo = list(ONLY)
+    while (todo if ONLY else time.time() - t_cases < SECONDS and (MAX_CASES == 0 or no < MAX_CASES)):
+        no = todo.pop(0) if ONLY else no + 1
         c = make_case(no)
         role_runs[c.role] += 1
         stats[c.kind] += 1
@@ -805,7 +820,7 @@ def run(cl, t_start):
         try:
             conn = session(c.role)
             pid = conn.get_backend_pid()
-            del conn.notices[:]
+            conn.notices.items.clear()
             del conn.notifies[:]
             for st in c.script:
                 e = run_statement(conn, st, seen, sqltoks)
@@ -826,7 +841,7 @@ def run(cl, t_start):
         finally:
             timer.cancel()
         if conn is not None:
-            for n in conn.notices:
+            for n in conn.notices.items:
                 tokens_in(n, "notice", seen)
             for n in conn.notifies:
                 tokens_in(n.payload, "notify", seen)
@@ -863,11 +878,20 @@ def run(cl, t_start):
             last_case[c.role] = no
             if lost:
                 sessions.pop(c.role, None)
-            try:
-                records = new_records(su, mark)
-            except psycopg2.Error:
-                recover()
+            records = None
+            for _ in range(3):
+                try:
+                    records = new_records(su, mark)
+                    break
+                except psycopg2.Error as e:
+                    flush_err = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                    if su.closed:
+                        recover()
+                    time.sleep(1)
+            if records is None:
+                problems.append(("the audit log could not be read", f"audit_flush() or audit_log failed: {flush_err}"))
                 records = []
+                line = "no records"   # do not judge this case's reads without its records
         if records:
             mark = max(mark, max(r[0] for r in records))
         mine = [r for r in records if r[1] == pid]
@@ -936,27 +960,22 @@ def run(cl, t_start):
         print(f"  internal error (first in case {n}): {msg}")
     print(f"  crashes: {crashes}")
     vcount = Counter()
-    for _, probs in violations:
+    first = {}        # violation type -> first case with it
+    for c, probs in violations:
         for tag in {t for t, _ in probs}:
             vcount[tag] += 1
+            first.setdefault(tag, c)
     if violations:
-        print(f"  violations ({len(violations)} failing cases), cases by type:")
-        for p, n in vcount.most_common(12):
-            print(f"    {n:5d}  {p}")
-        print("  first failing cases:")
-        shown = set()
-        for c, probs in violations:
-            key = (c.role, c.kind)
-            if key in shown and len(shown) < 10:
-                continue
-            shown.add(key)
-            print(f"  - case {c.no} ({c.role}, {c.kind}): {c.sql_text()[:400]}")
-            for _, p in probs[:3]:
-                print(f"      {p}")
-            if len(probs) > 3:
-                print(f"      ... and {len(probs) - 3} more")
-            if len(shown) >= 10:
-                break
+        print(f"  violations ({len(violations)} failing cases); failing cases by type, first case of each type:")
+        for tag, n in vcount.most_common():
+            c = first[tag]
+            probs = [p for t, p in violations_of(violations, c) if t == tag]
+            print(f"  {n:5d}  {tag}")
+            print(f"         case {c.no} ({c.role}, {c.kind}): {c.sql_text()[:360]}")
+            for p in probs[:2]:
+                print(f"           {p}")
+            if len(probs) > 2:
+                print(f"           ... and {len(probs) - 2} more")
     for what, ok in final:
         print(f"{'ok' if ok else 'not ok'} - {what}")
         if ok:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every health_pass test against a throwaway cluster this script starts
 # and stops: pg_regress, isolation, pgTAP, the EU DCC conformance vectors, the
-# libFuzzer target, and the randomized gate test (on clusters of their own).
+# crash tests and the randomized gate test (each on a cluster of its own), and the
+# libFuzzer target.
 # Ends with 'N passed, N failed'; exits non-zero on failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
