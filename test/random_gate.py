@@ -26,11 +26,13 @@ Roles (each its own persistent session, purpose 'care' unless said):
   r_quota  rule with a quota of 10 subjects an hour on each table
   r_none   no rule
   r_wrong  rules for purpose 'research' only
+  r_nopurpose  rules for 'care', but its session declares no purpose
   r_bg     no rule, may call break_glass(); most of its cases run inside a
            transaction that breaks the glass, some break it in a savepoint
            that is rolled back (then it has no right), some do not break it
   r_admin  superuser; its cases use no leaky code (superusers are audited,
            not gated), and every value it receives must be audited 'superuser'
+  r_bypass BYPASSRLS, no rule: treated like r_admin (audited 'superuser')
 
 Statements (kinds): leaky code in WHERE alone, ANDed or ORed with leakproof
 conditions, in the select list, a custom operator (===) over a leaky function,
@@ -53,8 +55,8 @@ rows, COPY output, NOTICE text, notifications, the error's message, detail,
 hint and context -- is mapped to (table, subject).  After audit_flush(), the
 records this case's backend wrote since the case began must hold, for each
 seen (table, subject), one with outcome allowed, break_glass or superuser for
-that role.  A role with no right in the case (r_none, r_wrong, r_bg without
-glass) must see no token at all.  For r_quota, the distinct subjects seen
+that role.  A role with no right in the case (r_none, r_wrong, r_nopurpose,
+r_bg without glass) must see no token at all.  For r_quota, the distinct subjects seen
 (and those audited 'allowed') per table since the start of the run must not
 exceed 10.  No false positives: EXPLAIN output and error context are not
 counted for tokens that occur literally in the case's SQL (plans print their
@@ -111,8 +113,10 @@ ROLES = {  # role: (weight, purpose, right) right: 'rule', 'quota', None, 'bg', 
     "r_quota": (2, "care", "quota"),
     "r_none": (2, "care", None),
     "r_wrong": (2, "care", None),
+    "r_nopurpose": (1, None, None),
     "r_bg": (3, "care", "bg"),
     "r_admin": (1, "care", "super"),
+    "r_bypass": (1, "care", "super"),
 }
 
 SETUP = f"""
@@ -167,9 +171,13 @@ CREATE ROLE r_none LOGIN;
 CREATE ROLE r_wrong LOGIN;
 CREATE ROLE r_bg LOGIN;
 CREATE ROLE r_admin LOGIN SUPERUSER;
-GRANT USAGE ON SCHEMA health_pass TO r_all, r_quota, r_none, r_wrong, r_bg;
-GRANT SELECT, UPDATE ON reg_a, reg_b TO r_all, r_quota, r_none, r_wrong, r_bg;
-GRANT SELECT ON v_a, v_b_sb, h_ids, h_small TO r_all, r_quota, r_none, r_wrong, r_bg;
+CREATE ROLE r_bypass LOGIN BYPASSRLS;
+CREATE ROLE r_nopurpose LOGIN;
+GRANT USAGE ON SCHEMA health_pass TO r_all, r_quota, r_none, r_wrong, r_bg, r_bypass, r_nopurpose;
+GRANT SELECT, UPDATE ON reg_a, reg_b TO r_all, r_quota, r_none, r_wrong, r_bg, r_bypass, r_nopurpose;
+GRANT SELECT ON v_a, v_b_sb, h_ids, h_small TO r_all, r_quota, r_none, r_wrong, r_bg, r_bypass, r_nopurpose;
+SELECT health_pass.allow('r_nopurpose', 'reg_a', 'care');
+SELECT health_pass.allow('r_nopurpose', 'reg_b', 'care');
 SELECT health_pass.allow('r_all', 'reg_a', 'care');
 SELECT health_pass.allow('r_all', 'reg_b', 'care');
 SELECT health_pass.allow('r_quota', 'reg_a', 'care', {QUOTA}, '1 hour');
@@ -183,6 +191,8 @@ ALTER ROLE r_none SET statement_timeout = '5s';
 ALTER ROLE r_wrong SET statement_timeout = '5s';
 ALTER ROLE r_bg SET statement_timeout = '5s';
 ALTER ROLE r_admin SET statement_timeout = '5s';
+ALTER ROLE r_bypass SET statement_timeout = '5s';
+ALTER ROLE r_nopurpose SET statement_timeout = '5s';
 """
 
 FILLER = "SELECT count(*) FROM (SELECT repeat('x', 100000) FROM generate_series(1, 50)) s"
@@ -191,7 +201,7 @@ FILLER = "SELECT count(*) FROM (SELECT repeat('x', 100000) FROM generate_series(
 class Stmt:
     def __init__(self, sql, how="sql"):
         self.sql = sql
-        self.how = how  # sql, copy, explain
+        self.how = how  # sql, copy, explain, state (reads back session state)
 
 
 class Case:
