@@ -23,6 +23,9 @@ helper tables h_ids(id, label 'L00042') and h_small(k) hold no such token.
 
 Roles (each its own persistent session, purpose 'care' unless said):
   r_all    rule without quota on both tables
+  r_sync   the same, with health_pass.audit_sync = on: when its case ends,
+           the record of every value it saw must already be committed,
+           before audit_flush() is called (HP_RANDOM_SYNC=0 leaves it out)
   r_quota  rule with a quota of 10 subjects an hour on each table
   r_none   no rule
   r_wrong  rules for purpose 'research' only
@@ -108,16 +111,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOKEN = re.compile(r"(?<![0-9A-Za-z])(N?)([AB])(\d{5})(?!\d)", re.I)
 TABLE_OF = {"A": "reg_a", "B": "reg_b"}
 
-ROLES = {  # role: (weight, purpose, right) right: 'rule', 'quota', None, 'bg', 'super'
-    "r_all": (3, "care", "rule"),
-    "r_quota": (2, "care", "quota"),
-    "r_none": (2, "care", None),
-    "r_wrong": (2, "care", None),
-    "r_nopurpose": (1, None, None),
-    "r_bg": (3, "care", "bg"),
-    "r_admin": (1, "care", "super"),
-    "r_bypass": (1, "care", "super"),
+SYNC = os.environ.get("HP_RANDOM_SYNC", "1") not in ("", "0")  # 0: no r_sync role
+ROLES = {  # role: (weight, purpose, right, audit_sync); right: 'rule', 'quota', None, 'bg', 'super'
+    "r_all": (3, "care", "rule", False),
+    "r_sync": (1, "care", "rule", True),
+    "r_quota": (2, "care", "quota", False),
+    "r_none": (2, "care", None, False),
+    "r_wrong": (2, "care", None, False),
+    "r_nopurpose": (1, None, None, False),
+    "r_bg": (3, "care", "bg", False),
+    "r_admin": (1, "care", "super", False),
+    "r_bypass": (1, "care", "super", False),
 }
+if not SYNC:
+    del ROLES["r_sync"]
 
 SETUP = f"""
 CREATE EXTENSION health_pass;
@@ -173,9 +180,14 @@ CREATE ROLE r_bg LOGIN;
 CREATE ROLE r_admin LOGIN SUPERUSER;
 CREATE ROLE r_bypass LOGIN BYPASSRLS;
 CREATE ROLE r_nopurpose LOGIN;
-GRANT USAGE ON SCHEMA health_pass TO r_all, r_quota, r_none, r_wrong, r_bg, r_bypass, r_nopurpose;
-GRANT SELECT, UPDATE ON reg_a, reg_b TO r_all, r_quota, r_none, r_wrong, r_bg, r_bypass, r_nopurpose;
-GRANT SELECT ON v_a, v_b_sb, h_ids, h_small TO r_all, r_quota, r_none, r_wrong, r_bg, r_bypass, r_nopurpose;
+CREATE ROLE r_sync LOGIN;
+GRANT USAGE ON SCHEMA health_pass TO r_all, r_quota, r_none, r_wrong, r_bg, r_bypass, r_nopurpose, r_sync;
+GRANT SELECT, UPDATE ON reg_a, reg_b TO r_all, r_quota, r_none, r_wrong, r_bg, r_bypass, r_nopurpose, r_sync;
+GRANT SELECT ON v_a, v_b_sb, h_ids, h_small TO r_all, r_quota, r_none, r_wrong, r_bg, r_bypass, r_nopurpose,
+    r_sync;
+SELECT health_pass.allow('r_sync', 'reg_a', 'care');
+SELECT health_pass.allow('r_sync', 'reg_b', 'care');
+ALTER ROLE r_sync SET health_pass.audit_sync = on;
 SELECT health_pass.allow('r_nopurpose', 'reg_a', 'care');
 SELECT health_pass.allow('r_nopurpose', 'reg_b', 'care');
 SELECT health_pass.allow('r_all', 'reg_a', 'care');
@@ -193,6 +205,7 @@ ALTER ROLE r_bg SET statement_timeout = '5s';
 ALTER ROLE r_admin SET statement_timeout = '5s';
 ALTER ROLE r_bypass SET statement_timeout = '5s';
 ALTER ROLE r_nopurpose SET statement_timeout = '5s';
+ALTER ROLE r_sync SET statement_timeout = '5s';
 """
 
 FILLER = "SELECT count(*) FROM (SELECT repeat('x', 100000) FROM generate_series(1, 50)) s"
@@ -588,7 +601,7 @@ SUPER_SKIP = {"select_list", "operator", "cast", "state", "notify"}
 
 def make_case(no):
     r = random.Random(f"{SEED}:{no}")
-    role = r.choices(list(ROLES), weights=[w for w, _, _ in ROLES.values()])[0]
+    role = r.choices(list(ROLES), weights=[v[0] for v in ROLES.values()])[0]
     right = ROLES[role][2]
     kinds = [k for k in KINDS if not ((right == "super" or not LEAKY) and k in SUPER_SKIP)]
     if right == "bg" and r.random() < 0.1:
@@ -760,9 +773,10 @@ def run(cl, t_start):
         c.execute("SELECT coalesce(max(max_id), 0) FROM health_pass.audit_block")
         return c.fetchone()[0]
 
-    def new_records(conn, mark):
+    def new_records(conn, mark, flush=True):
         c = conn.cursor()
-        c.execute("SELECT health_pass.audit_flush()")
+        if flush:
+            c.execute("SELECT health_pass.audit_flush()")
         c.execute("SELECT r.id, r.backend_pid, r.current_user_name, r.relation::oid, r.subject, r.outcome "
                   "FROM health_pass.audit_block b CROSS JOIN LATERAL health_pass._audit_records(b.records) r "
                   "WHERE b.max_id > %s AND r.id > %s", (mark, mark))
@@ -902,6 +916,12 @@ def run(cl, t_start):
             if lost:
                 sessions.pop(c.role, None)
             records = None
+            durable = None
+            if ROLES[c.role][3]:
+                try:   # audit_sync: the records are durable before the client saw a value
+                    durable = new_records(su, mark, flush=False)
+                except psycopg2.Error:
+                    pass
             for _ in range(3):
                 try:
                     records = new_records(su, mark)
@@ -929,6 +949,11 @@ def run(cl, t_start):
             elif key not in ok and not line:
                 problems.append((f"{c.role} saw a value via {ch}, not audited",
                                  f"{c.role} saw {tok} of {key[0]} via {ch}, not audited for it"))
+            elif durable is not None and not line and key not in {
+                    (rel_name.get(r[3]), r[4]) for r in durable if r[1] == pid and r[5] != "denied"}:
+                problems.append((f"{c.role} saw a value via {ch} before its record was durable",
+                                 f"{c.role} saw {tok} of {key[0]} via {ch}; its record was not yet "
+                                 f"committed when the case ended (audit_sync)"))
         if ROLES[c.role][2] == "quota" and not line:
             for tbl in ("reg_a", "reg_b"):
                 before = len(quota_seen[tbl])
