@@ -82,8 +82,10 @@ import io
 import os
 import random
 import re
-import threading
+import shutil
+import signal
 import subprocess
+import threading
 import sys
 import tempfile
 import time
@@ -664,7 +666,7 @@ class Cluster:
 
     def stop(self):
         self.sh("hp_cluster_stop", self.pg, "immediate")
-        subprocess.run(["rm", "-rf", self.dir])
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def connect(self, user="postgres", db=DB, purpose=None):
         opts = f"-c health_pass.purpose={purpose}" if purpose else ""
@@ -744,6 +746,8 @@ def violations_of(violations, case):
 
 def main():
     t_start = time.time()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))   # stop the cluster on the way out
+    signal.signal(signal.SIGHUP, lambda *_: sys.exit(1))
     cl = Cluster()
     if not cl.start():
         print("random_gate: could not start a cluster")
