@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run every health_pass test against a throwaway cluster this script starts
-# and stops: pg_regress, isolation, pgTAP, the EU DCC conformance vectors, and the
-# libFuzzer target.  Ends with 'N passed, N failed'; exits non-zero on failure.
+# and stops: pg_regress, isolation, pgTAP, the EU DCC conformance vectors, the
+# crash tests and the randomized gate test (each on a cluster of its own), and the
+# libFuzzer target.
+# Ends with 'N passed, N failed'; exits non-zero on failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -50,6 +52,13 @@ tally "$(echo "$line" | sed -E 's/.* ([0-9]+) passed.*/\1/')" "$(echo "$line" | 
 bash test/fuzz/run.sh | tee "$WORK/fuzz.log" | tail -4
 line=$(grep -E '^fuzz: ' "$WORK/fuzz.log" || echo "fuzz: 0 passed, 1 failed")
 tally "$(echo "$line" | sed -E 's/.* ([0-9]+) passed.*/\1/')" "$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')" fuzz
+
+# 7. the randomized gate test (issue 11), on a cluster of its own: generated
+#    statements as roles with and without rules, quotas and break glass; every
+#    value a client saw must be audited for it (HP_RANDOM_SEED, HP_RANDOM_SECONDS)
+/usr/bin/python3 test/random_gate.py | tee "$WORK/random.log"
+line=$(grep -E '^random_gate: [0-9]+ passed' "$WORK/random.log" || echo "random_gate: 0 passed, 1 failed")
+tally "$(echo "$line" | sed -E 's/.* ([0-9]+) passed.*/\1/')" "$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')" random_gate
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
