@@ -134,9 +134,9 @@ SET health_pass.purpose = 'care';
 SELECT mark() AS m \gset
 SET ROLE regress_clerk;
 SELECT name FROM registry WHERE person_id = 'P2';                                        -- plain
--- join: with no statistics on the subject (protect() hid them) the planner
--- hashes every registry row with doses = 2; every row the scan reads is
--- audited, not only P10, the one that joins
+-- join: the planner hashes the registry rows with doses = 2; doses is not
+-- the subject, so that condition runs after the gate and every row the scan
+-- reads is audited, not only P10, the one that joins
 SELECT v.at, r.name FROM visits v JOIN registry r USING (person_id) WHERE r.doses = 2 ORDER BY 1;
 SELECT name FROM registry WHERE person_id IN (SELECT 'P3');                               -- subquery
 WITH x AS MATERIALIZED (SELECT * FROM registry WHERE person_id = 'P4') SELECT name FROM x; -- CTE

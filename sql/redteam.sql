@@ -1,6 +1,6 @@
 -- Red team of the 0.6.0 gate (issue 11 rewrite): attacks by ordinary roles.
 -- Each section says what 9c8068c (main) did; the expected output is that of
--- the fixed gate.  Concurrency attacks (EvalPlanQual without RETURNING,
+-- the fixed gate (all but 1c are fixed).  Concurrency attacks (EvalPlanQual without RETURNING,
 -- MERGE, audit_sync and NOTICE/errors) are in test/isolation/specs/redteam.spec.
 \set VERBOSITY terse
 SET client_min_messages = warning;
@@ -107,12 +107,13 @@ DROP FUNCTION pg_temp.red_stab();
 RESET ROLE;
 SELECT * FROM red_audited('regress_red_all', :m);
 
--- 1b. NOT FIXED (the design's choice, but it defeats the audit): rows that a
--- leakproof condition rejects are neither seen nor audited, and the role
--- picks which side is rejected.  A role without quota asks "is R5 HIV
--- positive?" so that yes = no row: the subject whose secret it learned is
--- exactly the one the log never names.  Same with a 10-subject quota: only
--- the 'no' answers cost quota.
+-- 1b. Rows that a leakproof condition rejects were neither seen nor
+-- audited, and the role picks which side is rejected.  A role without quota
+-- asked "is R5 HIV positive?" so that yes = no row: the subject whose
+-- secret it learned was exactly the one the log never named (9c8068c: no
+-- record of R5, R17 or R1234).  Fixed: only conditions on the subject alone
+-- (and index conditions) run before the gate; note <> '...' runs after it,
+-- so R5 is audited whatever the answer.
 SELECT red_mark() AS m \gset
 SET ROLE regress_red_all;
 SET health_pass.purpose = 'care';
@@ -145,11 +146,10 @@ SELECT health_pass.audit_flush() >= 0 AS flushed;
 SELECT count(DISTINCT subject) AS subjects_alice_read_with_a_quota_of_3 FROM health_pass.audit_log
  WHERE id > :m AND session_user_name = 'regress_red_alice' AND outcome = 'allowed';
 
--- 1d. NOT FIXED (issue 11, "Owner DDL", not built): the table's owner, no
--- superuser, reads every row without a record through DDL that evaluates
--- expressions over existing rows, adds triggers that see the rows other
--- roles change, and switches row security (which hides statistics) off.
--- README: "reach a non-superuser (its owner included) only through the gate".
+-- 1d. The table's owner, no superuser, read every row without a record
+-- through DDL that evaluates expressions over existing rows, added triggers
+-- that see the rows other roles change, and switched row security (which
+-- hides statistics) off.  Fixed (src/ddl.c): each is refused and audited.
 CREATE ROLE regress_red_owner LOGIN;
 GRANT CREATE ON SCHEMA public TO regress_red_owner;
 SET ROLE regress_red_owner;
@@ -174,12 +174,14 @@ DROP TABLE red_owned;
 DROP FUNCTION red_owner_trg(), pg_temp.red_owner_sees(text);
 REVOKE CREATE ON SCHEMA public FROM regress_red_owner;
 
--- 1e. NOT FIXED (issue 11, "Partitions", not built): a partition added to a
--- partitioned table whose partitions are protected is not protected, and a
--- role with no rule reads its rows through the parent.
+-- 1e. A partition added to a partitioned table whose partitions were
+-- protected was not protected, and a role with no rule read its rows through
+-- the parent.  Fixed: a partition alone cannot be protected (protect the
+-- root), and a partition added to a protected root is protected.
 CREATE TABLE red_part (id int, person text, note text) PARTITION BY RANGE (id);
 CREATE TABLE red_part1 PARTITION OF red_part FOR VALUES FROM (0) TO (100);
 SELECT health_pass.protect('red_part1', 'person') IS NOT NULL AS protected;
+SELECT health_pass.protect('red_part', 'person') IS NOT NULL AS protected;
 CREATE TABLE red_part2 PARTITION OF red_part FOR VALUES FROM (100) TO (200);
 INSERT INTO red_part VALUES (1, 'Q1', 'old secret'), (150, 'Q150', 'new secret');
 GRANT SELECT ON red_part TO regress_red_none;

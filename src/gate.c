@@ -793,6 +793,31 @@ hp_lazy_param_walker(Node *node, void *context)
 }
 
 /*
+ * Does the qual read a column of the scanned row other than the subject?
+ * A leakproof condition on another column (note <> 'HIV positive') would
+ * reject rows the gate never saw, and whether a row came back would tell
+ * their value: WHERE person = 'R5' AND note <> 'HIV positive' returning
+ * nothing says what R5's note is, with no record of R5.  So only
+ * conditions on the subject alone run before the gate; a row they reject
+ * tells nothing but that its subject is not the one asked for.
+ */
+static bool
+hp_other_column_walker(Node *node, void *context)
+{
+	AttrNumber	subject = *(AttrNumber *) context;
+
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var))
+	{
+		Var		   *v = (Var *) node;
+
+		return v->varlevelsup == 0 && v->varattno != subject;
+	}
+	return expression_tree_walker(node, hp_other_column_walker, context);
+}
+
+/*
  * May this qual run before the gate?  Only if no code in it that is not
  * LEAKPROOF runs at all, whether or not a column is passed to it.
  * contain_leaked_vars() alone lets a leaky call without a Var through
@@ -802,18 +827,19 @@ hp_lazy_param_walker(Node *node, void *context)
  * whether it runs, tells the value of rows the gate never saw.
  */
 static bool
-hp_qual_runs_late(Node *qual, EState *estate)
+hp_qual_runs_late(Node *qual, EState *estate, AttrNumber subject)
 {
 	return contain_leaked_vars(qual) || hp_any_leaky_function_walker(qual, NULL) ||
-		hp_lazy_param_walker(qual, estate);
+		hp_lazy_param_walker(qual, estate) || hp_other_column_walker(qual, &subject);
 }
 
 /*
- * Split the quals and projection of a protected scan: leakproof quals stay
- * in the node (they run before the gate, as PostgreSQL lets them run before
- * row-level security quals); the others and the projection move to s, to
- * run in hp_scan_exec on rows the gate let through.  Index conditions are
- * operators of index operator classes; they stay in the scan.
+ * Split the quals and projection of a protected scan: leakproof quals on
+ * the subject column alone stay in the node (they run before the gate, as
+ * PostgreSQL lets leakproof quals run before row-level security quals);
+ * the others and the projection move to s, to run in hp_scan_exec on rows
+ * the gate let through.  Index conditions are operators of index operator
+ * classes; they stay in the scan (src/paths.c keeps them leakproof).
  */
 static void
 hp_split_scan(PlanState *ps, HpScan *s)
@@ -824,7 +850,7 @@ hp_split_scan(PlanState *ps, HpScan *s)
 
 	foreach(lc, ps->plan->qual)
 	{
-		if (hp_qual_runs_late(lfirst(lc), ps->state))
+		if (hp_qual_runs_late(lfirst(lc), ps->state, s->slot_attnum))
 			late = lappend(late, lfirst(lc));
 		else
 			early = lappend(early, lfirst(lc));
