@@ -3,8 +3,10 @@
 #   pgbench point lookups by subject on a 1,000,000-row table, 4 clients:
 #     unprotected copy | protected, audit_sync off | protected, audit_sync on |
 #     unprotected copy under pgaudit object-level read logging
-#   a 100,000-row allowed scan, protected vs unprotected, and a superuser's
-#   COPY of the whole table (audited per subject since 0.6.0).
+#   a 100,000-row allowed scan, protected vs unprotected, a superuser's
+#   COPY of the whole table (audited per subject since 0.6.0), and what
+#   audit_sync costs a query that sends a NOTICE per row (held until the
+#   records are durable since 0.6.0).
 # Prints TPS and the ratios.  HP_BENCH_SECONDS sets each pgbench run (8),
 # HP_BENCH_ROUNDS the rounds of the four configurations (5).
 set -uo pipefail
@@ -146,6 +148,26 @@ after=$(q -c "SELECT written, pg_total_relation_size('health_pass.audit_block') 
 copy_records=$(( ${after%|*} - ${before%|*} ))
 copy_bytes=$(( ${after#*|} - ${before#*|} ))
 
+# 5,000 rows, a NOTICE per row from a PL/pgSQL function in the select list:
+# audit_sync off against on (the notices wait for the records, in batches)
+q -c "CREATE FUNCTION public.bench_notice(text) RETURNS text LANGUAGE plpgsql AS \$\$ BEGIN RAISE NOTICE '%', \$1; RETURN \$1; END \$\$" \
+  -c "GRANT EXECUTE ON FUNCTION public.bench_notice(text) TO reader"
+notice_ms() { # notice_ms SYNC: mean ms of 5 runs
+    q -c "ALTER ROLE reader SET health_pass.audit_sync = $1"
+    PGOPTIONS="-c health_pass.purpose=bench" psql -XAq -U reader 2>/dev/null <<SQL | sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p' |
+SELECT count(public.bench_notice(name)) FROM registry WHERE n <= 5000;
+\\timing on
+SELECT count(public.bench_notice(name)) FROM registry WHERE n BETWEEN 5001 AND 10000;
+SELECT count(public.bench_notice(name)) FROM registry WHERE n BETWEEN 10001 AND 15000;
+SELECT count(public.bench_notice(name)) FROM registry WHERE n BETWEEN 15001 AND 20000;
+SELECT count(public.bench_notice(name)) FROM registry WHERE n BETWEEN 20001 AND 25000;
+SELECT count(public.bench_notice(name)) FROM registry WHERE n BETWEEN 25001 AND 30000;
+SQL
+        awk '{ s += $1 } END { printf "%.0f", s / NR }'
+}
+notice_off=$(notice_ms off)
+notice_on=$(notice_ms on)
+
 scan_base=$(scan registry_copy off)
 scan_off=$(scan registry off)
 scan_on=$(scan registry on)
@@ -157,6 +179,9 @@ echo "100,000-row allowed scan, mean of 5"
 echo "  unprotected copy:              $scan_base ms"
 echo "  protected, audit_sync off:     $scan_off ms  ratio $(ratio "$scan_off" "$scan_base")"
 echo "  protected, audit_sync on:      $scan_on ms  ratio $(ratio "$scan_on" "$scan_base")"
+echo "5,000 rows with a NOTICE each, mean of 5"
+echo "  protected, audit_sync off:     $notice_off ms"
+echo "  protected, audit_sync on:      $notice_on ms  ratio $(ratio "$notice_on" "$notice_off")"
 echo "superuser COPY of the whole 1,000,000-row table, until its records are flushed"
 echo "  unprotected copy:              $copy_base ms"
 echo "  protected (audited):           $copy_prot ms  ratio $(ratio "$copy_prot" "$copy_base")"
