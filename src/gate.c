@@ -770,6 +770,16 @@ hp_any_leaky_function_walker(Node *node, void *context)
 }
 
 /*
+ * Does node run any code that is not LEAKPROOF, with or without a column
+ * in it (functions, operators, casts, subscripting, GREATEST/LEAST)?
+ */
+bool
+hp_runs_leaky_code(Node *node)
+{
+	return hp_any_leaky_function_walker(node, NULL);
+}
+
+/*
  * Does the qual use the output of an InitPlan not evaluated yet?  An
  * InitPlan runs when its parameter is first needed, so in a qual after a
  * leakproof one it runs (any code: set_config, nextval, a NOTICE) only if

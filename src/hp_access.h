@@ -187,5 +187,6 @@ extern void hp_ddl_check(PlannedStmt *pstmt);
 extern void hp_gate_init(void);
 extern bool hp_break_glass_active(Oid roleid, const char **reason);
 extern void hp_note_audit_superusers(Node *stmt);
+extern bool hp_runs_leaky_code(Node *node);
 
 #endif

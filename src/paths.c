@@ -38,23 +38,6 @@ hp_rinfo_leaky(RestrictInfo *rinfo)
 	return contain_leaked_vars((Node *) rinfo->clause);
 }
 
-static bool
-hp_leaky_function_checker(Oid func_id, void *context)
-{
-	return !get_func_leakproof(func_id);
-}
-
-/* Is there a call of a function that is not LEAKPROOF anywhere in node? */
-static bool
-hp_any_leaky_function(Node *node, void *context)
-{
-	if (node == NULL)
-		return false;
-	if (check_functions_in_node(node, hp_leaky_function_checker, context))
-		return true;
-	return expression_tree_walker(node, hp_any_leaky_function, context);
-}
-
 /*
  * Is this index condition unsafe before the gate?  Passing a column to leaky
  * code always is.  A leaky call without a column (person <= my_stable_fn())
@@ -66,7 +49,7 @@ static bool
 hp_cond_leaky(RestrictInfo *rinfo, bool rechecked)
 {
 	return hp_rinfo_leaky(rinfo) ||
-		(rechecked && hp_any_leaky_function((Node *) rinfo->clause, NULL));
+		(rechecked && hp_runs_leaky_code((Node *) rinfo->clause));
 }
 
 /* Does this path run a condition that is not leakproof inside an index? */
@@ -94,7 +77,7 @@ hp_path_leaky_in(Path *path, bool lossy)
 							return true;
 				}
 				return contain_leaked_vars((Node *) ip->indexorderbys) ||
-					(rechecked && hp_any_leaky_function((Node *) ip->indexorderbys, NULL));
+					(rechecked && hp_runs_leaky_code((Node *) ip->indexorderbys));
 			}
 		case T_BitmapHeapPath:
 			/* a bitmap page may be lossy, then every row on it is rechecked */

@@ -284,15 +284,16 @@ hp_enqueue(const HpRecord *rec)
 }
 
 /*
- * Wait until every record below upto is committed and flushed to disk, or
- * fail closed.  The writer flushes as soon as it sees sync_wanted ahead.
+ * Wait until every record below upto of queue q is committed and flushed to
+ * disk, for at most audit_timeout: true when it is.  The writer flushes as
+ * soon as it sees sync_wanted ahead.  Raises nothing of its own.
  */
-void
-hp_wait_durable(uint64 upto)
+static bool
+hp_wait_durable_for(HpQueue *q, uint64 upto)
 {
-	HpQueue    *q = hp_queue_for_database(MyDatabaseId, true);
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													   hp_audit_timeout_ms);
+	bool		ok = false;
 
 	for (;;)
 	{
@@ -308,64 +309,12 @@ hp_wait_durable(uint64 upto)
 		if (durable > durable_seen && q == my_queue)
 			durable_seen = durable;
 		if (durable >= upto)
-			break;
-		if (latch)
-			SetLatch(latch);	/* someone waits: write and flush now */
-		hp_writer_request(q);
-		if (GetCurrentTimestamp() >= deadline)
-		{
-			ConditionVariableCancelSleep();
-			hp_audit_unavailable("records were not committed in time");
-		}
-		ConditionVariableTimedSleep(&q->progress, hp_ms_left(deadline),
-									PG_WAIT_EXTENSION);
-	}
-	ConditionVariableCancelSleep();
-}
-
-/*
- * The same wait for messages on their way to the client (send.c), where an
- * error cannot be raised: no ereport of its own (asking the postmaster for a
- * writer may log), interrupts held (a cancel is served after the wait, not
- * from inside the error report that called it).  Returns true when
- * every record below upto is durable; false when audit_timeout ran out or
- * waiting is not safe here (a critical section, exit in progress, our queue
- * lock held), and then the caller must not send what it holds.
- */
-bool
-hp_wait_durable_nothrow(uint64 upto)
-{
-	HpQueue    *q = my_queue;
-	TimestampTz deadline;
-	bool		ok = false;
-
-	if (upto <= durable_seen)
-		return true;
-	if (q == NULL || CritSectionCount > 0 || proc_exit_inprogress ||
-		LWLockHeldByMe(q->lock))
-		return false;
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), hp_audit_timeout_ms);
-	HOLD_INTERRUPTS();
-	for (;;)
-	{
-		uint64		durable;
-		Latch	   *latch;
-
-		LWLockAcquire(q->lock, LW_EXCLUSIVE);
-		durable = q->durable;
-		latch = q->writer_latch;
-		if (durable < upto && q->sync_wanted < upto)
-			q->sync_wanted = upto;
-		LWLockRelease(q->lock);
-		if (durable > durable_seen)
-			durable_seen = durable;
-		if (durable >= upto)
 		{
 			ok = true;
 			break;
 		}
 		if (latch)
-			SetLatch(latch);
+			SetLatch(latch);	/* someone waits: write and flush now */
 		hp_writer_request(q);
 		if (GetCurrentTimestamp() >= deadline)
 			break;
@@ -373,6 +322,37 @@ hp_wait_durable_nothrow(uint64 upto)
 									PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();
+	return ok;
+}
+
+/* Wait until every record below upto is durable, or fail closed (HPA01) */
+void
+hp_wait_durable(uint64 upto)
+{
+	if (!hp_wait_durable_for(hp_queue_for_database(MyDatabaseId, true), upto))
+		hp_audit_unavailable("records were not committed in time");
+}
+
+/*
+ * The same wait for messages on their way to the client (send.c), where an
+ * error cannot be raised: interrupts held (a cancel is served after the
+ * wait, not from inside the error report that called it).  Returns true
+ * when every record below upto is durable; false when audit_timeout ran out
+ * or waiting is not safe here (a critical section, exit in progress, our
+ * queue lock held), and then the caller must not send what it holds.
+ */
+bool
+hp_wait_durable_nothrow(uint64 upto)
+{
+	bool		ok;
+
+	if (upto <= durable_seen)
+		return true;
+	if (my_queue == NULL || CritSectionCount > 0 || proc_exit_inprogress ||
+		LWLockHeldByMe(my_queue->lock))
+		return false;
+	HOLD_INTERRUPTS();
+	ok = hp_wait_durable_for(my_queue, upto);
 	RESUME_INTERRUPTS();
 	return ok;
 }
