@@ -117,6 +117,9 @@ REINDEX INDEX reg_expr;
 REINDEX SCHEMA ddl;
 VACUUM FULL reg;
 CLUSTER reg USING reg_pkey;
+-- the same without naming a table: they would reach it too
+VACUUM FULL;
+CLUSTER;
 RESET ROLE;
 DROP INDEX reg_expr;
 ALTER TABLE reg DROP CONSTRAINT born_ok;
