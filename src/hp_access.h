@@ -65,8 +65,12 @@ typedef struct HpRecord
 
 /*
  * One database's queue: a ring of records between the backends (producers)
- * and that database's writer (consumer).  Sequence numbers only grow; record
- * seq lives in slot seq % hp_queue_size.  Records in [written, head) are
+ * and that database's writer (consumer).  Sequence numbers only grow (also
+ * across a dropped database's slot being reused); record seq lives in slot
+ * seq % hp_queue_size.  A backend reserves seq under the lock, copies its
+ * record into the slot after releasing it, and then publishes it by setting
+ * ready[slot] to seq + 1 (after a write barrier); the writer takes only the
+ * run of published records from "written" on.  Records in [written, head) are
  * queued and not yet committed to audit_log; records in [durable, written)
  * are committed but their commit may not be flushed to disk yet (the writer
  * commits asynchronously and flushes when a backend waits for durability).
@@ -90,6 +94,7 @@ typedef struct HpQueue
 	uint8		last_hash[32];	/* and its hash */
 	ConditionVariable progress; /* broadcast when written or durable moves */
 	HpRecord   *ring;			/* hp_queue_size records */
+	pg_atomic_uint64 *ready;	/* per slot: seq + 1 once record seq is in it */
 } HpQueue;
 
 /* Everything health_pass keeps in shared memory */
@@ -122,6 +127,7 @@ extern uint64 hp_enqueue(const HpRecord *rec);
 extern void hp_wait_durable(uint64 upto);
 extern bool hp_wait_durable_nothrow(uint64 upto);
 extern bool hp_records_pending(void);
+extern bool hp_slot_ready(HpQueue *q, uint64 seq);
 extern bool hp_sync_pending(void);
 extern uint64 hp_last_enqueued;
 extern uint64 hp_sync_enqueued;

@@ -46,12 +46,20 @@ hp_queue_header_size(void)
 							 mul_size(hp_max_databases, sizeof(HpQueue))));
 }
 
-/* Bytes of shared memory for the queues and their rings */
+/* Bytes of the rings that follow the header */
+static Size
+hp_queue_rings_size(void)
+{
+	return mul_size(mul_size(hp_max_databases, hp_queue_size), sizeof(HpRecord));
+}
+
+/* Bytes of shared memory for the queues, their rings and ready flags */
 static Size
 hp_queue_shmem_size(void)
 {
-	return add_size(hp_queue_header_size(),
-					mul_size(mul_size(hp_max_databases, hp_queue_size), sizeof(HpRecord)));
+	return add_size(add_size(hp_queue_header_size(), MAXALIGN(hp_queue_rings_size())),
+					mul_size(mul_size(hp_max_databases, hp_queue_size),
+							 sizeof(pg_atomic_uint64)));
 }
 
 /* shmem_request_hook: reserve our memory and locks */
@@ -79,6 +87,8 @@ hp_shmem_startup_hook(void)
 	if (!found)
 	{
 		char	   *ring = (char *) hp_shared + hp_queue_header_size();
+		pg_atomic_uint64 *ready = (pg_atomic_uint64 *)
+		(ring + MAXALIGN(hp_queue_rings_size()));
 
 		memset(hp_shared, 0, hp_queue_header_size());
 		locks = GetNamedLWLockTranche("health_pass");
@@ -94,6 +104,9 @@ hp_shmem_startup_hook(void)
 			q->lock = &locks[2 + i].lock;
 			ConditionVariableInit(&q->progress);
 			q->ring = (HpRecord *) (ring + (Size) i * hp_queue_size * sizeof(HpRecord));
+			q->ready = ready + (Size) i * hp_queue_size;
+			for (int j = 0; j < hp_queue_size; j++)
+				pg_atomic_init_u64(&q->ready[j], 0);
 		}
 	}
 	hp_quota_shmem_init();
@@ -221,6 +234,19 @@ hp_audit_unavailable(const char *why)
 }
 
 /*
+ * Has the record of seq been copied into its slot?  When true, its contents
+ * may be read (a read barrier follows the check).
+ */
+bool
+hp_slot_ready(HpQueue *q, uint64 seq)
+{
+	if (pg_atomic_read_u64(&q->ready[seq % hp_queue_size]) != seq + 1)
+		return false;
+	pg_read_barrier();
+	return true;
+}
+
+/*
  * Queue one record for this database's writer and return its sequence
  * number.  Waits while the ring is full or the writer has not taken a record
  * for longer than health_pass.audit_timeout; fails when the wait runs out.
@@ -242,13 +268,13 @@ hp_enqueue(const HpRecord *rec)
 
 		LWLockAcquire(q->lock, LW_EXCLUSIVE);
 		full = q->head - q->written >= (uint64) hp_queue_size;
-		stalled = q->head > q->written &&
+		/* the oldest record waits too long (one still being copied does not) */
+		stalled = q->head > q->written && hp_slot_ready(q, q->written) &&
 			TimestampDifferenceExceeds(q->ring[q->written % hp_queue_size].logged_at,
 									   now, hp_audit_timeout_ms);
 		if (!full && !stalled)
 		{
 			seq = q->head++;
-			q->ring[seq % hp_queue_size] = *rec;
 			/* the writer polls every few ms; wake it only when it dozes or
 			 * the queue fills up, so a busy server pays no wakeup per read */
 			latch = (q->writer_dozing || q->head - q->written >= (uint64) hp_queue_size / 4) ?
@@ -258,6 +284,16 @@ hp_enqueue(const HpRecord *rec)
 			else if (latch == NULL)
 				latch = (Latch *) -1;	/* running, no wakeup needed */
 			LWLockRelease(q->lock);
+
+			/*
+			 * The slot is ours until written passes seq, which cannot
+			 * happen before we publish it: copy outside the lock, so the
+			 * backends of a busy server do not queue behind 700-byte
+			 * copies.  Nothing between reserving and publishing can fail.
+			 */
+			q->ring[seq % hp_queue_size] = *rec;
+			pg_write_barrier();
+			pg_atomic_write_u64(&q->ready[seq % hp_queue_size], seq + 1);
 			if (latch == NULL)
 				hp_writer_request(q);
 			else if (latch != (Latch *) -1)
@@ -458,7 +494,9 @@ hp_queue_forget(Oid dbid)
 	if (q->writer_pid == 0 && q->dbid == dbid)
 	{
 		q->dbid = InvalidOid;
-		q->head = q->written = q->durable = q->sync_wanted = 0;
+		/* sequence numbers go on growing: a slot's ready flag is never
+		 * taken for that of a record of the database that uses it next */
+		q->written = q->durable = q->sync_wanted = q->head;
 		q->written_lsn = InvalidXLogRecPtr;
 		q->last_id = 0;
 		q->start_requested = 0;

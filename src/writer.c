@@ -345,10 +345,17 @@ hp_writer_main(Datum arg)
 		LWLockRelease(q->lock);
 
 		/*
-		 * Slots in [written, head) were filled under the lock before head
-		 * moved past them, and no backend reuses them until written moves:
-		 * the batch is read from the ring in place, without the lock.
+		 * Slots in [written, head) are reserved; each is filled once its
+		 * ready flag says so, and no backend reuses them until written
+		 * moves.  The batch is the run of filled ones from written on, read
+		 * from the ring in place, without the lock.
 		 */
+		for (int k = 0; k < n; k++)
+			if (!hp_slot_ready(q, from + k))
+			{
+				n = k;
+				break;
+			}
 
 		if (n == 0)
 		{
