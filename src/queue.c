@@ -393,38 +393,41 @@ hp_wait_durable_nothrow(uint64 upto)
 	return ok;
 }
 
-/* True when some record this backend queued is not yet durable */
-bool
-hp_records_pending(void)
+/*
+ * True when some record of this backend below upto is not yet durable.
+ * Looks at shared memory only when the last look did not already show it
+ * durable; with our queue lock held (an error struck under it) it cannot
+ * look, and says pending.
+ */
+static bool
+hp_pending_below(uint64 upto)
 {
 	uint64		durable;
 
-	if (hp_last_enqueued <= durable_seen || my_queue == NULL)
+	if (upto <= durable_seen || my_queue == NULL)
 		return false;
+	if (LWLockHeldByMe(my_queue->lock))
+		return true;
 	LWLockAcquire(my_queue->lock, LW_SHARED);
 	durable = my_queue->durable;
 	LWLockRelease(my_queue->lock);
 	if (durable > durable_seen)
 		durable_seen = durable;
-	return durable < hp_last_enqueued;
+	return durable < upto;
+}
+
+/* True when some record this backend queued is not yet durable */
+bool
+hp_records_pending(void)
+{
+	return hp_pending_below(hp_last_enqueued);
 }
 
 /* True when a record queued under audit_sync is not yet durable */
 bool
 hp_sync_pending(void)
 {
-	uint64		durable;
-
-	if (hp_sync_enqueued <= durable_seen || my_queue == NULL)
-		return false;
-	if (LWLockHeldByMe(my_queue->lock))
-		return true;			/* an error struck under it: cannot look */
-	LWLockAcquire(my_queue->lock, LW_SHARED);
-	durable = my_queue->durable;
-	LWLockRelease(my_queue->lock);
-	if (durable > durable_seen)
-		durable_seen = durable;
-	return durable < hp_sync_enqueued;
+	return hp_pending_below(hp_sync_enqueued);
 }
 
 /* A new statement id: unique in the cluster and growing */

@@ -221,5 +221,9 @@ leak_cases stopped
 leak_cases running
 check "the chain is intact after the audit_sync crashes" [ "$(q -d crash -c 'SELECT ok FROM health_pass.audit_verify()')" = t ]
 
+# the SIGKILLs above are this test's own; any other signal or a PANIC is a crash
+no_other_crash() { ! grep -E "terminated by signal [0-9]+|PANIC" "$DIR/pg/server.log" | grep -v "terminated by signal 9:"; }
+check "no backend died of anything but the SIGKILLs this test sends (server log)" no_other_crash
+
 echo "crash: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

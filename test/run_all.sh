@@ -42,6 +42,10 @@ tally "$(echo "$line" | sed -E 's/.* ([0-9]+) passed.*/\1/')" "$(echo "$line" | 
 
 # 4. the backend survived everything: still accepting queries
 if psql -XAtqc "SELECT 1" >/dev/null 2>&1; then tally 1 0 "server alive"; else tally 0 1 "server alive"; fi
+# a backend that crashed is restarted and the server answers again: read its log too
+crashes=$(grep -E "terminated by signal|PANIC" "$WORK/pg/server.log" || true)
+if [ -z "$crashes" ]; then tally 1 0 "no backend crashed (server log)"
+else echo "$crashes" | head -5; tally 0 1 "no backend crashed (server log)"; fi
 
 # 5. crash tests for the audit log, on a cluster of their own
 bash test/crash.sh | tee "$WORK/crash.log" | tail -20
