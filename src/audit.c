@@ -221,7 +221,7 @@ hp_audit_status(PG_FUNCTION_ARGS)
 		outnull[0] = (q->writer_pid == 0);
 		out[0] = Int32GetDatum(q->writer_pid);
 		out[1] = Int64GetDatum((int64) (q->head - q->written));
-		out[2] = Int64GetDatum((int64) q->written);
+		out[2] = Int64GetDatum((int64) (q->written - q->base));
 		out[3] = Int64GetDatum((int64) q->committed_batches);
 		LWLockRelease(q->lock);
 	}
@@ -258,5 +258,5 @@ hp_audit_flush(PG_FUNCTION_ARGS)
 	head = q->head;
 	LWLockRelease(q->lock);
 	hp_wait_durable(head);
-	PG_RETURN_INT64((int64) head);
+	PG_RETURN_INT64((int64) (head - q->base));
 }

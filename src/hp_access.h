@@ -93,8 +93,10 @@ typedef struct HpQueue
 	int64		last_id;		/* audit_log.id of the last record written */
 	uint8		last_hash[32];	/* and its hash */
 	ConditionVariable progress; /* broadcast when written or durable moves */
+	uint64		base;			/* head when this database got the slot */
 	HpRecord   *ring;			/* hp_queue_size records */
 	pg_atomic_uint64 *ready;	/* per slot: seq + 1 once record seq is in it */
+	TimestampTz *reserved_at;	/* per slot: when it was reserved (under lock) */
 } HpQueue;
 
 /* Everything health_pass keeps in shared memory */

@@ -36,6 +36,8 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static HpQueue *my_queue = NULL;
 
+static void hp_publish_on_exit(int code, Datum arg);
+
 #define HP_LOCKS (2 + hp_max_databases)
 
 /* Bytes of HpShared with its health_pass.max_databases queues; rings follow */
@@ -53,13 +55,23 @@ hp_queue_rings_size(void)
 	return mul_size(mul_size(hp_max_databases, hp_queue_size), sizeof(HpRecord));
 }
 
-/* Bytes of shared memory for the queues, their rings and ready flags */
+/* Offset of the ready flags (8-byte aligned for the atomics), after the rings */
+static Size
+hp_queue_ready_offset(void)
+{
+	return TYPEALIGN(sizeof(pg_atomic_uint64),
+					 add_size(hp_queue_header_size(), hp_queue_rings_size()));
+}
+
+/* Bytes of shared memory for the queues, their rings, ready flags and times */
 static Size
 hp_queue_shmem_size(void)
 {
-	return add_size(add_size(hp_queue_header_size(), MAXALIGN(hp_queue_rings_size())),
-					mul_size(mul_size(hp_max_databases, hp_queue_size),
-							 sizeof(pg_atomic_uint64)));
+	Size		slots = mul_size(hp_max_databases, hp_queue_size);
+
+	return add_size(hp_queue_ready_offset(),
+					add_size(mul_size(slots, sizeof(pg_atomic_uint64)),
+							 mul_size(slots, sizeof(TimestampTz))));
 }
 
 /* shmem_request_hook: reserve our memory and locks */
@@ -88,7 +100,9 @@ hp_shmem_startup_hook(void)
 	{
 		char	   *ring = (char *) hp_shared + hp_queue_header_size();
 		pg_atomic_uint64 *ready = (pg_atomic_uint64 *)
-		(ring + MAXALIGN(hp_queue_rings_size()));
+		((char *) hp_shared + hp_queue_ready_offset());
+		TimestampTz *reserved = (TimestampTz *)
+		(ready + (Size) hp_max_databases * hp_queue_size);
 
 		memset(hp_shared, 0, hp_queue_header_size());
 		locks = GetNamedLWLockTranche("health_pass");
@@ -105,6 +119,7 @@ hp_shmem_startup_hook(void)
 			ConditionVariableInit(&q->progress);
 			q->ring = (HpRecord *) (ring + (Size) i * hp_queue_size * sizeof(HpRecord));
 			q->ready = ready + (Size) i * hp_queue_size;
+			q->reserved_at = reserved + (Size) i * hp_queue_size;
 			for (int j = 0; j < hp_queue_size; j++)
 				pg_atomic_init_u64(&q->ready[j], 0);
 		}
@@ -162,8 +177,11 @@ hp_queue_for_database(Oid dbid, bool create)
 				 errmsg("health_pass audits at most %d databases at a time",
 						hp_max_databases),
 				 errhint("Raise health_pass.max_databases (takes a server restart), or drop a database that was audited.")));
-	if (dbid == MyDatabaseId)
+	if (dbid == MyDatabaseId && found != NULL && my_queue == NULL)
+	{
+		before_shmem_exit(hp_publish_on_exit, (Datum) 0);
 		my_queue = found;
+	}
 	return found;
 }
 
@@ -234,6 +252,40 @@ hp_audit_unavailable(const char *why)
 }
 
 /*
+ * A slot reserved and not yet published.  Nothing between the two can
+ * raise an error, but a process can still exit there (a background worker
+ * with the default SIGTERM handler exits from inside it): a slot never
+ * published would stop the writer at it for good.  So the record is
+ * published on the way out; rec still points into the interrupted frame,
+ * which lives until the process is gone.
+ */
+static HpQueue *pending_queue = NULL;
+static uint64 pending_seq = 0;
+static const HpRecord *volatile pending_rec = NULL;
+
+/* Copy rec into its slot, then publish it */
+static void
+hp_publish(HpQueue *q, uint64 seq, const HpRecord *rec)
+{
+	q->ring[seq % hp_queue_size] = *rec;
+	pg_write_barrier();
+	pg_atomic_write_u64(&q->ready[seq % hp_queue_size], seq + 1);
+}
+
+/* before_shmem_exit callback: publish a reservation left in flight */
+static void
+hp_publish_on_exit(int code, Datum arg)
+{
+	const HpRecord *rec = pending_rec;
+
+	if (rec != NULL)
+	{
+		pending_rec = NULL;
+		hp_publish(pending_queue, pending_seq, rec);
+	}
+}
+
+/*
  * Has the record of seq been copied into its slot?  When true, its contents
  * may be read (a read barrier follows the check).
  */
@@ -268,13 +320,18 @@ hp_enqueue(const HpRecord *rec)
 
 		LWLockAcquire(q->lock, LW_EXCLUSIVE);
 		full = q->head - q->written >= (uint64) hp_queue_size;
-		/* the oldest record waits too long (one still being copied does not) */
-		stalled = q->head > q->written && hp_slot_ready(q, q->written) &&
-			TimestampDifferenceExceeds(q->ring[q->written % hp_queue_size].logged_at,
+		/* the oldest record, published or not, waits too long */
+		stalled = q->head > q->written &&
+			TimestampDifferenceExceeds(q->reserved_at[q->written % hp_queue_size],
 									   now, hp_audit_timeout_ms);
 		if (!full && !stalled)
 		{
 			seq = q->head++;
+			q->reserved_at[seq % hp_queue_size] = rec->logged_at;
+			/* published by hp_publish_on_exit if we die before we do */
+			pending_queue = q;
+			pending_seq = seq;
+			pending_rec = rec;
 			/* the writer polls every few ms; wake it only when it dozes or
 			 * the queue fills up, so a busy server pays no wakeup per read */
 			latch = (q->writer_dozing || q->head - q->written >= (uint64) hp_queue_size / 4) ?
@@ -291,9 +348,8 @@ hp_enqueue(const HpRecord *rec)
 			 * backends of a busy server do not queue behind 700-byte
 			 * copies.  Nothing between reserving and publishing can fail.
 			 */
-			q->ring[seq % hp_queue_size] = *rec;
-			pg_write_barrier();
-			pg_atomic_write_u64(&q->ready[seq % hp_queue_size], seq + 1);
+			hp_publish(q, seq, rec);
+			pending_rec = NULL;
 			if (latch == NULL)
 				hp_writer_request(q);
 			else if (latch != (Latch *) -1)
@@ -499,7 +555,7 @@ hp_queue_forget(Oid dbid)
 		q->dbid = InvalidOid;
 		/* sequence numbers go on growing: a slot's ready flag is never
 		 * taken for that of a record of the database that uses it next */
-		q->written = q->durable = q->sync_wanted = q->head;
+		q->written = q->durable = q->sync_wanted = q->base = q->head;
 		q->written_lsn = InvalidXLogRecPtr;
 		q->last_id = 0;
 		q->start_requested = 0;
