@@ -12,7 +12,7 @@
 #ifndef HP_BLOCK_H
 #define HP_BLOCK_H
 
-/* Highest outcome code a block may hold (HpOutcome's last; checked in hp_access.h) */
+/* Highest outcome code the writer writes (HpOutcome's last; checked in hp_access.h); the decoder reads any byte and hp_entry_check() reports a higher one */
 #define HP_BLOCK_MAX_OUTCOME 4
 
 #include <stdbool.h>
