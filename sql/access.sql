@@ -409,7 +409,8 @@ UPDATE health_pass.audit_log SET id = CASE WHEN id = -:victim THEN :victim + 1 E
 SELECT ok FROM health_pass.audit_verify();
 -- a block whose bloom filter was wiped (hiding its subjects from who_read),
 -- or whose bytes were damaged, is found at its first record; a damaged
--- block makes audit_log fail rather than skip it
+-- block shows in audit_log as one row saying so, rather than be skipped or
+-- make every query on the log fail (sql/records.sql)
 SELECT min_id AS blk, subjects AS saved_subjects, records AS saved_records
 FROM health_pass.audit_block WHERE :victim BETWEEN min_id AND max_id \gset
 UPDATE health_pass.audit_block SET subjects = decode(repeat('00', length(subjects)), 'hex')
@@ -419,8 +420,8 @@ SELECT ok, first_bad = :blk AS at_block FROM health_pass.audit_verify();
 UPDATE health_pass.audit_block SET subjects = :'saved_subjects' WHERE min_id = :blk;
 UPDATE health_pass.audit_block SET records = substr(records, 1, length(records) - 1)
 WHERE min_id = :blk;
-SELECT ok, first_bad = :blk AS at_block FROM health_pass.audit_verify();
-SELECT count(*) FROM health_pass.audit_log;
+SELECT ok, first_bad = :blk AS at_block, why FROM health_pass.audit_verify();
+SELECT reason FROM health_pass.audit_log WHERE id IS NULL;
 UPDATE health_pass.audit_block SET records = :'saved_records' WHERE min_id = :blk;
 SELECT ok FROM health_pass.audit_verify();
 DELETE FROM health_pass.audit_log WHERE id = :victim + 2;

@@ -83,25 +83,30 @@ PG_FUNCTION_INFO_V1(hp_audit_verify);
 
 /*
  * audit_verify(): walk audit_block in id order, unpack every block and
- * recompute the chain.  Returns (ok, checked, first_bad): first_bad is the
- * id of the first record altered, reordered or missing (a deleted record
- * is reported by its id); a damaged block or a block whose summary does
- * not match its records is reported by the id the chain expected there.
+ * recompute the chain.  Returns (ok, checked, first_bad, why): first_bad is
+ * the id of the first record altered, reordered, missing (a deleted record
+ * is reported by its id) or unreadable (a field audit_log cannot show as
+ * it was stored); a block that does not decode, or whose summary does not
+ * match its records, is reported by the id the chain expected there.  why
+ * says which, NULL when ok.  Reads every block whatever it holds: nothing
+ * stored makes it fail.
  */
 Datum
 hp_audit_verify(PG_FUNCTION_ARGS)
 {
 	TupleDesc	rdesc;
-	Datum		out[3];
-	bool		outnull[3] = {false, false, true};
+	Datum		out[4];
+	bool		outnull[4] = {false, false, true, true};
 	Portal		portal;
 	uint8		prev[32] = {0};
 	int64		expect = 1;
 	int64		checked = 0;
 	int64		first_bad = 0;
+	char	   *why_bad = NULL;
 	int64		head_id = 0;
 	HpQueue    *q = hp_shared ? hp_queue_for_database(MyDatabaseId, false) : NULL;
 	MemoryContext blockcxt;
+	MemoryContext callcxt = CurrentMemoryContext;
 
 	if (get_call_result_type(fcinfo, NULL, &rdesc) != TYPEFUNC_COMPOSITE)
 		ereport(ERROR,
@@ -140,19 +145,28 @@ hp_audit_verify(PG_FUNCTION_ARGS)
 			bytea	   *records = hp_col_bytea(t, d, 6);
 			MemoryContext old = MemoryContextSwitchTo(blockcxt);
 			HpBlock		b = {{0}};
-			const char *why;
+			const char *why = NULL;
+			const char *bad = NULL;
+			int64		block_first = expect;
 
-			if (records == NULL || !hp_block_unpack(records, &b, &why) || b.n == 0 ||
-				!hp_block_summary_ok(t, d, &b))
-				first_bad = expect;		/* damaged, empty or mislabelled */
+			if (records == NULL)
+				bad = "unreadable block: records is NULL";
+			else if (!hp_block_unpack(records, &b, &why))
+				bad = psprintf("unreadable block: %s", why ? why : "unknown");
+			else if (b.n == 0)
+				bad = "empty block";
+			if (bad)
+				first_bad = expect;
 			for (int i = 0; i < b.n && first_bad == 0; i++)
 			{
 				HpEntry    *e = &b.entries[i];
 				uint8		computed[32];
+				uint32		unreadable;
 
 				if (e->id != expect)
 				{
 					first_bad = expect; /* a missing or moved record */
+					bad = "record missing or out of order";
 					break;
 				}
 				hp_record_hash(prev, e, computed);
@@ -160,12 +174,28 @@ hp_audit_verify(PG_FUNCTION_ARGS)
 					memcmp(e->hash, computed, 32) != 0)
 				{
 					first_bad = e->id;
+					bad = "record altered: its hash does not chain";
+					break;
+				}
+				unreadable = hp_entry_check(e, hp_db_text_valid, NULL);
+				if (unreadable != 0)
+				{
+					first_bad = e->id;
+					bad = psprintf("unreadable record: %s", hp_fields_text(unreadable));
 					break;
 				}
 				memcpy(prev, e->hash, 32);
 				checked++;
 				expect++;
 			}
+			/* a block whose records are sound but whose summary is not */
+			if (first_bad == 0 && !hp_block_summary_ok(t, d, &b))
+			{
+				first_bad = block_first;
+				bad = "block summary (ids, times or bloom filter) does not match its records";
+			}
+			if (bad)
+				why_bad = MemoryContextStrdup(callcxt, bad);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(blockcxt);
 		}
@@ -176,7 +206,10 @@ hp_audit_verify(PG_FUNCTION_ARGS)
 
 	/* records the writer committed that are gone from the end */
 	if (first_bad == 0 && head_id >= expect)
+	{
 		first_bad = expect;
+		why_bad = "records missing at the end";
+	}
 
 	out[0] = BoolGetDatum(first_bad == 0);
 	out[1] = Int64GetDatum(checked);
@@ -184,6 +217,8 @@ hp_audit_verify(PG_FUNCTION_ARGS)
 	{
 		out[2] = Int64GetDatum(first_bad);
 		outnull[2] = false;
+		out[3] = CStringGetTextDatum(why_bad ? why_bad : "unknown");
+		outnull[3] = false;
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(rdesc, out, outnull)));
 }

@@ -17,6 +17,9 @@
  *                                               from 0)
  *     outcome(1 byte)  subject  reason  hash[32]
  *
+ * The decoder checks the layout only; whether each field can be shown
+ * (encoding, address, outcome, time) is hp_entry_check()'s, below.
+ *
  * The bytes must end exactly after the last record.
  */
 #include <string.h>
@@ -335,9 +338,8 @@ hp_block_decode(const uint8_t *buf, size_t len, HpAlloc alloc, void *arg,
 			in_fail(&in, "record runs past the block");
 			break;
 		}
+		/* any byte: an unknown outcome is the reader's to show (hp_entry_check) */
 		r->outcome = *in.p++;
-		if (r->outcome > HP_BLOCK_MAX_OUTCOME)
-			in_fail(&in, "unknown outcome");
 		r->subject = get_text(&in, &arena);
 		r->reason = get_text(&in, &arena);
 		if ((size_t) (in.end - in.p) < 32)
@@ -416,4 +418,467 @@ hp_bloom_test(const uint8_t *bloom, size_t size, uint32_t relid, const char *sub
 			return false;
 	}
 	return true;
+}
+
+
+/* ---- Checking records (docs/design/records.md) ---- */
+
+static const char *const hp_field_names[HP_NFIELD] = {
+	"session_user_name", "current_user_name", "client_addr", "application_name",
+	"subject", "purpose", "reason", "outcome", "logged_at", "backend_pid", "statement_id"
+};
+
+const char *
+hp_field_name(HpField f)
+{
+	return (unsigned) f < HP_NFIELD ? hp_field_names[f] : "unknown field";
+}
+
+/* Decimal number of 1 to maxdigits digits, no leading zero, at most max */
+static bool
+parse_dec(const char **p, const char *end, int maxdigits, unsigned max, unsigned *out)
+{
+	const char *s = *p;
+	unsigned	v = 0;
+	int			n = 0;
+
+	while (s < end && *s >= '0' && *s <= '9' && n < maxdigits)
+	{
+		v = v * 10 + (unsigned) (*s - '0');
+		s++;
+		n++;
+	}
+	if (n == 0 || (n > 1 && **p == '0') || v > max || (s < end && *s >= '0' && *s <= '9'))
+		return false;
+	*p = s;
+	*out = v;
+	return true;
+}
+
+/* Exactly a dotted quad in [s, end) */
+static bool
+parse_v4(const char *s, const char *end, uint8_t *out)
+{
+	for (int i = 0; i < 4; i++)
+	{
+		unsigned	v;
+
+		if (i > 0)
+		{
+			if (s >= end || *s != '.')
+				return false;
+			s++;
+		}
+		if (!parse_dec(&s, end, 3, 255, &v))
+			return false;
+		out[i] = (uint8_t) v;
+	}
+	return s == end;
+}
+
+static int
+hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Exactly an IPv6 address in [s, end): hex groups, one "::", a dotted tail */
+static bool
+parse_v6(const char *s, const char *end, uint8_t *out)
+{
+	uint8_t		tmp[16] = {0};
+	int			n = 0;
+	int			gap = -1;
+
+	if (s < end && *s == ':')
+	{
+		if (end - s < 2 || s[1] != ':')
+			return false;
+		s += 2;
+		gap = 0;
+	}
+	while (s < end)
+	{
+		const char *group = s;
+		unsigned	v = 0;
+		int			nd = 0;
+
+		while (s < end && nd < 4 && hex_value(*s) >= 0)
+		{
+			v = v * 16 + (unsigned) hex_value(*s);
+			s++;
+			nd++;
+		}
+		if (nd == 0)
+			return false;
+		if (s < end && *s == '.')
+		{
+			/* a dotted IPv4 tail ends the address */
+			if (n > 12 || !parse_v4(group, end, tmp + n))
+				return false;
+			n += 4;
+			s = end;
+			break;
+		}
+		if (n > 14)
+			return false;
+		tmp[n++] = (uint8_t) (v >> 8);
+		tmp[n++] = (uint8_t) v;
+		if (s == end)
+			break;
+		if (*s != ':')
+			return false;
+		s++;
+		if (s < end && *s == ':')
+		{
+			if (gap >= 0)
+				return false;
+			gap = n;
+			s++;
+		}
+		else if (s == end)
+			return false;		/* a single trailing colon */
+	}
+	if (gap < 0)
+	{
+		if (n != 16)
+			return false;
+		memcpy(out, tmp, 16);
+		return true;
+	}
+	if (n > 14)
+		return false;			/* "::" stands for at least one group */
+	memset(out, 0, 16);
+	memcpy(out, tmp, gap);
+	memcpy(out + 16 - (n - gap), tmp + gap, n - gap);
+	return true;
+}
+
+bool
+hp_inet_parse(const char *s, HpInet *out)
+{
+	size_t		len = strlen(s);
+	const char *slash = memchr(s, '/', len);
+	const char *end = slash ? slash : s + len;
+	unsigned	bits;
+
+	memset(out, 0, sizeof(HpInet));
+	out->v6 = memchr(s, ':', (size_t) (end - s)) != NULL;
+	if (out->v6 ? !parse_v6(s, end, out->addr) : !parse_v4(s, end, out->addr))
+		return false;
+	bits = out->v6 ? 128 : 32;
+	if (slash)
+	{
+		const char *p = slash + 1;
+
+		if (!parse_dec(&p, s + len, 3, bits, &bits) || p != s + len)
+			return false;
+	}
+	out->bits = (uint8_t) bits;
+	return true;
+}
+
+/* True when s is valid text */
+static bool
+text_ok(const char *s, HpTextValid valid, void *arg)
+{
+	size_t		len = strlen(s);
+
+	return valid(arg, s, len) == len;
+}
+
+/* True when timestamptz can show t */
+static bool
+time_ok(int64_t t)
+{
+	return t == INT64_MIN || t == INT64_MAX || (t >= HP_TS_MIN && t < HP_TS_END);
+}
+
+uint32_t
+hp_entry_check(const HpEntry *e, HpTextValid valid, void *arg)
+{
+	const char *t[HP_NTEXT] = {e->session_user_name, e->current_user_name, e->client_addr,
+	e->application_name, e->subject, e->purpose, e->reason};
+	uint32_t	bad = 0;
+	HpInet		a;
+
+	for (int f = 0; f < HP_NTEXT; f++)
+		if (t[f] && !text_ok(t[f], valid, arg))
+			bad |= 1u << f;
+	for (int f = HP_F_SESSION_USER; f <= HP_F_CURRENT_USER; f++)
+		if (t[f] && strlen(t[f]) > HP_NAME_MAX)
+			bad |= 1u << f;
+	if (e->client_addr && !hp_inet_parse(e->client_addr, &a))
+		bad |= 1u << HP_F_CLIENT_ADDR;
+	if (e->outcome > HP_BLOCK_MAX_OUTCOME)
+		bad |= 1u << HP_F_OUTCOME;
+	if (!time_ok(e->logged_at))
+		bad |= 1u << HP_F_LOGGED_AT;
+	return bad;
+}
+
+size_t
+hp_render(const char *s, size_t len, HpTextValid valid, void *arg, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t		o = 0;
+	size_t		i = 0;
+
+	while (i < len)
+	{
+		size_t		ok = valid(arg, s + i, len - i);
+
+		if (ok > len - i)
+			ok = len - i;		/* a validator may not claim more */
+		/* valid characters as they are; ASCII is ASCII in every server encoding */
+		for (size_t k = 0; k < ok; k++)
+		{
+			if (s[i + k] == '\\')
+				out[o++] = '\\';
+			out[o++] = s[i + k];
+		}
+		i += ok;
+		if (i < len)
+		{
+			unsigned char c = (unsigned char) s[i++];
+
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/* A bounded text being built in the arena */
+typedef struct HpStr
+{
+	char	   *p;
+	size_t		len;
+	size_t		cap;			/* bytes available, NUL included */
+} HpStr;
+
+static void
+str_add(HpStr *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap)
+		n = b->cap > b->len + 1 ? b->cap - b->len - 1 : 0;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void
+str_addz(HpStr *b, const char *s)
+{
+	str_add(b, s, strlen(s));
+}
+
+static void
+str_add_int(HpStr *b, int64_t v)
+{
+	char		d[24];
+	int			n = 0;
+	uint64_t	u = v < 0 ? (uint64_t) 0 - (uint64_t) v : (uint64_t) v;
+
+	do
+	{
+		d[sizeof(d) - 1 - n++] = (char) ('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		d[sizeof(d) - 1 - n++] = '-';
+	str_add(b, d + sizeof(d) - n, (size_t) n);
+}
+
+size_t
+hp_record_arena_size(const HpRawRecord *r)
+{
+	size_t		total = 256;
+
+	/* each text rendered for its field and once more for the reason */
+	for (int f = 0; f < HP_NTEXT; f++)
+		total += 2 * (4 * r->size[f] + 1) + 64;
+	return total;
+}
+
+uint32_t
+hp_record_check(const HpRawRecord *r, HpTextValid valid, void *arg, int64_t now,
+				HpEntry *e, char *arena, size_t cap)
+{
+	uint32_t	bad = 0;
+	size_t		len[HP_NTEXT];
+	bool		terminated[HP_NTEXT];
+	bool		isnull[HP_NTEXT] = {false};
+	HpInet		a;
+	char	   *reason_out;
+	HpStr		why;
+	const char **fields[HP_NTEXT];
+
+	for (int f = 0; f < HP_NTEXT; f++)
+	{
+		const char *nul = r->size[f] ? memchr(r->text[f], '\0', r->size[f]) : NULL;
+
+		terminated[f] = nul != NULL;
+		len[f] = nul ? (size_t) (nul - r->text[f]) : r->size[f];
+		if (!terminated[f] || valid(arg, r->text[f], len[f]) != len[f])
+			bad |= 1u << f;
+	}
+	for (int f = HP_F_SESSION_USER; f <= HP_F_CURRENT_USER; f++)
+		if (len[f] > HP_NAME_MAX)
+			bad |= 1u << f;
+
+	/* a NULL flag is 0 or 1, and a NULL field's array is empty */
+	if (r->client_addr_null > 1 || (r->client_addr_null == 1 && len[HP_F_CLIENT_ADDR] > 0))
+		bad |= 1u << HP_F_CLIENT_ADDR;
+	isnull[HP_F_CLIENT_ADDR] = r->client_addr_null == 1;
+	if (!isnull[HP_F_CLIENT_ADDR] && !(bad & (1u << HP_F_CLIENT_ADDR)) &&
+		!hp_inet_parse(r->text[HP_F_CLIENT_ADDR], &a))
+		bad |= 1u << HP_F_CLIENT_ADDR;
+	if (r->subject_null > 1 || (r->subject_null == 1 && len[HP_F_SUBJECT] > 0))
+		bad |= 1u << HP_F_SUBJECT;
+	isnull[HP_F_SUBJECT] = r->subject_null == 1;
+	/* "" means no purpose, no reason */
+	isnull[HP_F_PURPOSE] = len[HP_F_PURPOSE] == 0;
+	isnull[HP_F_REASON] = len[HP_F_REASON] == 0;
+
+	if (r->outcome > HP_BLOCK_MAX_OUTCOME)
+		bad |= 1u << HP_F_OUTCOME;
+	/* a time after 2000 and not more than a day ahead of the writer's clock */
+	if (r->logged_at < 0 || !time_ok(r->logged_at) || r->logged_at == INT64_MAX ||
+		(now >= 0 && r->logged_at - now > INT64_C(86400000000)))
+		bad |= 1u << HP_F_LOGGED_AT;
+	if (r->backend_pid <= 0)
+		bad |= 1u << HP_F_BACKEND_PID;
+	if (r->statement_id <= 0)
+		bad |= 1u << HP_F_STATEMENT_ID;
+
+	if (bad != 0 && arena == NULL)
+		return bad;
+
+	fields[HP_F_SESSION_USER] = &e->session_user_name;
+	fields[HP_F_CURRENT_USER] = &e->current_user_name;
+	fields[HP_F_CLIENT_ADDR] = &e->client_addr;
+	fields[HP_F_APPNAME] = &e->application_name;
+	fields[HP_F_SUBJECT] = &e->subject;
+	fields[HP_F_PURPOSE] = &e->purpose;
+	fields[HP_F_REASON] = &e->reason;
+	e->logged_at = r->logged_at;
+	e->backend_pid = r->backend_pid;
+	e->statement_id = r->statement_id;
+	e->relid = r->relid;
+	e->outcome = r->outcome;
+	for (int f = 0; f < HP_NTEXT; f++)
+		*fields[f] = isnull[f] ? NULL : r->text[f];
+	if (bad == 0)
+		return 0;
+	if (cap < hp_record_arena_size(r))
+	{
+		/* the caller broke the contract: still nothing unsafe */
+		for (int f = 0; f < HP_NTEXT; f++)
+			*fields[f] = f <= HP_F_CURRENT_USER ? "" : NULL;
+		if (bad & (1u << HP_F_OUTCOME))
+			e->outcome = HP_OUTCOME_DENIED;
+		if (bad & (1u << HP_F_LOGGED_AT))
+			e->logged_at = now < 0 ? 0 : now >= HP_TS_END ? HP_TS_END - 1 : now;
+		e->reason = "invalid record";
+		return bad;
+	}
+
+	/* the reason goes last in the arena, the rendered fields first */
+	for (int f = 0; f < HP_NTEXT; f++)
+	{
+		size_t		n;
+
+		if (!(bad & (1u << f)) || f == HP_F_REASON)
+			continue;
+		if (f == HP_F_CLIENT_ADDR || isnull[f])
+		{
+			*fields[f] = NULL;	/* shown in the reason only */
+			continue;
+		}
+		n = hp_render(r->text[f], len[f], valid, arg, arena);
+		if (f <= HP_F_CURRENT_USER && n > HP_NAME_MAX)
+			arena[valid(arg, arena, HP_NAME_MAX)] = '\0';	/* on a character */
+		*fields[f] = arena;
+		arena += strlen(arena) + 1;
+		cap -= strlen(*fields[f]) + 1;
+	}
+	if (bad & (1u << HP_F_OUTCOME))
+		e->outcome = HP_OUTCOME_DENIED;
+	if (bad & (1u << HP_F_LOGGED_AT))
+		e->logged_at = now < 0 ? 0 : now >= HP_TS_END ? HP_TS_END - 1 : now;
+
+	reason_out = arena;
+	why.p = arena;
+	why.len = 0;
+	why.cap = cap;
+	why.p[0] = '\0';
+	str_addz(&why, "invalid record:");
+	for (int f = 0; f < HP_NFIELD; f++)
+	{
+		if (!(bad & (1u << f)) || f == HP_F_REASON)
+			continue;
+		str_addz(&why, why.len > 15 ? ", " : " ");
+		str_addz(&why, hp_field_names[f]);
+		switch (f)
+		{
+			case HP_F_OUTCOME:
+				str_addz(&why, " ");
+				str_add_int(&why, r->outcome);
+				break;
+			case HP_F_LOGGED_AT:
+				str_addz(&why, " ");
+				str_add_int(&why, r->logged_at);
+				break;
+			case HP_F_BACKEND_PID:
+			case HP_F_STATEMENT_ID:
+				break;			/* shown as it is */
+			case HP_F_CLIENT_ADDR:
+			case HP_F_SUBJECT:
+				if (f == HP_F_CLIENT_ADDR ? r->client_addr_null : r->subject_null)
+				{
+					str_addz(&why, " (null flag ");
+					str_add_int(&why, f == HP_F_CLIENT_ADDR ? r->client_addr_null : r->subject_null);
+					str_addz(&why, ")");
+				}
+				/* FALLTHROUGH */
+			default:
+				if (!terminated[f])
+					str_addz(&why, " (not terminated)");
+				if (*fields[f] == NULL || f <= HP_F_CURRENT_USER)
+				{
+					/* the value is not in its field, or a name may be cut */
+					if (why.cap > why.len + 4 * len[f] + 4)
+					{
+						str_addz(&why, " \"");
+						why.len += hp_render(r->text[f], len[f], valid, arg, why.p + why.len);
+						str_addz(&why, "\"");
+					}
+				}
+				break;
+		}
+	}
+	if (bad & (1u << HP_F_REASON))
+	{
+		str_addz(&why, why.len > 15 ? ", reason; " : " reason; ");
+		if (why.cap > why.len + 4 * len[HP_F_REASON] + 1)
+			why.len += hp_render(r->text[HP_F_REASON], len[HP_F_REASON], valid, arg,
+								 why.p + why.len);
+	}
+	else if (!isnull[HP_F_REASON])
+	{
+		str_addz(&why, "; ");
+		str_add(&why, r->text[HP_F_REASON], len[HP_F_REASON]);
+	}
+	e->reason = reason_out;
+	return bad;
 }

@@ -40,6 +40,7 @@
 #include "catalog/pg_inherits.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/subscripting.h"
@@ -169,6 +170,18 @@ typedef struct HpBreakGlass
 } HpBreakGlass;
 
 static List *bg_stack = NIL;
+
+/* Copy src into a field of size bytes, cut at a character boundary */
+static void
+hp_clip(char *dst, size_t size, const char *src)
+{
+	int			len = strlen(src);
+
+	if (len >= (int) size)
+		len = pg_mbcliplen(src, len, size - 1);
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}
 
 /* Break glass in force for roleid in this transaction? */
 bool
@@ -340,7 +353,7 @@ hp_stmt_new(HpEstate *owner, Oid reader)
 	strlcpy(st->purpose, hp_purpose ? hp_purpose : "", HP_PURPOSE_LEN);
 	st->break_glass = hp_break_glass_active(reader, &reason);
 	if (st->break_glass)
-		strlcpy(st->reason, reason, HP_REASON_LEN);
+		hp_clip(st->reason, HP_REASON_LEN, reason);
 	hp_stmt_template(st);
 	return st;
 }
@@ -355,8 +368,8 @@ hp_audit(HpStmt *st, Oid relid, HpOutcome outcome, const char *subject, const ch
 	rec.relid = relid;
 	rec.outcome = (uint8) outcome;
 	rec.subject_null = (subject == NULL);
-	strlcpy(rec.subject, subject ? subject : "", HP_SUBJECT_LEN);
-	strlcpy(rec.reason, reason ? reason : "", HP_REASON_LEN);
+	hp_clip(rec.subject, HP_SUBJECT_LEN, subject ? subject : "");
+	hp_clip(rec.reason, HP_REASON_LEN, reason ? reason : "");
 	hp_enqueue(&rec);
 }
 
@@ -1245,7 +1258,7 @@ hp_break_glass(PG_FUNCTION_ARGS)
 	b = palloc(sizeof(HpBreakGlass));
 	b->role = GetOuterUserId();
 	b->subid = GetCurrentSubTransactionId();
-	strlcpy(b->reason, reason, HP_REASON_LEN);
+	hp_clip(b->reason, HP_REASON_LEN, reason);
 	bg_stack = lappend(bg_stack, b);
 	MemoryContextSwitchTo(old);
 	ereport(NOTICE,
@@ -1314,6 +1327,6 @@ hp_note_audit_superusers(Node *stmt)
 	rec.outcome = (uint8) HP_SUPERUSER;
 	rec.subject_null = true;
 	strlcpy(rec.purpose, hp_purpose ? hp_purpose : "", HP_PURPOSE_LEN);
-	strlcpy(rec.reason, reason, HP_REASON_LEN);
+	hp_clip(rec.reason, HP_REASON_LEN, reason);
 	hp_enqueue(&rec);
 }

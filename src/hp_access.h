@@ -154,6 +154,8 @@ extern void hp_block_form(const uint8 *prev, const HpEntry *e, int n,
 						  Datum *values, bool *nulls);
 extern bool hp_block_unpack(bytea *records, HpBlock *b, const char **why);
 extern void hp_audit_refuse_unless_superuser(const char *what);
+extern size_t hp_db_text_valid(void *arg, const char *s, size_t len);
+extern char *hp_fields_text(uint32 bad);
 
 /* subject.c */
 extern char *hp_subject_text(FmgrInfo *out, Datum d);

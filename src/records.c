@@ -7,11 +7,15 @@
  */
 #include "postgres.h"
 
+#include <sys/socket.h>
+
 #include "access/htup_details.h"
 #include "catalog/pg_type_d.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/inet.h"
@@ -29,22 +33,82 @@ hp_block_alloc(void *arg, size_t size)
 	return palloc(size);
 }
 
-/* Entry of a record queued by a backend (strings point into r) */
+StaticAssertDecl(HP_NAME_MAX == NAMEDATALEN - 1, "a name in a block is at most a name");
+StaticAssertDecl(HP_TS_MIN == MIN_TIMESTAMP && HP_TS_END == END_TIMESTAMP,
+				 "the record checks use timestamptz's range");
+StaticAssertDecl(HP_OUTCOME_DENIED == HP_DENIED, "an invalid outcome is written as denied");
+StaticAssertDecl(HP_NTEXT == 7, "seven text fields in a record");
+
+/* Valid prefix of s in the database encoding (HpTextValid) */
+size_t
+hp_db_text_valid(void *arg, const char *s, size_t len)
+{
+	if (len > (size_t) PG_INT32_MAX)
+		len = PG_INT32_MAX;
+	return (size_t) pg_encoding_verifymbstr(GetDatabaseEncoding(), s, (int) len);
+}
+
+/* "client_addr, outcome": the names of the fields set in bad */
+char *
+hp_fields_text(uint32 bad)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (int f = 0; f < HP_NFIELD; f++)
+		if (bad & (1u << f))
+			appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", hp_field_name((HpField) f));
+	return buf.data;
+}
+
+/*
+ * Entry of a record queued by a backend, checked first (a record in shared
+ * memory is only as good as the code that wrote it).  A valid record's
+ * strings point into r; an invalid one is written in a safe form, in
+ * memory of the current context, saying which fields were invalid: it is
+ * never dropped, and nothing downstream can fail on it.
+ */
 void
 hp_entry_of_record(const HpRecord *r, HpEntry *e)
 {
-	e->logged_at = r->logged_at;
-	e->session_user_name = NameStr(r->session_user_name);
-	e->current_user_name = NameStr(r->current_user_name);
-	e->client_addr = r->client_addr_null ? NULL : r->client_addr;
-	e->application_name = r->application_name;
-	e->backend_pid = r->backend_pid;
-	e->statement_id = r->statement_id;
-	e->relid = r->relid;
-	e->subject = r->subject_null ? NULL : r->subject;
-	e->purpose = r->purpose[0] ? r->purpose : NULL;
-	e->outcome = r->outcome;
-	e->reason = r->reason[0] ? r->reason : NULL;
+	HpRawRecord raw;
+	uint32		bad;
+	char	   *arena;
+	size_t		cap;
+
+	raw.logged_at = r->logged_at;
+	raw.statement_id = r->statement_id;
+	raw.relid = r->relid;
+	raw.backend_pid = r->backend_pid;
+	raw.outcome = r->outcome;
+	/* the bytes of the flags, which need not be 0 or 1 */
+	memcpy(&raw.subject_null, &r->subject_null, 1);
+	memcpy(&raw.client_addr_null, &r->client_addr_null, 1);
+	raw.text[HP_F_SESSION_USER] = NameStr(r->session_user_name);
+	raw.size[HP_F_SESSION_USER] = NAMEDATALEN;
+	raw.text[HP_F_CURRENT_USER] = NameStr(r->current_user_name);
+	raw.size[HP_F_CURRENT_USER] = NAMEDATALEN;
+	raw.text[HP_F_CLIENT_ADDR] = r->client_addr;
+	raw.size[HP_F_CLIENT_ADDR] = HP_ADDR_LEN;
+	raw.text[HP_F_APPNAME] = r->application_name;
+	raw.size[HP_F_APPNAME] = HP_APPNAME_LEN;
+	raw.text[HP_F_SUBJECT] = r->subject;
+	raw.size[HP_F_SUBJECT] = HP_SUBJECT_LEN;
+	raw.text[HP_F_PURPOSE] = r->purpose;
+	raw.size[HP_F_PURPOSE] = HP_PURPOSE_LEN;
+	raw.text[HP_F_REASON] = r->reason;
+	raw.size[HP_F_REASON] = HP_REASON_LEN;
+
+	bad = hp_record_check(&raw, hp_db_text_valid, NULL, GetCurrentTimestamp(), e, NULL, 0);
+	if (bad == 0)
+		return;
+	cap = hp_record_arena_size(&raw);
+	arena = palloc(cap);
+	hp_record_check(&raw, hp_db_text_valid, NULL, GetCurrentTimestamp(), e, arena, cap);
+	ereport(LOG,
+			(errmsg("health_pass: an audit record of backend %d had invalid fields: %s",
+					(int) r->backend_pid, hp_fields_text(bad)),
+			 errdetail("It is written with those fields escaped or replaced, and its reason says so.")));
 }
 
 /*
@@ -111,7 +175,7 @@ hp_block_unpack(bytea *records, HpBlock *b, const char **why)
 						   hp_block_alloc, NULL, b, why);
 }
 
-/* Unpack a records value, or fail naming the block */
+/* Unpack a records value, or fail naming the block (the edit path) */
 static void
 hp_block_unpack_or_error(bytea *records, HpBlock *b)
 {
@@ -132,41 +196,90 @@ hp_text_datum(const char *s, bool *isnull)
 	return s ? CStringGetTextDatum(s) : (Datum) 0;
 }
 
-/* name datum of s, truncated as name input would */
+/* Text s as audit_log shows it: rendered when it is not valid text */
+static const char *
+hp_shown_text(const char *s, bool bad)
+{
+	char	   *out;
+
+	if (s == NULL || !bad)
+		return s;
+	out = palloc(4 * strlen(s) + 1);
+	hp_render(s, strlen(s), hp_db_text_valid, NULL, out);
+	return out;
+}
+
+/* name datum of s, which hp_entry_check() found valid or hp_shown_text() made so */
 static Datum
 hp_name_datum(const char *s, bool *isnull)
 {
 	Name		n;
+	int			len;
 
 	*isnull = (s == NULL);
 	if (s == NULL)
 		return (Datum) 0;
 	n = palloc0(NAMEDATALEN);
-	strlcpy(NameStr(*n), s, NAMEDATALEN);
+	len = pg_mbcliplen(s, strlen(s), NAMEDATALEN - 1);
+	memcpy(NameStr(*n), s, len);
 	return NameGetDatum(n);
 }
 
-/* The 15 audit_log columns of entry e, chained to prev */
+/* inet datum of an address hp_inet_parse() read */
+static Datum
+hp_inet_datum(const HpInet *a)
+{
+	inet	   *ip = palloc0(sizeof(inet));
+
+	ip_family(ip) = a->v6 ? PGSQL_AF_INET6 : PGSQL_AF_INET;
+	ip_bits(ip) = a->bits;
+	memcpy(ip_addr(ip), a->addr, a->v6 ? 16 : 4);
+	SET_INET_VARSIZE(ip);
+	return InetPGetDatum(ip);
+}
+
+/*
+ * The 15 audit_log columns of entry e, chained to prev.  A field that
+ * cannot be shown as it is (hp_entry_check) is shown in a safe form: text
+ * rendered with its invalid bytes as \xNN, an address, outcome or time
+ * NULL; and the reason starts with "unreadable record: " and those fields.
+ * audit_verify() reports such a record; the hash is of the stored fields.
+ */
 static void
 hp_entry_datums(const HpEntry *e, const uint8 *prev, Datum *v, bool *nulls)
 {
+	uint32		bad = hp_entry_check(e, hp_db_text_valid, NULL);
+	HpInet		a;
+	const char *reason = e->reason;
+
+#define HP_BAD(f) ((bad & (1u << (f))) != 0)
 	memset(nulls, 0, 15 * sizeof(bool));
 	v[0] = Int64GetDatum(e->id);
+	nulls[1] = HP_BAD(HP_F_LOGGED_AT);
 	v[1] = TimestampTzGetDatum(e->logged_at);
-	v[2] = hp_name_datum(e->session_user_name, &nulls[2]);
-	v[3] = hp_name_datum(e->current_user_name, &nulls[3]);
-	nulls[4] = (e->client_addr == NULL);
-	v[4] = e->client_addr ? DirectFunctionCall1(inet_in, CStringGetDatum(e->client_addr)) : 0;
-	v[5] = hp_text_datum(e->application_name, &nulls[5]);
+	v[2] = hp_name_datum(hp_shown_text(e->session_user_name, HP_BAD(HP_F_SESSION_USER)), &nulls[2]);
+	v[3] = hp_name_datum(hp_shown_text(e->current_user_name, HP_BAD(HP_F_CURRENT_USER)), &nulls[3]);
+	nulls[4] = (e->client_addr == NULL || !hp_inet_parse(e->client_addr, &a));
+	v[4] = nulls[4] ? (Datum) 0 : hp_inet_datum(&a);
+	v[5] = hp_text_datum(hp_shown_text(e->application_name, HP_BAD(HP_F_APPNAME)), &nulls[5]);
 	v[6] = Int32GetDatum(e->backend_pid);
 	v[7] = Int64GetDatum(e->statement_id);
 	v[8] = ObjectIdGetDatum(e->relid);
-	v[9] = hp_text_datum(e->subject, &nulls[9]);
-	v[10] = hp_text_datum(e->purpose, &nulls[10]);
-	v[11] = CStringGetTextDatum(hp_outcome_name((HpOutcome) e->outcome));
-	v[12] = hp_text_datum(e->reason, &nulls[12]);
+	v[9] = hp_text_datum(hp_shown_text(e->subject, HP_BAD(HP_F_SUBJECT)), &nulls[9]);
+	v[10] = hp_text_datum(hp_shown_text(e->purpose, HP_BAD(HP_F_PURPOSE)), &nulls[10]);
+	nulls[11] = HP_BAD(HP_F_OUTCOME);
+	v[11] = nulls[11] ? (Datum) 0 : CStringGetTextDatum(hp_outcome_name((HpOutcome) e->outcome));
+	if (bad)
+	{
+		const char *shown = hp_shown_text(reason, HP_BAD(HP_F_REASON));
+
+		reason = psprintf("unreadable record: %s%s%s", hp_fields_text(bad),
+						  shown ? "; " : "", shown ? shown : "");
+	}
+	v[12] = hp_text_datum(reason, &nulls[12]);
 	v[13] = PointerGetDatum(hp_bytea(prev, 32));
 	v[14] = PointerGetDatum(hp_bytea(e->hash, 32));
+#undef HP_BAD
 }
 
 PG_FUNCTION_INFO_V1(hp_audit_records);
@@ -175,16 +288,39 @@ PG_FUNCTION_INFO_V1(hp_audit_records);
  * _audit_records(records bytea): the audit_log rows of one block, in the
  * order they were written.  prev_hash is the hash of the record before:
  * the block's own for the first, the previous record's for the others.
+ * Never fails on what the block holds: a block that does not decode is
+ * one row, every column NULL but reason, "unreadable block: <why>" (and
+ * prev_hash when the block's header holds it); audit_verify() reports it.
  */
 Datum
 hp_audit_records(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	bytea	   *records = PG_GETARG_BYTEA_PP(0);
 	HpBlock		b;
 	const uint8 *prev;
+	const char *why = NULL;
 
 	InitMaterializedSRF(fcinfo, 0);
-	hp_block_unpack_or_error(PG_GETARG_BYTEA_PP(0), &b);
+	if (!hp_block_unpack(records, &b, &why))
+	{
+		Datum		v[15] = {0};
+		bool		nulls[15];
+		const uint8 *raw = (const uint8 *) VARDATA_ANY(records);
+		size_t		len = VARSIZE_ANY_EXHDR(records);
+
+		for (int i = 0; i < 15; i++)
+			nulls[i] = true;
+		nulls[12] = false;
+		v[12] = CStringGetTextDatum(psprintf("unreadable block: %s", why ? why : "unknown"));
+		if (len >= 35 && raw[0] == 'H' && raw[1] == 'B')
+		{
+			nulls[13] = false;
+			v[13] = PointerGetDatum(hp_bytea(raw + 3, 32));
+		}
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
+		return (Datum) 0;
+	}
 	prev = b.prev_hash;
 	for (int i = 0; i < b.n; i++)
 	{
@@ -246,7 +382,7 @@ hp_col_datum(HeapTuple t, TupleDesc d, int i)
  * UPDATE sets it.  prev_hash is not kept: it is the previous record's hash.
  */
 static void
-hp_entry_of_row(HeapTuple t, TupleDesc d, HpEntry *e)
+hp_entry_of_row(HeapTuple t, TupleDesc d, HpEntry *e, bool replacement)
 {
 	char	   *outcome = hp_col_text(t, d, 12);
 	bool		isnull;
@@ -268,7 +404,8 @@ hp_entry_of_row(HeapTuple t, TupleDesc d, HpEntry *e)
 	for (o = 0; o <= HP_OUTCOME_LAST; o++)
 		if (outcome && strcmp(outcome, hp_outcome_name((HpOutcome) o)) == 0)
 			break;
-	if (o > HP_OUTCOME_LAST)
+	/* the old row is only looked for (by id and hash): it may be unreadable */
+	if (o > HP_OUTCOME_LAST && replacement)
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECK_VIOLATION),
 				 errmsg("audit_log.outcome must be allowed, denied, quota_exceeded, break_glass or superuser")));
@@ -395,10 +532,10 @@ hp_audit_edit(PG_FUNCTION_ARGS)
 				 errmsg("records are added to health_pass.audit_log only by its writer")));
 	}
 	hp_audit_refuse_unless_superuser(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? "update" : "delete");
-	hp_entry_of_row(td->tg_trigtuple, d, &old);
+	hp_entry_of_row(td->tg_trigtuple, d, &old, false);
 	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
 	{
-		hp_entry_of_row(td->tg_newtuple, d, &repl);
+		hp_entry_of_row(td->tg_newtuple, d, &repl, true);
 		found = hp_block_edit(&old, &repl);
 	}
 	else
@@ -466,7 +603,7 @@ hp_audit_pack_table(PG_FUNCTION_ARGS)
 			break;
 		outer = MemoryContextSwitchTo(batchcxt);
 		for (int r = 0; r < n; r++)
-			hp_entry_of_row(tt->vals[r], tt->tupdesc, &e[r]);
+			hp_entry_of_row(tt->vals[r], tt->tupdesc, &e[r], true);
 		/* the first record keeps the prev_hash it was stored with */
 		p = SPI_getbinval(tt->vals[0], tt->tupdesc, 14, &isnull);
 		if (!isnull && VARSIZE_ANY_EXHDR(DatumGetByteaPP(p)) == 32)

@@ -54,6 +54,15 @@ same_entry(const HpEntry *x, const HpEntry *y)
 		same_text(x->reason, y->reason);
 }
 
+/* Text validity for hp_entry_check: anything but a zero byte */
+static size_t
+fuzz_bytes_valid(void *arg, const char *s, size_t len)
+{
+	const char *nul = memchr(s, '\0', len);
+
+	return nul ? (size_t) (nul - s) : len;
+}
+
 /* Decode data as an audit block; a block that decodes must encode back */
 static void
 fuzz_block(const uint8_t *data, size_t size)
@@ -81,6 +90,9 @@ fuzz_block(const uint8_t *data, size_t size)
 		for (int i = 0; i < b.n; i++)
 			if (!same_entry(&b.entries[i], &b2.entries[i]))
 				abort();
+		/* the readers' check reads any decoded entry, addresses included */
+		for (int i = 0; i < b.n; i++)
+			(void) hp_entry_check(&b.entries[i], fuzz_bytes_valid, NULL);
 		for (int i = 0; i < a2.n; i++)
 			free(a2.p[i]);
 		free(out);

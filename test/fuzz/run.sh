@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Build the libFuzzer target on the decoder and run it for HP_FUZZ_SECONDS
+# Run the randomized record check (check_records.c, fixed seed), then build
+# the libFuzzer target on the decoder and run it for HP_FUZZ_SECONDS
 # (default 60).  Seeds: the fixtures' passes.  Prints 'fuzz: 1 passed, 0 failed'
 # when no crash, leak or sanitizer report was found.
 set -euo pipefail
 cd "$(dirname "$0")"
 secs=${HP_FUZZ_SECONDS:-60}
 CC=${CC_FUZZ:-clang-14}
+# the record checks, from a fixed seed, under AddressSanitizer (check_records.c)
+$CC -g -O1 -Wall -Wextra -Wno-unused-parameter -fsanitize=address,undefined \
+    -fno-sanitize-recover=undefined -o check_records check_records.c ../../src/block.c
+if ! ./check_records "${HP_RECORDS_ITERATIONS:-50000}" 20260112; then
+    echo "fuzz: 0 passed, 1 failed"
+    exit 1
+fi
 $CC -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -o fuzz_decode fuzz_decode.c ../../src/base45.c ../../src/compress.c \
     ../../src/cbor.c ../../src/cose.c ../../src/block.c -lz -lm
