@@ -15,7 +15,9 @@ CREATE FUNCTION health_pass.subject_text(subject anyelement) RETURNS text
 COMMENT ON FUNCTION health_pass.subject_text(anyelement) IS
     'the text the audit log keeps of a subject value (printed under fixed settings; longer than 127 bytes: ''sha256:'' and its hex digest): what who_read() matches';
 
--- who_read() matches the recorded form of the text it is given
+-- who_read() matches the recorded form of the text it is given, and returns
+-- the one row of a block that does not decode when its bloom filter matches
+-- (the investigator sees the log is damaged there)
 CREATE OR REPLACE FUNCTION health_pass.who_read(tbl regclass, subject text)
     RETURNS SETOF health_pass.audit_log
     LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
@@ -32,7 +34,7 @@ BEGIN
         SELECT r.* FROM health_pass.audit_block b
         CROSS JOIN LATERAL health_pass._audit_records(b.records) r
         WHERE health_pass._audit_may_hold(b.subjects, tbl, s)
-          AND r.relation = tbl AND r.subject = s
+          AND ((r.relation = tbl AND r.subject = s) OR r.id IS NULL)
         ORDER BY r.id DESC;
     ELSE
         RETURN QUERY
@@ -40,12 +42,12 @@ BEGIN
         CROSS JOIN LATERAL health_pass._audit_records(b.records) r
         WHERE EXISTS (SELECT 1 FROM pg_catalog.unnest(rels) t(rel)
                       WHERE health_pass._audit_may_hold(b.subjects, t.rel, s))
-          AND r.relation = ANY (rels) AND r.subject = s
+          AND ((r.relation = ANY (rels) AND r.subject = s) OR r.id IS NULL)
         ORDER BY r.id DESC;
     END IF;
 END $$;
 COMMENT ON FUNCTION health_pass.who_read(regclass, text) IS
-    'every audit record of one subject (its text as health_pass.subject_text() gives it) of one table and of its partitions and children, newest first (needs SELECT on audit_block)';
+    'every audit record of one subject (its text as health_pass.subject_text() gives it) of one table and of its partitions and children, newest first, and the "unreadable block" row of a damaged block that may hold one (needs SELECT on audit_block)';
 
 -- A quota belongs to the rule: every role reading through it shares its
 -- max_subjects.  The shared tracker is sized at server start; a rule that

@@ -229,12 +229,13 @@ SELECT kind, ok, at_it, why FROM verdicts ORDER BY kind;
 SELECT kind, shown FROM verdicts ORDER BY kind;
 SELECT ok, checked, first_bad FROM health_pass.audit_verify();
 
--- all of them at once, and a block that does not decode at all: the view,
+-- all of them at once, and a block that does not decode at all (its bloom
+-- filter matches every subject, so who_read() shows it too): the view,
 -- who_read() and audit_verify() answer
 SELECT pg_temp.forge(ARRAY['client_addr', 'subject', 'session_user_name', 'application_name',
                            'outcome', 'who_read', 'reason', 'logged_at']) - :head AS forged;
 INSERT INTO health_pass.audit_block
-SELECT max_id + 1, max_id + 1, max_at, max_at, '\x0000000000000000', '\x4842010203'
+SELECT max_id + 1, max_id + 1, max_at, max_at, '\xffffffffffffffff', '\x4842010203'
 FROM health_pass.audit_block ORDER BY min_id DESC LIMIT 1;
 SELECT id - :head AS n, session_user_name, client_addr, subject, outcome, left(reason, 60) AS reason
 FROM health_pass.audit_log WHERE id > :head OR id IS NULL ORDER BY id;
