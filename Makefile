@@ -5,7 +5,8 @@ OBJS = src/health_pass.o src/base45.o src/compress.o src/cbor.o src/cose.o \
        src/check.o src/trust.o \
        src/queue.o src/writer.o src/quota.o src/policy.o src/gate.o \
        src/send.o src/plan.o src/audit.o src/chain.o src/statistics.o \
-       src/block.o src/records.o src/paths.o src/ddl.o
+       src/block.o src/records.o src/paths.o src/ddl.o \
+       src/denials.o
 EXTENSION = health_pass
 DATA = sql/health_pass--0.1.0.sql sql/health_pass--0.1.0--0.2.0.sql \
        sql/health_pass--0.2.0--0.3.0.sql sql/health_pass--0.3.0--0.4.0.sql \

@@ -176,18 +176,22 @@ RESET ROLE;
 SET health_pass.denial_interval = '5s';
 SELECT current_setting('health_pass.denial_slots')::int + 60 AS keys \gset
 SELECT (:keys + 39) / 40 AS ntables \gset
+\set ECHO none
 \o /dev/null
 SELECT format('CREATE TABLE den_f%s (person_id text PRIMARY KEY)', i) FROM generate_series(1, :ntables) i \gexec
 SELECT format('GRANT SELECT ON den_f%s TO PUBLIC', i) FROM generate_series(1, :ntables) i \gexec
 SELECT format('SELECT health_pass.protect(''den_f%s'', ''person_id'')', i) FROM generate_series(1, :ntables) i \gexec
 \o
+\set ECHO all
 CREATE TEMP TABLE den_keys AS
 SELECT 'regress_den_f' || r AS role, 'den_f' || t AS tbl, p AS purpose
 FROM generate_series(1, 20) r, generate_series(1, :ntables) t, unnest(ARRAY['', 'research']) p;
 SELECT count(*) >= :keys AS enough_keys FROM den_keys;
+\set ECHO none
 \o /dev/null
 SELECT format('CREATE ROLE regress_den_f%s', r) FROM generate_series(1, 20) r \gexec
 \o
+\set ECHO all
 GRANT SELECT ON den_keys TO PUBLIC;
 SELECT den_mark() AS m \gset
 SELECT set_config('den.mark', :'m', false) IS NOT NULL AS marked;
@@ -229,16 +233,18 @@ SELECT count(*) - count(den_summary_count(a.reason)) AS records,
          = 2 * (SELECT count(*) FROM den_keys) AS every_denial_accounted
 FROM health_pass.audit_log a
 WHERE a.id > :m AND a.current_user_name::text LIKE 'regress_den_f%';
-SELECT count(*) AS recorded_per_key_at_most_two FROM (
+SELECT count(*) AS keys_recorded_more_than_twice FROM (
     SELECT current_user_name, relation, reason FROM health_pass.audit_log a
     WHERE a.id > :m AND a.current_user_name::text LIKE 'regress_den_f%' AND den_summary_count(a.reason) IS NULL
     GROUP BY 1, 2, 3 HAVING count(*) > 2) x;
 
 RESET health_pass.denial_interval;
+\set ECHO none
 \o /dev/null
 SELECT format('DROP TABLE den_f%s', i) FROM generate_series(1, :ntables) i \gexec
 SELECT format('DROP ROLE regress_den_f%s', r) FROM generate_series(1, 20) r \gexec
 \o
+\set ECHO all
 DROP TABLE den_t1, den_t2, den_keys, den_full;
 DROP FUNCTION den_mark(), den_since(bigint), den_counts(bigint), den_summary_count(text),
     den_wait_summaries(name, bigint, int);
