@@ -25,14 +25,20 @@
  *    error (HASH_ENTER_NULL, not HASH_ENTER, on the fixed-size table) or
  *    wait, and no other lock is taken while it is held.  Queueing
  *    (hp_enqueue, which may wait and fail with HPA01) always happens after
- *    it is released.  The entries counter is atomic so that the writer's
- *    check for an empty table takes no lock.
+ *    it is released.  An entry whose summary is being queued is marked
+ *    busy under the lock; no other process changes or removes a busy
+ *    entry (a denial of its key meanwhile is recorded), and the process
+ *    that marked it clears it or removes it under the lock again.  The
+ *    entries counter is atomic so that the writer's check for an empty
+ *    table takes no lock.
  *
- *    Loss.  Counts live in shared memory: counts of intervals not yet
- *    summarized are lost when the server stops or crashes, as are records
- *    still in the queue; the first denial of each interval was queued at
- *    once.  A summary that cannot be queued (HPA01 in a backend, a full
- *    queue in the writer) goes back into its entry for the next attempt.
+ *    Loss.  A summary is queued without waiting (hp_enqueue_ext, wait
+ *    false), so nothing between taking a count and queueing it can raise
+ *    an error or serve an interrupt; when the queue has no room the count
+ *    stays in its entry for the next attempt.  Counts live in shared
+ *    memory: those of intervals not yet summarized are lost when the server
+ *    stops or crashes, as are records still in the queue; the first denial
+ *    of each interval was queued at once.
  */
 #include "postgres.h"
 
@@ -62,7 +68,8 @@ typedef struct HpDenialKey
 typedef struct HpDenial
 {
 	HpDenialKey key;
-	TimestampTz due;			/* the interval ends (0: ended) */
+	TimestampTz due;			/* the interval ends */
+	bool		busy;			/* its summary is being queued: hands off */
 	bool		has_first_seq;
 	uint64		first_seq;		/* queue position of the recorded denial */
 	char		purpose[HP_PURPOSE_LEN];	/* ... and its purpose */
@@ -182,68 +189,6 @@ hp_denial_summary(const HpDenial *d, HpRecord *out)
 }
 
 /*
- * A summary that could not be queued goes back into its key's entry: into
- * the interval opened since, or as an interval already over, to be tried
- * again by the next denial or the writer.  Takes and releases the lock.
- */
-static void
-hp_denial_put_back(const HpDenial *snap)
-{
-	HpDenial   *d;
-	bool		found;
-
-	LWLockAcquire(denials->lock, LW_EXCLUSIVE);
-	d = hash_search(denial_table, &snap->key, HASH_ENTER_NULL, &found);
-	if (d != NULL && !found)
-	{
-		*d = *snap;
-		d->due = 0;
-		d->has_first_seq = false;
-		pg_atomic_add_fetch_u32(&denials->entries, 1);
-	}
-	else if (d != NULL)
-	{
-		if (d->count == 0)
-		{
-			d->last = snap->last;
-			d->first_at = snap->first_at;
-		}
-		else
-			d->first_at = Min(d->first_at, snap->first_at);
-		d->count += snap->count;
-		d->purpose_varied = d->purpose_varied || snap->purpose_varied ||
-			strcmp(d->purpose, snap->purpose) != 0;
-	}
-	LWLockRelease(denials->lock);
-	if (d == NULL)
-		elog(LOG, "health_pass: the count of " INT64_FORMAT " denied statements of \"%s\" could not be recorded (queue and denial table full)",
-			 snap->count, NameStr(snap->key.current_user_name));
-}
-
-/*
- * Queue the summary of an interval that is over, waiting like any record;
- * if that fails, the count goes back before the error goes on.
- */
-static void
-hp_denial_queue_summary(const HpDenial *snap)
-{
-	HpRecord	summary;
-
-	hp_denial_summary(snap, &summary);
-	PG_TRY();
-	{
-		/* reserved now: an old logged_at would look like a stalled queue */
-		(void) hp_enqueue_ext(&summary, GetCurrentTimestamp(), true, NULL);
-	}
-	PG_CATCH();
-	{
-		hp_denial_put_back(snap);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-}
-
-/*
  * A counted denial under audit_sync: the statement ends only once the
  * record that opened its interval is durable (send.c waits for
  * hp_sync_enqueued, and rows it holds for hp_last_enqueued).
@@ -256,6 +201,39 @@ hp_denial_wait_for(uint64 seq)
 	(void) hp_queue_for_database(MyDatabaseId, true);	/* send.c waits on it */
 	hp_last_enqueued = Max(hp_last_enqueued, seq + 1);
 	hp_sync_enqueued = Max(hp_sync_enqueued, seq + 1);
+}
+
+/*
+ * Queue the summary of an interval that is over, without waiting (so with
+ * no interrupt or error between taking the count and giving it back).  The
+ * caller marked the entry busy and copied it to snap; nobody else touches a
+ * busy entry.  Queued: the entry goes.  Not queued (the queue is full or
+ * stalled): the entry is left as it was, over and holding its count, for
+ * the next denial or the writer to try again.  Returns whether it was
+ * queued.
+ */
+static bool
+hp_denial_queue_summary(const HpDenial *snap, TimestampTz now)
+{
+	HpRecord	summary;
+	HpDenial   *d;
+	bool		queued;
+
+	hp_denial_summary(snap, &summary);
+	/* reserved now: an old logged_at would look like a stalled queue */
+	queued = hp_enqueue_ext(&summary, now, false, NULL);
+
+	LWLockAcquire(denials->lock, LW_EXCLUSIVE);
+	d = hash_search(denial_table, &snap->key, HASH_FIND, NULL);
+	if (d != NULL && queued)
+	{
+		hash_search(denial_table, &snap->key, HASH_REMOVE, NULL);
+		pg_atomic_sub_fetch_u32(&denials->entries, 1);
+	}
+	else if (d != NULL)
+		d->busy = false;
+	LWLockRelease(denials->lock);
+	return queued;
 }
 
 /*
@@ -280,11 +258,13 @@ hp_denial_audit(const HpRecord *rec)
 		(void) hp_enqueue(rec);
 		return;
 	}
+	/* its one error (54000) now, before a count moves */
+	(void) hp_queue_for_database(MyDatabaseId, true);
 	hp_denial_key(rec, MyDatabaseId, &key);
 
 	LWLockAcquire(denials->lock, LW_EXCLUSIVE);
 	d = hash_search(denial_table, &key, HASH_FIND, NULL);
-	if (d != NULL && d->due > now)
+	if (d != NULL && !d->busy && d->due > now)
 	{
 		/* within the interval: count it */
 		bool		has_seq = d->has_first_seq;
@@ -301,21 +281,33 @@ hp_denial_audit(const HpRecord *rec)
 			hp_denial_wait_for(seq);
 		return;
 	}
-	if (d != NULL)
+	if (d != NULL && d->busy)
 	{
-		/* the interval is over: its summary is queued before this record */
-		if (d->count > 0)
-		{
-			snap = *d;
-			have_snap = true;
-		}
+		/* another process is queueing its summary: record this one */
+		LWLockRelease(denials->lock);
+		(void) hp_enqueue(rec);
+		return;
+	}
+	if (d != NULL && d->count > 0)
+	{
+		/* the interval is over: its summary goes before this record */
+		d->busy = true;
+		snap = *d;
+		have_snap = true;
+	}
+	else if (d != NULL)
+	{
 		hash_search(denial_table, &key, HASH_REMOVE, NULL);
 		pg_atomic_sub_fetch_u32(&denials->entries, 1);
 	}
 	LWLockRelease(denials->lock);
 
-	if (have_snap)
-		hp_denial_queue_summary(&snap);
+	if (have_snap && !hp_denial_queue_summary(&snap, GetCurrentTimestamp()))
+	{
+		/* no room for it: this denial is recorded, the count stays */
+		(void) hp_enqueue(rec);
+		return;
+	}
 
 	seq = hp_enqueue(rec);
 
@@ -325,6 +317,7 @@ hp_denial_audit(const HpRecord *rec)
 	if (d != NULL && !found)
 	{
 		d->due = TimestampTzPlusMilliseconds(now, (int64) hp_denial_interval_s * 1000);
+		d->busy = false;
 		d->has_first_seq = true;
 		d->first_seq = seq;
 		strlcpy(d->purpose, rec->purpose, HP_PURPOSE_LEN);
@@ -348,7 +341,7 @@ hp_denial_audit(const HpRecord *rec)
  * the summaries of that database's intervals that are over, and free
  * their slots.  Returns at once when the table is empty, and looks at most
  * every HP_DENIAL_SCAN_MS.  Never waits and raises nothing: a summary that
- * does not fit in the queue now goes back, for the next turn.
+ * does not fit in the queue now stays, for the next turn.
  */
 void
 hp_denials_flush(Oid dbid)
@@ -371,37 +364,30 @@ hp_denials_flush(Oid dbid)
 	hash_seq_init(&status, denial_table);
 	while ((d = hash_seq_search(&status)) != NULL)
 	{
-		if (d->key.dbid != dbid || d->due > now)
+		if (d->key.dbid != dbid || d->due > now || d->busy)
 			continue;
 		if (d->count > 0)
 		{
+			d->busy = true;
+			batch[n++] = *d;
 			if (n == HP_DENIAL_FLUSH_BATCH)
 			{
 				hash_seq_term(&status);
 				break;			/* the rest on the next turn */
 			}
-			batch[n++] = *d;
 		}
-		/* removing the entry just returned is allowed during a scan */
-		hash_search(denial_table, &d->key, HASH_REMOVE, NULL);
-		pg_atomic_sub_fetch_u32(&denials->entries, 1);
+		else
+		{
+			/* removing the entry just returned is allowed during a scan */
+			hash_search(denial_table, &d->key, HASH_REMOVE, NULL);
+			pg_atomic_sub_fetch_u32(&denials->entries, 1);
+		}
 	}
 	LWLockRelease(denials->lock);
 
 	for (int i = 0; i < n; i++)
-	{
-		HpRecord	summary;
-
-		hp_denial_summary(&batch[i], &summary);
-		if (!hp_enqueue_ext(&summary, now, false, NULL))
-		{
-			for (; i < n; i++)
-				hp_denial_put_back(&batch[i]);
-			break;
-		}
-	}
+		(void) hp_denial_queue_summary(&batch[i], now);
 }
-
 /* A dropped database's counts go with its audit log */
 void
 hp_denials_forget(Oid dbid)
