@@ -1,6 +1,6 @@
 -- Red team of the 0.6.0 gate (issue 11 rewrite): attacks by ordinary roles.
 -- Each section says what 9c8068c (main) did; the expected output is that of
--- the fixed gate (all but 1c are fixed).  Concurrency attacks (EvalPlanQual without RETURNING,
+-- the fixed gate (1c since 0.7.0).  Concurrency attacks (EvalPlanQual without RETURNING,
 -- MERGE, audit_sync and NOTICE/errors) are in test/isolation/specs/redteam.spec.
 \set VERBOSITY terse
 SET client_min_messages = warning;
@@ -126,9 +126,9 @@ SELECT * FROM red_audited('regress_red_all', :m);
 SELECT count(*) AS positives_named_in_log FROM health_pass.audit_log
  WHERE id > :m AND relation = 'red_reg'::regclass AND subject IN ('R5', 'R17', 'R1234');
 
--- 1c. NOT FIXED: quotas are counted per current role, so a member of the
--- group that holds the rule reads max_subjects as itself and as many again
--- after SET ROLE to the group (and again per other group with a rule).
+-- 1c. Quotas were counted per current role, so a member of the group that
+-- holds the rule read max_subjects as itself and as many again after SET
+-- ROLE to the group.  Fixed in 0.7.0: a quota belongs to the rule.
 CREATE ROLE regress_red_nurses NOLOGIN;
 CREATE ROLE regress_red_alice LOGIN IN ROLE regress_red_nurses;
 GRANT USAGE ON SCHEMA health_pass TO regress_red_nurses;

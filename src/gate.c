@@ -46,6 +46,7 @@
 #include "optimizer/clauses.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
@@ -77,22 +78,23 @@ typedef struct HpGate
 	AttrNumber	attnum;
 	HpOutcome	mode;			/* allowed, denied, break_glass or superuser */
 	bool		unaudited;		/* superuser with audit_superusers off */
-	int			max_subjects;	/* 0: no quota */
-	int64		per_us;
+	HpRule		rule;			/* the rule that allows it; max_subjects 0: no quota */
 	FmgrInfo	out;			/* subject column output function */
+	int16		typlen;			/* and its type's storage, to compare values */
+	bool		typbyval;
 	bool		have_first;		/* the first subject audited, kept inline */
-	bool		first_null;
 	uint64		first_hash;
-	char	   *first;
-	HTAB	   *seen;			/* from the second subject on: hash -> subject */
+	Datum		first;
+	HTAB	   *seen;			/* from the second subject on: hash -> value */
 	MemoryContext rowcxt;		/* reset per row */
 	HpStmt	   *stmt;
 } HpGate;
 
+/* A subject value a statement has audited, by the hash of its binary image */
 typedef struct HpSeen
 {
 	uint64		hash;
-	char	   *subject;		/* NULL for a NULL subject */
+	Datum		value;
 } HpSeen;
 
 /*
@@ -407,6 +409,7 @@ hp_gate_get(HpStmt *st, Oid relid, AttrNumber attnum)
 				 errhint("Call health_pass.protect() again with the new subject column.")));
 	getTypeOutputInfo(typoid, &outfn, &varlena);
 	fmgr_info_cxt(outfn, &g->out, st->cxt);
+	get_typlenbyval(typoid, &g->typlen, &g->typbyval);
 	g->rowcxt = AllocSetContextCreate(st->cxt, "health_pass row", ALLOCSET_SMALL_SIZES);
 
 	if (st->bypass)
@@ -438,8 +441,9 @@ hp_gate_get(HpStmt *st, Oid relid, AttrNumber attnum)
 		else
 		{
 			g->mode = HP_ALLOWED;
-			g->max_subjects = r->max_subjects;
-			g->per_us = r->per_us;
+			g->rule = *r;
+			if (r->max_subjects > 0)
+				hp_quota_ready();
 		}
 	}
 
@@ -457,79 +461,109 @@ hp_quota_refuse(HpGate *g, const char *subject, int count)
 	char		reason[HP_REASON_LEN];
 
 	snprintf(reason, sizeof(reason), "read %d distinct subjects within the last %lld s (max %d)",
-			 count, (long long) (g->per_us / USECS_PER_SEC), g->max_subjects);
+			 count, (long long) (g->rule.per_us / USECS_PER_SEC), g->rule.max_subjects);
 	hp_audit(g->stmt, g->relid, HP_QUOTA_EXCEEDED, subject, reason);
 	ereport(ERROR,
 			(errcode(ERRCODE_HP_QUOTA_EXCEEDED),
 			 errmsg("health_pass quota exceeded for \"%s\"", get_rel_name(g->relid)),
-			 errdetail("This role already read %d distinct subjects of this table within the rule's period; its rule allows %d.",
-					   count, g->max_subjects),
+			 errdetail("The roles reading through this rule already read %d distinct subjects of this table within its period; it allows %d.",
+					   count, g->rule.max_subjects),
 			 errhint("Wait for the period to pass, or ask for a rule with a larger max_subjects.")));
 }
 
-/* Audit one row's subject unless this statement already did */
+/*
+ * 64-bit hash of the binary image of a subject value (what datum_image_eq
+ * compares): the bytes of a by-value datum, of a fixed-length one, or of a
+ * varlena after detoasting
+ */
+static uint64
+hp_image_hash(HpGate *g, Datum d)
+{
+	if (g->typbyval)
+		return hash_bytes_extended((const unsigned char *) &d, sizeof(Datum), 1);
+	if (g->typlen > 0)
+		return hash_bytes_extended((const unsigned char *) DatumGetPointer(d), g->typlen, 1);
+	if (g->typlen == -1)
+	{
+		struct varlena *v = PG_DETOAST_DATUM_PACKED(d);
+		uint64		h = hash_bytes_extended((const unsigned char *) VARDATA_ANY(v),
+											VARSIZE_ANY_EXHDR(v), 1);
+
+		if ((Pointer) v != DatumGetPointer(d))
+			pfree(v);
+		return h;
+	}
+	return hash_bytes_extended((const unsigned char *) DatumGetCString(d),
+							   strlen(DatumGetCString(d)), 1);
+}
+
+/*
+ * Audit one row's subject unless this statement already did.  A subject is
+ * its value: the statement's subjects are told apart by their binary image
+ * (never by text a session's settings shape), and printed once each, under
+ * fixed settings (subject.c).  A NULL subject is a subject of its own on
+ * every row: recorded and counted each time.
+ */
 static void
 hp_gate_row(HpGate *g, TupleTableSlot *slot, AttrNumber attnum)
 {
 	bool		isnull;
 	Datum		d = slot_getattr(slot, attnum, &isnull);
 	MemoryContext old = MemoryContextSwitchTo(g->rowcxt);
-	char	   *subject = isnull ? NULL : OutputFunctionCall(&g->out, d);
-	size_t		len = subject ? strlen(subject) : 0;
-	uint64		h;
-	HpSeen	   *seen;
-	bool		found;
+	char	   *subject = NULL;
+	uint64		h = 0;
+	HpSeen	   *seen = NULL;
+	bool		found = false;
 
-	if (len >= HP_SUBJECT_LEN)
-		ereport(ERROR,
-				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
-				 errmsg("subject value of protected table \"%s\" is longer than %d bytes and cannot be audited",
-						get_rel_name(g->relid), HP_SUBJECT_LEN - 1)));
-	h = subject ? hash_bytes_extended((const unsigned char *) subject, len, 1) : 0;
-	if (!g->have_first)
+	if (!isnull)
 	{
-		/* most statements read one subject: no hash table for them */
-		found = false;
-		seen = NULL;
-	}
-	else if (g->first_hash == h && g->first_null == (subject == NULL) &&
-			 (subject == NULL || strcmp(g->first, subject) == 0))
-		found = true;
-	else
-	{
-		if (g->seen == NULL)
+		h = hp_image_hash(g, d);
+		if (!g->have_first)
+			;					/* most statements read one subject: no table */
+		else if (g->first_hash == h &&
+				 datum_image_eq(g->first, d, g->typbyval, g->typlen))
+			found = true;
+		else
 		{
-			HASHCTL		ctl;
-			HpSeen	   *f;
+			if (g->seen == NULL)
+			{
+				HASHCTL		ctl;
+				HpSeen	   *f;
 
-			ctl.keysize = sizeof(uint64);
-			ctl.entrysize = sizeof(HpSeen);
-			ctl.hcxt = g->stmt->cxt;
-			g->seen = hash_create("health_pass seen subjects", 256, &ctl,
-								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-			f = hash_search(g->seen, &g->first_hash, HASH_ENTER, NULL);
-			f->subject = g->first;
+				ctl.keysize = sizeof(uint64);
+				ctl.entrysize = sizeof(HpSeen);
+				ctl.hcxt = g->stmt->cxt;
+				g->seen = hash_create("health_pass seen subjects", 256, &ctl,
+									  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+				f = hash_search(g->seen, &g->first_hash, HASH_ENTER, NULL);
+				f->value = g->first;
+			}
+			seen = hash_search(g->seen, &h, HASH_ENTER, &found);
+			if (found && !datum_image_eq(seen->value, d, g->typbyval, g->typlen))
+			{
+				found = false;	/* a 64-bit collision: audit it again */
+				seen = NULL;
+			}
+			else if (!found)
+				seen->value = (Datum) 0;
 		}
-		seen = hash_search(g->seen, &h, HASH_ENTER, &found);
-		if (found && !((seen->subject == NULL) == (subject == NULL) &&
-					   (subject == NULL || strcmp(seen->subject, subject) == 0)))
-			found = false;		/* a 64-bit collision: audit it again */
-		else if (!found)
-			seen->subject = NULL;
-	}
-	if (found)
-	{
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(g->rowcxt);
-		return;
+		if (found)
+		{
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(g->rowcxt);
+			return;
+		}
+		subject = hp_subject_text(&g->out, d);
 	}
 
-	if (g->mode == HP_ALLOWED && g->max_subjects > 0)
+	if (g->mode == HP_ALLOWED && g->rule.max_subjects > 0)
 	{
 		int			count;
+		uint8		key[HP_SUBJECT_KEY_LEN];
 
-		if (!hp_quota_admit(g->stmt->reader, g->relid, h,
-							g->max_subjects, g->per_us, &count))
+		if (subject)
+			hp_subject_digest(subject, key);
+		if (!hp_quota_admit(&g->rule, subject ? key : NULL, &count))
 		{
 			if (seen)
 				hash_search(g->seen, &h, HASH_REMOVE, NULL);
@@ -538,15 +572,20 @@ hp_gate_row(HpGate *g, TupleTableSlot *slot, AttrNumber attnum)
 	}
 	hp_audit(g->stmt, g->relid, g->mode, subject,
 			 g->mode == HP_BREAK_GLASS ? g->stmt->reason : NULL);
-	if (!g->have_first)
+	if (isnull)
+		;
+	else if (!g->have_first)
 	{
 		g->have_first = true;
 		g->first_hash = h;
-		g->first_null = (subject == NULL);
-		g->first = subject ? MemoryContextStrdup(g->stmt->cxt, subject) : NULL;
+		MemoryContextSwitchTo(g->stmt->cxt);
+		g->first = datumCopy(d, g->typbyval, g->typlen);
 	}
-	else if (seen && subject)
-		seen->subject = MemoryContextStrdup(g->stmt->cxt, subject);
+	else if (seen)
+	{
+		MemoryContextSwitchTo(g->stmt->cxt);
+		seen->value = datumCopy(d, g->typbyval, g->typlen);
+	}
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(g->rowcxt);
 }

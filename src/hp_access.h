@@ -12,6 +12,7 @@
 #include "access/xlogdefs.h"
 #include "datatype/timestamp.h"
 #include "executor/execdesc.h"
+#include "fmgr.h"
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
@@ -21,7 +22,9 @@
 #include "hp_block.h"
 
 /* Sizes of the text fields an audit record carries (bytes, with the NUL) */
-#define HP_SUBJECT_LEN   128	/* a subject value longer than 127 bytes fails */
+#define HP_SUBJECT_LEN   128	/* longer subject texts are recorded by digest */
+#define HP_SUBJECT_DIGEST_LEN 71	/* "sha256:" and 64 hex digits */
+#define HP_SUBJECT_KEY_LEN 16	/* bytes of SHA-256 quotas count a subject by */
 #define HP_PURPOSE_LEN   64		/* health_pass.purpose is at most 63 bytes */
 #define HP_REASON_LEN    256	/* break-glass and denial reasons, truncated */
 #define HP_ADDR_LEN      48		/* numeric IPv6 address */
@@ -163,11 +166,10 @@ extern void hp_block_form(const uint8 *prev, const HpEntry *e, int n,
 extern bool hp_block_unpack(bytea *records, HpBlock *b, const char **why);
 extern void hp_audit_refuse_unless_superuser(const char *what);
 
-/* quota.c */
-extern Size hp_quota_shmem_size(void);
-extern void hp_quota_shmem_init(void);
-extern bool hp_quota_admit(Oid roleid, Oid relid, uint64 subject_hash,
-						   int max_subjects, int64 per_us, int *count);
+/* subject.c */
+extern char *hp_subject_text(FmgrInfo *out, Datum d);
+extern char *hp_subject_record_form(char *s);
+extern void hp_subject_digest(const char *recorded, uint8 *out);
 
 /* policy.c */
 typedef struct HpRule
@@ -185,6 +187,13 @@ extern const HpRule *hp_rule_for(Oid roleid, Oid relid, const char *purpose);
 extern void hp_policy_init(void);
 extern bool hp_protected_needs_policy(Oid relid);
 extern List *hp_protected_relids(void);
+extern int64 hp_quota_longest_period(void);
+
+/* quota.c */
+extern Size hp_quota_shmem_size(void);
+extern void hp_quota_shmem_init(void);
+extern void hp_quota_ready(void);
+extern bool hp_quota_admit(const HpRule *rule, const uint8 *subject_key, int *count);
 
 /* send.c */
 extern void hp_send_init(void);

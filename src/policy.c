@@ -363,6 +363,20 @@ hp_rule_for(Oid roleid, Oid relid, const char *purpose)
 	return best;
 }
 
+/* The longest per of a rule with a quota, in microseconds; 0 if none */
+int64
+hp_quota_longest_period(void)
+{
+	int64		longest = 0;
+
+	if (!cache_valid || !oids_known)
+		(void) hp_policy_ready();
+	for (int i = 0; i < nrules; i++)
+		if (rules[i].max_subjects > 0 && rules[i].per_us > longest)
+			longest = rules[i].per_us;
+	return longest;
+}
+
 PG_FUNCTION_INFO_V1(hp_policy_changed);
 
 /*

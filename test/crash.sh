@@ -12,6 +12,8 @@
 #     statement, an error message, a NOTICE and a setting (set_config, then
 #     SHOW) carrying a subject while the writer is stopped and then killed:
 #     every subject the client received has its record after recovery.
+#   - quotas survive a crash restart and an immediate shutdown; a full
+#     quota tracker refuses only what it cannot count.
 # Ends with 'crash: N passed, N failed'.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -220,6 +222,62 @@ leak_cases() { # $1: stopped|running
 leak_cases stopped
 leak_cases running
 check "the chain is intact after the audit_sync crashes" [ "$(q -d crash -c 'SELECT ok FROM health_pass.audit_verify()')" = t ]
+
+# 7. quotas survive a crash restart and an immediate shutdown: after either,
+#    a rule's count is what the audit log says (0.6.0 started from zero)
+q >/dev/null <<'SQL'
+CREATE ROLE counted NOLOGIN;
+CREATE ROLE counter1 LOGIN IN ROLE counted;
+ALTER ROLE counter1 SET health_pass.audit_sync = on;
+GRANT SELECT ON people TO counted;
+SELECT health_pass.allow('counted', 'people', 'care', 10, '1 hour');
+SQL
+read_as() { psql -XAtq -U "$1" -d crash -c "SELECT name FROM people WHERE person_id = '$2'" 2>&1; }
+for i in 1 2 3 4 5 6; do read_as counter1 "C0200$i" >/dev/null; done
+q -c "SELECT health_pass.audit_flush()" >/dev/null
+psql -XAtq -d crash -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
+sleep 0.5
+victim=$(q -c "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%' AND pid <> pg_backend_pid()")
+kill -KILL "$victim"; wait 2>/dev/null
+sleep 1; wait_ready
+check "quota after a crash restart: the server did restart" grep -q "(PID $victim) was terminated by signal 9" "$DIR/pg/server.log"
+for i in 1 2 3 4; do read_as counter1 "C0210$i" >/dev/null; done
+check "quota after a crash restart: a subject read before costs nothing" [ "$(read_as counter1 C02001)" = "name 2001" ]
+err=$(read_as counter1 C02200)
+check "quota after a crash restart: the 11th subject is refused (6 before + 4 after)" grep -q "quota exceeded" <<<"$err"
+hp_cluster_stop "$DIR/pg" immediate
+hp_as_server pg_ctl -D "$DIR/pg/data" -l "$DIR/pg/server.log" -w -t 60 start >/dev/null 2>&1
+wait_ready
+q -c "CREATE ROLE counter2 LOGIN IN ROLE counted" -c "ALTER ROLE counter2 SET health_pass.audit_sync = on" >/dev/null
+err=$(read_as counter2 C02201)
+check "quota after an immediate shutdown: a new member of the rule is refused the 11th subject" grep -q "quota exceeded" <<<"$err"
+check "quota after an immediate shutdown: subjects counted before are still readable" [ "$(read_as counter2 C02104)" = "name 2104" ]
+
+# 8. a full quota tracker refuses only the reads it cannot count, and expired
+#    entries make room first (0.6.0 took free shared memory, then failed every
+#    quota'd role)
+q -d postgres -c "ALTER SYSTEM SET health_pass.quota_capacity = 1000" >/dev/null
+hp_as_server pg_ctl -D "$DIR/pg/data" -l "$DIR/pg/server.log" -w -t 60 restart >/dev/null 2>&1
+wait_ready
+q >/dev/null 2>&1 <<'SQL'
+CREATE ROLE fleeting LOGIN;
+CREATE ROLE modest LOGIN;
+GRANT SELECT ON people TO fleeting, modest;
+SELECT health_pass.allow('fleeting', 'people', 'care', 1000, '3 s');
+SELECT health_pass.allow('modest', 'people', 'care', 10, '1 hour');
+SQL
+# the tracker holds the 10 subjects of "counted": fleeting's 991st does not fit
+err=$(psql -XAtq -U fleeting -d crash -v VERBOSITY=verbose -c "SELECT count(*) FROM (SELECT name FROM people ORDER BY person_id LIMIT 1000) s" 2>&1)
+check "tracker of 1000: a rule that would fill it is stopped when it is full (53400)" grep -q "53400.*tracker is full" <<<"$(echo $err)"
+check "tracker of 1000: it holds 990 of that rule's subjects" \
+    [ "$(q -c "SELECT health_pass.audit_flush()" -c "SELECT count(DISTINCT subject) FROM health_pass.audit_log WHERE current_user_name = 'fleeting' AND outcome = 'allowed'" | tail -1)" = 990 ]
+err=$(psql -XAtq -U modest -d crash -v VERBOSITY=verbose -c "SELECT name FROM people WHERE person_id = 'C04000'" 2>&1)
+check "tracker full: a read it cannot count is refused (53400), naming the setting" \
+    bash -c "grep -q 53400 <<<\"\$0\" && grep -q 'health_pass.quota_capacity' <<<\"\$0\" && ! grep -q 'name 4000' <<<\"\$0\"" "$err"
+check "tracker full: a role without a quota still reads" [ "$(read_as reader C04001)" = "name 4001" ]
+check "tracker full: a subject counted already is still readable" [ "$(read_as fleeting C00001)" = "name 1" ]
+sleep 3.5
+check "tracker full of expired entries: they make room" [ "$(read_as modest C04002)" = "name 4002" ]
 
 # the SIGKILLs above are this test's own; any other signal or a PANIC is a crash
 no_other_crash() { ! grep -E "terminated by signal [0-9]+|PANIC" "$DIR/pg/server.log" | grep -v "terminated by signal 9:"; }
