@@ -6,13 +6,13 @@ OBJS = src/health_pass.o src/base45.o src/compress.o src/cbor.o src/cose.o \
        src/queue.o src/writer.o src/quota.o src/policy.o src/gate.o \
        src/send.o src/plan.o src/audit.o src/chain.o src/statistics.o \
        src/block.o src/records.o src/paths.o src/ddl.o \
-       src/subject.o
+       src/subject.o src/denials.o
 EXTENSION = health_pass
 DATA = sql/health_pass--0.1.0.sql sql/health_pass--0.1.0--0.2.0.sql \
        sql/health_pass--0.2.0--0.3.0.sql sql/health_pass--0.3.0--0.4.0.sql \
        sql/health_pass--0.4.0--0.5.0.sql sql/health_pass--0.5.0--0.6.0.sql \
        sql/health_pass--0.6.0--0.7.0.sql
-REGRESS = type reading trust check inspect hostile access gate ddl redteam quota records upgrade
+REGRESS = type reading trust check inspect hostile access gate ddl redteam quota records upgrade denials
 REGRESS_OPTS = --inputdir=.
 ISOLATION = recheck policy_race redteam
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output

@@ -4,6 +4,9 @@
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS health_pass;
 RESET client_min_messages;
+-- every denial recorded, so that each read path shows its decision whatever
+-- the time between statements (counting repeated denials: sql/denials.sql)
+SET health_pass.denial_interval = 0;
 
 CREATE ROLE regress_clerk LOGIN;
 CREATE ROLE regress_nurses;

@@ -92,7 +92,7 @@ hp_ddl_refuse(Oid relid, const char *what)
 	rec.subject_null = true;
 	strlcpy(rec.purpose, hp_purpose ? hp_purpose : "", HP_PURPOSE_LEN);
 	snprintf(rec.reason, HP_REASON_LEN, "refused DDL: %s", what);
-	hp_enqueue(&rec);
+	hp_denial_audit(&rec);		/* counted like a denied read (denials.c) */
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("%s is refused on protected table \"%s\"", what, name ? name : "?"),

@@ -373,6 +373,24 @@ hp_audit(HpStmt *st, Oid relid, HpOutcome outcome, const char *subject, const ch
 	hp_enqueue(&rec);
 }
 
+/*
+ * Audit st's denial of relid: queued, or counted when a record of the same
+ * role, table and reason opened an interval that still runs (denials.c)
+ */
+static void
+hp_audit_denial(HpStmt *st, Oid relid, const char *reason)
+{
+	HpRecord	rec = st->tmpl;
+
+	rec.logged_at = GetCurrentTimestamp();
+	rec.relid = relid;
+	rec.outcome = (uint8) HP_DENIED;
+	rec.subject_null = true;
+	rec.subject[0] = '\0';
+	strlcpy(rec.reason, reason, HP_REASON_LEN);
+	hp_denial_audit(&rec);
+}
+
 /* The gate of st for relid, deciding (and auditing a denial) on first use */
 static HpGate *
 hp_gate_get(HpStmt *st, Oid relid, AttrNumber attnum)
@@ -422,7 +440,7 @@ hp_gate_get(HpStmt *st, Oid relid, AttrNumber attnum)
 	else if (st->purpose[0] == '\0')
 	{
 		g->mode = HP_DENIED;
-		hp_audit(st, relid, HP_DENIED, NULL, "no purpose declared (SET health_pass.purpose)");
+		hp_audit_denial(st, relid, "no purpose declared (SET health_pass.purpose)");
 	}
 	else
 	{
@@ -431,7 +449,7 @@ hp_gate_get(HpStmt *st, Oid relid, AttrNumber attnum)
 		if (r == NULL)
 		{
 			g->mode = HP_DENIED;
-			hp_audit(st, relid, HP_DENIED, NULL, "no rule allows this role and purpose");
+			hp_audit_denial(st, relid, "no rule allows this role and purpose");
 		}
 		else
 		{

@@ -39,6 +39,14 @@ int			hp_quota_capacity = 100000;
 /* health_pass.audit_superusers: audit reads by roles that bypass the gate */
 bool		hp_audit_superusers = true;
 
+/* health_pass.denial_interval: seconds a (role, table, reason) denial is
+ * counted after it was recorded, before a summary with the count (0: every
+ * denial recorded) */
+int			hp_denial_interval_s = 10;
+
+/* health_pass.denial_slots: (role, table, reason) keys counted at a time */
+int			hp_denial_slots = 1024;
+
 /* Loaded through shared_preload_libraries (hooks and shared memory on) */
 bool		hp_preloaded = false;
 
@@ -90,6 +98,10 @@ _PG_init(void)
 							 "Audit every row of a protected table that a superuser or a role with BYPASSRLS reads.",
 							 NULL, &hp_audit_superusers, true,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("health_pass.denial_interval",
+							"After a denied read is recorded, further denials of the same role, table and reason are counted for this long, then recorded as one summary with the count (0: record every denial).",
+							NULL, &hp_denial_interval_s, 10, 0, 86400,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 
 	if (process_shared_preload_libraries_in_progress)
 	{
@@ -104,6 +116,10 @@ _PG_init(void)
 		DefineCustomIntVariable("health_pass.quota_capacity",
 								"Distinct (role, table, subject) reads the quota counters hold.",
 								NULL, &hp_quota_capacity, 100000, 1000, 10 * 1000 * 1000,
+								PGC_POSTMASTER, 0, NULL, NULL, NULL);
+		DefineCustomIntVariable("health_pass.denial_slots",
+								"(role, table, reason) keys whose denials can be counted at the same time; beyond them every denial is recorded.",
+								NULL, &hp_denial_slots, 1024, 16, 1024 * 1024,
 								PGC_POSTMASTER, 0, NULL, NULL, NULL);
 		hp_preloaded = true;
 		hp_shmem_request();

@@ -120,6 +120,8 @@ extern int	hp_queue_size;
 extern int	hp_max_databases;
 extern int	hp_quota_capacity;
 extern bool hp_audit_superusers;
+extern int	hp_denial_interval_s;
+extern int	hp_denial_slots;
 
 /* queue.c */
 extern HpShared *hp_shared;
@@ -129,6 +131,7 @@ extern HpQueue *hp_queue_for_database(Oid dbid, bool create);
 extern void hp_require_preload(void);
 extern void hp_record_session(HpRecord *rec);
 extern uint64 hp_enqueue(const HpRecord *rec);
+extern bool hp_enqueue_ext(const HpRecord *rec, TimestampTz now, bool wait, uint64 *seqp);
 extern void hp_wait_durable(uint64 upto);
 extern bool hp_wait_durable_nothrow(uint64 upto);
 extern bool hp_records_pending(void);
@@ -140,6 +143,14 @@ extern int64 hp_next_statement_id(void);
 extern void hp_writer_stop(Oid dbid);
 extern void hp_queue_forget(Oid dbid);
 extern const char *hp_outcome_name(HpOutcome outcome);
+
+/* denials.c */
+extern Size hp_denials_shmem_size(void);
+extern void hp_denials_shmem_request(void);
+extern void hp_denials_shmem_init(void);
+extern void hp_denial_audit(const HpRecord *rec);
+extern void hp_denials_flush(Oid dbid);
+extern void hp_denials_forget(Oid dbid);
 
 /* writer.c */
 extern void hp_writer_request(HpQueue *q);

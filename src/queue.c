@@ -82,6 +82,7 @@ hp_shmem_request_hook(void)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(add_size(hp_queue_shmem_size(), hp_quota_shmem_size()));
 	RequestNamedLWLockTranche("health_pass", HP_LOCKS);
+	hp_denials_shmem_request();
 }
 
 /* shmem_startup_hook: create or attach to our shared state */
@@ -125,6 +126,7 @@ hp_shmem_startup_hook(void)
 		}
 	}
 	hp_quota_shmem_init();
+	hp_denials_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -306,8 +308,25 @@ hp_slot_ready(HpQueue *q, uint64 seq)
 uint64
 hp_enqueue(const HpRecord *rec)
 {
+	uint64		seq;
+
+	(void) hp_enqueue_ext(rec, rec->logged_at, true, &seq);	/* just read by the caller */
+	return seq;
+}
+
+/*
+ * hp_enqueue() with the reservation time given (now: a record whose
+ * logged_at is older, such as a denial summary, must not make the queue
+ * look stalled), and, with wait false, no waiting: false at once when the
+ * ring is full or stalled (the writer queues its own records so).  With
+ * wait true it returns true or raises.  *seq (when not NULL) gets the
+ * record's sequence number.
+ */
+bool
+hp_enqueue_ext(const HpRecord *rec, TimestampTz now, bool wait, uint64 *seqp)
+{
 	HpQueue    *q = hp_queue_for_database(MyDatabaseId, true);
-	TimestampTz now = rec->logged_at;	/* just read by the caller */
+	TimestampTz reserved = now;
 	TimestampTz deadline = TimestampTzPlusMilliseconds(now, hp_audit_timeout_ms);
 	const char *why = NULL;
 	uint64		seq;
@@ -327,7 +346,7 @@ hp_enqueue(const HpRecord *rec)
 		if (!full && !stalled)
 		{
 			seq = q->head++;
-			q->reserved_at[seq % hp_queue_size] = rec->logged_at;
+			q->reserved_at[seq % hp_queue_size] = reserved;
 			/* published by hp_publish_on_exit if we die before we do */
 			pending_queue = q;
 			pending_seq = seq;
@@ -359,6 +378,8 @@ hp_enqueue(const HpRecord *rec)
 		LWLockRelease(q->lock);
 
 		why = full ? "the queue is full" : "the writer has stopped taking records";
+		if (!wait)
+			return false;
 		hp_writer_request(q);
 		if (now >= deadline)
 		{
@@ -372,7 +393,9 @@ hp_enqueue(const HpRecord *rec)
 	hp_last_enqueued = seq + 1;
 	if (hp_audit_sync)
 		hp_sync_enqueued = seq + 1;
-	return seq;
+	if (seqp)
+		*seqp = seq;
+	return true;
 }
 
 /*
@@ -548,6 +571,7 @@ hp_queue_forget(Oid dbid)
 
 	if (q == NULL)
 		return;
+	hp_denials_forget(dbid);
 	LWLockAcquire(hp_shared->slots_lock, LW_EXCLUSIVE);
 	LWLockAcquire(q->lock, LW_EXCLUSIVE);
 	if (q->writer_pid == 0 && q->dbid == dbid)

@@ -336,6 +336,7 @@ hp_writer_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
+		hp_denials_flush(dbid);	/* summaries of denial intervals that ended */
 
 		LWLockAcquire(q->lock, LW_SHARED);
 		from = q->written;
