@@ -12,9 +12,9 @@ DATA = sql/health_pass--0.1.0.sql sql/health_pass--0.1.0--0.2.0.sql \
        sql/health_pass--0.2.0--0.3.0.sql sql/health_pass--0.3.0--0.4.0.sql \
        sql/health_pass--0.4.0--0.5.0.sql sql/health_pass--0.5.0--0.6.0.sql \
        sql/health_pass--0.6.0--0.7.0.sql
-REGRESS = type reading trust check inspect hostile access gate ddl redteam quota records upgrade denials
+REGRESS = type reading trust check inspect hostile access gate ddl redteam quota records writer upgrade denials
 REGRESS_OPTS = --inputdir=.
-ISOLATION = recheck policy_race redteam
+ISOLATION = recheck policy_race redteam writer
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output
 
 PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \

@@ -12,7 +12,13 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "catalog/pg_type_d.h"
+#include "lib/stringinfo.h"
+#include "storage/lmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -226,16 +232,51 @@ hp_audit_verify(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(hp_audit_status);
 
 /*
+ * What a stalled writer waits for: "<mode> on relation <schema.name>" for
+ * a relation of this database, PostgreSQL's description of any other lock,
+ * or "error: <message>" when its last transaction failed otherwise.
+ */
+static char *
+hp_wait_description(bool is_lock, const LOCKTAG *tag, LOCKMODE mode, const char *error)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	if (!is_lock)
+	{
+		appendStringInfo(&buf, "error: %s", error);
+		return buf.data;
+	}
+	appendStringInfo(&buf, "%s on ", GetLockmodeName(tag->locktag_lockmethodid, mode));
+	if (tag->locktag_type == LOCKTAG_RELATION && tag->locktag_field1 == MyDatabaseId)
+	{
+		Oid			relid = tag->locktag_field2;
+		char	   *name = get_rel_name(relid);
+		char	   *nsp = name ? get_namespace_name(get_rel_namespace(relid)) : NULL;
+
+		if (name && nsp)
+		{
+			appendStringInfo(&buf, "relation %s", quote_qualified_identifier(nsp, name));
+			return buf.data;
+		}
+	}
+	DescribeLockTag(&buf, tag);
+	return buf.data;
+}
+
+/*
  * audit_status(): this database's queue as the writer sees it: writer pid,
  * records queued and not yet committed, records committed since the server
- * started, and commits (batches).
+ * started, commits (batches), and when the writer is stalled, what it
+ * waits for, since when, and the pids that block it (docs/design/writer.md).
+ * EXECUTE: superusers and pg_monitor (granted by the extension script).
  */
 Datum
 hp_audit_status(PG_FUNCTION_ARGS)
 {
 	TupleDesc	rdesc;
-	Datum		out[4];
-	bool		outnull[4] = {false, false, false, false};
+	Datum		out[7];
+	bool		outnull[7] = {false, false, false, false, true, true, true};
 	HpQueue    *q;
 
 	if (get_call_result_type(fcinfo, NULL, &rdesc) != TYPEFUNC_COMPOSITE)
@@ -252,13 +293,41 @@ hp_audit_status(PG_FUNCTION_ARGS)
 	}
 	else
 	{
+		TimestampTz since;
+		bool		is_lock;
+		LOCKTAG		tag;
+		LOCKMODE	mode;
+		int			pid;
+		char		error[HP_WAIT_ERROR_LEN];
+
 		LWLockAcquire(q->lock, LW_SHARED);
 		outnull[0] = (q->writer_pid == 0);
 		out[0] = Int32GetDatum(q->writer_pid);
 		out[1] = Int64GetDatum((int64) (q->head - q->written));
 		out[2] = Int64GetDatum((int64) (q->written - q->base));
 		out[3] = Int64GetDatum((int64) q->committed_batches);
+		since = q->writer_pid != 0 ? q->wait_since : 0;
+		is_lock = q->wait_is_lock;
+		tag = q->wait_tag;
+		mode = q->wait_mode;
+		pid = q->writer_pid;
+		memcpy(error, q->wait_error, sizeof(error));
 		LWLockRelease(q->lock);
+		error[HP_WAIT_ERROR_LEN - 1] = '\0';
+
+		/* catalog lookups after the lock is released */
+		if (since != 0)
+		{
+			out[4] = CStringGetTextDatum(hp_wait_description(is_lock, &tag, mode, error));
+			out[5] = TimestampTzGetDatum(since);
+			outnull[4] = outnull[5] = false;
+			/* who holds the lock or waits ahead for it, as of now */
+			if (is_lock)
+			{
+				out[6] = DirectFunctionCall1(pg_blocking_pids, Int32GetDatum(pid));
+				outnull[6] = false;
+			}
+		}
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(rdesc, out, outnull)));
 }
@@ -277,7 +346,8 @@ PG_FUNCTION_INFO_V1(hp_audit_flush);
 /*
  * audit_flush(): wait (at most health_pass.audit_timeout) until every record
  * queued in this database so far is committed; returns how many records
- * the writer has committed since the server started.
+ * the writer has committed since the server started.  EXECUTE: superusers
+ * and the roles the DBA grants it to (each call makes the writer flush WAL).
  */
 Datum
 hp_audit_flush(PG_FUNCTION_ARGS)

@@ -15,6 +15,12 @@
  *      (outcome denied, subject NULL) before the error; the record is in
  *      shared memory and survives the rollback.  docs/design/ddl.md lists
  *      what is refused and what is allowed, and why.
+ *    - hp_ddl_check() also refuses to non-superusers every command that
+ *      would lock the audit log (audit_block, its indexes and TOAST, the
+ *      audit_log view) in a mode its writer's ROW EXCLUSIVE conflicts with,
+ *      or rename, move or drop it: held, or queued behind another session's
+ *      lock, such a lock stalls the writer and every audited read with it
+ *      (docs/design/writer.md).  These refusals are audited the same way.
  *    - protect() enables and forces row security on a protected table so
  *      that pg_stats, pg_stats_ext and pg_stats_ext_exprs hide its values
  *      from every role subject to it; hp_rls_policy() supplies a permissive
@@ -35,6 +41,7 @@
 #include "catalog/partition.h"
 #include "catalog/pg_attrdef.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_inherits.h"
@@ -45,15 +52,18 @@
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
+#include "commands/tablespace.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
 #include "optimizer/clauses.h"
 #include "optimizer/optimizer.h"
 #include "parser/parse_node.h"
 #include "parser/parse_relation.h"
 #include "parser/parse_type.h"
+#include "rewrite/rewriteHandler.h"
 #include "rewrite/rowsecurity.h"
 #include "storage/lmgr.h"
 #include "tcop/utility.h"
@@ -74,15 +84,14 @@
 static row_security_policy_hook_type prev_rls_permissive = NULL;
 
 /*
- * Audit a refused DDL statement on protected table relid, then raise.
- * The record goes to shared memory first, so the rollback the error causes
- * does not take it away.
+ * Record a refused DDL statement on relid (outcome denied, subject NULL).
+ * The record goes to shared memory first, so the rollback the error that
+ * follows causes does not take it away.
  */
 static void
-hp_ddl_refuse(Oid relid, const char *what)
+hp_ddl_audit_refusal(Oid relid, const char *what)
 {
 	HpRecord	rec;
-	char	   *name = get_rel_name(relid);
 
 	hp_record_session(&rec);
 	rec.logged_at = GetCurrentTimestamp();
@@ -93,10 +102,443 @@ hp_ddl_refuse(Oid relid, const char *what)
 	strlcpy(rec.purpose, hp_purpose ? hp_purpose : "", HP_PURPOSE_LEN);
 	snprintf(rec.reason, HP_REASON_LEN, "refused DDL: %s", what);
 	hp_denial_audit(&rec);		/* counted like a denied read (denials.c) */
+}
+
+/* Audit a refused DDL statement on protected table relid, then raise */
+static void
+hp_ddl_refuse(Oid relid, const char *what)
+{
+	char	   *name = get_rel_name(relid);
+
+	hp_ddl_audit_refusal(relid, what);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("%s is refused on protected table \"%s\"", what, name ? name : "?"),
 			 errhint("Only a superuser may run it on a protected table.")));
+}
+
+/*
+ * Audit a command refused on the audit log (relid: audit_block or
+ * audit_log, as hp_audit_relation() names it), then raise.
+ */
+static void
+hp_ddl_refuse_audit(Oid relid, const char *what)
+{
+	char	   *name = get_rel_name(relid);
+
+	hp_ddl_audit_refusal(relid, what);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s is refused on health_pass.%s", what, name ? name : "?"),
+			 errdetail("The audit writer takes ROW EXCLUSIVE on the audit log for every batch; a stronger lock, held or queued, stalls it and every audited read."),
+			 errhint("Only a superuser may run it on the audit log.")));
+}
+
+/* The TOAST table of relid, or InvalidOid */
+static Oid
+hp_toast_of(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			toast = InvalidOid;
+
+	if (HeapTupleIsValid(tup))
+	{
+		toast = ((Form_pg_class) GETSTRUCT(tup))->reltoastrelid;
+		ReleaseSysCache(tup);
+	}
+	return toast;
+}
+
+/*
+ * Is relid part of the audit log: audit_block, an index of it, its TOAST
+ * table or that table's index (the relations the writer locks ROW EXCLUSIVE
+ * for every batch), or the audit_log view over it?  Returns the relation a
+ * refusal names (audit_block, or audit_log for the view), else InvalidOid.
+ */
+Oid
+hp_audit_relation(Oid relid)
+{
+	Oid			block,
+				log,
+				heap = relid;
+	char		kind;
+
+	if (!OidIsValid(relid))
+		return InvalidOid;
+	block = hp_relation_oid("audit_block");
+	log = hp_relation_oid("audit_log");
+	if (OidIsValid(log) && relid == log)
+		return log;
+	if (!OidIsValid(block))
+		return InvalidOid;
+	if (relid == block)
+		return block;
+	kind = get_rel_relkind(relid);
+	if (kind == RELKIND_INDEX)
+		heap = IndexGetRelation(relid, true);
+	else if (kind != RELKIND_TOASTVALUE)
+		return InvalidOid;
+	if (heap == block || (OidIsValid(heap) && heap == hp_toast_of(block)))
+		return block;
+	return InvalidOid;
+}
+
+static Oid
+hp_rangevar_oid(RangeVar *rv);
+
+/* The audit relation a RangeVar names, or InvalidOid */
+static Oid
+hp_audit_rangevar(RangeVar *rv)
+{
+	return rv ? hp_audit_relation(hp_rangevar_oid(rv)) : InvalidOid;
+}
+
+/* Walker: does a view's query read an audit relation (through views too)? */
+static bool
+hp_view_reads_audit(Node *node, void *ctx)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+		int		   *depth = ctx;
+		bool		found = false;
+
+		if (rte->rtekind != RTE_RELATION)
+			return false;
+		if (OidIsValid(hp_audit_relation(rte->relid)))
+			return true;
+		if (rte->relkind == RELKIND_VIEW && *depth < 16)
+		{
+			Relation	view = try_relation_open(rte->relid, AccessShareLock);
+
+			if (view == NULL)
+				return false;
+			(*depth)++;
+			found = hp_view_reads_audit((Node *) get_view_query(view), ctx);
+			(*depth)--;
+			relation_close(view, AccessShareLock);
+		}
+		return found;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, hp_view_reads_audit, ctx,
+								 QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, hp_view_reads_audit, ctx);
+}
+
+/*
+ * The audit relation a LOCK TABLE of relid would lock: relid itself, or a
+ * relation a view reads (LOCK TABLE locks what a view reads, with the view
+ * owner's privileges).
+ */
+static Oid
+hp_audit_lock_target(Oid relid)
+{
+	Oid			on = hp_audit_relation(relid);
+	int			depth = 0;
+
+	if (OidIsValid(on) || !OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_VIEW)
+		return on;
+	{
+		Relation	view = try_relation_open(relid, AccessShareLock);
+		bool		reads;
+
+		if (view == NULL)
+			return InvalidOid;
+		reads = hp_view_reads_audit((Node *) get_view_query(view), &depth);
+		relation_close(view, AccessShareLock);
+		return reads ? hp_relation_oid("audit_block") : InvalidOid;
+	}
+}
+
+/* Does audit_block have an index CLUSTER without a table would use? */
+static bool
+hp_audit_clustered(Oid block)
+{
+	Relation	rel = try_relation_open(block, AccessShareLock);
+	List	   *indexes;
+	ListCell   *lc;
+	bool		found = false;
+
+	if (rel == NULL)
+		return false;
+	indexes = RelationGetIndexList(rel);
+	relation_close(rel, AccessShareLock);
+	foreach(lc, indexes)
+	{
+		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+
+		if (!HeapTupleIsValid(tup))
+			continue;
+		found |= ((Form_pg_index) GETSTRUCT(tup))->indisclustered;
+		ReleaseSysCache(tup);
+	}
+	return found;
+}
+
+/* The audit relation a foreign key in constraints would reference */
+static Oid
+hp_audit_referenced(List *constraints)
+{
+	ListCell   *lc;
+
+	foreach(lc, constraints)
+	{
+		Node	   *n = lfirst(lc);
+		Oid			on;
+
+		if (IsA(n, Constraint) && ((Constraint *) n)->contype == CONSTR_FOREIGN &&
+			OidIsValid(on = hp_audit_rangevar(((Constraint *) n)->pktable)))
+			return on;
+		if (IsA(n, ColumnDef) &&
+			OidIsValid(on = hp_audit_referenced(((ColumnDef *) n)->constraints)))
+			return on;
+	}
+	return InvalidOid;
+}
+
+/* The relation a DROP TRIGGER/RULE/POLICY object name (rel..., name) is on */
+static Oid
+hp_drop_on_relation(List *names)
+{
+	List	   *rel;
+
+	if (list_length(names) < 2)
+		return InvalidOid;
+	rel = list_truncate(list_copy(names), list_length(names) - 1);
+	return RangeVarGetRelid(makeRangeVarFromNameList(rel), NoLock, true);
+}
+
+/*
+ * Refuse to non-superusers every command that would lock the audit log
+ * against its writer: the writer takes ROW EXCLUSIVE on audit_block, its
+ * indexes and TOAST for each batch, so SHARE or stronger on any of them,
+ * held or merely queued behind another session's lock (ANALYZE in an open
+ * transaction), stalls it and fails every audited read.  Also refused:
+ * renaming, moving or dropping them, which stops the writer as surely.
+ * The database owner may VACUUM and REINDEX every table of the database, a
+ * role with the extension owner's privileges may do all of it.
+ */
+static void
+hp_check_audit_locks(Node *node)
+{
+	Oid			block = hp_relation_oid("audit_block");
+	Oid			on = InvalidOid;
+	const char *what = NULL;
+	ListCell   *lc;
+
+	if (!OidIsValid(block))
+		return;
+	switch (nodeTag(node))
+	{
+		case T_VacuumStmt:
+			{
+				VacuumStmt *vs = (VacuumStmt *) node;
+				bool		full = false;
+
+				if (!vs->is_vacuumcmd)
+					break;
+				foreach(lc, vs->options)
+				{
+					DefElem    *opt = lfirst_node(DefElem, lc);
+
+					if (strcmp(opt->defname, "full") == 0)
+						full = defGetBoolean(opt);
+				}
+				if (!full)
+					break;
+				what = "VACUUM FULL";
+				/* without a list: every table the role may vacuum */
+				if (vs->rels == NIL &&
+					(pg_class_ownercheck(block, GetUserId()) ||
+					 pg_database_ownercheck(MyDatabaseId, GetUserId())))
+					on = block;
+				foreach(lc, vs->rels)
+				{
+					VacuumRelation *vr = lfirst_node(VacuumRelation, lc);
+
+					if (!OidIsValid(on))
+						on = vr->relation ? hp_audit_rangevar(vr->relation) :
+							hp_audit_relation(vr->oid);
+				}
+				break;
+			}
+		case T_ClusterStmt:
+			{
+				ClusterStmt *cs = (ClusterStmt *) node;
+
+				what = "CLUSTER";
+				if (cs->relation)
+					on = hp_audit_rangevar(cs->relation);
+				else if (pg_class_ownercheck(block, GetUserId()) && hp_audit_clustered(block))
+					on = block;
+				break;
+			}
+		case T_ReindexStmt:
+			{
+				ReindexStmt *rs = (ReindexStmt *) node;
+
+				what = "REINDEX";
+				switch (rs->kind)
+				{
+					case REINDEX_OBJECT_INDEX:
+					case REINDEX_OBJECT_TABLE:
+						on = hp_audit_rangevar(rs->relation);
+						break;
+					case REINDEX_OBJECT_SCHEMA:
+						{
+							Oid			nsp = get_namespace_oid(rs->name, true);
+
+							if (OidIsValid(nsp) &&
+								(nsp == get_rel_namespace(block) || nsp == PG_TOAST_NAMESPACE))
+								on = block;
+							break;
+						}
+					case REINDEX_OBJECT_DATABASE:
+						if (pg_database_ownercheck(MyDatabaseId, GetUserId()) ||
+							pg_class_ownercheck(block, GetUserId()))
+							on = block;
+						break;
+					case REINDEX_OBJECT_SYSTEM:
+						break;
+				}
+				break;
+			}
+		case T_LockStmt:
+			{
+				LockStmt   *ls = (LockStmt *) node;
+
+				/* the modes ROW EXCLUSIVE conflicts with */
+				if (ls->mode < ShareLock)
+					break;
+				what = "LOCK TABLE in SHARE mode or stronger";
+				foreach(lc, ls->relations)
+					if (!OidIsValid(on))
+						on = hp_audit_lock_target(hp_rangevar_oid(lfirst_node(RangeVar, lc)));
+				break;
+			}
+		case T_TruncateStmt:
+			what = "TRUNCATE";
+			foreach(lc, ((TruncateStmt *) node)->relations)
+				if (!OidIsValid(on))
+					on = hp_audit_rangevar(lfirst_node(RangeVar, lc));
+			break;
+		case T_AlterTableStmt:
+			{
+				AlterTableStmt *at = (AlterTableStmt *) node;
+
+				what = "ALTER TABLE";
+				on = hp_audit_rangevar(at->relation);
+				/* a foreign key locks the table it references */
+				foreach(lc, at->cmds)
+				{
+					AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+					if (!OidIsValid(on) && cmd->def &&
+						(cmd->subtype == AT_AddConstraint || cmd->subtype == AT_AddConstraintRecurse ||
+						 cmd->subtype == AT_AddColumn || cmd->subtype == AT_AddColumnRecurse))
+					{
+						on = hp_audit_referenced(list_make1(cmd->def));
+						what = "a foreign key referencing the audit log";
+					}
+				}
+				break;
+			}
+		case T_AlterTableMoveAllStmt:
+			{
+				AlterTableMoveAllStmt *mv = (AlterTableMoveAllStmt *) node;
+				Oid			from = get_tablespace_oid(mv->orig_tablespacename, true);
+				HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(block));
+				Oid			spc = InvalidOid;
+
+				if (!HeapTupleIsValid(tup))
+					break;
+				spc = ((Form_pg_class) GETSTRUCT(tup))->reltablespace;
+				ReleaseSysCache(tup);
+				if (from == MyDatabaseTableSpace)
+					from = InvalidOid;
+				what = "ALTER ... ALL IN TABLESPACE";
+				if (from == spc && pg_class_ownercheck(block, GetUserId()))
+					on = block;
+				break;
+			}
+		case T_CreateStmt:
+			what = "a foreign key referencing the audit log";
+			on = hp_audit_referenced(((CreateStmt *) node)->tableElts);
+			if (!OidIsValid(on))
+				on = hp_audit_referenced(((CreateStmt *) node)->constraints);
+			break;
+		case T_RenameStmt:
+			what = "ALTER ... RENAME";
+			on = hp_audit_rangevar(((RenameStmt *) node)->relation);
+			break;
+		case T_AlterObjectSchemaStmt:
+			what = "ALTER ... SET SCHEMA";
+			on = hp_audit_rangevar(((AlterObjectSchemaStmt *) node)->relation);
+			break;
+		case T_IndexStmt:
+			what = "CREATE INDEX";
+			on = hp_audit_rangevar(((IndexStmt *) node)->relation);
+			break;
+		case T_CreateTrigStmt:
+			what = "CREATE TRIGGER";
+			on = hp_audit_rangevar(((CreateTrigStmt *) node)->relation);
+			break;
+		case T_RuleStmt:
+			what = "CREATE RULE";
+			on = hp_audit_rangevar(((RuleStmt *) node)->relation);
+			break;
+		case T_CreatePolicyStmt:
+			what = "CREATE POLICY";
+			on = hp_audit_rangevar(((CreatePolicyStmt *) node)->table);
+			break;
+		case T_AlterPolicyStmt:
+			what = "ALTER POLICY";
+			on = hp_audit_rangevar(((AlterPolicyStmt *) node)->table);
+			break;
+		case T_DropStmt:
+			{
+				DropStmt   *ds = (DropStmt *) node;
+
+				what = "DROP";
+				foreach(lc, ds->objects)
+				{
+					if (OidIsValid(on))
+						break;
+					switch (ds->removeType)
+					{
+						case OBJECT_TABLE:
+						case OBJECT_INDEX:
+						case OBJECT_VIEW:
+							on = hp_audit_relation(RangeVarGetRelid(makeRangeVarFromNameList(lfirst(lc)),
+																	NoLock, true));
+							break;
+						case OBJECT_TRIGGER:
+						case OBJECT_RULE:
+						case OBJECT_POLICY:
+							on = hp_audit_relation(hp_drop_on_relation(lfirst(lc)));
+							break;
+						case OBJECT_EXTENSION:
+							if (strcmp(strVal(lfirst(lc)), "health_pass") == 0)
+								on = block;
+							break;
+						case OBJECT_SCHEMA:
+							if (strcmp(strVal(lfirst(lc)), "health_pass") == 0)
+								on = block;
+							break;
+						default:
+							break;
+					}
+				}
+				break;
+			}
+		default:
+			break;
+	}
+	if (what && OidIsValid(on))
+		hp_ddl_refuse_audit(on, what);
 }
 
 /* relid when it is protected; else its first protected descendant when
@@ -570,7 +1012,10 @@ hp_ddl_check(PlannedStmt *pstmt)
 	Oid			on = InvalidOid;
 	const char *what = NULL;
 
-	if (superuser() || !hp_any_protected())
+	if (superuser())
+		return;
+	hp_check_audit_locks(node);
+	if (!hp_any_protected())
 		return;
 	switch (nodeTag(node))
 	{

@@ -16,6 +16,7 @@
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 
@@ -29,6 +30,9 @@
 #define HP_REASON_LEN    256	/* break-glass and denial reasons, truncated */
 #define HP_ADDR_LEN      48		/* numeric IPv6 address */
 #define HP_APPNAME_LEN   NAMEDATALEN
+
+/* What audit_status() shows of a stalled writer (docs/design/writer.md) */
+#define HP_WAIT_ERROR_LEN 160	/* the error a failed batch ended with */
 
 /* SQLSTATEs of their own, so clients can tell these failures apart */
 #define ERRCODE_HP_QUOTA_EXCEEDED     MAKE_SQLSTATE('H','P','Q','0','1')
@@ -100,6 +104,20 @@ typedef struct HpQueue
 	HpRecord   *ring;			/* hp_queue_size records */
 	pg_atomic_uint64 *ready;	/* per slot: seq + 1 once record seq is in it */
 	TimestampTz *reserved_at;	/* per slot: when it was reserved (under lock) */
+
+	/*
+	 * Why the writer is not writing (docs/design/writer.md), cleared when a
+	 * batch commits.  wait_since: when the writer began to wait for a lock
+	 * on the audit log, or began the first transaction that failed (0: not
+	 * waiting).  wait_is_lock: waiting for wait_mode on wait_tag (the
+	 * writer sets it before it waits); else wait_error is the message its
+	 * last transaction failed with.
+	 */
+	TimestampTz wait_since;
+	bool		wait_is_lock;
+	LOCKTAG		wait_tag;
+	LOCKMODE	wait_mode;
+	char		wait_error[HP_WAIT_ERROR_LEN];
 } HpQueue;
 
 /* Everything health_pass keeps in shared memory */
@@ -212,6 +230,7 @@ extern void hp_paths_init(void);
 /* ddl.c */
 extern void hp_ddl_init(void);
 extern void hp_ddl_check(PlannedStmt *pstmt);
+extern Oid	hp_audit_relation(Oid relid);
 
 /* gate.c */
 extern void hp_gate_init(void);

@@ -9,27 +9,38 @@
  *    - COPY tbl TO becomes COPY (SELECT ... FROM ONLY tbl) TO, since plain
  *      COPY TO reads the heap without the executor (for every role: a
  *      superuser's COPY is audited too);
- *    - ALTER TABLE of health_pass.audit_log (which could disable its guard
- *      triggers) is refused to every role but superusers;
  *    - DROP DATABASE and ALTER DATABASE RENAME first stop that database's
- *      audit writer, which would otherwise count as a session in it;
- *    - DDL that would read a protected table around the gate is refused
- *      to non-superusers (ddl.c).
+ *      audit writer, which would otherwise count as a session in it, but
+ *      only once every check PostgreSQL makes before counting sessions
+ *      passes: a command that fails leaves the writer alone;
+ *    - DDL that would read a protected table around the gate, and commands
+ *      that would lock the audit log against its writer (ALTER TABLE of it
+ *      among them), are refused to non-superusers (ddl.c).
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/relation.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_authid_d.h"
+#include "catalog/pg_database.h"
+#include "catalog/pg_subscription.h"
+#include "access/twophase.h"
 #include "commands/dbcommands.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/plancat.h"
 #include "optimizer/planner.h"
+#include "replication/slot.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
+#include "utils/backend_status.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "hp.h"
 #include "hp_access.h"
@@ -171,6 +182,134 @@ hp_guard_subject_statistics(AlterTableStmt *at, Oid relid)
 	}
 }
 
+/*
+ * Does some session other than this one and the audit writer use database
+ * dbid, or a prepared transaction?  Waits up to 5 s for such sessions to
+ * end, as PostgreSQL does before it gives up (autovacuum workers do not
+ * count: PostgreSQL stops them).  With force, PostgreSQL terminates them
+ * instead, which needs the right to signal each: true when one cannot be.
+ */
+static bool
+hp_db_in_use(Oid dbid, int writer_pid, bool force)
+{
+	for (int tries = 0; tries < 50; tries++)
+	{
+		int			n;
+		bool		busy = false;
+
+		CHECK_FOR_INTERRUPTS();
+		pgstat_clear_backend_activity_snapshot();
+		n = pgstat_fetch_stat_numbackends();
+		for (int i = 1; i <= n && !busy; i++)
+		{
+			LocalPgBackendStatus *l = pgstat_fetch_stat_local_beentry(i);
+			PgBackendStatus *be = l ? &l->backendStatus : NULL;
+
+			if (be == NULL || be->st_databaseid != dbid || be->st_procpid == MyProcPid ||
+				be->st_procpid == writer_pid || be->st_procpid == 0 ||
+				be->st_backendType == B_AUTOVAC_WORKER)
+				continue;
+			/* TerminateOtherDBBackends' checks, for each session */
+			if (!force ||
+				(superuser_arg(be->st_userid) && !superuser()) ||
+				(!has_privs_of_role(GetUserId(), be->st_userid) &&
+				 !has_privs_of_role(GetUserId(), ROLE_PG_SIGNAL_BACKEND)))
+				busy = true;
+		}
+		pgstat_clear_backend_activity_snapshot();
+		if (!busy)
+			break;
+		if (force || tries == 49)
+			return true;
+		pg_usleep(100 * 1000L);
+	}
+
+	/* prepared transactions keep a database in use, with or without force */
+	if (max_prepared_xacts > 0)
+	{
+		bool		isnull;
+		int64		prepared;
+
+		SPI_connect();
+		if (SPI_execute_with_args("SELECT count(*) FROM pg_catalog.pg_prepared_xacts p, pg_catalog.pg_database d "
+								  "WHERE d.oid = $1 AND p.database = d.datname",
+								  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(dbid)},
+								  NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not count the prepared transactions of database %u", dbid)));
+		prepared = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		SPI_finish();
+		if (prepared > 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Would this DROP DATABASE or ALTER DATABASE ... RENAME of dbid succeed once
+ * the audit writer is gone?  PostgreSQL counts the writer as a session and
+ * refuses, so the writer must be stopped first, but only when every other
+ * check PostgreSQL makes (src/backend/commands/dbcommands.c) passes: else a
+ * database owner without CREATEDB, or one whose command fails on a name,
+ * a template or another session, could stop the writer at will.
+ */
+static bool
+hp_db_command_can_succeed(Node *node, Oid dbid)
+{
+	HpQueue    *q = hp_shared ? hp_queue_for_database(dbid, false) : NULL;
+	HeapTuple	tup;
+	bool		istemplate;
+	int			writer_pid = 0;
+	bool		force = false;
+
+	if (q == NULL)
+		return false;			/* no writer to stop */
+	LWLockAcquire(q->lock, LW_SHARED);
+	writer_pid = q->writer_pid;
+	LWLockRelease(q->lock);
+	if (writer_pid == 0)
+		return false;
+	if (!pg_database_ownercheck(dbid, GetUserId()) || dbid == MyDatabaseId)
+		return false;
+	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dbid));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	istemplate = ((Form_pg_database) GETSTRUCT(tup))->datistemplate;
+	ReleaseSysCache(tup);
+
+	if (IsA(node, RenameStmt))
+	{
+		RenameStmt *rs = (RenameStmt *) node;
+
+		if (!have_createdb_privilege() ||
+			OidIsValid(get_database_oid(rs->newname, true)))
+			return false;
+	}
+	else
+	{
+		DropdbStmt *ds = (DropdbStmt *) node;
+		ListCell   *lc;
+		int			nslots,
+					nactive;
+
+		if (istemplate)
+			return false;
+		foreach(lc, ds->options)
+		{
+			DefElem    *opt = lfirst_node(DefElem, lc);
+
+			if (strcmp(opt->defname, "force") != 0)
+				return false;
+			force = true;
+		}
+		if ((ReplicationSlotsCountDBSlots(dbid, &nslots, &nactive) && nactive > 0) ||
+			CountDBSubscriptions(dbid) > 0)
+			return false;
+	}
+	return !hp_db_in_use(dbid, writer_pid, force);
+}
+
 /* ProcessUtility_hook: COPY TO through the executor; guard the audit log */
 static void
 hp_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
@@ -201,17 +340,12 @@ hp_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 			relation_close(rel, NoLock);
 		}
 	}
-	else if (IsA(node, AlterTableStmt) && !superuser())
+	else if (IsA(node, AlterTableStmt))
 	{
 		AlterTableStmt *at = (AlterTableStmt *) node;
 		Oid			relid = RangeVarGetRelid(at->relation, NoLock, true);
 
-		if (OidIsValid(relid) && (relid == hp_relation_oid("audit_log") ||
-								  relid == hp_relation_oid("audit_block")))
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("only a superuser may alter health_pass.%s", get_rel_name(relid))));
-		if (OidIsValid(relid))
+		if (OidIsValid(relid) && !superuser())
 			hp_guard_subject_statistics(at, relid);
 	}
 	else if (IsA(node, DropdbStmt) ||
@@ -221,7 +355,7 @@ hp_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		((RenameStmt *) node)->subname;
 		Oid			dbid = get_database_oid(name, true);
 
-		if (OidIsValid(dbid) && pg_database_ownercheck(dbid, GetUserId()))
+		if (OidIsValid(dbid) && hp_db_command_can_succeed(node, dbid))
 		{
 			hp_writer_stop(dbid);
 			if (IsA(node, DropdbStmt))

@@ -584,6 +584,7 @@ hp_queue_forget(Oid dbid)
 		q->last_id = 0;
 		q->start_requested = 0;
 		q->committed_batches = 0;
+		q->wait_since = 0;
 	}
 	LWLockRelease(q->lock);
 	LWLockRelease(hp_shared->slots_lock);

@@ -29,6 +29,9 @@
 #include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/fmgrprotos.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -43,6 +46,8 @@
 #define HP_BATCH 4096			/* records per transaction, at most */
 #define HP_RESTART_MS 1000
 #define HP_POLL_MS 20			/* writer poll interval while busy */
+#define HP_LOCK_TIMEOUT "250ms"	/* the writer's longest wait for one lock */
+#define HP_RETRY_MS 1000		/* pause after a batch failed other than on a lock */
 
 PGDLLEXPORT void hp_writer_main(Datum arg);
 
@@ -101,13 +106,76 @@ hp_writer_detach(int code, Datum arg)
 		q->writer_latch = NULL;
 		q->writer_dozing = false;
 		q->start_requested = 0;
+		q->wait_since = 0;
 	}
 	LWLockRelease(q->lock);
 	ConditionVariableBroadcast(&q->progress);
 }
 
-/* The audit_block the writer's chain head was read from */
+/* The audit_block the writer's chain head was read from (committed) */
 static Oid	hp_head_relid = InvalidOid;
+
+/* Error data of the last failed transaction; reset before each */
+static MemoryContext hp_writer_errcxt = NULL;
+
+/* This transaction published a lock wait in its queue */
+static bool hp_wait_published = false;
+
+/* A transaction failed since the last one committed */
+static bool hp_stalled = false;
+
+/*
+ * Take ROW EXCLUSIVE on relid.  When it is not free at once, first say in
+ * q what the writer waits for and since when (audit_status() shows it,
+ * with the pids that block it), then wait: at most lock_timeout, like
+ * every lock wait of the writer.
+ */
+static void
+hp_writer_lock(HpQueue *q, Oid relid)
+{
+	if (ConditionalLockRelationOid(relid, RowExclusiveLock))
+		return;
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	if (q->wait_since == 0)
+		q->wait_since = GetCurrentTimestamp();
+	q->wait_is_lock = true;
+	SET_LOCKTAG_RELATION(q->wait_tag, MyDatabaseId, relid);
+	q->wait_mode = RowExclusiveLock;
+	LWLockRelease(q->lock);
+	hp_wait_published = true;
+	LockRelationOid(relid, RowExclusiveLock);
+}
+
+/*
+ * Lock every relation of the audit log the writer touches: audit_block,
+ * its indexes, its TOAST table and that table's index, ROW EXCLUSIVE, each
+ * wait bounded and published (hp_writer_lock).  The table_open,
+ * ExecOpenIndices and TOAST calls that follow find them held.
+ */
+static void
+hp_writer_lock_audit(HpQueue *q, Oid relid)
+{
+	Relation	rel;
+	List	   *indexes;
+	Oid			toast;
+	ListCell   *lc;
+
+	hp_writer_lock(q, relid);
+	rel = table_open(relid, NoLock);
+	indexes = RelationGetIndexList(rel);
+	toast = rel->rd_rel->reltoastrelid;
+	table_close(rel, NoLock);
+	foreach(lc, indexes)
+		hp_writer_lock(q, lfirst_oid(lc));
+	if (!OidIsValid(toast))
+		return;
+	hp_writer_lock(q, toast);
+	rel = table_open(toast, NoLock);
+	indexes = RelationGetIndexList(rel);
+	table_close(rel, NoLock);
+	foreach(lc, indexes)
+		hp_writer_lock(q, lfirst_oid(lc));
+}
 
 /*
  * Read the last id and hash of the chain from the newest audit_block, in
@@ -145,27 +213,28 @@ hp_writer_read_head(int64 *id, uint8 *hash)
 	SPI_finish();
 }
 
-/* At start: publish the chain head, so audit_verify() can check the tail */
-static void
-hp_writer_load_head(HpQueue *q)
+/* The chain head and the audit_block it was read from, for one transaction */
+typedef struct HpWriterStep
 {
-	int64		id = 0;
-	uint8		hash[32] = {0};
+	uint64		from;			/* the batch: records [from, from + n) */
+	int			n;
+	int64		id;				/* chain head: in, and out once committed */
+	uint8		hash[32];
+	Oid			relid;			/* the audit_block written to (or read) */
+} HpWriterStep;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	hp_head_relid = hp_relation_oid("audit_block");
-	if (OidIsValid(hp_head_relid))
-		hp_writer_read_head(&id, hash);
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-
-	LWLockAcquire(q->lock, LW_EXCLUSIVE);
-	q->last_id = id;
-	memcpy(q->last_hash, hash, 32);
-	q->head_relid = hp_head_relid;
-	LWLockRelease(q->lock);
+/* Transaction body at start: read the chain head */
+static void
+hp_writer_load_head(HpQueue *q, HpWriterStep *step)
+{
+	step->id = 0;
+	memset(step->hash, 0, 32);
+	step->relid = hp_relation_oid("audit_block");
+	if (OidIsValid(step->relid))
+	{
+		hp_writer_lock_audit(q, step->relid);
+		hp_writer_read_head(&step->id, step->hash);
+	}
 }
 
 /*
@@ -175,7 +244,7 @@ hp_writer_load_head(HpQueue *q)
  * writer's hot path).  *id and hash are the chain head, advanced per record.
  */
 static Oid
-hp_writer_batch(const HpRecord *ring, uint64 from, int n, int64 *id, uint8 *hash)
+hp_writer_batch(HpQueue *q, uint64 from, int n, int64 *id, uint8 *hash)
 {
 	Oid			relid = hp_relation_oid("audit_block");
 	CommandId	cid = GetCurrentCommandId(true);
@@ -192,12 +261,15 @@ hp_writer_batch(const HpRecord *ring, uint64 from, int n, int64 *id, uint8 *hash
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("health_pass.audit_block does not exist"),
 				 errhint("Update the extension: ALTER EXTENSION health_pass UPDATE.")));
+	hp_writer_lock_audit(q, relid);
 	rel = table_open(relid, RowExclusiveLock);
 	if (relid != hp_head_relid)
 	{
-		/* the extension was dropped and created again: a new chain */
+		/*
+		 * the extension was dropped and created again: a new chain
+		 * (hp_head_relid moves when this transaction commits)
+		 */
 		hp_writer_read_head(id, hash);
-		hp_head_relid = relid;
 	}
 	if (rel->rd_rel->relkind != RELKIND_RELATION || RelationGetDescr(rel)->natts != 6)
 		ereport(ERROR,
@@ -220,7 +292,7 @@ hp_writer_batch(const HpRecord *ring, uint64 from, int n, int64 *id, uint8 *hash
 		memcpy(prev, hash, 32);
 		for (int i = 0; i < k; i++)
 		{
-			hp_entry_of_record(&ring[(from + done + i) % hp_queue_size], &e[i]);
+			hp_entry_of_record(&q->ring[(from + done + i) % hp_queue_size], &e[i]);
 			e[i].id = ++(*id);
 			hp_record_hash(hash, &e[i], e[i].hash);
 			memcpy(hash, e[i].hash, 32);
@@ -280,6 +352,131 @@ hp_writer_settle(HpQueue *q, bool flush)
 	ConditionVariableBroadcast(&q->progress);
 }
 
+/* Transaction body of a batch: write step's records */
+static void
+hp_writer_write(HpQueue *q, HpWriterStep *step)
+{
+	pgstat_report_activity(STATE_RUNNING, "writing health_pass audit records");
+	step->relid = hp_writer_batch(q, step->from, step->n, &step->id, step->hash);
+}
+
+/*
+ * A writer transaction failed with edata: note in q why the writer is not
+ * writing (audit_status() shows it), and since when.  True when this is
+ * news (the first failure since the writer last committed).
+ */
+static bool
+hp_writer_note_failure(HpQueue *q, ErrorData *edata, TimestampTz started)
+{
+	bool		first;
+
+	first = !hp_stalled;
+	hp_stalled = true;
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	if (q->wait_since == 0)
+		q->wait_since = started;
+	/* a lock wait on the audit log that ran out keeps its description */
+	if (!(hp_wait_published && edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE))
+		q->wait_is_lock = false;
+	strlcpy(q->wait_error, edata->message ? edata->message : "", HP_WAIT_ERROR_LEN);
+	LWLockRelease(q->lock);
+	return first;
+}
+
+/* To the server log, once per stall (not once per attempt) */
+static void
+hp_writer_log_failure(HpQueue *q, ErrorData *edata)
+{
+	LOCKTAG		tag;
+	LOCKMODE	mode;
+	bool		is_lock;
+	StringInfoData buf;
+
+	LWLockAcquire(q->lock, LW_SHARED);
+	is_lock = q->wait_is_lock;
+	tag = q->wait_tag;
+	mode = q->wait_mode;
+	LWLockRelease(q->lock);
+	if (!is_lock)
+	{
+		edata->elevel = LOG;
+		ThrowErrorData(edata);
+		return;
+	}
+	initStringInfo(&buf);
+	DescribeLockTag(&buf, &tag);
+	ereport(LOG,
+			(errmsg("health_pass audit writer is waiting for %s on %s",
+					GetLockmodeName(tag.locktag_lockmethodid, mode), buf.data),
+			 errdetail("Audited reads fail (HPA01) while it waits; health_pass.audit_status() shows who holds it.")));
+}
+
+/*
+ * Run one writer transaction (body with step).  The writer waits for no
+ * lock longer than lock_timeout (HP_LOCK_TIMEOUT): an error, a lock that is
+ * not granted or a query cancel ends the transaction, not the writer.
+ * Returns true when it committed; false after noting why it did not.
+ */
+static bool
+hp_writer_xact(HpQueue *q, void (*body) (HpQueue *, HpWriterStep *), HpWriterStep *step)
+{
+	TimestampTz started = GetCurrentTimestamp();
+	volatile bool ok = true;
+	bool		first;
+
+	MemoryContextReset(hp_writer_errcxt);
+	hp_wait_published = false;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		body(q, step);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		hp_stalled = false;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		HOLD_INTERRUPTS();
+		MemoryContextSwitchTo(hp_writer_errcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+		first = hp_writer_note_failure(q, edata, started);
+		if (first)
+			hp_writer_log_failure(q, edata);
+		RESUME_INTERRUPTS();
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(TopMemoryContext);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return ok;
+}
+
+/* After a failed transaction: at once after a lock wait, else after a pause */
+static void
+hp_writer_pause(HpQueue *q)
+{
+	bool		lock;
+
+	LWLockAcquire(q->lock, LW_SHARED);
+	lock = q->wait_is_lock;
+	LWLockRelease(q->lock);
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 lock ? HP_POLL_MS : HP_RETRY_MS, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
+
 /* Background worker entry point: drain one database's queue for ever */
 void
 hp_writer_main(Datum arg)
@@ -292,7 +489,8 @@ hp_writer_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+	/* a database owner may disallow connections: not the writer's */
+	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, BGWORKER_BYPASS_ALLOWCONN);
 
 	if (slot < 0 || slot >= hp_max_databases || hp_shared == NULL)
 		proc_exit(1);
@@ -317,7 +515,39 @@ hp_writer_main(Datum arg)
 	 */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("application_name", "health_pass audit writer", PGC_USERSET, PGC_S_OVERRIDE);
-	hp_writer_load_head(q);
+
+	/*
+	 * No lock wait without a timeout (docs/design/writer.md); and settings
+	 * a database owner may give the database (ALTER DATABASE ... SET) do
+	 * not change how the writer's transactions run.
+	 */
+	SetConfigOption("lock_timeout", HP_LOCK_TIMEOUT, PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_deferrable", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
+	hp_writer_errcxt = AllocSetContextCreate(TopMemoryContext, "health_pass writer errors",
+											 ALLOCSET_SMALL_SIZES);
+
+	/* at start: publish the chain head, so audit_verify() can check the tail */
+	for (;;)
+	{
+		HpWriterStep step;
+
+		if (hp_writer_xact(q, hp_writer_load_head, &step))
+		{
+			hp_head_relid = step.relid;
+			LWLockAcquire(q->lock, LW_EXCLUSIVE);
+			q->last_id = step.id;
+			memcpy(q->last_hash, step.hash, 32);
+			q->head_relid = step.relid;
+			q->wait_since = 0;
+			LWLockRelease(q->lock);
+			break;
+		}
+		hp_writer_pause(q);
+	}
 	ConditionVariableBroadcast(&q->progress);
 
 	for (;;)
@@ -325,9 +555,7 @@ hp_writer_main(Datum arg)
 		static int	idle_polls = 0;
 		uint64		from;
 		int			n;
-		int64		id;
-		uint8		hash[32];
-		Oid			relid;
+		HpWriterStep step;
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
@@ -341,8 +569,8 @@ hp_writer_main(Datum arg)
 		LWLockAcquire(q->lock, LW_SHARED);
 		from = q->written;
 		n = (int) Min(q->head - from, (uint64) HP_BATCH);
-		id = q->last_id;
-		memcpy(hash, q->last_hash, 32);
+		step.id = q->last_id;
+		memcpy(step.hash, q->last_hash, 32);
 		LWLockRelease(q->lock);
 
 		/*
@@ -383,24 +611,26 @@ hp_writer_main(Datum arg)
 			LWLockRelease(q->lock);
 		}
 
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		pgstat_report_activity(STATE_RUNNING, "writing health_pass audit records");
-		relid = hp_writer_batch(q->ring, from, n, &id, hash);
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		pgstat_report_activity(STATE_IDLE, NULL);
+		step.from = from;
+		step.n = n;
+		if (!hp_writer_xact(q, hp_writer_write, &step))
+		{
+			/* nothing was written: the same records again, from the head */
+			hp_writer_pause(q);
+			continue;
+		}
+		hp_head_relid = step.relid;
 		/* audit_log's insert counts drive autovacuum; WAL counts pg_stat_wal */
 		pgstat_report_stat(false);
 
 		LWLockAcquire(q->lock, LW_EXCLUSIVE);
 		q->written = from + n;
 		q->written_lsn = XactLastCommitEnd;
-		q->last_id = id;
-		memcpy(q->last_hash, hash, 32);
-		q->head_relid = relid;
+		q->last_id = step.id;
+		memcpy(q->last_hash, step.hash, 32);
+		q->head_relid = step.relid;
 		q->committed_batches++;
+		q->wait_since = 0;
 		LWLockRelease(q->lock);
 		ConditionVariableBroadcast(&q->progress);
 		hp_writer_settle(q, false);
