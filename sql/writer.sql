@@ -11,6 +11,9 @@
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS health_pass;
 RESET client_min_messages;
+-- every refusal recorded, whatever the time between statements (counting
+-- repeated denials: sql/denials.sql)
+SET health_pass.denial_interval = 0;
 
 CREATE ROLE regress_wr_dbo LOGIN;          -- will own this database; no CREATEDB
 CREATE ROLE regress_wr_admin LOGIN;        -- has the extension owner's privileges
@@ -65,6 +68,7 @@ SELECT count(*) FROM wr_other;
 SELECT health_pass.audit_flush() > 0 AS flushed;
 SELECT writer_pid AS opid FROM health_pass.audit_status() \gset
 \c :db
+SET health_pass.denial_interval = 0;
 \set VERBOSITY terse
 SET ROLE regress_wr_dbo;
 ALTER DATABASE regress_wr_other RENAME TO regress_wr_other2;   -- no CREATEDB
