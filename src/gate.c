@@ -50,9 +50,11 @@
 #include "utils/datum.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/typcache.h"
 
 #include "hp_access.h"
@@ -80,6 +82,7 @@ typedef struct HpGate
 	HpOutcome	mode;			/* allowed, denied, break_glass or superuser */
 	bool		unaudited;		/* superuser with audit_superusers off */
 	HpRule		rule;			/* the rule that allows it; max_subjects 0: no quota */
+	char		quota_reason[HP_REASON_LEN];	/* names that rule in the records */
 	FmgrInfo	out;			/* subject column output function */
 	int16		typlen;			/* and its type's storage, to compare values */
 	bool		typbyval;
@@ -310,22 +313,30 @@ hp_estate_use(HpEstate *es, HpStmt *st)
  * session part (users, address, application) is computed once and reused
  * while the roles and application_name stay the same.
  */
+static bool hp_template_valid = false;
+
+/* A role changed (renamed, say): make the next statement's template afresh */
+static void
+hp_roles_changed(Datum arg, int cacheid, uint32 hashvalue)
+{
+	hp_template_valid = false;
+}
+
 static void
 hp_stmt_template(HpStmt *st)
 {
 	static HpRecord cached;
-	static bool valid = false;
 	static Oid	cached_outer = InvalidOid;
 	static Oid	cached_session = InvalidOid;
 
-	if (!valid || cached_outer != GetOuterUserId() || cached_session != GetSessionUserId() ||
+	if (!hp_template_valid || cached_outer != GetOuterUserId() || cached_session != GetSessionUserId() ||
 		strncmp(cached.application_name, application_name ? application_name : "",
 				HP_APPNAME_LEN - 1) != 0)
 	{
 		hp_record_session(&cached);
 		cached_outer = GetOuterUserId();
 		cached_session = GetSessionUserId();
-		valid = true;
+		hp_template_valid = true;
 	}
 	st->tmpl = cached;
 	st->tmpl.statement_id = st->id;
@@ -456,7 +467,10 @@ hp_gate_get(HpStmt *st, Oid relid, AttrNumber attnum)
 			g->mode = HP_ALLOWED;
 			g->rule = *r;
 			if (r->max_subjects > 0)
+			{
 				hp_quota_ready();
+				hp_quota_reason(r, g->quota_reason);
+			}
 		}
 	}
 
@@ -525,46 +539,24 @@ hp_gate_row(HpGate *g, TupleTableSlot *slot, AttrNumber attnum)
 	MemoryContext old = MemoryContextSwitchTo(g->rowcxt);
 	char	   *subject = NULL;
 	uint64		h = 0;
-	HpSeen	   *seen = NULL;
-	bool		found = false;
+	bool		collided = false;
 
 	if (!isnull)
 	{
 		h = hp_image_hash(g, d);
-		if (!g->have_first)
-			;					/* most statements read one subject: no table */
-		else if (g->first_hash == h &&
-				 datum_image_eq(g->first, d, g->typbyval, g->typlen))
-			found = true;
-		else
+		if (g->have_first && g->first_hash == h)
 		{
-			if (g->seen == NULL)
-			{
-				HASHCTL		ctl;
-				HpSeen	   *f;
-
-				ctl.keysize = sizeof(uint64);
-				ctl.entrysize = sizeof(HpSeen);
-				ctl.hcxt = g->stmt->cxt;
-				g->seen = hash_create("health_pass seen subjects", 256, &ctl,
-									  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-				f = hash_search(g->seen, &g->first_hash, HASH_ENTER, NULL);
-				f->value = g->first;
-			}
-			seen = hash_search(g->seen, &h, HASH_ENTER, &found);
-			if (found && !datum_image_eq(seen->value, d, g->typbyval, g->typlen))
-			{
-				found = false;	/* a 64-bit collision: audit it again */
-				seen = NULL;
-			}
-			else if (!found)
-				seen->value = (Datum) 0;
+			if (datum_image_eq(g->first, d, g->typbyval, g->typlen))
+				goto seen_before;
+			collided = true;	/* a 64-bit collision: audit it again */
 		}
-		if (found)
+		else if (g->seen != NULL)
 		{
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(g->rowcxt);
-			return;
+			HpSeen	   *seen = hash_search(g->seen, &h, HASH_FIND, NULL);
+
+			if (seen && datum_image_eq(seen->value, d, g->typbyval, g->typlen))
+				goto seen_before;
+			collided = (seen != NULL);
 		}
 		subject = hp_subject_text(&g->out, d);
 	}
@@ -577,28 +569,48 @@ hp_gate_row(HpGate *g, TupleTableSlot *slot, AttrNumber attnum)
 		if (subject)
 			hp_subject_digest(subject, key);
 		if (!hp_quota_admit(&g->rule, subject ? key : NULL, &count))
-		{
-			if (seen)
-				hash_search(g->seen, &h, HASH_REMOVE, NULL);
 			hp_quota_refuse(g, subject, count);
-		}
 	}
 	hp_audit(g->stmt, g->relid, g->mode, subject,
-			 g->mode == HP_BREAK_GLASS ? g->stmt->reason : NULL);
-	if (isnull)
-		;
-	else if (!g->have_first)
-	{
-		g->have_first = true;
-		g->first_hash = h;
-		MemoryContextSwitchTo(g->stmt->cxt);
-		g->first = datumCopy(d, g->typbyval, g->typlen);
-	}
-	else if (seen)
+			 g->mode == HP_BREAK_GLASS ? g->stmt->reason :
+			 g->rule.max_subjects > 0 ? g->quota_reason : NULL);
+
+	/*
+	 * Only now, audited, is the subject remembered: an error above (a
+	 * quota, a full queue, a cancel), even one a PL/pgSQL block catches,
+	 * leaves no half-made entry behind
+	 */
+	if (!isnull && !collided)
 	{
 		MemoryContextSwitchTo(g->stmt->cxt);
-		seen->value = datumCopy(d, g->typbyval, g->typlen);
+		if (!g->have_first)
+		{
+			g->first = datumCopy(d, g->typbyval, g->typlen);
+			g->first_hash = h;
+			g->have_first = true;
+		}
+		else
+		{
+			Datum		copy = datumCopy(d, g->typbyval, g->typlen);
+			HpSeen	   *seen;
+
+			if (g->seen == NULL)
+			{
+				HASHCTL		ctl;
+
+				ctl.keysize = sizeof(uint64);
+				ctl.entrysize = sizeof(HpSeen);
+				ctl.hcxt = g->stmt->cxt;
+				g->seen = hash_create("health_pass seen subjects", 256, &ctl,
+									  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+				seen = hash_search(g->seen, &g->first_hash, HASH_ENTER, NULL);
+				seen->value = g->first;
+			}
+			seen = hash_search(g->seen, &h, HASH_ENTER, NULL);
+			seen->value = copy;
+		}
 	}
+seen_before:
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(g->rowcxt);
 }
@@ -1244,6 +1256,7 @@ hp_gate_init(void)
 	ExecutorFinish_hook = hp_executor_finish;
 	RegisterXactCallback(hp_xact_callback, NULL);
 	RegisterSubXactCallback(hp_subxact_callback, NULL);
+	CacheRegisterSyscacheCallback(AUTHOID, hp_roles_changed, (Datum) 0);
 }
 
 PG_FUNCTION_INFO_V1(hp_break_glass);

@@ -208,12 +208,15 @@ extern void hp_policy_init(void);
 extern bool hp_protected_needs_policy(Oid relid);
 extern List *hp_protected_relids(void);
 extern int64 hp_quota_longest_period(void);
+extern const HpRule *hp_rule_exact(Oid grantee, Oid relid, const char *purpose);
 
 /* quota.c */
 extern Size hp_quota_shmem_size(void);
 extern void hp_quota_shmem_init(void);
 extern void hp_quota_ready(void);
 extern bool hp_quota_admit(const HpRule *rule, const uint8 *subject_key, int *count);
+extern void hp_quota_reason(const HpRule *rule, char *reason);
+extern void hp_quota_forget(Oid dbid);
 
 /* send.c */
 extern void hp_send_init(void);

@@ -354,13 +354,34 @@ hp_rule_for(Oid roleid, Oid relid, const char *purpose)
 			continue;
 		if (r->grantee != roleid && !has_privs_of_role(roleid, r->grantee))
 			continue;
+		/*
+		 * No quota wins, then the largest; among equals the lowest grantee
+		 * and table oid, whatever order the rules were loaded in (so
+		 * rewriting a rule cannot move a role to another rule's budget)
+		 */
 		if (best == NULL || r->max_subjects == 0 ||
-			(best->max_subjects != 0 && r->max_subjects > best->max_subjects))
+			(best->max_subjects != 0 && r->max_subjects > best->max_subjects) ||
+			(r->max_subjects == best->max_subjects &&
+			 (r->grantee < best->grantee ||
+			  (r->grantee == best->grantee && r->relid < best->relid))))
 			best = r;
 		if (best->max_subjects == 0)
 			break;
 	}
 	return best;
+}
+
+/* The rule (grantee, relid, purpose) itself, or NULL when there is none */
+const HpRule *
+hp_rule_exact(Oid grantee, Oid relid, const char *purpose)
+{
+	if (!cache_valid || !oids_known)
+		(void) hp_policy_ready();
+	for (int i = 0; i < nrules; i++)
+		if (rules[i].grantee == grantee && rules[i].relid == relid &&
+			strcmp(rules[i].purpose, purpose) == 0)
+			return &rules[i];
+	return NULL;
 }
 
 /* The longest per of a rule with a quota, in microseconds; 0 if none */

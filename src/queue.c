@@ -572,6 +572,7 @@ hp_queue_forget(Oid dbid)
 	if (q == NULL)
 		return;
 	hp_denials_forget(dbid);
+	hp_quota_forget(dbid);
 	LWLockAcquire(hp_shared->slots_lock, LW_EXCLUSIVE);
 	LWLockAcquire(q->lock, LW_EXCLUSIVE);
 	if (q->writer_pid == 0 && q->dbid == dbid)

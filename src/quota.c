@@ -43,13 +43,16 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "common/hashfn.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "storage/lmgr.h"
 #include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -159,10 +162,11 @@ hp_counter_key(const HpRule *r, HpCounterKey *k)
 /*
  * Remove expired subject entries, of one rule when only is given, of all
  * otherwise, keeping the counters right; returns when the first of those
- * left expires.  Caller holds quota_lock.
+ * left expires.  A sweep of all also frees the counters of rules that hold
+ * no subject, but keep's.  Caller holds quota_lock.
  */
 static TimestampTz
-hp_quota_sweep(const HpCounterKey *only, TimestampTz now)
+hp_quota_sweep(const HpCounterKey *only, const HpCounterKey *keep, TimestampTz now)
 {
 	HASH_SEQ_STATUS seq;
 	HpSubjectEntry *e;
@@ -187,7 +191,17 @@ hp_quota_sweep(const HpCounterKey *only, TimestampTz now)
 		hash_search(subjects, &e->key, HASH_REMOVE, NULL);
 	}
 	if (only == NULL)
+	{
+		HpCounterEntry *c;
+
+		/* counters of rules that hold nothing any more (a dropped rule's) */
+		hash_seq_init(&seq, counters);
+		while ((c = hash_seq_search(&seq)) != NULL)
+			if (c->count == 0 && c->incomplete_until <= now &&
+				(keep == NULL || memcmp(&c->key, keep, sizeof(HpCounterKey)) != 0))
+				hash_search(counters, &c->key, HASH_REMOVE, NULL);
 		qshared->next_sweep = next;
+	}
 	return next;
 }
 
@@ -207,7 +221,7 @@ hp_quota_enter(HpCounterEntry *c, const HpSubjectKey *sk, TimestampTz expires,
 	e = hash_search(subjects, sk, HASH_ENTER_NULL, &found);
 	if (e == NULL && now >= qshared->next_sweep)
 	{
-		hp_quota_sweep(NULL, now);
+		hp_quota_sweep(NULL, &c->key, now);	/* c stays */
 		e = hash_search(subjects, sk, HASH_ENTER_NULL, &found);
 	}
 	if (e == NULL)
@@ -303,7 +317,7 @@ hp_quota_admit(const HpRule *rule, const uint8 *subject_key, int *count)
 		hp_quota_full_error();
 	}
 	if (c->count >= rule->max_subjects && now >= c->next_expiry)
-		c->next_expiry = hp_quota_sweep(&sk.rule, now);
+		c->next_expiry = hp_quota_sweep(&sk.rule, NULL, now);
 	e = subject_key ? hash_search(subjects, &sk, HASH_FIND, NULL) : NULL;
 	if (e == NULL && c->count >= rule->max_subjects)
 	{
@@ -321,6 +335,26 @@ hp_quota_admit(const HpRule *rule, const uint8 *subject_key, int *count)
 	*count = c->count;
 	LWLockRelease(hp_shared->quota_lock);
 	return true;
+}
+
+/*
+ * The reason an allowed record read under a quota carries: the rule it was
+ * counted against, by oid (what the rebuild reads) and by name
+ */
+#define HP_QUOTA_REASON "quota of rule %u/%u"
+
+void
+hp_quota_reason(const HpRule *rule, char *reason)
+{
+	char	   *grantee = GetUserNameFromId(rule->grantee, true);
+	char	   *table = get_rel_name(rule->relid);
+	int			n = snprintf(reason, HP_REASON_LEN, HP_QUOTA_REASON ": grantee %s, table %s",
+							 rule->grantee, rule->relid,
+							 grantee ? grantee : "?", table ? table : "?");
+
+	/* a long name cut: at a character boundary */
+	if (n >= HP_REASON_LEN)
+		reason[pg_mbcliplen(reason, HP_REASON_LEN - 1, HP_REASON_LEN - 1)] = '\0';
 }
 
 /* The load state of this database's counters */
@@ -351,17 +385,29 @@ hp_quota_count_record(const HpEntry *r, HTAB *roles, TimestampTz now)
 	HpCounterEntry *c;
 	TimestampTz expires;
 	bool		full;
+	Oid			grantee,
+				relid;
 
-	if (r->outcome != HP_ALLOWED || r->current_user_name == NULL || r->purpose == NULL ||
-		strlen(r->current_user_name) >= NAMEDATALEN)
+	if (r->outcome != HP_ALLOWED || r->purpose == NULL)
 		return;
-	namestrcpy(&name, r->current_user_name);
-	rn = hash_search(roles, &name, HASH_ENTER, &found);
-	if (!found)
-		rn->roleid = get_role_oid(r->current_user_name, true);
-	if (!OidIsValid(rn->roleid))
-		return;					/* a dropped role: no rule admits it */
-	rule = hp_rule_for(rn->roleid, (Oid) r->relid, r->purpose);
+	if (r->reason && sscanf(r->reason, HP_QUOTA_REASON, &grantee, &relid) == 2)
+	{
+		/* the rule it was counted against, if it still exists */
+		rule = hp_rule_exact(grantee, relid, r->purpose);
+	}
+	else
+	{
+		/* a record of 0.6.0: the rule that admits its role now */
+		if (r->current_user_name == NULL || strlen(r->current_user_name) >= NAMEDATALEN)
+			return;
+		namestrcpy(&name, r->current_user_name);
+		rn = hash_search(roles, &name, HASH_ENTER, &found);
+		if (!found)
+			rn->roleid = get_role_oid(r->current_user_name, true);
+		if (!OidIsValid(rn->roleid))
+			return;
+		rule = hp_rule_for(rn->roleid, (Oid) r->relid, r->purpose);
+	}
 	if (rule == NULL || rule->max_subjects == 0)
 		return;
 	expires = (TimestampTz) r->logged_at + rule->per_us;
@@ -383,8 +429,9 @@ hp_quota_count_record(const HpEntry *r, HTAB *roles, TimestampTz now)
 	c = hp_counter_get(&sk.rule);
 	if (c == NULL)
 	{
+		/* no counter free: reads under this rule are refused while so */
 		LWLockRelease(hp_shared->quota_lock);
-		hp_quota_full_error();
+		return;
 	}
 	/* newest first: at the limit, older subjects expire before these */
 	if (c->count < rule->max_subjects || hash_search(subjects, &sk, HASH_FIND, NULL))
@@ -396,22 +443,24 @@ hp_quota_count_record(const HpEntry *r, HTAB *roles, TimestampTz now)
 	LWLockRelease(hp_shared->quota_lock);
 }
 
-/* Forget every counter of this database (before it is rebuilt) */
-static void
-hp_quota_forget_database(void)
+/* Forget every counter of database dbid (dropped, or about to be rebuilt) */
+void
+hp_quota_forget(Oid dbid)
 {
 	HASH_SEQ_STATUS seq;
 	HpSubjectEntry *e;
 	HpCounterEntry *c;
 
+	if (subjects == NULL)
+		return;
 	LWLockAcquire(hp_shared->quota_lock, LW_EXCLUSIVE);
 	hash_seq_init(&seq, subjects);
 	while ((e = hash_seq_search(&seq)) != NULL)
-		if (e->key.rule.dbid == MyDatabaseId)
+		if (e->key.rule.dbid == dbid)
 			hash_search(subjects, &e->key, HASH_REMOVE, NULL);
 	hash_seq_init(&seq, counters);
 	while ((c = hash_seq_search(&seq)) != NULL)
-		if (c->key.dbid == MyDatabaseId)
+		if (c->key.dbid == dbid)
 			hash_search(counters, &c->key, HASH_REMOVE, NULL);
 	LWLockRelease(hp_shared->quota_lock);
 }
@@ -422,7 +471,7 @@ hp_quota_forget_database(void)
  * the longest period of a rule with a quota.
  */
 static void
-hp_quota_rebuild(void)
+hp_quota_rebuild(TimestampTz deadline)
 {
 	Oid			relid = hp_relation_oid("audit_block");
 	int64		longest = hp_quota_longest_period();
@@ -438,7 +487,7 @@ hp_quota_rebuild(void)
 				old;
 	int			old_blocks = 0;
 
-	hp_quota_forget_database();
+	hp_quota_forget(MyDatabaseId);
 	if (!OidIsValid(relid) || longest <= 0)
 		return;
 
@@ -451,13 +500,29 @@ hp_quota_rebuild(void)
 	roles = hash_create("health_pass quota roles", 64, &ctl,
 						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
-	rel = table_open(relid, AccessShareLock);
+	/*
+	 * Never queue behind a lock without a bound: whoever holds or awaits a
+	 * conflicting one, the wait ends at audit_timeout (and the next reader
+	 * tries again)
+	 */
+	while (!ConditionalLockRelationOid(relid, AccessShareLock))
+	{
+		if (GetCurrentTimestamp() >= deadline)
+			ereport(ERROR,
+					(errcode(ERRCODE_HP_AUDIT_UNAVAILABLE),
+					 errmsg("health_pass cannot rebuild quota counts: health_pass.audit_block is locked"),
+					 errhint("A superuser holds or awaits a strong lock on the audit log; health_pass.audit_timeout bounds this wait.")));
+		CHECK_FOR_INTERRUPTS();
+		pg_usleep(10000L);
+	}
+	rel = table_open(relid, NoLock);
 	if (!OidIsValid(RelationGetPrimaryKeyIndex(rel)))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("health_pass.audit_block has no primary key to rebuild quotas from")));
 	idx = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
-	snap = RegisterSnapshot(GetLatestSnapshot());
+	/* after a restart every block written before it is visible to any snapshot */
+	snap = RegisterSnapshot(ActiveSnapshotSet() ? GetActiveSnapshot() : GetLatestSnapshot());
 	slot = table_slot_create(rel, NULL);
 	scan = index_beginscan(rel, idx, snap, 0, 0);
 	index_rescan(scan, NULL, 0, NULL, 0);
@@ -557,7 +622,7 @@ hp_quota_ready(void)
 
 	PG_TRY();
 	{
-		hp_quota_rebuild();
+		hp_quota_rebuild(deadline);
 	}
 	PG_CATCH();
 	{

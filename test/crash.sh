@@ -245,12 +245,28 @@ for i in 1 2 3 4; do read_as counter1 "C0210$i" >/dev/null; done
 check "quota after a crash restart: a subject read before costs nothing" [ "$(read_as counter1 C02001)" = "name 2001" ]
 err=$(read_as counter1 C02200)
 check "quota after a crash restart: the 11th subject is refused (6 before + 4 after)" grep -q "quota exceeded" <<<"$err"
+# the role that read is renamed: its reads still count against the rule
+# (0.7.0's first cut found the rule by the role's name in the record)
+q -c "ALTER ROLE counter1 RENAME TO counter1x" >/dev/null
 hp_cluster_stop "$DIR/pg" immediate
 hp_as_server pg_ctl -D "$DIR/pg/data" -l "$DIR/pg/server.log" -w -t 60 start >/dev/null 2>&1
 wait_ready
-q -c "CREATE ROLE counter2 LOGIN IN ROLE counted" -c "ALTER ROLE counter2 SET health_pass.audit_sync = on" >/dev/null
+q -c "CREATE ROLE counter2 LOGIN IN ROLE counted" -c "ALTER ROLE counter2 SET health_pass.audit_sync = on" \
+  -c "ALTER ROLE counter2 SET health_pass.audit_timeout = 500" >/dev/null
+# the first read under a quota rebuilds the counts; a superuser's lock on the
+# log makes it fail closed within audit_timeout, not wait for ever
+psql -XAtq -d crash -c "BEGIN" -c "LOCK health_pass.audit_block IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep(3)" -c "COMMIT" >/dev/null 2>&1 &
+sleep 0.5
+start=$(date +%s%N)
+err=$(psql -XAtq -U counter2 -d crash -c "SELECT name FROM people WHERE person_id = 'C02001'" 2>&1)
+took=$(( ($(date +%s%N) - start) / 1000000 ))
+echo "   the read behind the lock failed after ${took} ms"
+check "quota rebuild behind a superuser's lock on the log: fails closed (HPA01-class error) within audit_timeout" \
+    bash -c "grep -q 'audit_block is locked' <<<\"\$0\" && [ $took -lt 2500 ]" "$err"
+wait
 err=$(read_as counter2 C02201)
 check "quota after an immediate shutdown: a new member of the rule is refused the 11th subject" grep -q "quota exceeded" <<<"$err"
+check "quota after an immediate shutdown: the renamed role is refused the 11th subject too" grep -q "quota exceeded" <<<"$(read_as counter1x C02202)"
 check "quota after an immediate shutdown: subjects counted before are still readable" [ "$(read_as counter2 C02104)" = "name 2104" ]
 
 # 8. a full quota tracker refuses only the reads it cannot count, and expired
@@ -266,14 +282,35 @@ GRANT SELECT ON people TO fleeting, modest;
 SELECT health_pass.allow('fleeting', 'people', 'care', 1000, '3 s');
 SELECT health_pass.allow('modest', 'people', 'care', 10, '1 hour');
 SQL
-# the tracker holds the 10 subjects of "counted": fleeting's 991st does not fit
+# modest reads one subject while there is room (for the probe below)
+read_as modest C04500 >/dev/null
+q >/dev/null <<'SQL'
+CREATE FUNCTION probe(ids text[]) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE i text; o text := ''; v text;
+BEGIN
+    FOREACH i IN ARRAY ids LOOP
+        BEGIN
+            SELECT name INTO v FROM people WHERE person_id = i;
+            o := o || i || ':ok ';
+        EXCEPTION WHEN others THEN o := o || i || ':' || SQLSTATE || ' ';
+        END;
+    END LOOP;
+    RETURN o;
+END $$;
+SQL
+# the tracker holds the 11 subjects of "counted" and modest: fleeting's 990th does not fit
 err=$(psql -XAtq -U fleeting -d crash -v VERBOSITY=verbose -c "SELECT count(*) FROM (SELECT name FROM people ORDER BY person_id LIMIT 1000) s" 2>&1)
 check "tracker of 1000: a rule that would fill it is stopped when it is full (53400)" grep -q "53400.*tracker is full" <<<"$(echo $err)"
-check "tracker of 1000: it holds 990 of that rule's subjects" \
-    [ "$(q -c "SELECT health_pass.audit_flush()" -c "SELECT count(DISTINCT subject) FROM health_pass.audit_log WHERE current_user_name = 'fleeting' AND outcome = 'allowed'" | tail -1)" = 990 ]
+check "tracker of 1000: it holds 989 of that rule's subjects" \
+    [ "$(q -c "SELECT health_pass.audit_flush()" -c "SELECT count(DISTINCT subject) FROM health_pass.audit_log WHERE current_user_name = 'fleeting' AND outcome = 'allowed'" | tail -1)" = 989 ]
 err=$(psql -XAtq -U modest -d crash -v VERBOSITY=verbose -c "SELECT name FROM people WHERE person_id = 'C04000'" 2>&1)
 check "tracker full: a read it cannot count is refused (53400), naming the setting" \
     bash -c "grep -q 53400 <<<\"\$0\" && grep -q 'health_pass.quota_capacity' <<<\"\$0\" && ! grep -q 'name 4000' <<<\"\$0\"" "$err"
+# a subject the tracker cannot count, refused inside a block that catches the
+# error, then read again in the same statement (crashed the server before)
+out=$(psql -XAtq -U modest -d crash -c "SELECT probe(ARRAY['C04500', 'C04501', 'C04501', 'C04500'])" 2>&1)
+check "tracker full: a refused subject read again in the same statement is refused again, no crash" \
+    [ "$out" = "C04500:ok C04501:53400 C04501:53400 C04500:ok " ]
 check "tracker full: a role without a quota still reads" [ "$(read_as reader C04001)" = "name 4001" ]
 check "tracker full: a subject counted already is still readable" [ "$(read_as fleeting C00001)" = "name 1" ]
 sleep 3.5
