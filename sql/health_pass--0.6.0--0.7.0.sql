@@ -67,6 +67,10 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Call health_pass.protect() first.';
     END IF;
+    IF allow.per > interval '100 years' THEN
+        RAISE EXCEPTION 'a quota period of % is longer than 100 years', allow.per
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF allow.max_subjects > capacity THEN
         RAISE EXCEPTION 'max_subjects % is more than the quota tracker holds (health_pass.quota_capacity = %)',
             allow.max_subjects, capacity
@@ -162,3 +166,65 @@ COMMENT ON FUNCTION health_pass.audit_status() IS
 REVOKE EXECUTE ON FUNCTION health_pass.audit_status() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION health_pass.audit_status() TO pg_monitor;
 REVOKE EXECUTE ON FUNCTION health_pass.audit_flush() FROM PUBLIC;
+
+-- protect(): a subject column whose type prints by a session setting that
+-- subject_text() does not fix (money by lc_monetary, reg* by search_path) is
+-- refused
+CREATE OR REPLACE FUNCTION health_pass.protect(tbl regclass, subject_column name) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    parent regclass;
+    subject_type regtype;
+    child regclass;
+    root regclass;
+BEGIN
+    PERFORM health_pass._require_admin();
+    IF NOT health_pass._preloaded() THEN
+        RAISE EXCEPTION 'health_pass must be in shared_preload_libraries to protect a table'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Add health_pass to shared_preload_libraries in postgresql.conf and restart the server.';
+    END IF;
+    -- a subject is recorded as its type prints it under fixed settings; these
+    -- types print by settings that are not fixed (lc_monetary, search_path)
+    SELECT a.atttypid INTO subject_type FROM pg_catalog.pg_attribute a
+    WHERE a.attrelid = tbl AND a.attname = subject_column AND NOT a.attisdropped;
+    WHILE subject_type IS NOT NULL AND (SELECT t.typtype FROM pg_catalog.pg_type t WHERE t.oid = subject_type) = 'd' LOOP
+        SELECT t.typbasetype INTO subject_type FROM pg_catalog.pg_type t WHERE t.oid = subject_type;
+    END LOOP;
+    IF subject_type IN ('pg_catalog.money'::regtype, 'pg_catalog.regclass'::regtype, 'pg_catalog.regproc'::regtype,
+                        'pg_catalog.regprocedure'::regtype, 'pg_catalog.regoper'::regtype,
+                        'pg_catalog.regoperator'::regtype, 'pg_catalog.regtype'::regtype,
+                        'pg_catalog.regrole'::regtype, 'pg_catalog.regnamespace'::regtype,
+                        'pg_catalog.regcollation'::regtype, 'pg_catalog.regconfig'::regtype,
+                        'pg_catalog.regdictionary'::regtype) THEN
+        RAISE EXCEPTION 'a subject column of type % prints differently in different sessions', subject_type
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = 'Protect the table by a key column (text, integer, uuid, ...) that names whose data a row is.';
+    END IF;
+    -- every ancestor of a protected table is protected: a parent's
+    -- statistics cover its children's rows
+    SELECT i.inhparent::regclass INTO parent FROM pg_catalog.pg_inherits i
+    WHERE i.inhrelid = tbl
+      AND NOT EXISTS (SELECT 1 FROM health_pass.protected_table p WHERE p.relation = i.inhparent)
+    LIMIT 1;
+    IF parent IS NOT NULL THEN
+        RAISE EXCEPTION 'table % is a partition or child of unprotected table %', tbl, parent
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Protect the root of the tree: that protects every partition and child.';
+    END IF;
+    PERFORM health_pass._protect_one(tbl, subject_column,
+        (SELECT p.protected_through FROM health_pass.protected_table p WHERE p.relation = tbl));
+    -- descendants follow the rules of the root of the protected tree
+    SELECT coalesce(p.protected_through, p.relation) INTO root
+    FROM health_pass.protected_table p WHERE p.relation = tbl;
+    FOR child IN
+        WITH RECURSIVE d(rel) AS (
+            SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = tbl
+            UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN d ON i.inhparent = d.rel)
+        SELECT d.rel::regclass FROM d
+    LOOP
+        PERFORM health_pass._protect_one(child, subject_column, root);
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION health_pass.protect(regclass, name) IS
+    'route every non-superuser read of tbl and of all its partitions and children (now and later) through the access rules and the audit log; subject_column names whose data a row is; row security is forced so that statistics views hide the table';

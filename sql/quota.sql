@@ -150,6 +150,18 @@ FROM health_pass.who_read('q_time', health_pass.subject_text('2021-05-01 08:00:0
 SELECT health_pass.allow('regress_q_all', 'q_reg', 'bulk',
     current_setting('health_pass.quota_capacity')::int + 1);
 
+-- 6b. A quota period is at most 100 years (longer ones wrapped around: a
+-- quota never enforced), and a subject column must print the same in every
+-- session (money follows lc_monetary, regclass search_path)
+SELECT health_pass.allow('regress_q_all', 'q_reg', 'bulk', 10, '1000000 years');
+CREATE TABLE q_money (m money NOT NULL);
+SELECT health_pass.protect('q_money', 'm');
+CREATE DOMAIN q_rel AS regclass;
+CREATE TABLE q_regclass (r q_rel NOT NULL);
+SELECT health_pass.protect('q_regclass', 'r');
+DROP TABLE q_money, q_regclass;
+DROP DOMAIN q_rel;
+
 -- 7. Two members read 30 subjects each through a rule of 50: the second
 -- stops at its 20th, whoever reads and however the reads are split
 SELECT health_pass.allow('regress_q_staff', 'q_reg', 'audit', 50, '1 hour') IS NOT NULL AS allowed;

@@ -192,6 +192,9 @@ extern char *hp_subject_record_form(char *s);
 extern void hp_subject_digest(const char *recorded, uint8 *out);
 
 /* policy.c */
+/* The longest quota period honoured: 100 years (allow() refuses more) */
+#define HP_MAX_PER_US ((int64) 100 * 36525 * USECS_PER_DAY / 100)
+
 typedef struct HpRule
 {
 	Oid			grantee;

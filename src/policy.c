@@ -90,8 +90,13 @@ hp_policy_init(void)
 static int64
 hp_interval_us(Interval *iv)
 {
-	return iv->time + (int64) iv->day * USECS_PER_DAY +
-		(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
+	/* in floating point, then bounded: no interval wraps a quota around */
+	double		us = (double) iv->time + (double) iv->day * USECS_PER_DAY +
+		(double) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
+
+	if (us > (double) HP_MAX_PER_US)
+		return HP_MAX_PER_US;
+	return us < 1 ? 1 : (int64) us;
 }
 
 /*
