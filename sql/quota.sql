@@ -180,6 +180,7 @@ SELECT * FROM q_audited('q_reg', :m);
 -- chosen by oid, not by the order the rules happen to load in.  0.7.0's
 -- first cut took the first rule loaded, and rewriting the other rule with
 -- allow() (an UPDATE moves its row) moved the role to a fresh budget.
+SET health_pass.denial_interval = '1h';  -- refusals below: one record, then counted
 CREATE ROLE regress_q_g1 NOLOGIN;
 CREATE ROLE regress_q_g2 NOLOGIN;
 CREATE ROLE regress_q_both LOGIN IN ROLE regress_q_g1, regress_q_g2;
@@ -231,6 +232,13 @@ SET health_pass.purpose = 'care';
 SELECT q_probe(ARRAY[1, 7, 7, 2, 7]);
 RESET SESSION AUTHORIZATION;
 SELECT 1 AS still_up;
+-- 10. A loop of statements refused by a quota cannot flood the log either:
+-- the five refusals above left one record, the others are counted into one
+-- summary (denials.c; sql/denials.sql)
+SELECT health_pass.audit_flush() >= 0 AS flushed;
+SELECT count(*) AS quota_exceeded_records FROM health_pass.audit_log
+WHERE relation = 'q_tie'::regclass AND outcome = 'quota_exceeded';
+RESET health_pass.denial_interval;
 
 DROP TABLE q_reg, q_float, q_null, q_long, q_time, q_tie;
 DROP FUNCTION q_probe(int[]);

@@ -369,36 +369,43 @@ hp_stmt_new(HpEstate *owner, Oid reader)
 	return st;
 }
 
+/* One record of st for relid */
+static void
+hp_record_of(HpStmt *st, Oid relid, HpOutcome outcome, const char *subject,
+			 const char *reason, HpRecord *rec)
+{
+	*rec = st->tmpl;
+	rec->logged_at = GetCurrentTimestamp();
+	rec->relid = relid;
+	rec->outcome = (uint8) outcome;
+	rec->subject_null = (subject == NULL);
+	hp_clip(rec->subject, HP_SUBJECT_LEN, subject ? subject : "");
+	hp_clip(rec->reason, HP_REASON_LEN, reason ? reason : "");
+}
+
 /* Queue one record of st for relid */
 static void
 hp_audit(HpStmt *st, Oid relid, HpOutcome outcome, const char *subject, const char *reason)
 {
-	HpRecord	rec = st->tmpl;
+	HpRecord	rec;
 
-	rec.logged_at = GetCurrentTimestamp();
-	rec.relid = relid;
-	rec.outcome = (uint8) outcome;
-	rec.subject_null = (subject == NULL);
-	hp_clip(rec.subject, HP_SUBJECT_LEN, subject ? subject : "");
-	hp_clip(rec.reason, HP_REASON_LEN, reason ? reason : "");
+	hp_record_of(st, relid, outcome, subject, reason, &rec);
 	hp_enqueue(&rec);
 }
 
 /*
- * Audit st's denial of relid: queued, or counted when a record of the same
- * role, table and reason opened an interval that still runs (denials.c)
+ * Audit a refusal of relid to st (denied, or quota exceeded): queued, or
+ * counted when a record of the same refusal was queued within
+ * health_pass.denial_interval (denials.c), so a loop of refused statements
+ * cannot flood the log
  */
 static void
-hp_audit_denial(HpStmt *st, Oid relid, const char *reason)
+hp_audit_refusal(HpStmt *st, Oid relid, HpOutcome outcome, const char *subject,
+				 const char *reason)
 {
-	HpRecord	rec = st->tmpl;
+	HpRecord	rec;
 
-	rec.logged_at = GetCurrentTimestamp();
-	rec.relid = relid;
-	rec.outcome = (uint8) HP_DENIED;
-	rec.subject_null = true;
-	rec.subject[0] = '\0';
-	strlcpy(rec.reason, reason, HP_REASON_LEN);
+	hp_record_of(st, relid, outcome, subject, reason, &rec);
 	hp_denial_audit(&rec);
 }
 
@@ -451,7 +458,7 @@ hp_gate_get(HpStmt *st, Oid relid, AttrNumber attnum)
 	else if (st->purpose[0] == '\0')
 	{
 		g->mode = HP_DENIED;
-		hp_audit_denial(st, relid, "no purpose declared (SET health_pass.purpose)");
+		hp_audit_refusal(st, relid, HP_DENIED, NULL, "no purpose declared (SET health_pass.purpose)");
 	}
 	else
 	{
@@ -460,7 +467,7 @@ hp_gate_get(HpStmt *st, Oid relid, AttrNumber attnum)
 		if (r == NULL)
 		{
 			g->mode = HP_DENIED;
-			hp_audit_denial(st, relid, "no rule allows this role and purpose");
+			hp_audit_refusal(st, relid, HP_DENIED, NULL, "no rule allows this role and purpose");
 		}
 		else
 		{
@@ -489,7 +496,7 @@ hp_quota_refuse(HpGate *g, const char *subject, int count)
 
 	snprintf(reason, sizeof(reason), "read %d distinct subjects within the last %lld s (max %d)",
 			 count, (long long) (g->rule.per_us / USECS_PER_SEC), g->rule.max_subjects);
-	hp_audit(g->stmt, g->relid, HP_QUOTA_EXCEEDED, subject, reason);
+	hp_audit_refusal(g->stmt, g->relid, HP_QUOTA_EXCEEDED, subject, reason);
 	ereport(ERROR,
 			(errcode(ERRCODE_HP_QUOTA_EXCEEDED),
 			 errmsg("health_pass quota exceeded for \"%s\"", get_rel_name(g->relid)),
