@@ -179,7 +179,7 @@ SELECT writer_pid = :wpid AS same_writer, queued, waiting_on, waiting_since
   FROM health_pass.audit_status();
 SELECT current_user_name, relation, outcome, reason, count(*)
   FROM health_pass.audit_log WHERE id > :mark AND reason IS NOT NULL
- GROUP BY 1, 2, 3, 4 ORDER BY 4, 1, 2::text;
+ GROUP BY 1, 2, 3, 4 ORDER BY 4, 1, relation::text;
 
 -- a superuser may (and may stall the writer: docs/design/writer.md)
 VACUUM FULL health_pass.audit_block;
