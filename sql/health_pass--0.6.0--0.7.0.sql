@@ -186,18 +186,32 @@ BEGIN
     END IF;
     -- a subject is recorded as its type prints it under fixed settings; these
     -- types print by settings that are not fixed (lc_monetary, search_path)
-    SELECT a.atttypid INTO subject_type FROM pg_catalog.pg_attribute a
-    WHERE a.attrelid = tbl AND a.attname = subject_column AND NOT a.attisdropped;
-    WHILE subject_type IS NOT NULL AND (SELECT t.typtype FROM pg_catalog.pg_type t WHERE t.oid = subject_type) = 'd' LOOP
-        SELECT t.typbasetype INTO subject_type FROM pg_catalog.pg_type t WHERE t.oid = subject_type;
-    END LOOP;
-    IF subject_type IN ('pg_catalog.money'::regtype, 'pg_catalog.regclass'::regtype, 'pg_catalog.regproc'::regtype,
-                        'pg_catalog.regprocedure'::regtype, 'pg_catalog.regoper'::regtype,
-                        'pg_catalog.regoperator'::regtype, 'pg_catalog.regtype'::regtype,
-                        'pg_catalog.regrole'::regtype, 'pg_catalog.regnamespace'::regtype,
-                        'pg_catalog.regcollation'::regtype, 'pg_catalog.regconfig'::regtype,
-                        'pg_catalog.regdictionary'::regtype) THEN
-        RAISE EXCEPTION 'a subject column of type % prints differently in different sessions', subject_type
+    -- (the type itself, or one inside it: a domain's base, an array's
+    -- element, a range's subtype, a composite's fields)
+    WITH RECURSIVE inside(t) AS (
+        SELECT a.atttypid FROM pg_catalog.pg_attribute a
+        WHERE a.attrelid = tbl AND a.attname = subject_column AND NOT a.attisdropped
+        UNION
+        SELECT u.t FROM inside i
+        JOIN pg_catalog.pg_type ty ON ty.oid = i.t
+        CROSS JOIN LATERAL (
+            SELECT ty.typbasetype WHERE ty.typtype = 'd'
+            UNION ALL SELECT ty.typelem WHERE ty.typelem <> 0 AND ty.typsubscript = 'pg_catalog.array_subscript_handler'::pg_catalog.regproc
+            UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = ty.oid
+            UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = ty.oid
+            UNION ALL SELECT ca.atttypid FROM pg_catalog.pg_attribute ca
+                WHERE ty.typtype = 'c' AND ca.attrelid = ty.typrelid AND ca.attnum > 0 AND NOT ca.attisdropped
+        ) u(t))
+    SELECT i.t::pg_catalog.regtype INTO subject_type FROM inside i
+    WHERE i.t IN ('pg_catalog.money'::regtype, 'pg_catalog.regclass'::regtype, 'pg_catalog.regproc'::regtype,
+                  'pg_catalog.regprocedure'::regtype, 'pg_catalog.regoper'::regtype,
+                  'pg_catalog.regoperator'::regtype, 'pg_catalog.regtype'::regtype,
+                  'pg_catalog.regrole'::regtype, 'pg_catalog.regnamespace'::regtype,
+                  'pg_catalog.regcollation'::regtype, 'pg_catalog.regconfig'::regtype,
+                  'pg_catalog.regdictionary'::regtype)
+    LIMIT 1;
+    IF subject_type IS NOT NULL THEN
+        RAISE EXCEPTION 'a subject column of type % (or holding one) prints differently in different sessions', subject_type
             USING ERRCODE = 'datatype_mismatch',
                   HINT = 'Protect the table by a key column (text, integer, uuid, ...) that names whose data a row is.';
     END IF;

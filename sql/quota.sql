@@ -159,7 +159,12 @@ SELECT health_pass.protect('q_money', 'm');
 CREATE DOMAIN q_rel AS regclass;
 CREATE TABLE q_regclass (r q_rel NOT NULL);
 SELECT health_pass.protect('q_regclass', 'r');
-DROP TABLE q_money, q_regclass;
+CREATE TYPE q_pair AS (a int, r regclass);
+CREATE TABLE q_nested (p q_pair NOT NULL, ms money[] NOT NULL);
+SELECT health_pass.protect('q_nested', 'p');
+SELECT health_pass.protect('q_nested', 'ms');
+DROP TABLE q_money, q_regclass, q_nested;
+DROP TYPE q_pair;
 DROP DOMAIN q_rel;
 
 -- 7. Two members read 30 subjects each through a rule of 50: the second
