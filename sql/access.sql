@@ -34,7 +34,7 @@ BEGIN
     PERFORM health_pass.audit_flush();
     RETURN QUERY
     SELECT a.current_user_name, a.subject, a.purpose, a.outcome,
-           regexp_replace(a.reason, '^quota of rule \d+/\d+:', 'quota of rule <oids>:'),
+           regexp_replace(a.reason, '^quota of rule \d+/\d+$', 'quota of rule <oids>'),
            dense_rank() OVER (ORDER BY a.statement_id)::int
     FROM health_pass.audit_log a WHERE a.id > mark AND a.outcome <> 'superuser' ORDER BY a.id;
 END $$;
