@@ -578,11 +578,15 @@ hp_check_audit_locks(Node *node)
 							on = hp_audit_relation(hp_drop_on_relation(lfirst(lc)));
 							break;
 						case OBJECT_EXTENSION:
-							if (strcmp(strVal(lfirst(lc)), "health_pass") == 0)
+							/* only when PostgreSQL would let the role: its owner */
+							if (strcmp(strVal(lfirst(lc)), "health_pass") == 0 &&
+								pg_extension_ownercheck(get_extension_oid("health_pass", false),
+														GetUserId()))
 								on = block;
 							break;
 						case OBJECT_SCHEMA:
-							if (strcmp(strVal(lfirst(lc)), "health_pass") == 0)
+							if (get_namespace_oid(strVal(lfirst(lc)), true) == get_rel_namespace(block) &&
+								pg_namespace_ownercheck(get_rel_namespace(block), GetUserId()))
 								on = block;
 							break;
 						default:
