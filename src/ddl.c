@@ -40,6 +40,7 @@
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
 #include "catalog/pg_attrdef.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_constraint.h"
@@ -687,9 +688,12 @@ hp_roles_own_extension(List *roles, Oid nsp)
 	{
 		Oid			role = get_rolespec_oid(lfirst(lc), true);
 
-		/* only a role the current user has the privileges of: else 42501 */
+		/*
+		 * Only a role the current user has the privileges of (else 42501),
+		 * and not the bootstrap superuser (PostgreSQL refuses that itself).
+		 */
 		if (OidIsValid(role) && (role == extowner || role == nspowner) &&
-			has_privs_of_role(GetUserId(), role))
+			role != BOOTSTRAP_SUPERUSERID && has_privs_of_role(GetUserId(), role))
 			return true;
 	}
 	return false;
@@ -699,9 +703,8 @@ hp_roles_own_extension(List *roles, Oid nsp)
  * Refuse to non-superusers every command that would rename, move, re-own or
  * drop the extension, its schema or the objects in it, or change which
  * objects belong to it: the gate, the writer and the event trigger find them
- * there, and a renamed schema turned auditing off (issue 12; the
- * extension's tables are not superuser-only, and a role with the extension
- * owner's privileges could).  Only commands PostgreSQL would let the role
+ * there, and a renamed schema turned auditing off (issue 12: a role with
+ * the extension owner's privileges, not a superuser, could).  Only commands PostgreSQL would let the role
  * run are refused and audited; COMMENT and the like are left alone.
  */
 static void
@@ -793,9 +796,10 @@ hp_check_extension(Node *node)
 			{
 				AlterExtensionContentsStmt *ac = (AlterExtensionContentsStmt *) node;
 
-				if (strcmp(ac->extname, "health_pass") == 0 &&
+				/* ADD makes an object the extension's: nothing of ours moves */
+				if (ac->action < 0 && strcmp(ac->extname, "health_pass") == 0 &&
 					pg_extension_ownercheck(get_extension_oid("health_pass", false), user))
-					what = ac->action > 0 ? "ALTER EXTENSION ... ADD" : "ALTER EXTENSION ... DROP";
+					what = "ALTER EXTENSION ... DROP";
 				break;
 			}
 		case T_DropStmt:
