@@ -33,7 +33,8 @@
  *    tables, roles and reasons.
  *
  *    Locking.  One LWLock (tranche "health_pass denials") guards the hash
- *    table and every entry in it.  It is taken exclusively, only around
+ *    table, every entry in it, the tally table (exact entries per session
+ *    user and per database) and the count of slots used.  It is taken exclusively, only around
  *    hash lookups and plain copies: nothing done under it can raise an
  *    error (HASH_ENTER_NULL, not HASH_ENTER, on the fixed-size table) or
  *    wait, and no other lock is taken while it is held.  Queueing
