@@ -352,10 +352,122 @@ RESET ROLE;
 SELECT e.q, u.plan AS unprotected, e.plan AS protected
 FROM estimates e JOIN estimates u ON u.q = e.q AND NOT u.protected WHERE e.protected ORDER BY 1;
 
+-- 5. a role PostgreSQL itself refuses gets PostgreSQL's error and leaves no
+-- record (nothing ran).  On 0.7.0 the refusal was audited before
+-- PostgreSQL's permission check: a role with no privilege on the tables
+-- made a denial key per reason and partition, filled the denial table and
+-- was then recorded once per statement (the loop below left 100 records).
+CREATE ROLE regress_ddl_nobody LOGIN;
+GRANT USAGE ON SCHEMA ddl TO regress_ddl_nobody;
+SET ROLE regress_ddl_owner;
+CREATE TABLE ddl.hreg (pid text PRIMARY KEY, diagnosis text) PARTITION BY HASH (pid);
+CREATE TABLE ddl.hreg_0 PARTITION OF ddl.hreg FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+CREATE TABLE ddl.hreg_1 PARTITION OF ddl.hreg FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+CREATE FUNCTION ddl.trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+RESET ROLE;
+SELECT health_pass.protect('ddl.hreg', 'pid') IS NOT NULL AS protected;
+SELECT ddl_mark() AS m \gset
+SET ROLE regress_ddl_nobody;
+ALTER TABLE hreg_0 ADD CONSTRAINT c CHECK (leak(diagnosis));
+ALTER TABLE hreg_1 ALTER COLUMN diagnosis TYPE int USING 0;
+ALTER TABLE hreg DISABLE ROW LEVEL SECURITY;
+CREATE INDEX ON hreg_0 (leakt(diagnosis));
+CREATE TRIGGER t BEFORE INSERT ON hreg_1 FOR EACH ROW EXECUTE FUNCTION trg();
+CREATE RULE r AS ON INSERT TO hreg_0 DO INSTEAD NOTHING;
+CREATE POLICY p ON hreg_1 USING (true);
+CREATE STATISTICS s ON (leakt(diagnosis)) FROM hreg_0;
+DO $$
+BEGIN
+    FOR i IN 1..100 LOOP
+        BEGIN
+            EXECUTE 'CREATE POLICY p ON ddl.reg USING (true)';
+        EXCEPTION WHEN insufficient_privilege THEN NULL;
+        END;
+    END LOOP;
+END $$;
+RESET ROLE;
+SELECT count(*) AS records FROM ddl_audit_since(:m);
+-- with the privilege PostgreSQL asks for (TRIGGER), the refusal and its
+-- record are the extension's
+GRANT TRIGGER ON ddl.hreg_1 TO regress_ddl_nobody;
+SET ROLE regress_ddl_nobody;
+CREATE TRIGGER t BEFORE INSERT ON hreg_1 FOR EACH ROW EXECUTE FUNCTION trg();
+RESET ROLE;
+SELECT current_user_name, relation, outcome, reason FROM ddl_audit_since(:m);
+
+-- 6. the extension, its schema and its objects cannot be renamed, moved,
+-- re-owned or dropped by a role with the extension owner's privileges (not
+-- a superuser).  On 0.7.0 ALTER SCHEMA health_pass RENAME turned the gate
+-- off: protected reads returned no rows and left no record, the audit log's
+-- guards were off.  Each command runs in a transaction rolled back, so that
+-- the old code's successes are undone.
+CREATE ROLE regress_ddl_admin LOGIN;
+SELECT (SELECT r.rolname FROM pg_extension e JOIN pg_roles r ON r.oid = e.extowner
+         WHERE e.extname = 'health_pass') AS extowner \gset
+GRANT :"extowner" TO regress_ddl_admin;
+SELECT ddl_mark() AS m \gset
+SET ROLE regress_ddl_admin;
+SELECT rolsuper AS is_superuser FROM pg_roles WHERE rolname = current_user;
+BEGIN; ALTER SCHEMA health_pass RENAME TO hp_moved; ROLLBACK;
+BEGIN; ALTER SCHEMA health_pass OWNER TO regress_ddl_admin; ROLLBACK;
+BEGIN; ALTER EXTENSION health_pass DROP TABLE health_pass.access_rule; ROLLBACK;
+BEGIN; ALTER TABLE health_pass.access_rule RENAME TO access_rule2; ROLLBACK;
+BEGIN; ALTER TABLE health_pass.protected_table RENAME COLUMN relation TO relation2; ROLLBACK;
+BEGIN; ALTER TABLE health_pass.protected_table SET SCHEMA public; ROLLBACK;
+BEGIN; ALTER TABLE health_pass.access_rule OWNER TO regress_ddl_admin; ROLLBACK;
+BEGIN; ALTER FUNCTION health_pass.audit_flush() RENAME TO audit_flush2; ROLLBACK;
+BEGIN; ALTER FUNCTION health_pass.audit_flush() SET SCHEMA public; ROLLBACK;
+BEGIN; ALTER FUNCTION health_pass.audit_flush() OWNER TO regress_ddl_admin; ROLLBACK;
+BEGIN; DROP SCHEMA health_pass CASCADE; ROLLBACK;
+BEGIN; DROP EXTENSION health_pass CASCADE; ROLLBACK;
+-- (PostgreSQL itself refuses these for the bootstrap superuser, the
+-- extension's owner here; refused by the extension for any other owner)
+BEGIN; REASSIGN OWNED BY :"extowner" TO regress_ddl_admin; ROLLBACK;
+BEGIN; DROP OWNED BY :"extowner"; ROLLBACK;
+-- left alone: a comment
+BEGIN; COMMENT ON SCHEMA health_pass IS 'a comment'; ROLLBACK;
+RESET ROLE;
+SELECT current_user_name, relation, outcome, reason, count(*)
+  FROM ddl_audit_since(:m) GROUP BY 1, 2, 3, 4 ORDER BY 4;
+-- a role without those privileges gets PostgreSQL's error, and no record
+SELECT ddl_mark() AS m \gset
+SET ROLE regress_ddl_nobody;
+ALTER SCHEMA health_pass RENAME TO hp_moved;
+DROP EXTENSION health_pass;
+ALTER EXTENSION health_pass DROP TABLE health_pass.access_rule;
+RESET ROLE;
+SELECT count(*) AS records FROM ddl_audit_since(:m);
+
+-- 7. the gate finds its tables by the extension's schema OID, so a schema
+-- renamed (by a superuser) still gates and audits (on 0.7.0 the read
+-- returned no rows and left no record); and when its tables are gone from
+-- that schema, a read of a protected table fails.  The rename of a table
+-- fails by itself while the event trigger (which reads the policy) is on.
+SELECT ddl_mark() AS m \gset
+BEGIN;
+ALTER SCHEMA health_pass RENAME TO hp_moved;
+SET LOCAL ROLE regress_ddl_reader;
+SET LOCAL health_pass.purpose = 'care';
+SELECT count(*) AS rows_read FROM ddl.big WHERE pid IN ('B1', 'B2');
+ROLLBACK;
+SELECT current_user_name, relation, outcome, count(*)
+  FROM ddl_audit_since(:m) WHERE relation = 'ddl.big'::regclass GROUP BY 1, 2, 3;
+BEGIN;
+ALTER TABLE health_pass.access_rule RENAME TO access_rule_gone;
+ROLLBACK;
+BEGIN;
+ALTER EVENT TRIGGER health_pass_protect_new_children DISABLE;
+SET LOCAL health_pass.purpose = 'care';
+ALTER TABLE health_pass.access_rule RENAME TO access_rule_gone;
+SET LOCAL ROLE regress_ddl_reader;
+SELECT count(*) FROM ddl.big;
+ROLLBACK;
+
 RESET search_path;
 SET client_min_messages = warning;
 DROP SCHEMA ddl CASCADE;
 RESET client_min_messages;
 DROP FUNCTION public.ddl_mark(), public.ddl_audit_since(bigint);
-DROP OWNED BY regress_ddl_owner, regress_ddl_reader;
-DROP ROLE regress_ddl_owner, regress_ddl_reader;
+REVOKE :"extowner" FROM regress_ddl_admin;
+DROP OWNED BY regress_ddl_owner, regress_ddl_reader, regress_ddl_nobody;
+DROP ROLE regress_ddl_owner, regress_ddl_reader, regress_ddl_nobody, regress_ddl_admin;

@@ -40,9 +40,11 @@
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
 #include "catalog/pg_attrdef.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_constraint.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_partitioned_table.h"
@@ -52,6 +54,7 @@
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
+#include "commands/extension.h"
 #include "commands/tablespace.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -60,6 +63,7 @@
 #include "nodes/nodeFuncs.h"
 #include "optimizer/clauses.h"
 #include "optimizer/optimizer.h"
+#include "parser/parse_func.h"
 #include "parser/parse_node.h"
 #include "parser/parse_relation.h"
 #include "parser/parse_type.h"
@@ -104,12 +108,64 @@ hp_ddl_audit_refusal(Oid relid, const char *what)
 	hp_denial_audit(&rec);		/* counted like a denied read (denials.c) */
 }
 
-/* Audit a refused DDL statement on protected table relid, then raise */
+/*
+ * What PostgreSQL itself requires of the role for the command hp_ddl_check()
+ * is looking at.  A refusal is audited and raised only when the role meets
+ * it: a role PostgreSQL refuses anyway falls through to PostgreSQL's 42501,
+ * with no record (nothing ran), so that roles without privileges cannot
+ * fill the denial table with refusals (docs/design/denials.md).
+ *
+ *   hp_cmd_named   the relation the command names (InvalidOid: none, or
+ *                  several, or the command is over a database or schema)
+ *   hp_cmd_priv    a privilege on it that suffices (CREATE TRIGGER)
+ *   hp_cmd_type    ALTER DOMAIN: the domain, whose owner may run it
+ *   hp_cmd_wide    REINDEX SCHEMA/DATABASE, VACUUM FULL, CLUSTER: the owner
+ *                  of the database or of the table's schema may run them
+ *
+ * Erring towards "may" is safe (the refusal stands); erring towards "may
+ * not" would let PostgreSQL run a refused command, so every "may not" is a
+ * case PostgreSQL refuses for want of that ownership or privilege.
+ */
+static Oid	hp_cmd_named = InvalidOid;
+static AclMode hp_cmd_priv = 0;
+static Oid	hp_cmd_type = InvalidOid;
+static bool hp_cmd_wide = false;
+
+/* Would PostgreSQL let the current user run the command on protected relid? */
+static bool
+hp_role_may_run(Oid relid)
+{
+	Oid			user = GetUserId();
+
+	if (OidIsValid(hp_cmd_type))
+		return pg_type_ownercheck(hp_cmd_type, user);
+	if (pg_class_ownercheck(relid, user))
+		return true;
+	if (OidIsValid(hp_cmd_named) &&
+		(pg_class_ownercheck(hp_cmd_named, user) ||
+		 (hp_cmd_priv != 0 &&
+		  (pg_class_aclcheck(hp_cmd_named, user, hp_cmd_priv) == ACLCHECK_OK ||
+		   pg_class_aclcheck(relid, user, hp_cmd_priv) == ACLCHECK_OK))))
+		return true;
+	if (hp_cmd_wide &&
+		(pg_database_ownercheck(MyDatabaseId, user) ||
+		 pg_namespace_ownercheck(get_rel_namespace(relid), user)))
+		return true;
+	return false;
+}
+
+/*
+ * Audit a refused DDL statement on protected table relid, then raise; or,
+ * when PostgreSQL would refuse the role anyway, return and let it.
+ */
 static void
 hp_ddl_refuse(Oid relid, const char *what)
 {
-	char	   *name = get_rel_name(relid);
+	char	   *name;
 
+	if (!hp_role_may_run(relid))
+		return;
+	name = get_rel_name(relid);
 	hp_ddl_audit_refusal(relid, what);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -165,8 +221,8 @@ hp_audit_relation(Oid relid)
 
 	if (!OidIsValid(relid))
 		return InvalidOid;
-	block = hp_relation_oid("audit_block");
-	log = hp_relation_oid("audit_log");
+	block = hp_extension_relation_oid("audit_block");
+	log = hp_extension_relation_oid("audit_log");
 	if (OidIsValid(log) && relid == log)
 		return log;
 	if (!OidIsValid(block))
@@ -185,6 +241,8 @@ hp_audit_relation(Oid relid)
 
 static Oid
 hp_rangevar_oid(RangeVar *rv);
+static void hp_check_extension(Node *node);
+static void hp_ddl_command(Node *node);
 
 /* The audit relation a RangeVar names, or InvalidOid */
 static Oid
@@ -249,7 +307,7 @@ hp_audit_lock_target(Oid relid)
 			return InvalidOid;
 		reads = hp_view_reads_audit((Node *) get_view_query(view), &depth);
 		relation_close(view, AccessShareLock);
-		return reads ? hp_relation_oid("audit_block") : InvalidOid;
+		return reads ? hp_extension_relation_oid("audit_block") : InvalidOid;
 	}
 }
 
@@ -324,7 +382,7 @@ hp_drop_on_relation(List *names)
 static void
 hp_check_audit_locks(Node *node)
 {
-	Oid			block = hp_relation_oid("audit_block");
+	Oid			block = hp_extension_relation_oid("audit_block");
 	Oid			on = InvalidOid;
 	const char *what = NULL;
 	ListCell   *lc;
@@ -521,11 +579,15 @@ hp_check_audit_locks(Node *node)
 							on = hp_audit_relation(hp_drop_on_relation(lfirst(lc)));
 							break;
 						case OBJECT_EXTENSION:
-							if (strcmp(strVal(lfirst(lc)), "health_pass") == 0)
+							/* only when PostgreSQL would let the role: its owner */
+							if (strcmp(strVal(lfirst(lc)), "health_pass") == 0 &&
+								pg_extension_ownercheck(get_extension_oid("health_pass", false),
+														GetUserId()))
 								on = block;
 							break;
 						case OBJECT_SCHEMA:
-							if (strcmp(strVal(lfirst(lc)), "health_pass") == 0)
+							if (get_namespace_oid(strVal(lfirst(lc)), true) == get_rel_namespace(block) &&
+								pg_namespace_ownercheck(get_rel_namespace(block), GetUserId()))
 								on = block;
 							break;
 						default:
@@ -539,6 +601,238 @@ hp_check_audit_locks(Node *node)
 	}
 	if (what && OidIsValid(on))
 		hp_ddl_refuse_audit(on, what);
+}
+
+/*
+ * Audit a command refused on the extension or its objects (recorded on
+ * audit_block, or InvalidOid when even that is gone), then raise.
+ */
+static void
+hp_ddl_refuse_extension(const char *what, const char *object)
+{
+	hp_ddl_audit_refusal(hp_extension_relation_oid("audit_block"), what);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s is refused on %s", what, object),
+			 errdetail("The gate and the audit writer find the extension's objects in its schema; renaming, moving, re-owning or dropping them turns auditing off."),
+			 errhint("Only a superuser may run it.")));
+}
+
+/* The owner of the health_pass extension, or InvalidOid */
+static Oid
+hp_extension_owner(void)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			owner = InvalidOid;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("health_pass"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return owner;
+}
+
+/* Is this the extension's schema, named? */
+static bool
+hp_is_extension_schema(const char *name, Oid nsp)
+{
+	return name != NULL && get_namespace_oid(name, true) == nsp;
+}
+
+/* Is the relation rv names in the extension's schema? */
+static bool
+hp_rangevar_in_extension(RangeVar *rv, Oid nsp)
+{
+	Oid			relid = hp_rangevar_oid(rv);
+
+	return OidIsValid(relid) && get_rel_namespace(relid) == nsp;
+}
+
+/* Is the function owa names (of kind objtype) in the extension's schema,
+ * and does the current user own it? */
+static bool
+hp_function_in_extension(ObjectType objtype, Node *owa, Oid nsp)
+{
+	Oid			fn;
+
+	if (owa == NULL || !IsA(owa, ObjectWithArgs))
+		return false;
+	fn = LookupFuncWithArgs(objtype, (ObjectWithArgs *) owa, true);
+	return OidIsValid(fn) && get_func_namespace(fn) == nsp &&
+		pg_proc_ownercheck(fn, GetUserId());
+}
+
+/* Does roles (RoleSpec list) name a role whose objects include the extension's? */
+static bool
+hp_roles_own_extension(List *roles, Oid nsp)
+{
+	Oid			extowner = hp_extension_owner();
+	Oid			nspowner = InvalidOid;
+	HeapTuple	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	ListCell   *lc;
+
+	if (HeapTupleIsValid(tup))
+	{
+		nspowner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+		ReleaseSysCache(tup);
+	}
+	foreach(lc, roles)
+	{
+		Oid			role = get_rolespec_oid(lfirst(lc), true);
+
+		/*
+		 * Only a role the current user has the privileges of (else 42501),
+		 * and not the bootstrap superuser (PostgreSQL refuses that itself).
+		 */
+		if (OidIsValid(role) && (role == extowner || role == nspowner) &&
+			role != BOOTSTRAP_SUPERUSERID && has_privs_of_role(GetUserId(), role))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Refuse to non-superusers every command that would rename, move, re-own or
+ * drop the extension, its schema or the objects in it, or change which
+ * objects belong to it: the gate, the writer and the event trigger find them
+ * there, and a renamed schema turned auditing off (issue 12: a role with
+ * the extension owner's privileges, not a superuser, could).  Only commands PostgreSQL would let the role
+ * run are refused and audited; COMMENT and the like are left alone.
+ */
+static void
+hp_check_extension(Node *node)
+{
+	Oid			nsp = hp_extension_namespace();
+	Oid			user = GetUserId();
+	const char *what = NULL;
+	const char *object = "the health_pass extension";
+
+	if (!OidIsValid(nsp))
+		return;
+	switch (nodeTag(node))
+	{
+		case T_RenameStmt:
+			{
+				RenameStmt *rs = (RenameStmt *) node;
+
+				if (rs->renameType == OBJECT_SCHEMA)
+				{
+					if (hp_is_extension_schema(rs->subname, nsp) &&
+						pg_namespace_ownercheck(nsp, user))
+						what = "ALTER SCHEMA ... RENAME", object = "the health_pass extension's schema";
+				}
+				else if (rs->renameType == OBJECT_FUNCTION || rs->renameType == OBJECT_PROCEDURE ||
+						 rs->renameType == OBJECT_ROUTINE)
+				{
+					if (hp_function_in_extension(rs->renameType, rs->object, nsp))
+						what = "ALTER FUNCTION ... RENAME", object = "a function of the health_pass extension";
+				}
+				else if (rs->relation && hp_rangevar_in_extension(rs->relation, nsp) &&
+						 pg_class_ownercheck(hp_rangevar_oid(rs->relation), user))
+					what = "ALTER ... RENAME", object = "a relation of the health_pass extension";
+				break;
+			}
+		case T_AlterObjectSchemaStmt:
+			{
+				AlterObjectSchemaStmt *as = (AlterObjectSchemaStmt *) node;
+
+				if (as->objectType == OBJECT_EXTENSION)
+				{
+					if (strcmp(strVal(as->object), "health_pass") == 0 &&
+						pg_extension_ownercheck(get_extension_oid("health_pass", false), user))
+						what = "ALTER EXTENSION ... SET SCHEMA";
+				}
+				else if (as->objectType == OBJECT_FUNCTION || as->objectType == OBJECT_PROCEDURE ||
+						 as->objectType == OBJECT_ROUTINE)
+				{
+					if (hp_function_in_extension(as->objectType, as->object, nsp))
+						what = "ALTER FUNCTION ... SET SCHEMA", object = "a function of the health_pass extension";
+				}
+				else if (as->relation && hp_rangevar_in_extension(as->relation, nsp) &&
+						 pg_class_ownercheck(hp_rangevar_oid(as->relation), user))
+					what = "ALTER ... SET SCHEMA", object = "a relation of the health_pass extension";
+				break;
+			}
+		case T_AlterOwnerStmt:
+			{
+				AlterOwnerStmt *ao = (AlterOwnerStmt *) node;
+
+				if (ao->objectType == OBJECT_SCHEMA)
+				{
+					if (hp_is_extension_schema(strVal(ao->object), nsp) &&
+						pg_namespace_ownercheck(nsp, user))
+						what = "ALTER SCHEMA ... OWNER TO", object = "the health_pass extension's schema";
+				}
+				else if (ao->objectType == OBJECT_FUNCTION || ao->objectType == OBJECT_PROCEDURE ||
+						 ao->objectType == OBJECT_ROUTINE)
+				{
+					if (hp_function_in_extension(ao->objectType, ao->object, nsp))
+						what = "ALTER FUNCTION ... OWNER TO", object = "a function of the health_pass extension";
+				}
+				break;
+			}
+		case T_AlterTableStmt:
+			{
+				AlterTableStmt *at = (AlterTableStmt *) node;
+				ListCell   *lc;
+
+				if (!hp_rangevar_in_extension(at->relation, nsp) ||
+					!pg_class_ownercheck(hp_rangevar_oid(at->relation), user))
+					break;
+				foreach(lc, at->cmds)
+					if (lfirst_node(AlterTableCmd, lc)->subtype == AT_ChangeOwner)
+						what = "ALTER ... OWNER TO", object = "a relation of the health_pass extension";
+				break;
+			}
+		case T_AlterExtensionContentsStmt:
+			{
+				AlterExtensionContentsStmt *ac = (AlterExtensionContentsStmt *) node;
+
+				/* ADD makes an object the extension's: nothing of ours moves */
+				if (ac->action < 0 && strcmp(ac->extname, "health_pass") == 0 &&
+					pg_extension_ownercheck(get_extension_oid("health_pass", false), user))
+					what = "ALTER EXTENSION ... DROP";
+				break;
+			}
+		case T_DropStmt:
+			{
+				DropStmt   *ds = (DropStmt *) node;
+				ListCell   *lc;
+
+				foreach(lc, ds->objects)
+				{
+					if (ds->removeType == OBJECT_SCHEMA &&
+						hp_is_extension_schema(strVal(lfirst(lc)), nsp) &&
+						pg_namespace_ownercheck(nsp, user))
+						what = "DROP SCHEMA", object = "the health_pass extension's schema";
+					else if (ds->removeType == OBJECT_EXTENSION &&
+							 strcmp(strVal(lfirst(lc)), "health_pass") == 0 &&
+							 pg_extension_ownercheck(get_extension_oid("health_pass", false), user))
+						what = "DROP EXTENSION";
+				}
+				break;
+			}
+		case T_DropOwnedStmt:
+			if (hp_roles_own_extension(((DropOwnedStmt *) node)->roles, nsp))
+				what = "DROP OWNED BY the extension's owner";
+			break;
+		case T_ReassignOwnedStmt:
+			if (hp_roles_own_extension(((ReassignOwnedStmt *) node)->roles, nsp))
+				what = "REASSIGN OWNED BY the extension's owner";
+			break;
+		default:
+			break;
+	}
+	if (what)
+		hp_ddl_refuse_extension(what, object);
 }
 
 /* relid when it is protected; else its first protected descendant when
@@ -1001,6 +1295,75 @@ hp_published_protected(List *pubobjects)
 	return InvalidOid;
 }
 
+/* Set hp_cmd_* for node (see hp_role_may_run) */
+static void
+hp_ddl_command(Node *node)
+{
+	RangeVar   *rv = NULL;
+
+	hp_cmd_named = InvalidOid;
+	hp_cmd_priv = 0;
+	hp_cmd_type = InvalidOid;
+	hp_cmd_wide = false;
+	switch (nodeTag(node))
+	{
+		case T_AlterTableStmt:
+			rv = ((AlterTableStmt *) node)->relation;
+			break;
+		case T_IndexStmt:
+			rv = ((IndexStmt *) node)->relation;
+			break;
+		case T_ReindexStmt:
+			rv = ((ReindexStmt *) node)->relation;	/* the index's owner is its table's */
+			hp_cmd_wide = (rv == NULL);
+			break;
+		case T_VacuumStmt:
+			hp_cmd_wide = true;
+			break;
+		case T_ClusterStmt:
+			rv = ((ClusterStmt *) node)->relation;
+			hp_cmd_wide = (rv == NULL);
+			break;
+		case T_CreateStatsStmt:
+			{
+				CreateStatsStmt *cs = (CreateStatsStmt *) node;
+
+				if (list_length(cs->relations) == 1 && IsA(linitial(cs->relations), RangeVar))
+					rv = linitial(cs->relations);
+				break;
+			}
+		case T_CreateTrigStmt:
+			rv = ((CreateTrigStmt *) node)->relation;
+			hp_cmd_priv = ACL_TRIGGER;
+			break;
+		case T_RuleStmt:
+			rv = ((RuleStmt *) node)->relation;
+			break;
+		case T_CreatePolicyStmt:
+			rv = ((CreatePolicyStmt *) node)->table;
+			break;
+		case T_AlterPolicyStmt:
+			rv = ((AlterPolicyStmt *) node)->table;
+			break;
+		case T_AlterDomainStmt:
+			{
+				AlterDomainStmt *ad = (AlterDomainStmt *) node;
+				Type		typ = LookupTypeName(NULL, makeTypeNameFromNameList(ad->typeName), NULL, true);
+
+				if (typ != NULL)
+				{
+					hp_cmd_type = typeTypeId(typ);
+					ReleaseSysCache(typ);
+				}
+				break;
+			}
+		default:
+			/* CREATE TABLE ... INHERITS, publications: the table's owner */
+			break;
+	}
+	hp_cmd_named = hp_rangevar_oid(rv);
+}
+
 /*
  * Refuse DDL that would read around the gate; called by the utility hook
  * before the statement runs, for every role but superusers.
@@ -1015,8 +1378,10 @@ hp_ddl_check(PlannedStmt *pstmt)
 	if (superuser())
 		return;
 	hp_check_audit_locks(node);
+	hp_check_extension(node);
 	if (!hp_any_protected())
 		return;
+	hp_ddl_command(node);
 	switch (nodeTag(node))
 	{
 		case T_AlterTableStmt:

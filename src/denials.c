@@ -9,18 +9,32 @@
  *    of INSERT ... ON CONFLICT DO UPDATE, which are decided there) and
  *    refused DDL (ddl.c).  A fixed-size shared hash table, sized at server
  *    start by health_pass.denial_slots, is keyed by (database, table,
- *    outcome, session user, current user, reason).  The first denial of a
+ *    outcome, session user, current user, reason): the exact key.  The first denial of a
  *    key is queued at once, as before, and opens an interval of
  *    health_pass.denial_interval; later denials of the key within it are
  *    only counted (the last one's session fields kept).  When the interval
  *    is over, one summary record carries the count: queued by the next
  *    denial of the key, or by the database's audit writer
- *    (hp_denials_flush(), called from its main loop).  A key that finds the
- *    table full is recorded every time, as before: a denial is never lost
- *    for want of a slot, and a read never fails for it.
+ *    (hp_denials_flush(), called from its main loop).
+ *
+ *    Overflow.  A denial is never recorded one by one again for want of a
+ *    slot.  One session user holds at most denial_slots / 8 exact keys and
+ *    one database at most denial_slots / 2 (all of them when
+ *    max_databases is 1).  A denial whose exact key has no entry and no
+ *    room is counted into its (database, outcome, session user) overflow
+ *    entry, which needs a free slot but no share; when there is none, into
+ *    its (database, outcome) overflow entry.  The table has
+ *    max_databases x (outcomes) slots beyond denial_slots that only those
+ *    last entries use, and there are at most that many of them (a database
+ *    needs a queue to record anything), so they always find a slot.
+ *    Overflow entries work as the exact ones: the first denial of an
+ *    interval is recorded at once (its own reason, table and roles), the
+ *    summary says how many more there were and that they were of several
+ *    tables, roles and reasons.
  *
  *    Locking.  One LWLock (tranche "health_pass denials") guards the hash
- *    table and every entry in it.  It is taken exclusively, only around
+ *    table, every entry in it, the tally table (exact entries per session
+ *    user and per database) and the count of slots used.  It is taken exclusively, only around
  *    hash lookups and plain copies: nothing done under it can raise an
  *    error (HASH_ENTER_NULL, not HASH_ENTER, on the fixed-size table) or
  *    wait, and no other lock is taken while it is held.  Queueing
@@ -53,6 +67,20 @@
 
 #include "hp_access.h"
 
+/* How precisely an entry counts its denials */
+typedef enum HpDenialLevel
+{
+	HP_DENIAL_EXACT,			/* (database, table, outcome, users, reason) */
+	HP_DENIAL_USER,				/* (database, outcome, session user) */
+	HP_DENIAL_DATABASE			/* (database, outcome): in the reserve */
+} HpDenialLevel;
+
+/* The reasons of the overflow keys, and so of their summaries */
+#define HP_DENIAL_USER_REASON \
+	"denials of several tables, roles and reasons by this session user beyond its share of health_pass.denial_slots"
+#define HP_DENIAL_DATABASE_REASON \
+	"denials of several tables, users and reasons in this database while health_pass.denial_slots was full"
+
 /* What makes two denials the same */
 typedef struct HpDenialKey
 {
@@ -68,6 +96,7 @@ typedef struct HpDenialKey
 typedef struct HpDenial
 {
 	HpDenialKey key;
+	int32		level;			/* HpDenialLevel */
 	TimestampTz due;			/* the interval ends */
 	bool		busy;			/* its summary is being queued: hands off */
 	bool		has_first_seq;
@@ -79,10 +108,24 @@ typedef struct HpDenial
 	HpRecord	last;			/* the last of them */
 } HpDenial;
 
+/* Exact entries held by a session user (dbid 0) or a database (user "") */
+typedef struct HpDenialTallyKey
+{
+	Oid			dbid;
+	NameData	user;
+} HpDenialTallyKey;
+
+typedef struct HpDenialTally
+{
+	HpDenialTallyKey key;
+	int32		n;
+} HpDenialTally;
+
 typedef struct HpDenials
 {
 	LWLock	   *lock;
 	pg_atomic_uint32 entries;	/* entries in the table */
+	int32		used;			/* exact and session-user entries (<= slots) */
 } HpDenials;
 
 /* The writer looks for ended intervals at most this often */
@@ -92,13 +135,45 @@ typedef struct HpDenials
 
 static HpDenials *denials = NULL;
 static HTAB *denial_table = NULL;
+static HTAB *tally_table = NULL;
 
-/* Bytes of shared memory for the table */
+/* Slots beyond denial_slots for the (database, outcome) overflow entries */
+static long
+hp_denial_reserve(void)
+{
+	return (long) hp_max_databases * (HP_OUTCOME_LAST + 1);
+}
+
+/* Exact entries one session user may hold */
+static int32
+hp_denial_user_cap(void)
+{
+	return Max(1, hp_denial_slots / 8);
+}
+
+/* Exact entries one database may hold */
+static int32
+hp_denial_db_cap(void)
+{
+	return hp_max_databases > 1 ? Max(1, hp_denial_slots / 2) : hp_denial_slots;
+}
+
+/* Tallies: one per session user and per database holding exact entries */
+static long
+hp_denial_tallies(void)
+{
+	return (long) hp_denial_slots + hp_max_databases;
+}
+
+/* Bytes of shared memory for the tables */
 Size
 hp_denials_shmem_size(void)
 {
-	return add_size(MAXALIGN(sizeof(HpDenials)),
-					hash_estimate_size(hp_denial_slots, sizeof(HpDenial)));
+	Size		size = MAXALIGN(sizeof(HpDenials));
+
+	size = add_size(size, hash_estimate_size(hp_denial_slots + hp_denial_reserve(),
+											 sizeof(HpDenial)));
+	return add_size(size, hash_estimate_size(hp_denial_tallies(), sizeof(HpDenialTally)));
 }
 
 /* From the shmem request hook: memory and the lock */
@@ -121,12 +196,124 @@ hp_denials_shmem_init(void)
 	{
 		denials->lock = &(GetNamedLWLockTranche("health_pass denials"))->lock;
 		pg_atomic_init_u32(&denials->entries, 0);
+		denials->used = 0;
 	}
 	ctl.keysize = sizeof(HpDenialKey);
 	ctl.entrysize = sizeof(HpDenial);
-	denial_table = ShmemInitHash("health_pass denial counts", hp_denial_slots,
-								 hp_denial_slots, &ctl,
+	denial_table = ShmemInitHash("health_pass denial counts",
+								 hp_denial_slots + hp_denial_reserve(),
+								 hp_denial_slots + hp_denial_reserve(), &ctl,
 								 HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+	ctl.keysize = sizeof(HpDenialTallyKey);
+	ctl.entrysize = sizeof(HpDenialTally);
+	tally_table = ShmemInitHash("health_pass denial tallies", hp_denial_tallies(),
+								hp_denial_tallies(), &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+}
+
+/* The tally of session user user (dbid 0) or database dbid (user NULL) */
+static HpDenialTally *
+hp_denial_tally(Oid dbid, const char *user, bool create)
+{
+	HpDenialTallyKey tk;
+	HpDenialTally *t;
+	bool		found;
+
+	memset(&tk, 0, sizeof(tk));
+	tk.dbid = dbid;
+	if (user)
+		strlcpy(NameStr(tk.user), user, NAMEDATALEN);
+	t = hash_search(tally_table, &tk, create ? HASH_ENTER_NULL : HASH_FIND, &found);
+	if (t != NULL && create && !found)
+		t->n = 0;
+	return t;
+}
+
+/* Count an exact entry of (dbid, user) in or out; caller holds the lock */
+static void
+hp_denial_tally_add(Oid dbid, const char *user, int32 delta)
+{
+	HpDenialTally *t = hp_denial_tally(dbid, user, delta > 0);
+
+	if (t == NULL)
+		return;					/* cannot happen: sized for every holder */
+	t->n += delta;
+	if (t->n <= 0)
+	{
+		HpDenialTallyKey tk = t->key;
+
+		hash_search(tally_table, &tk, HASH_REMOVE, NULL);
+	}
+}
+
+/* May a new entry of key at level be made?  Caller holds the lock. */
+static bool
+hp_denial_room(const HpDenialKey *key, HpDenialLevel level)
+{
+	HpDenialTally *t;
+
+	if (level == HP_DENIAL_DATABASE)
+		return true;			/* in the reserve */
+	if (denials->used >= hp_denial_slots)
+		return false;
+	if (level == HP_DENIAL_USER)
+		return true;
+	t = hp_denial_tally(InvalidOid, NameStr(key->session_user_name), false);
+	if (t != NULL && t->n >= hp_denial_user_cap())
+		return false;
+	t = hp_denial_tally(key->dbid, NULL, false);
+	if (t != NULL && t->n >= hp_denial_db_cap())
+		return false;
+	return true;
+}
+
+/*
+ * A new entry of key at level, counted in; NULL when it has no room (or
+ * exists already: *found).  Caller holds the lock; raises nothing.
+ */
+static HpDenial *
+hp_denial_enter(const HpDenialKey *key, HpDenialLevel level, bool *found)
+{
+	HpDenial   *d;
+
+	*found = false;
+	if (!hp_denial_room(key, level))
+	{
+		d = hash_search(denial_table, key, HASH_FIND, NULL);
+		*found = (d != NULL);
+		return NULL;
+	}
+	d = hash_search(denial_table, key, HASH_ENTER_NULL, found);
+	if (d == NULL || *found)
+		return NULL;
+	d->level = level;
+	pg_atomic_add_fetch_u32(&denials->entries, 1);
+	if (level != HP_DENIAL_DATABASE)
+		denials->used++;
+	if (level == HP_DENIAL_EXACT)
+	{
+		hp_denial_tally_add(InvalidOid, NameStr(key->session_user_name), 1);
+		hp_denial_tally_add(key->dbid, NULL, 1);
+	}
+	return d;
+}
+
+/* Remove entry d and count it out.  Caller holds the lock; raises nothing. */
+static void
+hp_denial_remove(HpDenial *d)
+{
+	HpDenialKey key = d->key;
+	int32		level = d->level;
+
+	hash_search(denial_table, &key, HASH_REMOVE, NULL);
+	pg_atomic_sub_fetch_u32(&denials->entries, 1);
+	if (level != HP_DENIAL_DATABASE)
+		denials->used--;
+	if (level == HP_DENIAL_EXACT)
+	{
+		hp_denial_tally_add(InvalidOid, NameStr(key.session_user_name), -1);
+		hp_denial_tally_add(key.dbid, NULL, -1);
+	}
 }
 
 /* The key of rec, in database dbid */
@@ -140,6 +327,23 @@ hp_denial_key(const HpRecord *rec, Oid dbid, HpDenialKey *key)
 	strlcpy(NameStr(key->session_user_name), NameStr(rec->session_user_name), NAMEDATALEN);
 	strlcpy(NameStr(key->current_user_name), NameStr(rec->current_user_name), NAMEDATALEN);
 	strlcpy(key->reason, rec->reason, HP_REASON_LEN);
+}
+
+/* The overflow key of rec at level (HP_DENIAL_USER or HP_DENIAL_DATABASE) */
+static void
+hp_denial_overflow_key(const HpRecord *rec, Oid dbid, HpDenialLevel level, HpDenialKey *key)
+{
+	memset(key, 0, sizeof(HpDenialKey));
+	key->dbid = dbid;
+	key->relid = InvalidOid;
+	key->outcome = rec->outcome;
+	if (level == HP_DENIAL_USER)
+	{
+		strlcpy(NameStr(key->session_user_name), NameStr(rec->session_user_name), NAMEDATALEN);
+		strlcpy(key->reason, HP_DENIAL_USER_REASON, HP_REASON_LEN);
+	}
+	else
+		strlcpy(key->reason, HP_DENIAL_DATABASE_REASON, HP_REASON_LEN);
 }
 
 /* t in UTC as "YYYY-MM-DD HH:MM:SS.ffffff+00", whatever the TimeZone */
@@ -226,10 +430,7 @@ hp_denial_queue_summary(const HpDenial *snap, TimestampTz now)
 	LWLockAcquire(denials->lock, LW_EXCLUSIVE);
 	d = hash_search(denial_table, &snap->key, HASH_FIND, NULL);
 	if (d != NULL && queued)
-	{
-		hash_search(denial_table, &snap->key, HASH_REMOVE, NULL);
-		pg_atomic_sub_fetch_u32(&denials->entries, 1);
-	}
+		hp_denial_remove(d);
 	else if (d != NULL)
 		d->busy = false;
 	LWLockRelease(denials->lock);
@@ -237,8 +438,10 @@ hp_denial_queue_summary(const HpDenial *snap, TimestampTz now)
 }
 
 /*
- * Record one denial (outcome denied; rec->logged_at just read): queued when
- * it is the first of its key in an interval, counted otherwise.  Raises
+ * Record one denial (outcome denied or quota_exceeded; rec->logged_at just
+ * read): queued when it is the first of its key in an interval, counted
+ * otherwise.  Its key is the exact one when that has an entry or room for
+ * one, else its session user's overflow key, else its database's.  Raises
  * only what hp_enqueue raises (HPA01, 54000), and then has counted nothing
  * and lost no earlier count.
  */
@@ -246,6 +449,7 @@ void
 hp_denial_audit(const HpRecord *rec)
 {
 	HpDenialKey key;
+	HpDenialLevel level = HP_DENIAL_EXACT;
 	HpDenial   *d;
 	HpDenial	snap;
 	bool		have_snap = false;
@@ -264,6 +468,20 @@ hp_denial_audit(const HpRecord *rec)
 
 	LWLockAcquire(denials->lock, LW_EXCLUSIVE);
 	d = hash_search(denial_table, &key, HASH_FIND, NULL);
+	if (d == NULL && !hp_denial_room(&key, level))
+	{
+		/* no room for its own entry: its session user's overflow entry */
+		level = HP_DENIAL_USER;
+		hp_denial_overflow_key(rec, MyDatabaseId, level, &key);
+		d = hash_search(denial_table, &key, HASH_FIND, NULL);
+		if (d == NULL && !hp_denial_room(&key, level))
+		{
+			/* the table is full: its database's, in the reserve */
+			level = HP_DENIAL_DATABASE;
+			hp_denial_overflow_key(rec, MyDatabaseId, level, &key);
+			d = hash_search(denial_table, &key, HASH_FIND, NULL);
+		}
+	}
 	if (d != NULL && !d->busy && d->due > now)
 	{
 		/* within the interval: count it */
@@ -296,10 +514,7 @@ hp_denial_audit(const HpRecord *rec)
 		have_snap = true;
 	}
 	else if (d != NULL)
-	{
-		hash_search(denial_table, &key, HASH_REMOVE, NULL);
-		pg_atomic_sub_fetch_u32(&denials->entries, 1);
-	}
+		hp_denial_remove(d);
 	LWLockRelease(denials->lock);
 
 	if (have_snap && !hp_denial_queue_summary(&snap, GetCurrentTimestamp()))
@@ -313,8 +528,8 @@ hp_denial_audit(const HpRecord *rec)
 
 	/* this record opens the key's next interval */
 	LWLockAcquire(denials->lock, LW_EXCLUSIVE);
-	d = hash_search(denial_table, &key, HASH_ENTER_NULL, &found);
-	if (d != NULL && !found)
+	d = hp_denial_enter(&key, level, &found);
+	if (d != NULL)
 	{
 		d->due = TimestampTzPlusMilliseconds(now, (int64) hp_denial_interval_s * 1000);
 		d->busy = false;
@@ -325,13 +540,13 @@ hp_denial_audit(const HpRecord *rec)
 		d->first_at = 0;
 		d->purpose_varied = false;
 		memset(&d->last, 0, sizeof(HpRecord));
-		pg_atomic_add_fetch_u32(&denials->entries, 1);
 	}
 
 	/*
 	 * found: another backend's record opened an interval meanwhile (two
-	 * records, nothing lost).  NULL: the table is full; this key's
-	 * denials are recorded every time until a slot is free.
+	 * records, nothing lost).  NULL and not found: others took the room
+	 * since we looked; the next denial of the key goes to an overflow
+	 * entry (this one is recorded, nothing lost).
 	 */
 	LWLockRelease(denials->lock);
 }
@@ -379,8 +594,7 @@ hp_denials_flush(Oid dbid)
 		else
 		{
 			/* removing the entry just returned is allowed during a scan */
-			hash_search(denial_table, &d->key, HASH_REMOVE, NULL);
-			pg_atomic_sub_fetch_u32(&denials->entries, 1);
+			hp_denial_remove(d);
 		}
 	}
 	LWLockRelease(denials->lock);
@@ -401,9 +615,6 @@ hp_denials_forget(Oid dbid)
 	hash_seq_init(&status, denial_table);
 	while ((d = hash_seq_search(&status)) != NULL)
 		if (d->key.dbid == dbid)
-		{
-			hash_search(denial_table, &d->key, HASH_REMOVE, NULL);
-			pg_atomic_sub_fetch_u32(&denials->entries, 1);
-		}
+			hp_denial_remove(d);
 	LWLockRelease(denials->lock);
 }

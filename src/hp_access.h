@@ -162,6 +162,10 @@ extern void hp_writer_stop(Oid dbid);
 extern void hp_queue_forget(Oid dbid);
 extern const char *hp_outcome_name(HpOutcome outcome);
 
+/* policy.c: the extension's objects, by its namespace's OID */
+extern Oid	hp_extension_namespace(void);
+extern Oid	hp_extension_relation_oid(const char *relname);
+
 /* denials.c */
 extern Size hp_denials_shmem_size(void);
 extern void hp_denials_shmem_request(void);

@@ -22,10 +22,14 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
 #include "commands/trigger.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -231,20 +235,73 @@ hp_policy_load(void)
 }
 
 /*
+ * The schema the health_pass extension lives in (pg_extension.extnamespace),
+ * or InvalidOid when this database does not have it.  By OID, not by name:
+ * a renamed schema is still found (docs/design/ddl.md).
+ */
+Oid
+hp_extension_namespace(void)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			nsp = InvalidOid;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("health_pass"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return nsp;
+}
+
+/* Relation relname of the extension's schema, or InvalidOid */
+Oid
+hp_extension_relation_oid(const char *relname)
+{
+	Oid			nsp = hp_extension_namespace();
+
+	return OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
+}
+
+/*
  * Look the OIDs of our tables up again after a name change, and make the
- * cache valid.  False when this database has no health_pass tables.
+ * cache valid.  False when this database does not have the extension.
+ * Fails closed: when it has the extension but one of the two tables is not
+ * in its schema (renamed, moved), no read of a protected table may go on as
+ * if nothing were protected (row security alone would return no rows,
+ * unaudited).
  */
 static bool
 hp_policy_ready(void)
 {
 	if (!oids_known)
 	{
-		Oid			p,
-					r;
+		Oid			nsp,
+					p = InvalidOid,
+					r = InvalidOid;
 		uint64		gen = inval_generation;
 
-		p = hp_relation_oid("protected_table");
-		r = hp_relation_oid("access_rule");
+		nsp = hp_extension_namespace();
+		if (OidIsValid(nsp))
+		{
+			p = get_relname_relid("protected_table", nsp);
+			r = get_relname_relid("access_rule", nsp);
+			/* CREATE EXTENSION makes them after the extension */
+			if ((!OidIsValid(p) || !OidIsValid(r)) && !creating_extension)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("health_pass cannot find its access policy"),
+						 errdetail("The extension's schema \"%s\" has no table %s.",
+								   get_namespace_name(nsp),
+								   OidIsValid(p) ? "access_rule" : "protected_table"),
+						 errhint("A superuser must restore the extension's objects; until then no protected table can be read.")));
+		}
 		if (p != protected_oid || r != rule_oid)
 			cache_valid = false;	/* the extension was dropped and created again */
 		protected_oid = p;
