@@ -91,6 +91,7 @@ typedef struct HpQueue
 	bool		writer_wanted;	/* a backend asked for a writer (none runs) */
 	TimestampTz hold_until;		/* no writer starts before (hp_writer_stop) */
 	Latch	   *standby_latch;	/* the slot's worker, waiting for a database */
+	TimestampTz claimed_at;		/* when that worker last took the database up */
 	uint64		head;			/* next sequence number to hand out */
 	uint64		written;		/* every record below this is committed */
 	uint64		durable;		/* ... and below this flushed to disk */

@@ -30,7 +30,6 @@
 #include "postmaster/bgworker.h"
 #include "postmaster/bgworker_internals.h"
 #include "postmaster/interrupt.h"
-#include "replication/logicallauncher.h"
 #include "storage/bufmgr.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
@@ -56,7 +55,7 @@
 #define HP_POLL_MS 20			/* writer poll interval while busy */
 #define HP_LOCK_TIMEOUT "250ms"	/* the writer's longest wait for one lock */
 #define HP_RETRY_MS 1000		/* pause after a batch failed other than on a lock */
-#define HP_RESTART_S 1			/* the postmaster restarts a writer that exited after */
+#define HP_CLAIM_MS 250			/* a slot's worker connects at most this often */
 #define HP_STANDBY_POLL_MS 10000	/* a waiting writer looks at its slot at least this often */
 
 PGDLLEXPORT void hp_writer_main(Datum arg);
@@ -68,10 +67,10 @@ static HpQueue *writer_queue = NULL;
  * server start (shared_preload_libraries).  Static workers keep their
  * max_worker_processes slots for good: parallel workers, which any role can
  * ask for, cannot take them, as they could the slots of writers registered
- * on demand.  So max_worker_processes must hold them all, what other
- * libraries registered before us and the logical replication launcher,
- * and leave at least one slot for everything else; else the server does
- * not start, and says which settings to change.
+ * on demand.  So max_worker_processes must hold them all and the static
+ * workers registered before us (the logical replication launcher, other
+ * libraries), and leave at least one slot for everything else; else the
+ * server does not start, and says which settings to change.
  */
 void
 hp_writer_register(void)
@@ -80,10 +79,9 @@ hp_writer_register(void)
 	int			needed;
 	slist_iter	siter;
 
+	/* those registered before us, the logical replication launcher too */
 	slist_foreach(siter, &BackgroundWorkerList)
 		others++;
-	if (max_logical_replication_workers > 0)
-		others++;				/* the launcher, registered after us */
 	needed = hp_max_databases + others + 1;
 	if (needed > max_worker_processes)
 		ereport(FATAL,
@@ -101,8 +99,12 @@ hp_writer_register(void)
 		memset(&w, 0, sizeof(w));
 		w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 		w.bgw_start_time = BgWorkerStart_RecoveryFinished;
-		/* a writer never exits with code 0: that would unregister it */
-		w.bgw_restart_time = HP_RESTART_S;
+		/*
+		 * a writer never exits with code 0: that would unregister it; after
+		 * code 1, started again at once to wait for the next database
+		 * (HP_CLAIM_MS keeps a writer that cannot connect from looping)
+		 */
+		w.bgw_restart_time = 0;
 		strlcpy(w.bgw_library_name, "health_pass", BGW_MAXLEN);
 		strlcpy(w.bgw_function_name, "hp_writer_main", BGW_MAXLEN);
 		snprintf(w.bgw_name, BGW_MAXLEN, "health_pass audit writer %d", i + 1);
@@ -159,8 +161,9 @@ hp_writer_detach(int code, Datum arg)
 /*
  * Wait, not connected to any database, until slot q has a database that
  * wants a writer (hp_writer_request) and is not held off (hp_writer_stop
- * holds a database that is being dropped or renamed off for a while); then
- * claim it, and return its OID.  A SIGTERM ends the wait (FATAL: exit code
+ * holds a database that is being dropped or renamed off for a while, and
+ * a worker whose last claim was under HP_CLAIM_MS ago waits for the rest);
+ * then claim it, and return its OID.  A SIGTERM ends the wait (FATAL: exit code
  * 1, so the postmaster starts this worker again).
  */
 static Oid
@@ -186,16 +189,19 @@ hp_writer_await(HpQueue *q)
 			q->writer_pid = 0;
 		if (OidIsValid(q->dbid) && q->writer_wanted && q->writer_pid == 0)
 		{
-			if (now >= q->hold_until)
+			TimestampTz not_before = Max(q->hold_until,
+										 TimestampTzPlusMilliseconds(q->claimed_at, HP_CLAIM_MS));
+
+			if (now >= not_before)
 			{
 				dbid = q->dbid;
 				q->writer_pid = MyProcPid;
 				q->writer_latch = MyLatch;
 				q->writer_wanted = false;
+				q->claimed_at = now;
 			}
 			else
-				timeout = Min(timeout,
-							  TimestampDifferenceMilliseconds(now, q->hold_until) + 1);
+				timeout = Min(timeout, TimestampDifferenceMilliseconds(now, not_before) + 1);
 		}
 		q->standby_latch = OidIsValid(dbid) ? NULL : MyLatch;
 		LWLockRelease(q->lock);
@@ -735,9 +741,9 @@ hp_writer_pause(HpQueue *q)
 
 /*
  * Background worker entry point: wait for this slot's database, then drain
- * its queue for ever.  Every exit is with code 1 (FATAL, or proc_exit(1)):
- * the postmaster starts the worker again after HP_RESTART_S to wait for
- * the next database; code 0 would unregister it.
+ * its queue for ever.  Every exit is with code 1 (FATAL): the postmaster
+ * starts the worker again at once, to wait for the next database; code 0
+ * would unregister it.
  */
 void
 hp_writer_main(Datum arg)
