@@ -163,8 +163,9 @@ hp_writer_detach(int code, Datum arg)
  * wants a writer (hp_writer_request) and is not held off (hp_writer_stop
  * holds a database that is being dropped or renamed off for a while, and
  * a worker whose last claim was under HP_CLAIM_MS ago waits for the rest);
- * then claim it, and return its OID.  A SIGTERM ends the wait (FATAL: exit code
- * 1, so the postmaster starts this worker again).
+ * then claim it, and return its OID.  A SIGTERM ends the wait and the
+ * process, with exit code 1 (so the postmaster starts this worker again,
+ * unless it is shutting down).
  */
 static Oid
 hp_writer_await(HpQueue *q)
@@ -177,6 +178,8 @@ hp_writer_await(HpQueue *q)
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
+		if (ShutdownRequestPending)
+			proc_exit(1);		/* not 0: that would unregister the worker */
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
@@ -741,9 +744,9 @@ hp_writer_pause(HpQueue *q)
 
 /*
  * Background worker entry point: wait for this slot's database, then drain
- * its queue for ever.  Every exit is with code 1 (FATAL): the postmaster
- * starts the worker again at once, to wait for the next database; code 0
- * would unregister it.
+ * its queue for ever.  Every exit is with code 1 (FATAL, or proc_exit(1)
+ * while it waits): the postmaster starts the worker again at once, to wait
+ * for the next database; code 0 would unregister it.
  */
 void
 hp_writer_main(Datum arg)
@@ -752,16 +755,25 @@ hp_writer_main(Datum arg)
 	Oid			dbid;
 	HpQueue    *q;
 
-	pqsignal(SIGTERM, die);
+	/* while it waits, a SIGTERM (shutdown) ends it quietly */
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
 	if (slot < 0 || slot >= hp_max_databases || hp_shared == NULL)
-		elog(FATAL, "health_pass audit writer for queue slot %d has no queue", slot);
+	{
+		/* cannot happen; unregister rather than be restarted in a loop */
+		elog(LOG, "health_pass audit writer for queue slot %d has no queue", slot);
+		proc_exit(0);
+	}
 	q = &hp_shared->queues[slot];
 	writer_queue = q;
 	before_shmem_exit(hp_writer_detach, (Datum) 0);
 
 	dbid = hp_writer_await(q);
+	/* from here on a SIGTERM ends it at the next interrupt check (FATAL) */
+	pqsignal(SIGTERM, die);
+	if (ShutdownRequestPending)
+		proc_exit(1);
 	hp_writer_save_settings();
 	/* a database owner may disallow connections: not the writer's */
 	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, BGWORKER_BYPASS_ALLOWCONN);
