@@ -187,6 +187,55 @@ REINDEX TABLE health_pass.audit_block;
 SELECT count(*) FROM wr_reg;
 SELECT health_pass.audit_flush() > 0 AS flushed;
 
+-- 4. Settings the database owner gives the database do not reach the
+-- writer (issue 12, item 4).  On 0.7.0, "role" made every writer started
+-- after it run as the owner: "permission denied for table audit_block" at
+-- start, for ever, and every audited read failed with HPA01 (and so did
+-- session_authorization, which a database owner may set too); exit_on_error
+-- made its first error (a lock timeout) end it; planner settings reached its
+-- SQL.  Now the writer undoes every setting of the database, and runs as
+-- the bootstrap superuser whatever "role" says.
+CREATE DATABASE regress_wr_set OWNER regress_wr_dbo;
+\c regress_wr_set
+SET client_min_messages = warning;
+CREATE EXTENSION health_pass;
+RESET client_min_messages;
+CREATE TABLE wr_set (person text PRIMARY KEY);
+INSERT INTO wr_set VALUES ('S1'), ('S2');
+SELECT health_pass.protect('wr_set', 'person') IS NOT NULL AS protected;
+SELECT count(*) FROM wr_set;
+SELECT health_pass.audit_flush() > 0 AS flushed;
+SET ROLE regress_wr_dbo;
+ALTER DATABASE regress_wr_set SET role = regress_wr_dbo;
+ALTER DATABASE regress_wr_set SET session_authorization = regress_wr_dbo;
+ALTER DATABASE regress_wr_set SET exit_on_error = on;
+ALTER DATABASE regress_wr_set SET enable_indexscan = off;
+ALTER DATABASE regress_wr_set SET enable_seqscan = off;
+ALTER DATABASE regress_wr_set SET default_transaction_read_only = on;
+RESET ROLE;
+-- the next writer starts with them: end this one (a superuser may)
+SELECT pg_terminate_backend(writer_pid, 10000) AS terminated FROM health_pass.audit_status();
+\c regress_wr_set
+\set VERBOSITY terse
+-- this session got them too (RESET would go back to the database's value)
+SELECT current_user = 'regress_wr_dbo' AS as_owner, current_setting('exit_on_error') AS exit_on_error;
+SET ROLE NONE;
+SET exit_on_error = off;
+SET default_transaction_read_only = off;
+SET enable_indexscan = on;
+SET enable_seqscan = on;
+SELECT count(*) FROM wr_set WHERE person = 'S1';
+SELECT health_pass.audit_flush() > 0 AS flushed;
+SELECT writer_pid IS NOT NULL AS running, waiting_on FROM health_pass.audit_status();
+SELECT count(*) FROM wr_set;
+SELECT health_pass.audit_flush() > 0 AS flushed;
+SELECT subject, count(*) FROM health_pass.audit_log
+ WHERE relation = 'wr_set'::regclass GROUP BY 1 ORDER BY 1;
+SELECT ok FROM health_pass.audit_verify();
+\c :db
+\set VERBOSITY terse
+DROP DATABASE regress_wr_set;
+
 -- clean up
 ALTER DATABASE :"db" OWNER TO :"dbowner";
 SELECT health_pass.unprotect('wr_reg') IS NOT NULL AS unprotected;

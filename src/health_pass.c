@@ -30,8 +30,10 @@ int			hp_audit_timeout_ms = 5000;
 /* health_pass.audit_queue_size: records per database queue */
 int			hp_queue_size = 8192;
 
-/* health_pass.max_databases: databases that can audit at the same time */
-int			hp_max_databases = 8;
+/* health_pass.max_databases: databases that can audit at the same time;
+ * each takes one of max_worker_processes for good (its writer), so the
+ * default leaves a default server (8) room for parallel query */
+int			hp_max_databases = 4;
 
 /* health_pass.quota_capacity: subjects the quota counters can hold */
 int			hp_quota_capacity = 100000;
@@ -111,7 +113,8 @@ _PG_init(void)
 								PGC_POSTMASTER, 0, NULL, NULL, NULL);
 		DefineCustomIntVariable("health_pass.max_databases",
 								"Databases that can audit reads at the same time (one queue and writer each).",
-								NULL, &hp_max_databases, 8, 1, 1024,
+								"Each database's writer is a background worker started with the server: max_worker_processes must hold them and at least one more.",
+								&hp_max_databases, 4, 1, 1024,
 								PGC_POSTMASTER, 0, NULL, NULL, NULL);
 		DefineCustomIntVariable("health_pass.quota_capacity",
 								"Distinct (role, table, subject) reads the quota counters hold.",
@@ -122,6 +125,7 @@ _PG_init(void)
 								NULL, &hp_denial_slots, 1024, 16, 1024 * 1024,
 								PGC_POSTMASTER, 0, NULL, NULL, NULL);
 		hp_preloaded = true;
+		hp_writer_register();
 		hp_shmem_request();
 		hp_gate_init();
 		hp_plan_init();

@@ -88,7 +88,10 @@ typedef struct HpQueue
 	Oid			dbid;			/* InvalidOid: slot free */
 	int			writer_pid;		/* 0: no writer running */
 	Latch	   *writer_latch;
-	TimestampTz start_requested;	/* last time a backend asked for a writer */
+	bool		writer_wanted;	/* a backend asked for a writer (none runs) */
+	TimestampTz hold_until;		/* no writer starts before (hp_writer_stop) */
+	Latch	   *standby_latch;	/* the slot's worker, waiting for a database */
+	TimestampTz claimed_at;		/* when that worker last took the database up */
 	uint64		head;			/* next sequence number to hand out */
 	uint64		written;		/* every record below this is committed */
 	uint64		durable;		/* ... and below this flushed to disk */
@@ -175,6 +178,8 @@ extern void hp_denials_flush(Oid dbid);
 extern void hp_denials_forget(Oid dbid);
 
 /* writer.c */
+#define HP_WRITER_HOLD_MS 1000	/* after hp_writer_stop, no writer for this long */
+extern void hp_writer_register(void);
 extern void hp_writer_request(HpQueue *q);
 
 /* chain.c */

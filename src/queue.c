@@ -538,8 +538,10 @@ hp_outcome_name(HpOutcome outcome)
 
 /*
  * Stop the writer of database dbid (DROP DATABASE and ALTER DATABASE
- * RENAME need it gone) and wait up to 3 s for it to exit.  Queued records
- * it has not written are written first: the writer finishes its batch.
+ * RENAME need it gone) and wait up to 3 s for it to exit.  Until
+ * HP_WRITER_HOLD_MS after this returns, the slot's worker does not take
+ * the database up again (and only when a backend asks anew), so the
+ * command finds no writer there.
  */
 void
 hp_writer_stop(Oid dbid)
@@ -553,7 +555,9 @@ hp_writer_stop(Oid dbid)
 		LWLockAcquire(q->lock, LW_EXCLUSIVE);
 		pid = q->writer_pid;
 		/* hold off restarts while the database goes */
-		q->start_requested = GetCurrentTimestamp();
+		q->writer_wanted = false;
+		q->hold_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													HP_WRITER_HOLD_MS);
 		LWLockRelease(q->lock);
 		if (pid == 0)
 			break;
@@ -583,7 +587,8 @@ hp_queue_forget(Oid dbid)
 		q->written = q->durable = q->sync_wanted = q->base = q->head;
 		q->written_lsn = InvalidXLogRecPtr;
 		q->last_id = 0;
-		q->start_requested = 0;
+		q->writer_wanted = false;
+		q->hold_until = 0;
 		q->committed_batches = 0;
 		q->wait_since = 0;
 	}

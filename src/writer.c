@@ -1,7 +1,10 @@
 /*
  * writer.c
- *    The audit writer: one background worker per database, started on
- *    demand by the first backend that queues a record there.  It takes
+ *    The audit writer: one background worker per database.  The workers
+ *    are static, one per queue slot (health_pass.max_databases), registered
+ *    at server start so that no other background worker (parallel query)
+ *    can take their places; each waits, unconnected, until its slot is
+ *    given a database that wants a writer, then connects there.  It takes
  *    records from that database's queue in batches, chains each to the one
  *    before with SHA-256, packs them HP_BLOCK_RECORDS to a row of
  *    health_pass.audit_block (heap and index directly, no SQL) and commits
@@ -12,16 +15,20 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/relscan.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_am_d.h"
+#include "catalog/pg_authid_d.h"
 #include "catalog/pg_class_d.h"
 #include "executor/executor.h"
-#include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "postmaster/bgworker_internals.h"
 #include "postmaster/interrupt.h"
 #include "storage/bufmgr.h"
 #include "storage/ipc.h"
@@ -34,6 +41,7 @@
 #include "utils/fmgrprotos.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/guc_tables.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/memutils.h"
@@ -44,54 +52,91 @@
 #include "hp_access.h"
 
 #define HP_BATCH 4096			/* records per transaction, at most */
-#define HP_RESTART_MS 1000
 #define HP_POLL_MS 20			/* writer poll interval while busy */
 #define HP_LOCK_TIMEOUT "250ms"	/* the writer's longest wait for one lock */
 #define HP_RETRY_MS 1000		/* pause after a batch failed other than on a lock */
+#define HP_CLAIM_MS 250			/* a slot's worker connects at most this often */
+#define HP_STANDBY_POLL_MS 10000	/* a waiting writer looks at its slot at least this often */
 
 PGDLLEXPORT void hp_writer_main(Datum arg);
 
 static HpQueue *writer_queue = NULL;
 
-/* Ask the postmaster for a writer for q unless one runs or is starting */
+/*
+ * Register the writers: one static background worker per queue slot, at
+ * server start (shared_preload_libraries).  Static workers keep their
+ * max_worker_processes slots for good: parallel workers, which any role can
+ * ask for, cannot take them, as they could the slots of writers registered
+ * on demand.  So max_worker_processes must hold them all and the static
+ * workers registered before us (the logical replication launcher, other
+ * libraries), and leave at least one slot for everything else; else the
+ * server does not start, and says which settings to change.
+ */
+void
+hp_writer_register(void)
+{
+	int			others = 0;
+	int			needed;
+	slist_iter	siter;
+
+	/* those registered before us, the logical replication launcher too */
+	slist_foreach(siter, &BackgroundWorkerList)
+		others++;
+	needed = hp_max_databases + others + 1;
+	if (needed > max_worker_processes)
+		ereport(FATAL,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("max_worker_processes (%d) is too low for health_pass.max_databases (%d)",
+						max_worker_processes, hp_max_databases),
+				 errdetail("health_pass reserves one background worker per database it can audit (its audit writer); with %d taken by other background workers and at least one left for parallel query and everything else, max_worker_processes must be at least %d.",
+						   others, needed),
+				 errhint("Raise max_worker_processes or lower health_pass.max_databases.")));
+
+	for (int i = 0; i < hp_max_databases; i++)
+	{
+		BackgroundWorker w;
+
+		memset(&w, 0, sizeof(w));
+		w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+		/*
+		 * a writer never exits with code 0: that would unregister it; after
+		 * code 1, started again at once to wait for the next database
+		 * (HP_CLAIM_MS keeps a writer that cannot connect from looping)
+		 */
+		w.bgw_restart_time = 0;
+		strlcpy(w.bgw_library_name, "health_pass", BGW_MAXLEN);
+		strlcpy(w.bgw_function_name, "hp_writer_main", BGW_MAXLEN);
+		snprintf(w.bgw_name, BGW_MAXLEN, "health_pass audit writer %d", i + 1);
+		strlcpy(w.bgw_type, "health_pass audit writer", BGW_MAXLEN);
+		w.bgw_main_arg = Int32GetDatum(i);
+		w.bgw_notify_pid = 0;
+		RegisterBackgroundWorker(&w);
+	}
+}
+
+/*
+ * Ask for a writer for q unless one runs: mark the slot wanted and wake its
+ * worker, which waits for that (hp_writer_await).  Takes nothing else: the
+ * worker's place in max_worker_processes was reserved at server start.
+ */
 void
 hp_writer_request(HpQueue *q)
 {
-	BackgroundWorker w;
-	BackgroundWorkerHandle *handle;
-	TimestampTz now = GetCurrentTimestamp();
-	Oid			dbid;
+	Latch	   *latch = NULL;
 
 	LWLockAcquire(q->lock, LW_EXCLUSIVE);
-	if (q->writer_pid != 0 ||
-		(q->start_requested != 0 &&
-		 !TimestampDifferenceExceeds(q->start_requested, now, HP_RESTART_MS)))
+	if (q->writer_pid == 0 && !q->writer_wanted)
 	{
-		LWLockRelease(q->lock);
-		return;
+		q->writer_wanted = true;
+		latch = q->standby_latch;
 	}
-	q->start_requested = now;
-	dbid = q->dbid;
 	LWLockRelease(q->lock);
-
-	memset(&w, 0, sizeof(w));
-	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	w.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(w.bgw_library_name, "health_pass", BGW_MAXLEN);
-	strlcpy(w.bgw_function_name, "hp_writer_main", BGW_MAXLEN);
-	snprintf(w.bgw_name, BGW_MAXLEN, "health_pass audit writer for database %u", dbid);
-	strlcpy(w.bgw_type, "health_pass audit writer", BGW_MAXLEN);
-	w.bgw_main_arg = Int32GetDatum((int32) (q - hp_shared->queues));
-	memcpy(w.bgw_extra, &dbid, sizeof(Oid));
-	w.bgw_notify_pid = 0;
-	if (!RegisterDynamicBackgroundWorker(&w, &handle))
-		ereport(LOG,
-				(errmsg("health_pass could not start an audit writer"),
-				 errhint("Raise max_worker_processes.")));
+	if (latch)
+		SetLatch(latch);
 }
 
-/* On exit, tell backends there is no writer so the next one starts one */
+/* On exit, tell backends there is no writer so the next one asks again */
 static void
 hp_writer_detach(int code, Datum arg)
 {
@@ -100,16 +145,205 @@ hp_writer_detach(int code, Datum arg)
 	if (q == NULL)
 		return;
 	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	if (q->standby_latch == MyLatch)
+		q->standby_latch = NULL;
 	if (q->writer_pid == MyProcPid)
 	{
 		q->writer_pid = 0;
 		q->writer_latch = NULL;
 		q->writer_dozing = false;
-		q->start_requested = 0;
 		q->wait_since = 0;
 	}
 	LWLockRelease(q->lock);
 	ConditionVariableBroadcast(&q->progress);
+}
+
+/*
+ * Wait, not connected to any database, until slot q has a database that
+ * wants a writer (hp_writer_request) and is not held off (hp_writer_stop
+ * holds a database that is being dropped or renamed off for a while, and
+ * a worker whose last claim was under HP_CLAIM_MS ago waits for the rest);
+ * then claim it, and return its OID.  A SIGTERM ends the wait and the
+ * process, with exit code 1 (so the postmaster starts this worker again,
+ * unless it is shutting down).
+ */
+static Oid
+hp_writer_await(HpQueue *q)
+{
+	for (;;)
+	{
+		long		timeout = HP_STANDBY_POLL_MS;
+		TimestampTz now;
+		Oid			dbid = InvalidOid;
+
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ShutdownRequestPending)
+			proc_exit(1);		/* not 0: that would unregister the worker */
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		now = GetCurrentTimestamp();
+		LWLockAcquire(q->lock, LW_EXCLUSIVE);
+		/* a writer of this slot that died without saying so (cannot happen) */
+		if (q->writer_pid != 0 && kill(q->writer_pid, 0) != 0)
+			q->writer_pid = 0;
+		if (OidIsValid(q->dbid) && q->writer_wanted && q->writer_pid == 0)
+		{
+			TimestampTz not_before = Max(q->hold_until,
+										 TimestampTzPlusMilliseconds(q->claimed_at, HP_CLAIM_MS));
+
+			if (now >= not_before)
+			{
+				dbid = q->dbid;
+				q->writer_pid = MyProcPid;
+				q->writer_latch = MyLatch;
+				q->writer_wanted = false;
+				q->claimed_at = now;
+			}
+			else
+				timeout = Min(timeout, TimestampDifferenceMilliseconds(now, not_before) + 1);
+		}
+		q->standby_latch = OidIsValid(dbid) ? NULL : MyLatch;
+		LWLockRelease(q->lock);
+		if (OidIsValid(dbid))
+			return dbid;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout, PG_WAIT_EXTENSION);
+	}
+}
+
+/*
+ * The server's settings (defaults, configuration file, command line) as
+ * this process had them before it connected: what the writer runs with
+ * in place of the settings of its database.
+ */
+typedef struct HpServerSetting
+{
+	struct config_generic *gconf;
+	char	   *value;			/* NULL: a string setting that was NULL */
+} HpServerSetting;
+
+static HpServerSetting *hp_server_settings = NULL;
+static int	hp_n_server_settings = 0;
+
+/* The value of a setting as text set_config_option takes: now, or at boot */
+static char *
+hp_setting_text(struct config_generic *g, bool boot)
+{
+	char		buf[64];
+
+	switch (g->vartype)
+	{
+		case PGC_BOOL:
+			{
+				struct config_bool *c = (struct config_bool *) g;
+
+				return pstrdup((boot ? c->boot_val : *c->variable) ? "on" : "off");
+			}
+		case PGC_INT:
+			{
+				struct config_int *c = (struct config_int *) g;
+
+				snprintf(buf, sizeof(buf), "%d", boot ? c->boot_val : *c->variable);
+				return pstrdup(buf);
+			}
+		case PGC_REAL:
+			{
+				struct config_real *c = (struct config_real *) g;
+
+				snprintf(buf, sizeof(buf), "%.17g", boot ? c->boot_val : *c->variable);
+				return pstrdup(buf);
+			}
+		case PGC_STRING:
+			{
+				struct config_string *c = (struct config_string *) g;
+				const char *v = boot ? c->boot_val : *c->variable;
+
+				return v ? pstrdup(v) : NULL;
+			}
+		case PGC_ENUM:
+			{
+				struct config_enum *c = (struct config_enum *) g;
+
+				return pstrdup(config_enum_lookup_by_value(c, boot ? c->boot_val : *c->variable));
+			}
+	}
+	return NULL;
+}
+
+/* Before connecting: note every setting as the server gave it */
+static void
+hp_writer_save_settings(void)
+{
+	struct config_generic **vars = get_guc_variables();
+	int			n = GetNumConfigOptions();
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	hp_server_settings = palloc0(n * sizeof(HpServerSetting));
+	for (int i = 0; i < n; i++)
+	{
+		if (vars[i]->flags & GUC_CUSTOM_PLACEHOLDER)
+			continue;
+		hp_server_settings[hp_n_server_settings].gconf = vars[i];
+		hp_server_settings[hp_n_server_settings].value = hp_setting_text(vars[i], false);
+		hp_n_server_settings++;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * After connecting: undo every setting the database gave this session
+ * (ALTER DATABASE ... SET, ALTER ROLE ... IN DATABASE ... SET), back to the
+ * server's value, or the built-in one for a setting the server did not
+ * have.  A database owner may set any user setting (and a superuser may
+ * let him set others): "role", "exit_on_error", planner and lock settings
+ * would all reach the writer.  Settings no code of this process reads
+ * (placeholders of libraries not loaded here) are left.  Then the session
+ * user is the bootstrap superuser again, whatever session_authorization
+ * said.  A setting that cannot be undone is logged; the writer runs on.
+ */
+static void
+hp_writer_undo_database_settings(void)
+{
+	struct config_generic **vars;
+	int			n;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	vars = get_guc_variables();
+	n = GetNumConfigOptions();
+	for (int i = 0; i < n; i++)
+	{
+		struct config_generic *g = vars[i];
+		char	   *value = NULL;
+		bool		found = false;
+
+		if ((g->source != PGC_S_DATABASE && g->source != PGC_S_DATABASE_USER) ||
+			(g->flags & GUC_CUSTOM_PLACEHOLDER))
+			continue;
+		for (int j = 0; j < hp_n_server_settings && !found; j++)
+			if (hp_server_settings[j].gconf == g)
+			{
+				found = true;
+				value = hp_server_settings[j].value;
+			}
+		if (!found)
+			value = hp_setting_text(g, true);
+		if (value == NULL)
+			continue;			/* NULL cannot be set (session_authorization: below) */
+		if (set_config_option(g->name, value, PGC_SUSET, PGC_S_OVERRIDE,
+							  GUC_ACTION_SET, true, WARNING, false) <= 0)
+			ereport(WARNING,
+					(errmsg("health_pass audit writer could not undo the setting \"%s\" of its database",
+							g->name)));
+	}
+	CommitTransactionCommand();
+	if (GetSessionUserId() != BOOTSTRAP_SUPERUSERID)
+		SetSessionAuthorization(BOOTSTRAP_SUPERUSERID, true);
+	SetConfigOption("role", "none", PGC_SUSET, PGC_S_OVERRIDE);
 }
 
 /* The audit_block the writer's chain head was read from (committed) */
@@ -178,26 +412,46 @@ hp_writer_lock_audit(HpQueue *q, Oid relid)
 }
 
 /*
- * Read the last id and hash of the chain from the newest audit_block, in
- * the current transaction (an empty log starts the chain at id 0 and a
- * zero hash).  A damaged newest block stops the writer: it cannot chain to
- * it, and reads fail closed until a superuser repairs or removes it.
+ * Read the last id and hash of the chain from the newest audit_block
+ * (relid, which the caller locked with its indexes), in the current
+ * transaction (an empty log starts the chain at id 0 and a zero hash).
+ * A backward scan of the primary key (min_id), not SQL: no planner setting
+ * or plan applies.  A damaged newest block stops the writer: it cannot
+ * chain to it, and reads fail closed until a superuser repairs or removes
+ * it.
  */
 static void
-hp_writer_read_head(int64 *id, uint8 *hash)
+hp_writer_read_head(Oid relid, int64 *id, uint8 *hash)
 {
+	Relation	rel;
+	Relation	idx;
+	Oid			pk;
+	Snapshot	snap;
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+
 	*id = 0;
 	memset(hash, 0, 32);
-	SPI_connect();
-	if (SPI_execute("SELECT records FROM health_pass.audit_block ORDER BY min_id DESC LIMIT 1",
-					true, 1) != SPI_OK_SELECT)
+	rel = table_open(relid, RowExclusiveLock);
+	pk = RelationGetPrimaryKeyIndex(rel);
+	if (!OidIsValid(pk) || RelationGetDescr(rel)->natts != 6)
 		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not read the head of health_pass.audit_block")));
-	if (SPI_processed == 1)
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("health_pass.audit_block is not the table the writer expects (6 columns, primary key min_id)")));
+	idx = index_open(pk, RowExclusiveLock);
+	if (idx->rd_rel->relam != BTREE_AM_OID || idx->rd_index->indnkeyatts != 1 ||
+		idx->rd_index->indkey.values[0] != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the primary key of health_pass.audit_block is not the btree on min_id the writer expects")));
+	snap = RegisterSnapshot(GetActiveSnapshot());
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, idx, snap, 0, 0);
+	index_rescan(scan, NULL, 0, NULL, 0);
+	if (index_getnext_slot(scan, BackwardScanDirection, slot))
 	{
 		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		Datum		d = slot_getattr(slot, 6, &isnull);
 		HpBlock		b;
 		const char *why = NULL;
 
@@ -210,7 +464,11 @@ hp_writer_read_head(int64 *id, uint8 *hash)
 		*id = b.entries[b.n - 1].id;
 		memcpy(hash, b.entries[b.n - 1].hash, 32);
 	}
-	SPI_finish();
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snap);
+	index_close(idx, NoLock);
+	table_close(rel, NoLock);
 }
 
 /* The chain head and the audit_block it was read from, for one transaction */
@@ -233,7 +491,7 @@ hp_writer_load_head(HpQueue *q, HpWriterStep *step)
 	if (OidIsValid(step->relid))
 	{
 		hp_writer_lock_audit(q, step->relid);
-		hp_writer_read_head(&step->id, step->hash);
+		hp_writer_read_head(step->relid, &step->id, step->hash);
 	}
 }
 
@@ -269,7 +527,7 @@ hp_writer_batch(HpQueue *q, uint64 from, int n, int64 *id, uint8 *hash)
 		 * the extension was dropped and created again: a new chain
 		 * (hp_head_relid moves when this transaction commits)
 		 */
-		hp_writer_read_head(id, hash);
+		hp_writer_read_head(relid, id, hash);
 	}
 	if (rel->rd_rel->relkind != RELKIND_RELATION || RelationGetDescr(rel)->natts != 6)
 		ereport(ERROR,
@@ -423,7 +681,13 @@ hp_writer_xact(HpQueue *q, void (*body) (HpQueue *, HpWriterStep *), HpWriterSte
 	TimestampTz started = GetCurrentTimestamp();
 	volatile bool ok = true;
 	bool		first;
+	Oid			save_userid;
+	int			save_sec_context;
 
+	/* as the bootstrap superuser, whatever a setting said */
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 	MemoryContextReset(hp_writer_errcxt);
 	hp_wait_published = false;
 	SetCurrentStatementStartTimestamp();
@@ -452,6 +716,7 @@ hp_writer_xact(HpQueue *q, void (*body) (HpQueue *, HpWriterStep *), HpWriterSte
 		ok = false;
 	}
 	PG_END_TRY();
+	SetUserIdAndSecContext(save_userid, save_sec_context);
 	MemoryContextSwitchTo(TopMemoryContext);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return ok;
@@ -477,7 +742,12 @@ hp_writer_pause(HpQueue *q)
 	}
 }
 
-/* Background worker entry point: drain one database's queue for ever */
+/*
+ * Background worker entry point: wait for this slot's database, then drain
+ * its queue for ever.  Every exit is with code 1 (FATAL, or proc_exit(1)
+ * while it waits): the postmaster starts the worker again at once, to wait
+ * for the next database; code 0 would unregister it.
+ */
 void
 hp_writer_main(Datum arg)
 {
@@ -485,44 +755,46 @@ hp_writer_main(Datum arg)
 	Oid			dbid;
 	HpQueue    *q;
 
-	memcpy(&dbid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
-	pqsignal(SIGTERM, die);
+	/* while it waits, a SIGTERM (shutdown) ends it quietly */
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
-	/* a database owner may disallow connections: not the writer's */
-	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, BGWORKER_BYPASS_ALLOWCONN);
-
 	if (slot < 0 || slot >= hp_max_databases || hp_shared == NULL)
-		proc_exit(1);
-	q = &hp_shared->queues[slot];
-	LWLockAcquire(q->lock, LW_EXCLUSIVE);
-	if (q->dbid != dbid ||
-		(q->writer_pid != 0 && q->writer_pid != MyProcPid && kill(q->writer_pid, 0) == 0))
 	{
-		LWLockRelease(q->lock);
-		proc_exit(0);			/* another writer already serves this queue */
+		/* cannot happen; unregister rather than be restarted in a loop */
+		elog(LOG, "health_pass audit writer for queue slot %d has no queue", slot);
+		proc_exit(0);
 	}
-	q->writer_pid = MyProcPid;
-	q->writer_latch = MyLatch;
-	LWLockRelease(q->lock);
+	q = &hp_shared->queues[slot];
 	writer_queue = q;
 	before_shmem_exit(hp_writer_detach, (Datum) 0);
 
+	dbid = hp_writer_await(q);
+	/* from here on a SIGTERM ends it at the next interrupt check (FATAL) */
+	pqsignal(SIGTERM, die);
+	if (ShutdownRequestPending)
+		proc_exit(1);
+	hp_writer_save_settings();
+	/* a database owner may disallow connections: not the writer's */
+	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, BGWORKER_BYPASS_ALLOWCONN);
+	hp_writer_undo_database_settings();
+
 	/*
-	 * Batches commit asynchronously, whatever the database says: no fsync
-	 * per batch.  hp_writer_settle() flushes when a backend waits for
+	 * Batches commit asynchronously, whatever the server says: no fsync per
+	 * batch.  hp_writer_settle() flushes when a backend waits for
 	 * durability and before the writer dozes; the WAL writer does otherwise.
 	 */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("application_name", "health_pass audit writer", PGC_USERSET, PGC_S_OVERRIDE);
 
 	/*
-	 * No lock wait without a timeout (docs/design/writer.md); and settings
-	 * a database owner may give the database (ALTER DATABASE ... SET) do
-	 * not change how the writer's transactions run.
+	 * No lock wait without a timeout (docs/design/writer.md); an error ends
+	 * a transaction, not the writer; and the server's configuration file
+	 * does not change how its transactions run either.
 	 */
 	SetConfigOption("lock_timeout", HP_LOCK_TIMEOUT, PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("exit_on_error", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("default_transaction_deferrable", "off", PGC_SUSET, PGC_S_OVERRIDE);

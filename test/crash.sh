@@ -7,7 +7,8 @@
 #     with audit_sync off is measured and printed;
 #   - writer stopped (SIGSTOP) or killed: reads fail closed, then recover;
 #   - health_pass.max_databases: past it reads fail; a dropped database's
-#     queue is reused.
+#     queue is reused; parallel queries that take every free worker slot
+#     do not keep a writer from starting.
 #   - audit_sync covers every channel: a NOTICE per row and SIGKILL mid-
 #     statement, an error message, a NOTICE and a setting (set_config, then
 #     SHOW) carrying a subject while the writer is stopped and then killed:
@@ -142,6 +143,29 @@ check "max_databases 2: no row of the third was returned" bash -c "! grep -q 'na
 dropdb crash2
 check "dropping an audited database frees its queue for another" [ "$(read_in crash3 D1)" = "name d1" ]
 check "the third database's record was written" [ "$(q -d crash3 -c "SELECT health_pass.audit_flush()" -c "SELECT count(*) FROM health_pass.audit_log WHERE subject = 'D1' AND outcome = 'allowed'" | tail -1)" = 1 ]
+
+# 5b. background worker slots: after a restart, a plain role's parallel
+#     queries take every free max_worker_processes slot (max_parallel_workers
+#     is a user setting); the writers were reserved at server start, so the
+#     first audited read still gets one (on 0.7.0: "could not start an audit
+#     writer", and every audited read failed with HPA01)
+hp_as_server pg_ctl -D "$DIR/pg/data" -l "$DIR/pg/server.log" -w -t 60 restart >/dev/null 2>&1
+wait_ready
+PAR="SET force_parallel_mode = on; SET max_parallel_workers = 16;"
+for _ in $(seq 1 10); do
+    psql -XAtq -U reader -d postgres -c "$PAR SELECT pg_sleep(5)" >/dev/null 2>&1 &
+done
+launched=
+for _ in $(seq 1 40); do
+    launched=$(psql -XAtq -U reader -d postgres -c "$PAR EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT 1" 2>/dev/null |
+               sed -n 's/.*Workers Launched: //p')
+    [ "$launched" = 0 ] && break
+    sleep 0.1
+done
+check "parallel queries of a plain role took every free worker slot" [ "$launched" = 0 ]
+check "every worker slot taken: an audited read after a restart still gets its writer" [ "$(read_in crash C00105)" = "name 105" ]
+check "... and the other audited database too" [ "$(read_in crash3 D1)" = "name d1" ]
+wait
 
 # 6. audit_sync: no subject reaches the client by any channel before its record
 #    is durable: NOTICEs, error messages, settings (ParameterStatus, SHOW)
