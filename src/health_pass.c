@@ -54,13 +54,15 @@ bool		hp_preloaded = false;
 
 void		_PG_init(void);
 
-/* OID of relation health_pass.relname, or InvalidOid when it does not exist */
+/*
+ * OID of relation relname of the extension's schema, or InvalidOid when it
+ * does not exist.  Found through pg_extension.extnamespace, not by the
+ * schema's name: a schema a superuser renamed is still found.
+ */
 Oid
 hp_relation_oid(const char *relname)
 {
-	Oid			nsp = get_namespace_oid("health_pass", true);
-
-	return OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
+	return hp_extension_relation_oid(relname);
 }
 
 /* health_pass.purpose may not exceed what an audit record holds */
