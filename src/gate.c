@@ -94,11 +94,19 @@ typedef struct HpGate
 	HpStmt	   *stmt;
 } HpGate;
 
-/* A subject value a statement has audited, by the hash of its binary image */
+/*
+ * A subject value of a statement, by the hash of its binary image.  An
+ * entry is made (one hash lookup per row) before the subject is audited:
+ * until that succeeds it is not "audited", and a later row with the value
+ * audits it again, so an error in between (a quota, a full queue, a cancel
+ * that a PL/pgSQL block catches) leaves nothing half-made behind.
+ */
 typedef struct HpSeen
 {
 	uint64		hash;
-	Datum		value;
+	Datum		value;			/* in the statement's context, once has_value */
+	bool		has_value;
+	bool		audited;
 } HpSeen;
 
 /*
@@ -546,24 +554,55 @@ hp_gate_row(HpGate *g, TupleTableSlot *slot, AttrNumber attnum)
 	MemoryContext old = MemoryContextSwitchTo(g->rowcxt);
 	char	   *subject = NULL;
 	uint64		h = 0;
-	bool		collided = false;
+	HpSeen	   *seen = NULL;
+	bool		remember_first = false;
 
 	if (!isnull)
 	{
 		h = hp_image_hash(g, d);
-		if (g->have_first && g->first_hash == h)
+		if (!g->have_first)
+			remember_first = true;	/* most statements read one subject: no table */
+		else if (g->first_hash == h)
 		{
 			if (datum_image_eq(g->first, d, g->typbyval, g->typlen))
 				goto seen_before;
-			collided = true;	/* a 64-bit collision: audit it again */
+			/* a 64-bit collision with the first: audit it, remember nothing */
 		}
-		else if (g->seen != NULL)
+		else
 		{
-			HpSeen	   *seen = hash_search(g->seen, &h, HASH_FIND, NULL);
+			bool		found;
 
-			if (seen && datum_image_eq(seen->value, d, g->typbyval, g->typlen))
-				goto seen_before;
-			collided = (seen != NULL);
+			if (g->seen == NULL)
+			{
+				HASHCTL		ctl;
+
+				ctl.keysize = sizeof(uint64);
+				ctl.entrysize = sizeof(HpSeen);
+				ctl.hcxt = g->stmt->cxt;
+				g->seen = hash_create("health_pass seen subjects", 256, &ctl,
+									  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+				seen = hash_search(g->seen, &g->first_hash, HASH_ENTER, NULL);
+				seen->value = g->first;
+				seen->has_value = true;
+				seen->audited = true;
+			}
+			seen = hash_search(g->seen, &h, HASH_ENTER, &found);
+			if (!found)
+				seen->has_value = seen->audited = false;
+			if (seen->has_value)
+			{
+				if (!datum_image_eq(seen->value, d, g->typbyval, g->typlen))
+					seen = NULL;	/* a 64-bit collision: audit it, remember nothing */
+				else if (seen->audited)
+					goto seen_before;
+			}
+			else
+			{
+				MemoryContextSwitchTo(g->stmt->cxt);
+				seen->value = datumCopy(d, g->typbyval, g->typlen);
+				seen->has_value = true;
+				MemoryContextSwitchTo(g->rowcxt);
+			}
 		}
 		subject = hp_subject_text(&g->out, d);
 	}
@@ -582,40 +621,15 @@ hp_gate_row(HpGate *g, TupleTableSlot *slot, AttrNumber attnum)
 			 g->mode == HP_BREAK_GLASS ? g->stmt->reason :
 			 g->rule.max_subjects > 0 ? g->quota_reason : NULL);
 
-	/*
-	 * Only now, audited, is the subject remembered: an error above (a
-	 * quota, a full queue, a cancel), even one a PL/pgSQL block catches,
-	 * leaves no half-made entry behind
-	 */
-	if (!isnull && !collided)
+	/* only now, audited, is the subject marked seen */
+	if (seen)
+		seen->audited = true;
+	else if (remember_first)
 	{
 		MemoryContextSwitchTo(g->stmt->cxt);
-		if (!g->have_first)
-		{
-			g->first = datumCopy(d, g->typbyval, g->typlen);
-			g->first_hash = h;
-			g->have_first = true;
-		}
-		else
-		{
-			Datum		copy = datumCopy(d, g->typbyval, g->typlen);
-			HpSeen	   *seen;
-
-			if (g->seen == NULL)
-			{
-				HASHCTL		ctl;
-
-				ctl.keysize = sizeof(uint64);
-				ctl.entrysize = sizeof(HpSeen);
-				ctl.hcxt = g->stmt->cxt;
-				g->seen = hash_create("health_pass seen subjects", 256, &ctl,
-									  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-				seen = hash_search(g->seen, &g->first_hash, HASH_ENTER, NULL);
-				seen->value = g->first;
-			}
-			seen = hash_search(g->seen, &h, HASH_ENTER, NULL);
-			seen->value = copy;
-		}
+		g->first = datumCopy(d, g->typbyval, g->typlen);
+		g->first_hash = h;
+		g->have_first = true;
 	}
 seen_before:
 	MemoryContextSwitchTo(old);
