@@ -262,6 +262,24 @@ SELECT count(*) FROM gate_reg;
 RESET health_pass.audit_superusers;
 SELECT health_pass.audit_flush() >= 0 AS flushed;
 SELECT outcome, subject, reason FROM health_pass.audit_log WHERE id > :m ORDER BY id;
+-- off for the whole database: a RESET ALL, which any role may run, changes
+-- nothing and leaves no record (0.7.0's first cut recorded every one: a
+-- loop of them flooded the log at 32,000 records a second)
+SELECT current_database() AS db \gset
+ALTER DATABASE :"db" SET health_pass.audit_superusers = off;
+\c
+SET health_pass.denial_interval = 0;
+SELECT gate_mark() AS m \gset
+SET ROLE regress_gate_none;
+RESET ALL;
+RESET ALL;
+RESET ALL;
+RESET ROLE;
+SELECT health_pass.audit_flush() >= 0 AS flushed;
+SELECT count(*) AS records_of_reset_all FROM health_pass.audit_log WHERE id > :m;
+ALTER DATABASE :"db" RESET health_pass.audit_superusers;
+\c
+SET health_pass.denial_interval = 0;
 
 -- the server survived all of it
 SELECT 1 AS alive;

@@ -31,14 +31,14 @@ BEGIN
     SELECT pg_catalog.array_agg(t.rel::regclass) INTO rels FROM tree t;
     IF pg_catalog.cardinality(rels) = 1 THEN
         RETURN QUERY
-        SELECT r.* FROM health_pass.audit_block b
+        SELECT r.* FROM ONLY health_pass.audit_block b
         CROSS JOIN LATERAL health_pass._audit_records(b.records) r
         WHERE health_pass._audit_may_hold(b.subjects, tbl, s)
           AND ((r.relation = tbl AND r.subject = s) OR r.id IS NULL)
         ORDER BY r.id DESC;
     ELSE
         RETURN QUERY
-        SELECT r.* FROM health_pass.audit_block b
+        SELECT r.* FROM ONLY health_pass.audit_block b
         CROSS JOIN LATERAL health_pass._audit_records(b.records) r
         WHERE EXISTS (SELECT 1 FROM pg_catalog.unnest(rels) t(rel)
                       WHERE health_pass._audit_may_hold(b.subjects, t.rel, s))
@@ -242,3 +242,13 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION health_pass.protect(regclass, name) IS
     'route every non-superuser read of tbl and of all its partitions and children (now and later) through the access rules and the audit log; subject_column names whose data a row is; row security is forced so that statistics views hide the table';
+
+-- audit_log reads audit_block alone (ONLY): a child table's rows would read
+-- as the log's (children and partitions of the log are refused to
+-- non-superusers since 0.7.0, ddl.c)
+CREATE OR REPLACE VIEW health_pass.audit_log AS
+    SELECT r.id, r.logged_at, r.session_user_name, r.current_user_name, r.client_addr,
+           r.application_name, r.backend_pid, r.statement_id, r.relation, r.subject,
+           r.purpose, r.outcome, r.reason, r.prev_hash, r.hash
+    FROM ONLY health_pass.audit_block b
+    CROSS JOIN LATERAL health_pass._audit_records(b.records) r;

@@ -155,6 +155,11 @@ DROP EXTENSION health_pass;
 CREATE TABLE wr.wr_fk (id bigint REFERENCES health_pass.audit_block);
 CREATE TABLE wr.wr_fk (id bigint);
 ALTER TABLE wr.wr_fk ADD FOREIGN KEY (id) REFERENCES health_pass.audit_block;
+-- a child of the log: its rows would read as the log's, and a lock on it
+-- would block every reader of audit_log
+CREATE TABLE wr.wr_child () INHERITS (health_pass.audit_block);
+CREATE TABLE wr.wr_child (LIKE health_pass.audit_block);
+ALTER TABLE wr.wr_child INHERIT health_pass.audit_block;
 -- LOCK TABLE of a view locks what it reads
 CREATE VIEW wr.wr_view AS SELECT min_id FROM health_pass.audit_block;
 BEGIN;

@@ -501,6 +501,9 @@ hp_check_audit_locks(Node *node)
 						on = hp_audit_referenced(list_make1(cmd->def));
 						what = "a foreign key referencing the audit log";
 					}
+					if (!OidIsValid(on) && cmd->subtype == AT_AddInherit && cmd->def &&
+						OidIsValid(on = hp_audit_rangevar((RangeVar *) cmd->def)))
+						what = "ALTER TABLE ... INHERIT the audit log";
 				}
 				break;
 			}
@@ -523,11 +526,20 @@ hp_check_audit_locks(Node *node)
 				break;
 			}
 		case T_CreateStmt:
-			what = "a foreign key referencing the audit log";
-			on = hp_audit_referenced(((CreateStmt *) node)->tableElts);
-			if (!OidIsValid(on))
-				on = hp_audit_referenced(((CreateStmt *) node)->constraints);
-			break;
+			{
+				CreateStmt *cs = (CreateStmt *) node;
+
+				what = "a foreign key referencing the audit log";
+				on = hp_audit_referenced(cs->tableElts);
+				if (!OidIsValid(on))
+					on = hp_audit_referenced(cs->constraints);
+				/* a child or partition of the log: its rows would read as the log's */
+				foreach(lc, cs->inhRelations)
+					if (!OidIsValid(on) &&
+						OidIsValid(on = hp_audit_rangevar(lfirst_node(RangeVar, lc))))
+						what = "CREATE TABLE ... INHERITS or PARTITION OF the audit log";
+				break;
+			}
 		case T_RenameStmt:
 			what = "ALTER ... RENAME";
 			on = hp_audit_rangevar(((RenameStmt *) node)->relation);

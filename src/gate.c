@@ -1326,7 +1326,7 @@ hp_break_glass(PG_FUNCTION_ARGS)
  * records leaves one that says so (hp_gate_get).
  */
 void
-hp_note_audit_superusers(Node *stmt)
+hp_note_audit_superusers(Node *stmt, bool before)
 {
 	VariableSetStmt *vs = NULL;
 	const char *how;
@@ -1366,8 +1366,17 @@ hp_note_audit_superusers(Node *stmt)
 		value = ExtractSetVariableArgs(vs);
 	else
 		value = pstrdup(vs->kind == VAR_RESET ? "RESET" : "DEFAULT");
-	if (vs->kind == VAR_RESET_ALL && hp_audit_superusers)
-		return;					/* RESET ALL matters only when it was off */
+	/*
+	 * In the session, only a change is news: a SET to the same value, or a
+	 * RESET ALL (which any role may run) that leaves it as it was, is not
+	 * recorded (a loop of them would flood the log).  Stored settings
+	 * (ALTER ROLE/DATABASE/SYSTEM) change only by a superuser's hand for
+	 * this superuser-only setting; their RESET ALL by others keeps it.
+	 */
+	if (IsA(stmt, VariableSetStmt) && before == hp_audit_superusers)
+		return;
+	if (!IsA(stmt, VariableSetStmt) && vs->kind == VAR_RESET_ALL && !superuser())
+		return;
 	if (!hp_any_protected())
 		return;					/* nothing here for it to hide */
 	snprintf(reason, sizeof(reason), "health_pass.audit_superusers changed by %s: %s; now %s",
@@ -1380,5 +1389,5 @@ hp_note_audit_superusers(Node *stmt)
 	rec.subject_null = true;
 	strlcpy(rec.purpose, hp_purpose ? hp_purpose : "", HP_PURPOSE_LEN);
 	hp_clip(rec.reason, HP_REASON_LEN, reason);
-	hp_enqueue(&rec);
+	hp_denial_audit(&rec);		/* counted when repeated, like refusals */
 }

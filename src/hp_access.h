@@ -250,7 +250,7 @@ extern Oid	hp_audit_relation(Oid relid);
 /* gate.c */
 extern void hp_gate_init(void);
 extern bool hp_break_glass_active(Oid roleid, const char **reason);
-extern void hp_note_audit_superusers(Node *stmt);
+extern void hp_note_audit_superusers(Node *stmt, bool before);
 extern bool hp_runs_leaky_code(Node *node);
 
 #endif

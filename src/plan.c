@@ -19,6 +19,8 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "catalog/namespace.h"
@@ -255,7 +257,7 @@ hp_db_in_use(Oid dbid, int writer_pid, bool force)
  * a template or another session, could stop the writer at will.
  */
 static bool
-hp_db_command_can_succeed(Node *node, Oid dbid)
+hp_db_command_can_succeed(Node *node, Oid dbid, bool toplevel)
 {
 	HpQueue    *q = hp_shared ? hp_queue_for_database(dbid, false) : NULL;
 	HeapTuple	tup;
@@ -265,6 +267,9 @@ hp_db_command_can_succeed(Node *node, Oid dbid)
 
 	if (q == NULL)
 		return false;			/* no writer to stop */
+	/* DROP DATABASE runs only at top level, outside a transaction block */
+	if (IsA(node, DropdbStmt) && (!toplevel || IsTransactionBlock() || IsSubTransaction()))
+		return false;
 	LWLockAcquire(q->lock, LW_SHARED);
 	writer_pid = q->writer_pid;
 	LWLockRelease(q->lock);
@@ -318,6 +323,7 @@ hp_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 {
 	Node	   *node = pstmt->utilityStmt;
 	Oid			dropped = InvalidOid;
+	bool		audit_superusers_before = hp_audit_superusers;
 
 	/* DDL that would read a protected table around the gate (ddl.c) */
 	hp_ddl_check(pstmt);
@@ -355,12 +361,12 @@ hp_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		((RenameStmt *) node)->subname;
 		Oid			dbid = get_database_oid(name, true);
 
-		if (OidIsValid(dbid) && hp_db_command_can_succeed(node, dbid))
-		{
+		if (OidIsValid(dbid) &&
+			hp_db_command_can_succeed(node, dbid, context == PROCESS_UTILITY_TOPLEVEL))
 			hp_writer_stop(dbid);
-			if (IsA(node, DropdbStmt))
-				dropped = dbid;
-		}
+		/* once dropped, its queue is freed, whether a writer ran or not */
+		if (IsA(node, DropdbStmt))
+			dropped = dbid;
 	}
 
 	if (prev_utility)
@@ -369,7 +375,7 @@ hp_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
-	hp_note_audit_superusers(node);
+	hp_note_audit_superusers(node, audit_superusers_before);
 	if (OidIsValid(dropped))
 		hp_queue_forget(dropped);
 }

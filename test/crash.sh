@@ -143,6 +143,26 @@ check "max_databases 2: no row of the third was returned" bash -c "! grep -q 'na
 dropdb crash2
 check "dropping an audited database frees its queue for another" [ "$(read_in crash3 D1)" = "name d1" ]
 check "the third database's record was written" [ "$(q -d crash3 -c "SELECT health_pass.audit_flush()" -c "SELECT count(*) FROM health_pass.audit_log WHERE subject = 'D1' AND outcome = 'allowed'" | tail -1)" = 1 ]
+# DROP DATABASE in a transaction block (PostgreSQL refuses it) leaves the
+# writer running; a database dropped while no writer runs (renamed first,
+# which stops it) still frees its queue (0.7.0's first cut leaked the slot)
+createdb crash4
+q -d crash4 >/dev/null <<'SQL'
+CREATE EXTENSION health_pass;
+GRANT USAGE ON SCHEMA health_pass TO reader;
+CREATE TABLE people (person_id text PRIMARY KEY, name text);
+INSERT INTO people VALUES ('D1', 'name d1');
+GRANT SELECT ON people TO reader;
+SELECT health_pass.protect('people', 'person_id');
+SELECT health_pass.allow('reader', 'people', 'care');
+SQL
+w3=$(q -d postgres -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'health_pass audit writer' AND datname = 'crash3'")
+q -d postgres -c "BEGIN" -c "DROP DATABASE crash3" -c "ROLLBACK" >/dev/null 2>&1
+check "DROP DATABASE in a transaction block: the writer still runs" \
+    [ -n "$w3" -a "$(q -d postgres -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'health_pass audit writer' AND datname = 'crash3'")" = "$w3" ]
+q -d postgres -c "ALTER DATABASE crash3 RENAME TO crash3x" >/dev/null
+dropdb crash3x
+check "a database dropped while no writer ran frees its queue for another" [ "$(read_in crash4 D1)" = "name d1" ]
 
 # 5b. background worker slots: after a restart, a plain role's parallel
 #     queries take every free max_worker_processes slot (max_parallel_workers
@@ -164,7 +184,7 @@ for _ in $(seq 1 40); do
 done
 check "parallel queries of a plain role took every free worker slot" [ "$launched" = 0 ]
 check "every worker slot taken: an audited read after a restart still gets its writer" [ "$(read_in crash C00105)" = "name 105" ]
-check "... and the other audited database too" [ "$(read_in crash3 D1)" = "name d1" ]
+check "... and the other audited database too" [ "$(read_in crash4 D1)" = "name d1" ]
 wait
 
 # 6. audit_sync: no subject reaches the client by any channel before its record
