@@ -50,9 +50,11 @@
  *    false), so nothing between taking a count and queueing it can raise
  *    an error or serve an interrupt; when the queue has no room the count
  *    stays in its entry for the next attempt.  Counts live in shared
- *    memory: those of intervals not yet summarized are lost when the server
- *    stops or crashes, as are records still in the queue; the first denial
- *    of each interval was queued at once.
+ *    memory.  A writer asked to stop queues and writes every count of its
+ *    database first (hp_denials_flush(dbid, true)); a crash or an
+ *    immediate shutdown loses those not yet summarized, as it loses
+ *    records still in the queue; the first denial of each interval was
+ *    queued at once.
  */
 #include "postgres.h"
 
@@ -553,13 +555,13 @@ hp_denial_audit(const HpRecord *rec)
 
 /*
  * Called by database dbid's audit writer on each turn of its loop: queue
- * the summaries of that database's intervals that are over, and free
- * their slots.  Returns at once when the table is empty, and looks at most
+ * the summaries of that database's intervals that are over (all of them,
+ * over or not, when all: the writer is stopping), and free their slots.  Returns at once when the table is empty, and looks at most
  * every HP_DENIAL_SCAN_MS.  Never waits and raises nothing: a summary that
  * does not fit in the queue now stays, for the next turn.
  */
 void
-hp_denials_flush(Oid dbid)
+hp_denials_flush(Oid dbid, bool all)
 {
 	static TimestampTz last_scan = 0;
 	static HpDenial batch[HP_DENIAL_FLUSH_BATCH];
@@ -571,7 +573,7 @@ hp_denials_flush(Oid dbid)
 	if (denials == NULL || pg_atomic_read_u32(&denials->entries) == 0)
 		return;
 	now = GetCurrentTimestamp();
-	if (!TimestampDifferenceExceeds(last_scan, now, HP_DENIAL_SCAN_MS))
+	if (!all && !TimestampDifferenceExceeds(last_scan, now, HP_DENIAL_SCAN_MS))
 		return;
 	last_scan = now;
 
@@ -579,7 +581,7 @@ hp_denials_flush(Oid dbid)
 	hash_seq_init(&status, denial_table);
 	while ((d = hash_seq_search(&status)) != NULL)
 	{
-		if (d->key.dbid != dbid || d->due > now || d->busy)
+		if (d->key.dbid != dbid || (d->due > now && !all) || d->busy)
 			continue;
 		if (d->count > 0)
 		{

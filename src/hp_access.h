@@ -174,7 +174,7 @@ extern Size hp_denials_shmem_size(void);
 extern void hp_denials_shmem_request(void);
 extern void hp_denials_shmem_init(void);
 extern void hp_denial_audit(const HpRecord *rec);
-extern void hp_denials_flush(Oid dbid);
+extern void hp_denials_flush(Oid dbid, bool all);
 extern void hp_denials_forget(Oid dbid);
 
 /* writer.c */

@@ -55,6 +55,7 @@
 #define HP_POLL_MS 20			/* writer poll interval while busy */
 #define HP_LOCK_TIMEOUT "250ms"	/* the writer's longest wait for one lock */
 #define HP_RETRY_MS 1000		/* pause after a batch failed other than on a lock */
+#define HP_DRAIN_MS 3000		/* longest it writes on after a stop request */
 #define HP_CLAIM_MS 250			/* a slot's worker connects at most this often */
 #define HP_STANDBY_POLL_MS 10000	/* a waiting writer looks at its slot at least this often */
 
@@ -743,6 +744,99 @@ hp_writer_pause(HpQueue *q)
 }
 
 /*
+ * The next batch: the run of published records from "written" on, at most
+ * HP_BATCH, into step (with the chain head); returns how many.  Slots in
+ * [written, head) are reserved; each is filled once its ready flag says
+ * so, and no backend reuses them until written moves.  The records are
+ * read from the ring in place, without the lock.
+ */
+static int
+hp_writer_next_batch(HpQueue *q, HpWriterStep *step)
+{
+	int			n;
+
+	LWLockAcquire(q->lock, LW_SHARED);
+	step->from = q->written;
+	n = (int) Min(q->head - step->from, (uint64) HP_BATCH);
+	step->id = q->last_id;
+	memcpy(step->hash, q->last_hash, 32);
+	LWLockRelease(q->lock);
+	for (int k = 0; k < n; k++)
+		if (!hp_slot_ready(q, step->from + k))
+		{
+			n = k;
+			break;
+		}
+	step->n = n;
+	return n;
+}
+
+/* A batch committed: move "written" and the chain head past it */
+static void
+hp_writer_committed(HpQueue *q, HpWriterStep *step)
+{
+	hp_head_relid = step->relid;
+	/* audit_log's insert counts drive autovacuum; WAL counts pg_stat_wal */
+	pgstat_report_stat(false);
+
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	q->written = step->from + step->n;
+	q->written_lsn = XactLastCommitEnd;
+	q->last_id = step->id;
+	memcpy(q->last_hash, step->hash, 32);
+	q->head_relid = step->relid;
+	q->committed_batches++;
+	q->wait_since = 0;
+	LWLockRelease(q->lock);
+	ConditionVariableBroadcast(&q->progress);
+}
+
+/*
+ * Asked to stop (server shutdown, hp_writer_stop, pg_terminate_backend):
+ * first write what is queued and the denial counts not yet summarized,
+ * flush it to disk, then exit.  Bounded by HP_DRAIN_MS: a record still
+ * reserved but not published then (its backend gone or stuck), or a lock
+ * the writer cannot get, is left, as before.  A SIGQUIT (immediate
+ * shutdown) ends the process at once, as for every backend.
+ */
+static void
+hp_writer_drain_and_exit(HpQueue *q, Oid dbid)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), HP_DRAIN_MS);
+
+	for (;;)
+	{
+		HpWriterStep step;
+		bool		pending;
+
+		ResetLatch(MyLatch);
+		hp_denials_flush(dbid, true);
+		if (hp_writer_next_batch(q, &step) > 0)
+		{
+			if (hp_writer_xact(q, hp_writer_write, &step))
+			{
+				hp_writer_committed(q, &step);
+				continue;
+			}
+		}
+		else
+		{
+			LWLockAcquire(q->lock, LW_SHARED);
+			pending = q->head > q->written;
+			LWLockRelease(q->lock);
+			if (!pending)
+				break;
+		}
+		if (GetCurrentTimestamp() >= deadline)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10L, PG_WAIT_EXTENSION);
+	}
+	hp_writer_settle(q, true);
+	proc_exit(1);
+}
+
+/*
  * Background worker entry point: wait for this slot's database, then drain
  * its queue for ever.  Every exit is with code 1 (FATAL, or proc_exit(1)
  * while it waits): the postmaster starts the worker again at once, to wait
@@ -770,10 +864,13 @@ hp_writer_main(Datum arg)
 	before_shmem_exit(hp_writer_detach, (Datum) 0);
 
 	dbid = hp_writer_await(q);
-	/* from here on a SIGTERM ends it at the next interrupt check (FATAL) */
-	pqsignal(SIGTERM, die);
 	if (ShutdownRequestPending)
 		proc_exit(1);
+	/*
+	 * From here on a SIGTERM is served by the main loop, which writes what
+	 * is queued first (hp_writer_drain_and_exit): a fast or smart shutdown
+	 * loses no record that reached the queue
+	 */
 	hp_writer_save_settings();
 	/* a database owner may disallow connections: not the writer's */
 	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, BGWORKER_BYPASS_ALLOWCONN);
@@ -825,38 +922,21 @@ hp_writer_main(Datum arg)
 	for (;;)
 	{
 		static int	idle_polls = 0;
-		uint64		from;
 		int			n;
 		HpWriterStep step;
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
+		if (ShutdownRequestPending)
+			hp_writer_drain_and_exit(q, dbid);
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		hp_denials_flush(dbid);	/* summaries of denial intervals that ended */
+		hp_denials_flush(dbid, false);	/* summaries of intervals that ended */
 
-		LWLockAcquire(q->lock, LW_SHARED);
-		from = q->written;
-		n = (int) Min(q->head - from, (uint64) HP_BATCH);
-		step.id = q->last_id;
-		memcpy(step.hash, q->last_hash, 32);
-		LWLockRelease(q->lock);
-
-		/*
-		 * Slots in [written, head) are reserved; each is filled once its
-		 * ready flag says so, and no backend reuses them until written
-		 * moves.  The batch is the run of filled ones from written on, read
-		 * from the ring in place, without the lock.
-		 */
-		for (int k = 0; k < n; k++)
-			if (!hp_slot_ready(q, from + k))
-			{
-				n = k;
-				break;
-			}
+		n = hp_writer_next_batch(q, &step);
 
 		if (n == 0)
 		{
@@ -883,28 +963,13 @@ hp_writer_main(Datum arg)
 			LWLockRelease(q->lock);
 		}
 
-		step.from = from;
-		step.n = n;
 		if (!hp_writer_xact(q, hp_writer_write, &step))
 		{
 			/* nothing was written: the same records again, from the head */
 			hp_writer_pause(q);
 			continue;
 		}
-		hp_head_relid = step.relid;
-		/* audit_log's insert counts drive autovacuum; WAL counts pg_stat_wal */
-		pgstat_report_stat(false);
-
-		LWLockAcquire(q->lock, LW_EXCLUSIVE);
-		q->written = from + n;
-		q->written_lsn = XactLastCommitEnd;
-		q->last_id = step.id;
-		memcpy(q->last_hash, step.hash, 32);
-		q->head_relid = step.relid;
-		q->committed_batches++;
-		q->wait_since = 0;
-		LWLockRelease(q->lock);
-		ConditionVariableBroadcast(&q->progress);
+		hp_writer_committed(q, &step);
 		hp_writer_settle(q, false);
 
 		/*
