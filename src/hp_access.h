@@ -90,6 +90,7 @@ typedef struct HpQueue
 	Latch	   *writer_latch;
 	bool		writer_wanted;	/* a backend asked for a writer (none runs) */
 	TimestampTz hold_until;		/* no writer starts before (hp_writer_stop) */
+	bool		forgotten;		/* dropped while a worker held it: freed as it exits */
 	Latch	   *standby_latch;	/* the slot's worker, waiting for a database */
 	TimestampTz claimed_at;		/* when that worker last took the database up */
 	uint64		head;			/* next sequence number to hand out */
@@ -163,6 +164,7 @@ extern uint64 hp_sync_enqueued;
 extern int64 hp_next_statement_id(void);
 extern void hp_writer_stop(Oid dbid);
 extern void hp_queue_forget(Oid dbid);
+extern void hp_queue_free_locked(HpQueue *q);
 extern const char *hp_outcome_name(HpOutcome outcome);
 
 /* policy.c: the extension's objects, by its namespace's OID */

@@ -170,6 +170,7 @@ hp_queue_for_database(Oid dbid, bool create)
 		{
 			found = &hp_shared->queues[i];
 			found->dbid = dbid;
+			found->forgotten = false;
 		}
 	LWLockRelease(hp_shared->slots_lock);
 
@@ -567,6 +568,26 @@ hp_writer_stop(Oid dbid)
 	}
 }
 
+/*
+ * Make slot q free for another database; the caller holds slots_lock and
+ * q->lock, both exclusive, and no writer holds q.  Sequence numbers go on
+ * growing: a slot's ready flag is never taken for that of a record of the
+ * database that uses it next.
+ */
+void
+hp_queue_free_locked(HpQueue *q)
+{
+	q->dbid = InvalidOid;
+	q->forgotten = false;
+	q->written = q->durable = q->sync_wanted = q->base = q->head;
+	q->written_lsn = InvalidXLogRecPtr;
+	q->last_id = 0;
+	q->writer_wanted = false;
+	q->hold_until = 0;
+	q->committed_batches = 0;
+	q->wait_since = 0;
+}
+
 /* Free the queue slot of a dropped database */
 void
 hp_queue_forget(Oid dbid)
@@ -579,18 +600,19 @@ hp_queue_forget(Oid dbid)
 	hp_quota_forget(dbid);
 	LWLockAcquire(hp_shared->slots_lock, LW_EXCLUSIVE);
 	LWLockAcquire(q->lock, LW_EXCLUSIVE);
-	if (q->writer_pid == 0 && q->dbid == dbid)
+	if (q->dbid == dbid)
 	{
-		q->dbid = InvalidOid;
-		/* sequence numbers go on growing: a slot's ready flag is never
-		 * taken for that of a record of the database that uses it next */
-		q->written = q->durable = q->sync_wanted = q->base = q->head;
-		q->written_lsn = InvalidXLogRecPtr;
-		q->last_id = 0;
-		q->writer_wanted = false;
-		q->hold_until = 0;
-		q->committed_batches = 0;
-		q->wait_since = 0;
+		if (q->writer_pid == 0)
+			hp_queue_free_locked(q);
+		else
+		{
+			/*
+			 * a worker claimed the slot meanwhile (it will fail to connect
+			 * to the dropped database): it frees the slot as it exits
+			 */
+			q->forgotten = true;
+			q->writer_wanted = false;
+		}
 	}
 	LWLockRelease(q->lock);
 	LWLockRelease(hp_shared->slots_lock);

@@ -145,6 +145,8 @@ hp_writer_detach(int code, Datum arg)
 
 	if (q == NULL)
 		return;
+	/* slots_lock first, as hp_queue_forget() takes them */
+	LWLockAcquire(hp_shared->slots_lock, LW_EXCLUSIVE);
 	LWLockAcquire(q->lock, LW_EXCLUSIVE);
 	if (q->standby_latch == MyLatch)
 		q->standby_latch = NULL;
@@ -154,8 +156,12 @@ hp_writer_detach(int code, Datum arg)
 		q->writer_latch = NULL;
 		q->writer_dozing = false;
 		q->wait_since = 0;
+		/* its database was dropped while this worker held the slot */
+		if (q->forgotten)
+			hp_queue_free_locked(q);
 	}
 	LWLockRelease(q->lock);
+	LWLockRelease(hp_shared->slots_lock);
 	ConditionVariableBroadcast(&q->progress);
 }
 
@@ -191,7 +197,7 @@ hp_writer_await(HpQueue *q)
 		/* a writer of this slot that died without saying so (cannot happen) */
 		if (q->writer_pid != 0 && kill(q->writer_pid, 0) != 0)
 			q->writer_pid = 0;
-		if (OidIsValid(q->dbid) && q->writer_wanted && q->writer_pid == 0)
+		if (OidIsValid(q->dbid) && q->writer_wanted && q->writer_pid == 0 && !q->forgotten)
 		{
 			TimestampTz not_before = Max(q->hold_until,
 										 TimestampTzPlusMilliseconds(q->claimed_at, HP_CLAIM_MS));
@@ -803,32 +809,31 @@ static void
 hp_writer_drain_and_exit(HpQueue *q, Oid dbid)
 {
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), HP_DRAIN_MS);
+	uint64		stop_head;
 
-	for (;;)
+	/* the denial counts first, then everything queued up to now */
+	hp_denials_flush(dbid, true);
+	LWLockAcquire(q->lock, LW_SHARED);
+	stop_head = q->head;
+	LWLockRelease(q->lock);
+
+	while (GetCurrentTimestamp() < deadline)
 	{
 		HpWriterStep step;
-		bool		pending;
+		int			n;
 
 		ResetLatch(MyLatch);
-		hp_denials_flush(dbid, true);
-		if (hp_writer_next_batch(q, &step) > 0)
+		n = hp_writer_next_batch(q, &step);
+		if (step.from >= stop_head)
+			break;				/* records queued later go to the next writer */
+		if (step.from + n > stop_head)
+			step.n = n = (int) (stop_head - step.from);
+		if (n > 0 && hp_writer_xact(q, hp_writer_write, &step))
 		{
-			if (hp_writer_xact(q, hp_writer_write, &step))
-			{
-				hp_writer_committed(q, &step);
-				continue;
-			}
+			hp_writer_committed(q, &step);
+			continue;
 		}
-		else
-		{
-			LWLockAcquire(q->lock, LW_SHARED);
-			pending = q->head > q->written;
-			LWLockRelease(q->lock);
-			if (!pending)
-				break;
-		}
-		if (GetCurrentTimestamp() >= deadline)
-			break;
+		/* a slot reserved and not yet published, or a failed batch: wait */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 10L, PG_WAIT_EXTENSION);
 	}
@@ -852,6 +857,8 @@ hp_writer_main(Datum arg)
 	/* while it waits, a SIGTERM (shutdown) ends it quietly */
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	/* a query cancel has nothing to cancel here: its waits are bounded */
+	pqsignal(SIGINT, SIG_IGN);
 	BackgroundWorkerUnblockSignals();
 	if (slot < 0 || slot >= hp_max_databases || hp_shared == NULL)
 	{
@@ -915,7 +922,12 @@ hp_writer_main(Datum arg)
 			LWLockRelease(q->lock);
 			break;
 		}
+		/* nothing to drain without a chain head: the queue stays for the next */
+		if (ShutdownRequestPending)
+			proc_exit(1);
 		hp_writer_pause(q);
+		if (ShutdownRequestPending)
+			proc_exit(1);
 	}
 	ConditionVariableBroadcast(&q->progress);
 

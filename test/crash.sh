@@ -14,7 +14,8 @@
 #     SHOW) carrying a subject while the writer is stopped and then killed:
 #     every subject the client received has its record after recovery.
 #   - quotas survive a crash restart and an immediate shutdown; a full
-#     quota tracker refuses only what it cannot count.
+#     quota tracker refuses only what it cannot count;
+#   - a writer that cannot start writing still stops on a fast shutdown.
 # Ends with 'crash: N passed, N failed'.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -376,6 +377,30 @@ check "tracker full: a role without a quota still reads" [ "$(read_as reader C04
 check "tracker full: a subject counted already is still readable" [ "$(read_as fleeting C00001)" = "name 1" ]
 sleep 3.5
 check "tracker full of expired entries: they make room" [ "$(read_as modest C04002)" = "name 4002" ]
+
+# 9. a writer that cannot start writing (a superuser broke audit_block, so
+#    every attempt to read the chain head fails) still stops on a fast
+#    shutdown (0.7.0's first drain left it retrying, and the shutdown hung)
+createdb crashz
+q -d crashz >/dev/null 2>&1 <<'SQL'
+CREATE EXTENSION health_pass;
+GRANT USAGE ON SCHEMA health_pass TO reader;
+CREATE TABLE people (person_id text PRIMARY KEY, name text);
+INSERT INTO people VALUES ('Z1', 'name z1');
+GRANT SELECT ON people TO reader;
+SELECT health_pass.protect('people', 'person_id');
+SELECT health_pass.allow('reader', 'people', 'care');
+SELECT count(*) FROM people;
+SELECT health_pass.audit_flush();
+ALTER TABLE health_pass.audit_block ADD COLUMN junk int;
+SELECT pg_terminate_backend(writer_pid) FROM health_pass.audit_status();
+SQL
+sleep 0.5
+read_in crashz Z1 >/dev/null 2>&1
+sleep 1
+if hp_as_server pg_ctl -D "$DIR/pg/data" -m fast -w -t 15 stop >/dev/null 2>&1; then stopped=yes; else stopped=no; fi
+check "fast shutdown with a writer that cannot read its chain head: the server stops" [ "$stopped" = yes ]
+[ "$stopped" = yes ] || hp_as_server pg_ctl -D "$DIR/pg/data" -m immediate -w stop >/dev/null 2>&1
 
 # the SIGKILLs above are this test's own; any other signal or a PANIC is a crash
 no_other_crash() { ! grep -E "terminated by signal [0-9]+|PANIC" "$DIR/pg/server.log" | grep -v "terminated by signal 9:"; }
