@@ -630,28 +630,6 @@ hp_ddl_refuse_extension(const char *what, const char *object)
 			 errhint("Only a superuser may run it.")));
 }
 
-/* The owner of the health_pass extension, or InvalidOid */
-static Oid
-hp_extension_owner(void)
-{
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	Oid			owner = InvalidOid;
-
-	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
-				CStringGetDatum("health_pass"));
-	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-		owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return owner;
-}
-
 /* Is this the extension's schema, named? */
 static bool
 hp_is_extension_schema(const char *name, Oid nsp)

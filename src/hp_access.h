@@ -17,6 +17,7 @@
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "storage/lock.h"
+#include "storage/lockdefs.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 
@@ -170,6 +171,7 @@ extern const char *hp_outcome_name(HpOutcome outcome);
 /* policy.c: the extension's objects, by its namespace's OID */
 extern Oid	hp_extension_namespace(void);
 extern Oid	hp_extension_relation_oid(const char *relname);
+extern Oid	hp_extension_owner(void);
 
 /* denials.c */
 extern Size hp_denials_shmem_size(void);
@@ -194,6 +196,20 @@ extern void hp_block_form(const uint8 *prev, const HpEntry *e, int n,
 						  Datum *values, bool *nulls);
 extern bool hp_block_unpack(bytea *records, HpBlock *b, const char **why);
 extern void hp_audit_refuse_unless_superuser(const char *what);
+
+/* A scan of audit_block newest block first (records.c) */
+typedef struct HpBlockScan
+{
+	struct RelationData *idx;
+	LOCKMODE	lockmode;		/* held on idx */
+	struct SnapshotData *snap;
+	struct TupleTableSlot *slot;	/* the current block's row */
+	struct IndexScanDescData *scan;
+} HpBlockScan;
+extern void hp_block_scan_begin(HpBlockScan *bs, struct RelationData *rel, LOCKMODE lockmode,
+								struct SnapshotData *snap);
+extern bool hp_block_scan_next(HpBlockScan *bs);
+extern void hp_block_scan_end(HpBlockScan *bs);
 extern size_t hp_db_text_valid(void *arg, const char *s, size_t len);
 extern char *hp_fields_text(uint32 bad);
 

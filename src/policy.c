@@ -234,6 +234,37 @@ hp_policy_load(void)
 	}
 }
 
+/* The extension's schema as last read: a hint, checked on every use */
+static Oid	extension_nsp_seen = InvalidOid;
+
+/*
+ * Read the health_pass row of pg_extension: its schema and its owner
+ * (InvalidOid for both when this database does not have it)
+ */
+static void
+hp_extension_read(Oid *nsp, Oid *owner)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	*nsp = *owner = InvalidOid;
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("health_pass"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		*nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+		*owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	extension_nsp_seen = *nsp;
+}
+
 /*
  * The schema the health_pass extension lives in (pg_extension.extnamespace),
  * or InvalidOid when this database does not have it.  By OID, not by name:
@@ -242,30 +273,44 @@ hp_policy_load(void)
 Oid
 hp_extension_namespace(void)
 {
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	Oid			nsp = InvalidOid;
+	Oid			nsp,
+				owner;
 
-	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
-				CStringGetDatum("health_pass"));
-	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-		nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
+	hp_extension_read(&nsp, &owner);
 	return nsp;
 }
 
-/* Relation relname of the extension's schema, or InvalidOid */
+/* The owner of the health_pass extension, or InvalidOid */
+Oid
+hp_extension_owner(void)
+{
+	Oid			nsp,
+				owner;
+
+	hp_extension_read(&nsp, &owner);
+	return owner;
+}
+
+/*
+ * Relation relname of the extension's schema, or InvalidOid.  The schema
+ * last read is tried first (a syscache lookup, no catalog scan: the DDL
+ * hook and the writer ask several times a statement or batch); when it is
+ * gone or lacks the relation, pg_extension is read again.  The schema an
+ * extension creates goes with it, so a schema that still exists is its.
+ */
 Oid
 hp_extension_relation_oid(const char *relname)
 {
-	Oid			nsp = hp_extension_namespace();
+	Oid			nsp = extension_nsp_seen;
 
+	if (OidIsValid(nsp) && SearchSysCacheExists1(NAMESPACEOID, ObjectIdGetDatum(nsp)))
+	{
+		Oid			relid = get_relname_relid(relname, nsp);
+
+		if (OidIsValid(relid))
+			return relid;
+	}
+	nsp = hp_extension_namespace();
 	return OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
 }
 

@@ -38,8 +38,6 @@
 
 #include <signal.h>
 
-#include "access/genam.h"
-#include "access/relscan.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "common/hashfn.h"
@@ -469,14 +467,12 @@ hp_quota_rebuild(TimestampTz deadline)
 	Oid			relid = hp_relation_oid("audit_block");
 	int64		longest = hp_quota_longest_period();
 	TimestampTz now = GetCurrentTimestamp();
-	Relation	rel,
-				idx;
-	IndexScanDesc scan;
-	TupleTableSlot *slot;
-	Snapshot	snap;
+	Relation	rel;
+	HpBlockScan bs;
 	HTAB	   *roles;
 	HASHCTL		ctl;
 	MemoryContext cxt,
+				blockcxt,
 				old;
 	int			old_blocks = 0;
 
@@ -509,24 +505,17 @@ hp_quota_rebuild(TimestampTz deadline)
 		pg_usleep(10000L);
 	}
 	rel = table_open(relid, NoLock);
-	if (!OidIsValid(RelationGetPrimaryKeyIndex(rel)))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("health_pass.audit_block has no primary key to rebuild quotas from")));
-	idx = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
 	/* after a restart every block written before it is visible to any snapshot */
-	snap = RegisterSnapshot(ActiveSnapshotSet() ? GetActiveSnapshot() : GetLatestSnapshot());
-	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, idx, snap, 0, 0);
-	index_rescan(scan, NULL, 0, NULL, 0);
-	while (index_getnext_slot(scan, BackwardScanDirection, slot))
+	hp_block_scan_begin(&bs, rel, AccessShareLock,
+						ActiveSnapshotSet() ? GetActiveSnapshot() : GetLatestSnapshot());
+	blockcxt = AllocSetContextCreate(cxt, "health_pass quota block", ALLOCSET_DEFAULT_SIZES);
+	while (hp_block_scan_next(&bs))
 	{
 		bool		isnull;
-		Datum		max_at = slot_getattr(slot, 4, &isnull);
+		Datum		max_at = slot_getattr(bs.slot, 4, &isnull);
 		Datum		records;
 		HpBlock		b;
 		const char *why = NULL;
-		MemoryContext blockcxt;
 
 		CHECK_FOR_INTERRUPTS();
 		if (isnull || DatumGetTimestampTz(max_at) + longest <= now)
@@ -537,10 +526,9 @@ hp_quota_rebuild(TimestampTz deadline)
 			continue;
 		}
 		old_blocks = 0;
-		records = slot_getattr(slot, 6, &isnull);
+		records = slot_getattr(bs.slot, 6, &isnull);
 		if (isnull)
 			continue;
-		blockcxt = AllocSetContextCreate(cxt, "health_pass quota block", ALLOCSET_DEFAULT_SIZES);
 		MemoryContextSwitchTo(blockcxt);
 		if (!hp_block_unpack(DatumGetByteaPP(records), &b, &why))
 			ereport(WARNING,
@@ -551,12 +539,9 @@ hp_quota_rebuild(TimestampTz deadline)
 			for (int i = b.n - 1; i >= 0; i--)
 				hp_quota_count_record(&b.entries[i], roles, now);
 		MemoryContextSwitchTo(cxt);
-		MemoryContextDelete(blockcxt);
+		MemoryContextReset(blockcxt);
 	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	UnregisterSnapshot(snap);
-	index_close(idx, AccessShareLock);
+	hp_block_scan_end(&bs);
 	table_close(rel, AccessShareLock);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);

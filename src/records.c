@@ -9,7 +9,11 @@
 
 #include <sys/socket.h>
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/relscan.h"
+#include "access/tableam.h"
+#include "catalog/pg_am_d.h"
 #include "catalog/pg_type_d.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -20,6 +24,8 @@
 #include "utils/builtins.h"
 #include "utils/inet.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "hp.h"
@@ -624,4 +630,50 @@ hp_audit_pack_table(PG_FUNCTION_ARGS)
 	SPI_cursor_close(portal);
 	SPI_finish();
 	PG_RETURN_INT64(moved);
+}
+
+/*
+ * Begin a scan of audit_block (rel, opened and locked by the caller) newest
+ * block first, through its primary key on min_id: no SQL, so no planner
+ * setting or plan applies.  The writer reads the chain head this way, the
+ * quota rebuild the recent records.  The table must be the one the writer
+ * makes rows for: 6 columns, the primary key a btree on min_id alone.
+ */
+void
+hp_block_scan_begin(HpBlockScan *bs, Relation rel, LOCKMODE lockmode, Snapshot snap)
+{
+	Oid			pk = RelationGetPrimaryKeyIndex(rel);
+
+	if (!OidIsValid(pk) || RelationGetDescr(rel)->natts != 6)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("health_pass.audit_block is not the table health_pass expects (6 columns, primary key min_id)")));
+	bs->idx = index_open(pk, lockmode);
+	if (bs->idx->rd_rel->relam != BTREE_AM_OID || bs->idx->rd_index->indnkeyatts != 1 ||
+		bs->idx->rd_index->indkey.values[0] != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the primary key of health_pass.audit_block is not the btree on min_id health_pass expects")));
+	bs->lockmode = lockmode;
+	bs->snap = RegisterSnapshot(snap);
+	bs->slot = table_slot_create(rel, NULL);
+	bs->scan = index_beginscan(rel, bs->idx, bs->snap, 0, 0);
+	index_rescan(bs->scan, NULL, 0, NULL, 0);
+}
+
+/* The next (older) block into bs->slot; false after the oldest */
+bool
+hp_block_scan_next(HpBlockScan *bs)
+{
+	return index_getnext_slot(bs->scan, BackwardScanDirection, bs->slot);
+}
+
+/* End the scan (the caller closes the table) */
+void
+hp_block_scan_end(HpBlockScan *bs)
+{
+	index_endscan(bs->scan);
+	ExecDropSingleTupleTableSlot(bs->slot);
+	UnregisterSnapshot(bs->snap);
+	index_close(bs->idx, bs->lockmode);
 }

@@ -15,13 +15,10 @@
  */
 #include "postgres.h"
 
-#include "access/genam.h"
-#include "access/relscan.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
-#include "catalog/pg_am_d.h"
 #include "catalog/pg_authid_d.h"
 #include "catalog/pg_class_d.h"
 #include "executor/executor.h"
@@ -431,34 +428,16 @@ static void
 hp_writer_read_head(Oid relid, int64 *id, uint8 *hash)
 {
 	Relation	rel;
-	Relation	idx;
-	Oid			pk;
-	Snapshot	snap;
-	TupleTableSlot *slot;
-	IndexScanDesc scan;
+	HpBlockScan bs;
 
 	*id = 0;
 	memset(hash, 0, 32);
 	rel = table_open(relid, RowExclusiveLock);
-	pk = RelationGetPrimaryKeyIndex(rel);
-	if (!OidIsValid(pk) || RelationGetDescr(rel)->natts != 6)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("health_pass.audit_block is not the table the writer expects (6 columns, primary key min_id)")));
-	idx = index_open(pk, RowExclusiveLock);
-	if (idx->rd_rel->relam != BTREE_AM_OID || idx->rd_index->indnkeyatts != 1 ||
-		idx->rd_index->indkey.values[0] != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the primary key of health_pass.audit_block is not the btree on min_id the writer expects")));
-	snap = RegisterSnapshot(GetActiveSnapshot());
-	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, idx, snap, 0, 0);
-	index_rescan(scan, NULL, 0, NULL, 0);
-	if (index_getnext_slot(scan, BackwardScanDirection, slot))
+	hp_block_scan_begin(&bs, rel, RowExclusiveLock, GetActiveSnapshot());
+	if (hp_block_scan_next(&bs))
 	{
 		bool		isnull;
-		Datum		d = slot_getattr(slot, 6, &isnull);
+		Datum		d = slot_getattr(bs.slot, 6, &isnull);
 		HpBlock		b;
 		const char *why = NULL;
 
@@ -471,10 +450,7 @@ hp_writer_read_head(Oid relid, int64 *id, uint8 *hash)
 		*id = b.entries[b.n - 1].id;
 		memcpy(hash, b.entries[b.n - 1].hash, 32);
 	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	UnregisterSnapshot(snap);
-	index_close(idx, NoLock);
+	hp_block_scan_end(&bs);
 	table_close(rel, NoLock);
 }
 
