@@ -182,18 +182,6 @@ typedef struct HpBreakGlass
 
 static List *bg_stack = NIL;
 
-/* Copy src into a field of size bytes, cut at a character boundary */
-static void
-hp_clip(char *dst, size_t size, const char *src)
-{
-	int			len = strlen(src);
-
-	if (len >= (int) size)
-		len = pg_mbcliplen(src, len, size - 1);
-	memcpy(dst, src, len);
-	dst[len] = '\0';
-}
-
 /* Break glass in force for roleid in this transaction? */
 bool
 hp_break_glass_active(Oid roleid, const char **reason)
@@ -372,7 +360,7 @@ hp_stmt_new(HpEstate *owner, Oid reader)
 	strlcpy(st->purpose, hp_purpose ? hp_purpose : "", HP_PURPOSE_LEN);
 	st->break_glass = hp_break_glass_active(reader, &reason);
 	if (st->break_glass)
-		hp_clip(st->reason, HP_REASON_LEN, reason);
+		hp_copy_field(st->reason, HP_REASON_LEN, reason);
 	hp_stmt_template(st);
 	return st;
 }
@@ -387,8 +375,8 @@ hp_record_of(HpStmt *st, Oid relid, HpOutcome outcome, const char *subject,
 	rec->relid = relid;
 	rec->outcome = (uint8) outcome;
 	rec->subject_null = (subject == NULL);
-	hp_clip(rec->subject, HP_SUBJECT_LEN, subject ? subject : "");
-	hp_clip(rec->reason, HP_REASON_LEN, reason ? reason : "");
+	hp_copy_field(rec->subject, HP_SUBJECT_LEN, subject);
+	hp_copy_field(rec->reason, HP_REASON_LEN, reason);
 }
 
 /* Queue one record of st for relid */
@@ -1310,7 +1298,7 @@ hp_break_glass(PG_FUNCTION_ARGS)
 	b = palloc(sizeof(HpBreakGlass));
 	b->role = GetOuterUserId();
 	b->subid = GetCurrentSubTransactionId();
-	hp_clip(b->reason, HP_REASON_LEN, reason);
+	hp_copy_field(b->reason, HP_REASON_LEN, reason);
 	bg_stack = lappend(bg_stack, b);
 	MemoryContextSwitchTo(old);
 	ereport(NOTICE,
@@ -1388,6 +1376,6 @@ hp_note_audit_superusers(Node *stmt, bool before)
 	rec.outcome = (uint8) HP_SUPERUSER;
 	rec.subject_null = true;
 	strlcpy(rec.purpose, hp_purpose ? hp_purpose : "", HP_PURPOSE_LEN);
-	hp_clip(rec.reason, HP_REASON_LEN, reason);
+	hp_copy_field(rec.reason, HP_REASON_LEN, reason);
 	hp_denial_audit(&rec);		/* counted when repeated, like refusals */
 }

@@ -153,6 +153,7 @@ extern void hp_shmem_startup(void);
 extern HpQueue *hp_queue_for_database(Oid dbid, bool create);
 extern void hp_require_preload(void);
 extern void hp_record_session(HpRecord *rec);
+extern void hp_copy_field(char *dst, size_t size, const char *src);
 extern uint64 hp_enqueue(const HpRecord *rec);
 extern bool hp_enqueue_ext(const HpRecord *rec, TimestampTz now, bool wait, uint64 *seqp);
 extern void hp_wait_durable(uint64 upto);

@@ -188,8 +188,8 @@ hp_queue_for_database(Oid dbid, bool create)
 	return found;
 }
 
-/* Copy src into a fixed field, truncating at a character boundary */
-static void
+/* Copy src (NULL: "") into a fixed field, cut at a character boundary */
+void
 hp_copy_field(char *dst, size_t size, const char *src)
 {
 	int			len = src ? strlen(src) : 0;

@@ -140,9 +140,10 @@ check "records across writers chain correctly" [ "$(q -c 'SELECT ok FROM health_
 q -d postgres -c "ALTER SYSTEM SET health_pass.max_databases = 2"
 hp_as_server pg_ctl -D "$DIR/pg/data" -l "$DIR/pg/server.log" -w -t 60 restart >/dev/null 2>&1
 wait_ready
-for d in crash2 crash3; do
-    createdb "$d"
-    q -d "$d" >/dev/null <<'SQL'
+# audited_db NAME: a database whose people table (one row, D1) reader may read
+audited_db() {
+    createdb "$1"
+    q -d "$1" >/dev/null <<'SQL'
 CREATE EXTENSION health_pass;
 GRANT USAGE ON SCHEMA health_pass TO reader;
 CREATE TABLE people (person_id text PRIMARY KEY, name text);
@@ -151,7 +152,8 @@ GRANT SELECT ON people TO reader;
 SELECT health_pass.protect('people', 'person_id');
 SELECT health_pass.allow('reader', 'people', 'care');
 SQL
-done
+}
+for d in crash2 crash3; do audited_db "$d"; done
 read_in() { psql -XAtq -U reader -d "$1" -c "SELECT name FROM people WHERE person_id = '$2'" 2>&1; }
 check "max_databases 2: the first database audits" [ "$(read_in crash C00104)" = "name 104" ]
 check "max_databases 2: the second database audits" [ "$(read_in crash2 D1)" = "name d1" ]
@@ -164,16 +166,7 @@ check "the third database's record was written" [ "$(q -d crash3 -c "SELECT heal
 # DROP DATABASE in a transaction block (PostgreSQL refuses it) leaves the
 # writer running; a database dropped while no writer runs (renamed first,
 # which stops it) still frees its queue (0.7.0's first cut leaked the slot)
-createdb crash4
-q -d crash4 >/dev/null <<'SQL'
-CREATE EXTENSION health_pass;
-GRANT USAGE ON SCHEMA health_pass TO reader;
-CREATE TABLE people (person_id text PRIMARY KEY, name text);
-INSERT INTO people VALUES ('D1', 'name d1');
-GRANT SELECT ON people TO reader;
-SELECT health_pass.protect('people', 'person_id');
-SELECT health_pass.allow('reader', 'people', 'care');
-SQL
+audited_db crash4
 w3=$(q -d postgres -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'health_pass audit writer' AND datname = 'crash3'")
 q -d postgres -c "BEGIN" -c "DROP DATABASE crash3" -c "ROLLBACK" >/dev/null 2>&1
 check "DROP DATABASE in a transaction block: the writer still runs" \
@@ -381,22 +374,15 @@ check "tracker full of expired entries: they make room" [ "$(read_as modest C040
 # 9. a writer that cannot start writing (a superuser broke audit_block, so
 #    every attempt to read the chain head fails) still stops on a fast
 #    shutdown (0.7.0's first drain left it retrying, and the shutdown hung)
-createdb crashz
+audited_db crashz
 q -d crashz >/dev/null 2>&1 <<'SQL'
-CREATE EXTENSION health_pass;
-GRANT USAGE ON SCHEMA health_pass TO reader;
-CREATE TABLE people (person_id text PRIMARY KEY, name text);
-INSERT INTO people VALUES ('Z1', 'name z1');
-GRANT SELECT ON people TO reader;
-SELECT health_pass.protect('people', 'person_id');
-SELECT health_pass.allow('reader', 'people', 'care');
 SELECT count(*) FROM people;
 SELECT health_pass.audit_flush();
 ALTER TABLE health_pass.audit_block ADD COLUMN junk int;
 SELECT pg_terminate_backend(writer_pid) FROM health_pass.audit_status();
 SQL
 sleep 0.5
-read_in crashz Z1 >/dev/null 2>&1
+read_in crashz D1 >/dev/null 2>&1
 sleep 1
 if hp_as_server pg_ctl -D "$DIR/pg/data" -m fast -w -t 15 stop >/dev/null 2>&1; then stopped=yes; else stopped=no; fi
 check "fast shutdown with a writer that cannot read its chain head: the server stops" [ "$stopped" = yes ]
