@@ -241,6 +241,32 @@ SELECT ok FROM health_pass.audit_verify();
 \set VERBOSITY terse
 DROP DATABASE regress_wr_set;
 
+-- 5. the extension dropped and created again while its old schema stays
+-- (renamed, with the old log detached): the writer writes to the new log,
+-- not to the table it found before (a per-process hint of the schema, in
+-- the review of 0.7.0, kept it writing to hp_old.audit_block)
+CREATE DATABASE regress_wr_stale;
+\c regress_wr_stale
+SET client_min_messages = warning;
+CREATE EXTENSION health_pass;
+CREATE TABLE wr_stale (person text PRIMARY KEY);
+INSERT INTO wr_stale VALUES ('A');
+SELECT health_pass.protect('wr_stale', 'person') IS NOT NULL AS protected;
+SELECT count(*) FROM wr_stale;
+SELECT health_pass.audit_flush() > 0 AS flushed;
+ALTER EXTENSION health_pass DROP TABLE health_pass.audit_block;
+ALTER SCHEMA health_pass RENAME TO hp_old;
+DROP EXTENSION health_pass CASCADE;
+CREATE EXTENSION health_pass;
+SELECT health_pass.protect('wr_stale', 'person') IS NOT NULL AS protected;
+SELECT count(*) FROM wr_stale;
+SELECT health_pass.audit_flush() >= 0 AS flushed;
+SELECT (SELECT count(*) FROM hp_old.audit_block) AS old_log_blocks,
+       (SELECT count(*) FROM health_pass.audit_log WHERE subject = 'A') AS new_log_records;
+\c :db
+\set VERBOSITY terse
+DROP DATABASE regress_wr_stale;
+
 -- clean up
 ALTER DATABASE :"db" OWNER TO :"dbowner";
 SELECT health_pass.unprotect('wr_reg') IS NOT NULL AS unprotected;

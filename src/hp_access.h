@@ -202,7 +202,6 @@ extern void hp_audit_refuse_unless_superuser(const char *what);
 typedef struct HpBlockScan
 {
 	struct RelationData *idx;
-	LOCKMODE	lockmode;		/* held on idx */
 	struct SnapshotData *snap;
 	struct TupleTableSlot *slot;	/* the current block's row */
 	struct IndexScanDescData *scan;

@@ -234,8 +234,26 @@ hp_policy_load(void)
 	}
 }
 
-/* The extension's schema as last read: a hint, checked on every use */
+/*
+ * The extension's schema as last read: a hint, forgotten at the end of
+ * every transaction and whenever a relation or schema name changes (a DROP
+ * EXTENSION drops its relations), so a schema it left behind is never
+ * taken for its own
+ */
 static Oid	extension_nsp_seen = InvalidOid;
+static bool extension_hint_watched = false;
+
+static void
+hp_extension_hint_forget(Datum arg, int cacheid, uint32 hashvalue)
+{
+	extension_nsp_seen = InvalidOid;
+}
+
+static void
+hp_extension_hint_xact(XactEvent event, void *arg)
+{
+	extension_nsp_seen = InvalidOid;
+}
 
 /*
  * Read the health_pass row of pg_extension: its schema and its owner
@@ -262,6 +280,14 @@ hp_extension_read(Oid *nsp, Oid *owner)
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
+	if (!extension_hint_watched)
+	{
+		/* in every process that uses the hint, preloaded or not */
+		CacheRegisterSyscacheCallback(RELNAMENSP, hp_extension_hint_forget, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, hp_extension_hint_forget, (Datum) 0);
+		RegisterXactCallback(hp_extension_hint_xact, NULL);
+		extension_hint_watched = true;
+	}
 	extension_nsp_seen = *nsp;
 }
 
@@ -292,11 +318,12 @@ hp_extension_owner(void)
 }
 
 /*
- * Relation relname of the extension's schema, or InvalidOid.  The schema
- * last read is tried first (a syscache lookup, no catalog scan: the DDL
- * hook and the writer ask several times a statement or batch); when it is
- * gone or lacks the relation, pg_extension is read again.  The schema an
- * extension creates goes with it, so a schema that still exists is its.
+ * Relation relname of the extension's schema, or InvalidOid.  Within a
+ * transaction the schema last read is tried first (a syscache lookup, no
+ * catalog scan: the DDL hook asks several times a statement, the writer
+ * several times a batch); when there is none, or it lacks the relation,
+ * pg_extension is read again.  The hint does not outlive the transaction
+ * or any change of relation or schema names (above).
  */
 Oid
 hp_extension_relation_oid(const char *relname)

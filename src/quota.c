@@ -505,6 +505,18 @@ hp_quota_rebuild(TimestampTz deadline)
 		pg_usleep(10000L);
 	}
 	rel = table_open(relid, NoLock);
+	/* its primary key too (REINDEX holds that one) */
+	while (OidIsValid(RelationGetPrimaryKeyIndex(rel)) &&
+		   !ConditionalLockRelationOid(RelationGetPrimaryKeyIndex(rel), AccessShareLock))
+	{
+		if (GetCurrentTimestamp() >= deadline)
+			ereport(ERROR,
+					(errcode(ERRCODE_HP_AUDIT_UNAVAILABLE),
+					 errmsg("health_pass cannot rebuild quota counts: the primary key of health_pass.audit_block is locked"),
+					 errhint("A superuser holds or awaits a strong lock on the audit log; health_pass.audit_timeout bounds this wait.")));
+		CHECK_FOR_INTERRUPTS();
+		pg_usleep(10000L);
+	}
 	/* after a restart every block written before it is visible to any snapshot */
 	hp_block_scan_begin(&bs, rel, AccessShareLock,
 						ActiveSnapshotSet() ? GetActiveSnapshot() : GetLatestSnapshot());

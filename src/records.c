@@ -654,7 +654,6 @@ hp_block_scan_begin(HpBlockScan *bs, Relation rel, LOCKMODE lockmode, Snapshot s
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("the primary key of health_pass.audit_block is not the btree on min_id health_pass expects")));
-	bs->lockmode = lockmode;
 	bs->snap = RegisterSnapshot(snap);
 	bs->slot = table_slot_create(rel, NULL);
 	bs->scan = index_beginscan(rel, bs->idx, bs->snap, 0, 0);
@@ -668,12 +667,13 @@ hp_block_scan_next(HpBlockScan *bs)
 	return index_getnext_slot(bs->scan, BackwardScanDirection, bs->slot);
 }
 
-/* End the scan (the caller closes the table) */
+/* End the scan (the caller closes the table); the index lock is kept to
+ * the end of the transaction, like the table's */
 void
 hp_block_scan_end(HpBlockScan *bs)
 {
 	index_endscan(bs->scan);
 	ExecDropSingleTupleTableSlot(bs->slot);
 	UnregisterSnapshot(bs->snap);
-	index_close(bs->idx, bs->lockmode);
+	index_close(bs->idx, NoLock);
 }

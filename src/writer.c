@@ -142,6 +142,8 @@ hp_writer_detach(int code, Datum arg)
 
 	if (q == NULL)
 		return;
+	/* an error outside a transaction ends a worker without releasing them */
+	LWLockReleaseAll();
 	/* slots_lock first, as hp_queue_forget() takes them */
 	LWLockAcquire(hp_shared->slots_lock, LW_EXCLUSIVE);
 	LWLockAcquire(q->lock, LW_EXCLUSIVE);
