@@ -1,12 +1,8 @@
 # health_pass: PGXS build
 MODULE_big = health_pass
-OBJS = src/health_pass.o src/base45.o src/compress.o src/cbor.o src/cose.o \
-       src/pass.o src/json.o src/read.o src/inspect.o src/keys.o \
-       src/check.o src/trust.o \
-       src/queue.o src/writer.o src/quota.o src/policy.o src/gate.o \
-       src/send.o src/plan.o src/audit.o src/chain.o src/statistics.o \
-       src/block.o src/records.o src/paths.o src/ddl.o \
-       src/subject.o src/denials.o
+OBJS = src/health_pass.o \
+       $(patsubst %.c,%.o,$(wildcard src/common/*.c src/codec/*.c src/pass/*.c \
+                                     src/verify/*.c src/audit/*.c src/access/*.c))
 EXTENSION = health_pass
 DATA = sql/health_pass--0.1.0.sql sql/health_pass--0.1.0--0.2.0.sql \
        sql/health_pass--0.2.0--0.3.0.sql sql/health_pass--0.3.0--0.4.0.sql \
@@ -17,7 +13,7 @@ REGRESS_OPTS = --inputdir=.
 ISOLATION = recheck policy_race redteam writer
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output
 
-PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
+PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter \
               -Wno-missing-field-initializers -Wno-sign-compare
 SHLIB_LINK = -lcrypto -lz
 
@@ -32,4 +28,4 @@ fuzz:
 	bash test/fuzz/run.sh
 
 # PGXS tracks no header dependencies here: rebuild everything a header changes
-$(OBJS): $(wildcard src/*.h)
+$(OBJS): $(wildcard src/*/*.h)

@@ -46,7 +46,7 @@ SELECT ok, checked, first_bad FROM health_pass.audit_verify();
 
 -- 2. reader side: blocks a superuser forged, chained to the log's head
 -- with correct hashes and summaries, each holding one kind of field the
--- view cannot show as it is.  The block layout (src/block.c) and the hash
+-- view cannot show as it is.  The block layout (src/audit/block.c) and the hash
 -- (README) are built here in SQL, so the forged bytes are exactly these.
 CREATE FUNCTION pg_temp.uv(v numeric) RETURNS bytea LANGUAGE plpgsql AS $$
 DECLARE o bytea := '\x'; b int;

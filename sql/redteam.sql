@@ -152,7 +152,7 @@ SELECT count(DISTINCT subject) AS subjects_alice_read_with_a_quota_of_3 FROM hea
 -- 1d. The table's owner, no superuser, read every row without a record
 -- through DDL that evaluates expressions over existing rows, added triggers
 -- that see the rows other roles change, and switched row security (which
--- hides statistics) off.  Fixed (src/ddl.c): each is refused and audited.
+-- hides statistics) off.  Fixed (src/access/ddl.c): each is refused and audited.
 CREATE ROLE regress_red_owner LOGIN;
 GRANT CREATE ON SCHEMA public TO regress_red_owner;
 SET ROLE regress_red_owner;

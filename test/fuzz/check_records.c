@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/hp_block.h"
+#include "audit/hp_block.h"
 
 static uint64_t rng_state;
 
@@ -286,7 +286,7 @@ main(int argc, char **argv)
 		r->statement_id = rnd_below(4) ? (int64_t) rnd_below(100000) + 1 : (int64_t) rnd();
 		r->relid = (uint32_t) rnd();
 		r->backend_pid = rnd_below(4) ? (int32_t) rnd_below(100000) + 1 : (int32_t) rnd();
-		r->outcome = rnd_below(3) ? (uint8_t) rnd_below(HP_BLOCK_MAX_OUTCOME + 1) : (uint8_t) rnd();
+		r->outcome = rnd_below(3) ? (uint8_t) rnd_below(HP_OUTCOME_LAST + 1) : (uint8_t) rnd();
 		r->subject_null = rnd_below(4) ? (uint8_t) rnd_below(2) : (uint8_t) rnd();
 		r->client_addr_null = rnd_below(4) ? (uint8_t) rnd_below(2) : (uint8_t) rnd();
 		if (plausible)
@@ -294,7 +294,7 @@ main(int argc, char **argv)
 			r->logged_at = (int64_t) ((uint64_t) now - rnd_below(1000));
 			r->statement_id = (int64_t) rnd_below(100000) + 1;
 			r->backend_pid = (int32_t) rnd_below(100000) + 1;
-			r->outcome = (uint8_t) rnd_below(HP_BLOCK_MAX_OUTCOME + 1);
+			r->outcome = (uint8_t) rnd_below(HP_OUTCOME_LAST + 1);
 			r->subject_null = ((char *) r->text[HP_F_SUBJECT])[0] == '\0';
 			r->client_addr_null = ((char *) r->text[HP_F_CLIENT_ADDR])[0] == '\0';
 		}

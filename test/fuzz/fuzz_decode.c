@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/hp_block.h"
-#include "../../src/hp_codec.h"
+#include "audit/hp_block.h"
+#include "codec/hp_codec.h"
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

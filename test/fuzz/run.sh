@@ -9,14 +9,13 @@ secs=${HP_FUZZ_SECONDS:-60}
 CC=${CC_FUZZ:-clang-14}
 # the record checks, from a fixed seed, under AddressSanitizer (check_records.c)
 $CC -g -O1 -Wall -Wextra -Wno-unused-parameter -fsanitize=address,undefined \
-    -fno-sanitize-recover=undefined -o check_records check_records.c ../../src/block.c
+    -fno-sanitize-recover=undefined -I../../src -o check_records check_records.c ../../src/audit/block.c
 if ! ./check_records "${HP_RECORDS_ITERATIONS:-50000}" 20260112; then
     echo "fuzz: 0 passed, 1 failed"
     exit 1
 fi
 $CC -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -o fuzz_decode fuzz_decode.c ../../src/base45.c ../../src/compress.c \
-    ../../src/cbor.c ../../src/cose.c ../../src/block.c -lz -lm
+    -I../../src -o fuzz_decode fuzz_decode.c ../../src/codec/*.c ../../src/audit/block.c -lz -lm
 rm -rf corpus && mkdir -p corpus
 # seed with the body (after HC1:) of every fixture pass and hostile input
 python3 - <<'PY'

@@ -1,0 +1,1743 @@
+/*
+ * ddl.c
+ *    DDL on protected tables, and the row security they are put under.
+ *
+ *    - hp_ddl_check() (called from the utility hook in plan.c) refuses to
+ *      every role but superusers, the table's owner included, DDL that would
+ *      run expressions over a protected table's existing rows before the
+ *      gate sees them (CHECK constraints and their validation, column type
+ *      changes, stored generated columns, volatile defaults, expression and
+ *      partial indexes, expression statistics, and the rebuilds of such
+ *      indexes), code that would see rows other roles change (triggers,
+ *      rules, policies), changes to partitioning and inheritance that would
+ *      move a protected table out of protection or under an unprotected
+ *      parent, and switching off row security.  Each refusal is audited
+ *      (outcome denied, subject NULL) before the error; the record is in
+ *      shared memory and survives the rollback.  docs/design/ddl.md lists
+ *      what is refused and what is allowed, and why.
+ *    - hp_ddl_check() also refuses to non-superusers every command that
+ *      would lock the audit log (audit_block, its indexes and TOAST, the
+ *      audit_log view) in a mode its writer's ROW EXCLUSIVE conflicts with,
+ *      or rename, move or drop it: held, or queued behind another session's
+ *      lock, such a lock stalls the writer and every audited read with it
+ *      (docs/design/writer.md).  These refusals are audited the same way.
+ *    - protect() enables and forces row security on a protected table so
+ *      that pg_stats, pg_stats_ext and pg_stats_ext_exprs hide its values
+ *      from every role subject to it; hp_rls_policy() supplies a permissive
+ *      policy "true" for tables that had no row security of their own, so
+ *      the rows a role sees are still decided by the gate alone.
+ *    - _protect_blockers() lists what keeps a table from being protected.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "catalog/heap.h"
+#include "catalog/index.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/partition.h"
+#include "catalog/pg_attrdef.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_constraint.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_partitioned_table.h"
+#include "catalog/pg_policy.h"
+#include "catalog/pg_rewrite.h"
+#include "catalog/pg_statistic_ext.h"
+#include "catalog/pg_trigger.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "commands/extension.h"
+#include "commands/tablespace.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/clauses.h"
+#include "optimizer/optimizer.h"
+#include "parser/parse_func.h"
+#include "parser/parse_node.h"
+#include "parser/parse_relation.h"
+#include "parser/parse_type.h"
+#include "rewrite/rewriteHandler.h"
+#include "rewrite/rowsecurity.h"
+#include "storage/lmgr.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "access/hp_access.h"
+
+static row_security_policy_hook_type prev_rls_permissive = NULL;
+
+/*
+ * Record a refused DDL statement on relid (outcome denied, subject NULL).
+ * The record goes to shared memory first, so the rollback the error that
+ * follows causes does not take it away.
+ */
+static void
+hp_ddl_audit_refusal(Oid relid, const char *what)
+{
+	HpRecord	rec;
+
+	hp_record_session(&rec);
+	rec.logged_at = GetCurrentTimestamp();
+	rec.statement_id = hp_next_statement_id();
+	rec.relid = relid;
+	rec.outcome = HP_DENIED;
+	rec.subject_null = true;
+	strlcpy(rec.purpose, hp_purpose ? hp_purpose : "", HP_PURPOSE_LEN);
+	snprintf(rec.reason, HP_REASON_LEN, "refused DDL: %s", what);
+	hp_denial_audit(&rec);		/* counted like a denied read (denials.c) */
+}
+
+/*
+ * What PostgreSQL itself requires of the role for the command hp_ddl_check()
+ * is looking at.  A refusal is audited and raised only when the role meets
+ * it: a role PostgreSQL refuses anyway falls through to PostgreSQL's 42501,
+ * with no record (nothing ran), so that roles without privileges cannot
+ * fill the denial table with refusals (docs/design/denials.md).
+ *
+ *   hp_cmd_named   the relation the command names (InvalidOid: none, or
+ *                  several, or the command is over a database or schema)
+ *   hp_cmd_priv    a privilege on it that suffices (CREATE TRIGGER)
+ *   hp_cmd_type    ALTER DOMAIN: the domain, whose owner may run it
+ *   hp_cmd_wide    REINDEX SCHEMA/DATABASE, VACUUM FULL, CLUSTER: the owner
+ *                  of the database or of the table's schema may run them
+ *
+ * Erring towards "may" is safe (the refusal stands); erring towards "may
+ * not" would let PostgreSQL run a refused command, so every "may not" is a
+ * case PostgreSQL refuses for want of that ownership or privilege.
+ */
+static Oid	hp_cmd_named = InvalidOid;
+static AclMode hp_cmd_priv = 0;
+static Oid	hp_cmd_type = InvalidOid;
+static bool hp_cmd_wide = false;
+
+/* Would PostgreSQL let the current user run the command on protected relid? */
+static bool
+hp_role_may_run(Oid relid)
+{
+	Oid			user = GetUserId();
+
+	if (OidIsValid(hp_cmd_type))
+		return pg_type_ownercheck(hp_cmd_type, user);
+	if (pg_class_ownercheck(relid, user))
+		return true;
+	if (OidIsValid(hp_cmd_named) &&
+		(pg_class_ownercheck(hp_cmd_named, user) ||
+		 (hp_cmd_priv != 0 &&
+		  (pg_class_aclcheck(hp_cmd_named, user, hp_cmd_priv) == ACLCHECK_OK ||
+		   pg_class_aclcheck(relid, user, hp_cmd_priv) == ACLCHECK_OK))))
+		return true;
+	if (hp_cmd_wide &&
+		(pg_database_ownercheck(MyDatabaseId, user) ||
+		 pg_namespace_ownercheck(get_rel_namespace(relid), user)))
+		return true;
+	return false;
+}
+
+/*
+ * Audit a refused DDL statement on protected table relid, then raise; or,
+ * when PostgreSQL would refuse the role anyway, return and let it.
+ */
+static void
+hp_ddl_refuse(Oid relid, const char *what)
+{
+	char	   *name;
+
+	if (!hp_role_may_run(relid))
+		return;
+	name = get_rel_name(relid);
+	hp_ddl_audit_refusal(relid, what);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s is refused on protected table \"%s\"", what, name ? name : "?"),
+			 errhint("Only a superuser may run it on a protected table.")));
+}
+
+/*
+ * Audit a command refused on the audit log (relid: audit_block or
+ * audit_log, as hp_audit_relation() names it), then raise.
+ */
+static void
+hp_ddl_refuse_audit(Oid relid, const char *what)
+{
+	char	   *name = get_rel_name(relid);
+
+	hp_ddl_audit_refusal(relid, what);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s is refused on health_pass.%s", what, name ? name : "?"),
+			 errdetail("The audit writer takes ROW EXCLUSIVE on the audit log for every batch; a stronger lock, held or queued, stalls it and every audited read."),
+			 errhint("Only a superuser may run it on the audit log.")));
+}
+
+/* The TOAST table of relid, or InvalidOid */
+static Oid
+hp_toast_of(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			toast = InvalidOid;
+
+	if (HeapTupleIsValid(tup))
+	{
+		toast = ((Form_pg_class) GETSTRUCT(tup))->reltoastrelid;
+		ReleaseSysCache(tup);
+	}
+	return toast;
+}
+
+/*
+ * Is relid part of the audit log: audit_block, an index of it, its TOAST
+ * table or that table's index (the relations the writer locks ROW EXCLUSIVE
+ * for every batch), or the audit_log view over it?  Returns the relation a
+ * refusal names (audit_block, or audit_log for the view), else InvalidOid.
+ */
+Oid
+hp_audit_relation(Oid relid)
+{
+	Oid			block,
+				log,
+				heap = relid;
+	char		kind;
+
+	if (!OidIsValid(relid))
+		return InvalidOid;
+	block = hp_extension_relation_oid("audit_block");
+	log = hp_extension_relation_oid("audit_log");
+	if (OidIsValid(log) && relid == log)
+		return log;
+	if (!OidIsValid(block))
+		return InvalidOid;
+	if (relid == block)
+		return block;
+	kind = get_rel_relkind(relid);
+	if (kind == RELKIND_INDEX)
+		heap = IndexGetRelation(relid, true);
+	else if (kind != RELKIND_TOASTVALUE)
+		return InvalidOid;
+	if (heap == block || (OidIsValid(heap) && heap == hp_toast_of(block)))
+		return block;
+	return InvalidOid;
+}
+
+static Oid
+hp_rangevar_oid(RangeVar *rv);
+static void hp_check_extension(Node *node);
+static void hp_ddl_command(Node *node);
+
+/* The audit relation a RangeVar names, or InvalidOid */
+static Oid
+hp_audit_rangevar(RangeVar *rv)
+{
+	return rv ? hp_audit_relation(hp_rangevar_oid(rv)) : InvalidOid;
+}
+
+/* Walker: does a view's query read an audit relation (through views too)? */
+static bool
+hp_view_reads_audit(Node *node, void *ctx)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+		int		   *depth = ctx;
+		bool		found = false;
+
+		if (rte->rtekind != RTE_RELATION)
+			return false;
+		if (OidIsValid(hp_audit_relation(rte->relid)))
+			return true;
+		if (rte->relkind == RELKIND_VIEW && *depth < 16)
+		{
+			Relation	view = try_relation_open(rte->relid, AccessShareLock);
+
+			if (view == NULL)
+				return false;
+			(*depth)++;
+			found = hp_view_reads_audit((Node *) get_view_query(view), ctx);
+			(*depth)--;
+			relation_close(view, AccessShareLock);
+		}
+		return found;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, hp_view_reads_audit, ctx,
+								 QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, hp_view_reads_audit, ctx);
+}
+
+/*
+ * The audit relation a LOCK TABLE of relid would lock: relid itself, or a
+ * relation a view reads (LOCK TABLE locks what a view reads, with the view
+ * owner's privileges).
+ */
+static Oid
+hp_audit_lock_target(Oid relid)
+{
+	Oid			on = hp_audit_relation(relid);
+	int			depth = 0;
+
+	if (OidIsValid(on) || !OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_VIEW)
+		return on;
+	{
+		Relation	view = try_relation_open(relid, AccessShareLock);
+		bool		reads;
+
+		if (view == NULL)
+			return InvalidOid;
+		reads = hp_view_reads_audit((Node *) get_view_query(view), &depth);
+		relation_close(view, AccessShareLock);
+		return reads ? hp_extension_relation_oid("audit_block") : InvalidOid;
+	}
+}
+
+/* Does audit_block have an index CLUSTER without a table would use? */
+static bool
+hp_audit_clustered(Oid block)
+{
+	Relation	rel = try_relation_open(block, AccessShareLock);
+	List	   *indexes;
+	ListCell   *lc;
+	bool		found = false;
+
+	if (rel == NULL)
+		return false;
+	indexes = RelationGetIndexList(rel);
+	relation_close(rel, AccessShareLock);
+	foreach(lc, indexes)
+	{
+		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+
+		if (!HeapTupleIsValid(tup))
+			continue;
+		found |= ((Form_pg_index) GETSTRUCT(tup))->indisclustered;
+		ReleaseSysCache(tup);
+	}
+	return found;
+}
+
+/* The audit relation a foreign key in constraints would reference */
+static Oid
+hp_audit_referenced(List *constraints)
+{
+	ListCell   *lc;
+
+	foreach(lc, constraints)
+	{
+		Node	   *n = lfirst(lc);
+		Oid			on;
+
+		if (IsA(n, Constraint) && ((Constraint *) n)->contype == CONSTR_FOREIGN &&
+			OidIsValid(on = hp_audit_rangevar(((Constraint *) n)->pktable)))
+			return on;
+		if (IsA(n, ColumnDef) &&
+			OidIsValid(on = hp_audit_referenced(((ColumnDef *) n)->constraints)))
+			return on;
+	}
+	return InvalidOid;
+}
+
+/* The relation a DROP TRIGGER/RULE/POLICY object name (rel..., name) is on */
+static Oid
+hp_drop_on_relation(List *names)
+{
+	List	   *rel;
+
+	if (list_length(names) < 2)
+		return InvalidOid;
+	rel = list_truncate(list_copy(names), list_length(names) - 1);
+	return RangeVarGetRelid(makeRangeVarFromNameList(rel), NoLock, true);
+}
+
+/*
+ * Refuse to non-superusers every command that would lock the audit log
+ * against its writer: the writer takes ROW EXCLUSIVE on audit_block, its
+ * indexes and TOAST for each batch, so SHARE or stronger on any of them,
+ * held or merely queued behind another session's lock (ANALYZE in an open
+ * transaction), stalls it and fails every audited read.  Also refused:
+ * renaming, moving or dropping them, which stops the writer as surely.
+ * The database owner may VACUUM and REINDEX every table of the database, a
+ * role with the extension owner's privileges may do all of it.
+ */
+static void
+hp_check_audit_locks(Node *node)
+{
+	Oid			block = hp_extension_relation_oid("audit_block");
+	Oid			on = InvalidOid;
+	const char *what = NULL;
+	ListCell   *lc;
+
+	if (!OidIsValid(block))
+		return;
+	switch (nodeTag(node))
+	{
+		case T_VacuumStmt:
+			{
+				VacuumStmt *vs = (VacuumStmt *) node;
+				bool		full = false;
+
+				if (!vs->is_vacuumcmd)
+					break;
+				foreach(lc, vs->options)
+				{
+					DefElem    *opt = lfirst_node(DefElem, lc);
+
+					if (strcmp(opt->defname, "full") == 0)
+						full = defGetBoolean(opt);
+				}
+				if (!full)
+					break;
+				what = "VACUUM FULL";
+				/* without a list: every table the role may vacuum */
+				if (vs->rels == NIL &&
+					(pg_class_ownercheck(block, GetUserId()) ||
+					 pg_database_ownercheck(MyDatabaseId, GetUserId())))
+					on = block;
+				foreach(lc, vs->rels)
+				{
+					VacuumRelation *vr = lfirst_node(VacuumRelation, lc);
+
+					if (!OidIsValid(on))
+						on = vr->relation ? hp_audit_rangevar(vr->relation) :
+							hp_audit_relation(vr->oid);
+				}
+				break;
+			}
+		case T_ClusterStmt:
+			{
+				ClusterStmt *cs = (ClusterStmt *) node;
+
+				what = "CLUSTER";
+				if (cs->relation)
+					on = hp_audit_rangevar(cs->relation);
+				else if (pg_class_ownercheck(block, GetUserId()) && hp_audit_clustered(block))
+					on = block;
+				break;
+			}
+		case T_ReindexStmt:
+			{
+				ReindexStmt *rs = (ReindexStmt *) node;
+
+				what = "REINDEX";
+				switch (rs->kind)
+				{
+					case REINDEX_OBJECT_INDEX:
+					case REINDEX_OBJECT_TABLE:
+						on = hp_audit_rangevar(rs->relation);
+						break;
+					case REINDEX_OBJECT_SCHEMA:
+						{
+							Oid			nsp = get_namespace_oid(rs->name, true);
+
+							if (OidIsValid(nsp) &&
+								(nsp == get_rel_namespace(block) || nsp == PG_TOAST_NAMESPACE))
+								on = block;
+							break;
+						}
+					case REINDEX_OBJECT_DATABASE:
+						if (pg_database_ownercheck(MyDatabaseId, GetUserId()) ||
+							pg_class_ownercheck(block, GetUserId()))
+							on = block;
+						break;
+					case REINDEX_OBJECT_SYSTEM:
+						break;
+				}
+				break;
+			}
+		case T_LockStmt:
+			{
+				LockStmt   *ls = (LockStmt *) node;
+
+				/* the modes ROW EXCLUSIVE conflicts with */
+				if (ls->mode < ShareLock)
+					break;
+				what = "LOCK TABLE in SHARE mode or stronger";
+				foreach(lc, ls->relations)
+					if (!OidIsValid(on))
+						on = hp_audit_lock_target(hp_rangevar_oid(lfirst_node(RangeVar, lc)));
+				break;
+			}
+		case T_TruncateStmt:
+			what = "TRUNCATE";
+			foreach(lc, ((TruncateStmt *) node)->relations)
+				if (!OidIsValid(on))
+					on = hp_audit_rangevar(lfirst_node(RangeVar, lc));
+			break;
+		case T_AlterTableStmt:
+			{
+				AlterTableStmt *at = (AlterTableStmt *) node;
+
+				what = "ALTER TABLE";
+				on = hp_audit_rangevar(at->relation);
+				/* a foreign key locks the table it references */
+				foreach(lc, at->cmds)
+				{
+					AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+					if (!OidIsValid(on) && cmd->def &&
+						(cmd->subtype == AT_AddConstraint || cmd->subtype == AT_AddConstraintRecurse ||
+						 cmd->subtype == AT_AddColumn || cmd->subtype == AT_AddColumnRecurse))
+					{
+						on = hp_audit_referenced(list_make1(cmd->def));
+						what = "a foreign key referencing the audit log";
+					}
+					if (!OidIsValid(on) && cmd->subtype == AT_AddInherit && cmd->def &&
+						OidIsValid(on = hp_audit_rangevar((RangeVar *) cmd->def)))
+						what = "ALTER TABLE ... INHERIT the audit log";
+				}
+				break;
+			}
+		case T_AlterTableMoveAllStmt:
+			{
+				AlterTableMoveAllStmt *mv = (AlterTableMoveAllStmt *) node;
+				Oid			from = get_tablespace_oid(mv->orig_tablespacename, true);
+				HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(block));
+				Oid			spc = InvalidOid;
+
+				if (!HeapTupleIsValid(tup))
+					break;
+				spc = ((Form_pg_class) GETSTRUCT(tup))->reltablespace;
+				ReleaseSysCache(tup);
+				if (from == MyDatabaseTableSpace)
+					from = InvalidOid;
+				what = "ALTER ... ALL IN TABLESPACE";
+				if (from == spc && pg_class_ownercheck(block, GetUserId()))
+					on = block;
+				break;
+			}
+		case T_CreateStmt:
+			{
+				CreateStmt *cs = (CreateStmt *) node;
+
+				what = "a foreign key referencing the audit log";
+				on = hp_audit_referenced(cs->tableElts);
+				if (!OidIsValid(on))
+					on = hp_audit_referenced(cs->constraints);
+				/* a child or partition of the log: its rows would read as the log's */
+				foreach(lc, cs->inhRelations)
+					if (!OidIsValid(on) &&
+						OidIsValid(on = hp_audit_rangevar(lfirst_node(RangeVar, lc))))
+						what = "CREATE TABLE ... INHERITS or PARTITION OF the audit log";
+				break;
+			}
+		case T_RenameStmt:
+			what = "ALTER ... RENAME";
+			on = hp_audit_rangevar(((RenameStmt *) node)->relation);
+			break;
+		case T_AlterObjectSchemaStmt:
+			what = "ALTER ... SET SCHEMA";
+			on = hp_audit_rangevar(((AlterObjectSchemaStmt *) node)->relation);
+			break;
+		case T_IndexStmt:
+			what = "CREATE INDEX";
+			on = hp_audit_rangevar(((IndexStmt *) node)->relation);
+			break;
+		case T_CreateTrigStmt:
+			what = "CREATE TRIGGER";
+			on = hp_audit_rangevar(((CreateTrigStmt *) node)->relation);
+			break;
+		case T_RuleStmt:
+			what = "CREATE RULE";
+			on = hp_audit_rangevar(((RuleStmt *) node)->relation);
+			break;
+		case T_CreatePolicyStmt:
+			what = "CREATE POLICY";
+			on = hp_audit_rangevar(((CreatePolicyStmt *) node)->table);
+			break;
+		case T_AlterPolicyStmt:
+			what = "ALTER POLICY";
+			on = hp_audit_rangevar(((AlterPolicyStmt *) node)->table);
+			break;
+		case T_DropStmt:
+			{
+				DropStmt   *ds = (DropStmt *) node;
+
+				what = "DROP";
+				foreach(lc, ds->objects)
+				{
+					if (OidIsValid(on))
+						break;
+					switch (ds->removeType)
+					{
+						case OBJECT_TABLE:
+						case OBJECT_INDEX:
+						case OBJECT_VIEW:
+							on = hp_audit_relation(RangeVarGetRelid(makeRangeVarFromNameList(lfirst(lc)),
+																	NoLock, true));
+							break;
+						case OBJECT_TRIGGER:
+						case OBJECT_RULE:
+						case OBJECT_POLICY:
+							on = hp_audit_relation(hp_drop_on_relation(lfirst(lc)));
+							break;
+						case OBJECT_EXTENSION:
+							/* only when PostgreSQL would let the role: its owner */
+							if (strcmp(strVal(lfirst(lc)), "health_pass") == 0 &&
+								pg_extension_ownercheck(get_extension_oid("health_pass", false),
+														GetUserId()))
+								on = block;
+							break;
+						case OBJECT_SCHEMA:
+							if (get_namespace_oid(strVal(lfirst(lc)), true) == get_rel_namespace(block) &&
+								pg_namespace_ownercheck(get_rel_namespace(block), GetUserId()))
+								on = block;
+							break;
+						default:
+							break;
+					}
+				}
+				break;
+			}
+		default:
+			break;
+	}
+	if (what && OidIsValid(on))
+		hp_ddl_refuse_audit(on, what);
+}
+
+/*
+ * Audit a command refused on the extension or its objects (recorded on
+ * audit_block, or InvalidOid when even that is gone), then raise.
+ */
+static void
+hp_ddl_refuse_extension(const char *what, const char *object)
+{
+	hp_ddl_audit_refusal(hp_extension_relation_oid("audit_block"), what);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s is refused on %s", what, object),
+			 errdetail("The gate and the audit writer find the extension's objects in its schema; renaming, moving, re-owning or dropping them turns auditing off."),
+			 errhint("Only a superuser may run it.")));
+}
+
+/* Is this the extension's schema, named? */
+static bool
+hp_is_extension_schema(const char *name, Oid nsp)
+{
+	return name != NULL && get_namespace_oid(name, true) == nsp;
+}
+
+/* Is the relation rv names in the extension's schema? */
+static bool
+hp_rangevar_in_extension(RangeVar *rv, Oid nsp)
+{
+	Oid			relid = hp_rangevar_oid(rv);
+
+	return OidIsValid(relid) && get_rel_namespace(relid) == nsp;
+}
+
+/* Is the function owa names (of kind objtype) in the extension's schema,
+ * and does the current user own it? */
+static bool
+hp_function_in_extension(ObjectType objtype, Node *owa, Oid nsp)
+{
+	Oid			fn;
+
+	if (owa == NULL || !IsA(owa, ObjectWithArgs))
+		return false;
+	fn = LookupFuncWithArgs(objtype, (ObjectWithArgs *) owa, true);
+	return OidIsValid(fn) && get_func_namespace(fn) == nsp &&
+		pg_proc_ownercheck(fn, GetUserId());
+}
+
+/* Does roles (RoleSpec list) name a role whose objects include the extension's? */
+static bool
+hp_roles_own_extension(List *roles, Oid nsp)
+{
+	Oid			extowner = hp_extension_owner();
+	Oid			nspowner = InvalidOid;
+	HeapTuple	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	ListCell   *lc;
+
+	if (HeapTupleIsValid(tup))
+	{
+		nspowner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+		ReleaseSysCache(tup);
+	}
+	foreach(lc, roles)
+	{
+		Oid			role = get_rolespec_oid(lfirst(lc), true);
+
+		/*
+		 * Only a role the current user has the privileges of (else 42501),
+		 * and not the bootstrap superuser (PostgreSQL refuses that itself).
+		 */
+		if (OidIsValid(role) && (role == extowner || role == nspowner) &&
+			role != BOOTSTRAP_SUPERUSERID && has_privs_of_role(GetUserId(), role))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Refuse to non-superusers every command that would rename, move, re-own or
+ * drop the extension, its schema or the objects in it, or change which
+ * objects belong to it: the gate, the writer and the event trigger find them
+ * there, and a renamed schema turned auditing off (issue 12: a role with
+ * the extension owner's privileges, not a superuser, could).  Only commands PostgreSQL would let the role
+ * run are refused and audited; COMMENT and the like are left alone.
+ */
+static void
+hp_check_extension(Node *node)
+{
+	Oid			nsp = hp_extension_namespace();
+	Oid			user = GetUserId();
+	const char *what = NULL;
+	const char *object = "the health_pass extension";
+
+	if (!OidIsValid(nsp))
+		return;
+	switch (nodeTag(node))
+	{
+		case T_RenameStmt:
+			{
+				RenameStmt *rs = (RenameStmt *) node;
+
+				if (rs->renameType == OBJECT_SCHEMA)
+				{
+					if (hp_is_extension_schema(rs->subname, nsp) &&
+						pg_namespace_ownercheck(nsp, user))
+						what = "ALTER SCHEMA ... RENAME", object = "the health_pass extension's schema";
+				}
+				else if (rs->renameType == OBJECT_FUNCTION || rs->renameType == OBJECT_PROCEDURE ||
+						 rs->renameType == OBJECT_ROUTINE)
+				{
+					if (hp_function_in_extension(rs->renameType, rs->object, nsp))
+						what = "ALTER FUNCTION ... RENAME", object = "a function of the health_pass extension";
+				}
+				else if (rs->relation && hp_rangevar_in_extension(rs->relation, nsp) &&
+						 pg_class_ownercheck(hp_rangevar_oid(rs->relation), user))
+					what = "ALTER ... RENAME", object = "a relation of the health_pass extension";
+				break;
+			}
+		case T_AlterObjectSchemaStmt:
+			{
+				AlterObjectSchemaStmt *as = (AlterObjectSchemaStmt *) node;
+
+				if (as->objectType == OBJECT_EXTENSION)
+				{
+					if (strcmp(strVal(as->object), "health_pass") == 0 &&
+						pg_extension_ownercheck(get_extension_oid("health_pass", false), user))
+						what = "ALTER EXTENSION ... SET SCHEMA";
+				}
+				else if (as->objectType == OBJECT_FUNCTION || as->objectType == OBJECT_PROCEDURE ||
+						 as->objectType == OBJECT_ROUTINE)
+				{
+					if (hp_function_in_extension(as->objectType, as->object, nsp))
+						what = "ALTER FUNCTION ... SET SCHEMA", object = "a function of the health_pass extension";
+				}
+				else if (as->relation && hp_rangevar_in_extension(as->relation, nsp) &&
+						 pg_class_ownercheck(hp_rangevar_oid(as->relation), user))
+					what = "ALTER ... SET SCHEMA", object = "a relation of the health_pass extension";
+				break;
+			}
+		case T_AlterOwnerStmt:
+			{
+				AlterOwnerStmt *ao = (AlterOwnerStmt *) node;
+
+				if (ao->objectType == OBJECT_SCHEMA)
+				{
+					if (hp_is_extension_schema(strVal(ao->object), nsp) &&
+						pg_namespace_ownercheck(nsp, user))
+						what = "ALTER SCHEMA ... OWNER TO", object = "the health_pass extension's schema";
+				}
+				else if (ao->objectType == OBJECT_FUNCTION || ao->objectType == OBJECT_PROCEDURE ||
+						 ao->objectType == OBJECT_ROUTINE)
+				{
+					if (hp_function_in_extension(ao->objectType, ao->object, nsp))
+						what = "ALTER FUNCTION ... OWNER TO", object = "a function of the health_pass extension";
+				}
+				break;
+			}
+		case T_AlterTableStmt:
+			{
+				AlterTableStmt *at = (AlterTableStmt *) node;
+				ListCell   *lc;
+
+				if (!hp_rangevar_in_extension(at->relation, nsp) ||
+					!pg_class_ownercheck(hp_rangevar_oid(at->relation), user))
+					break;
+				foreach(lc, at->cmds)
+					if (lfirst_node(AlterTableCmd, lc)->subtype == AT_ChangeOwner)
+						what = "ALTER ... OWNER TO", object = "a relation of the health_pass extension";
+				break;
+			}
+		case T_AlterExtensionContentsStmt:
+			{
+				AlterExtensionContentsStmt *ac = (AlterExtensionContentsStmt *) node;
+
+				/* ADD makes an object the extension's: nothing of ours moves */
+				if (ac->action < 0 && strcmp(ac->extname, "health_pass") == 0 &&
+					pg_extension_ownercheck(get_extension_oid("health_pass", false), user))
+					what = "ALTER EXTENSION ... DROP";
+				break;
+			}
+		case T_DropStmt:
+			{
+				DropStmt   *ds = (DropStmt *) node;
+				ListCell   *lc;
+
+				foreach(lc, ds->objects)
+				{
+					if (ds->removeType == OBJECT_SCHEMA &&
+						hp_is_extension_schema(strVal(lfirst(lc)), nsp) &&
+						pg_namespace_ownercheck(nsp, user))
+						what = "DROP SCHEMA", object = "the health_pass extension's schema";
+					else if (ds->removeType == OBJECT_EXTENSION &&
+							 strcmp(strVal(lfirst(lc)), "health_pass") == 0 &&
+							 pg_extension_ownercheck(get_extension_oid("health_pass", false), user))
+						what = "DROP EXTENSION";
+				}
+				break;
+			}
+		case T_DropOwnedStmt:
+			if (hp_roles_own_extension(((DropOwnedStmt *) node)->roles, nsp))
+				what = "DROP OWNED BY the extension's owner";
+			break;
+		case T_ReassignOwnedStmt:
+			if (hp_roles_own_extension(((ReassignOwnedStmt *) node)->roles, nsp))
+				what = "REASSIGN OWNED BY the extension's owner";
+			break;
+		default:
+			break;
+	}
+	if (what)
+		hp_ddl_refuse_extension(what, object);
+}
+
+/* relid when it is protected; else its first protected descendant when
+ * recurse; else InvalidOid */
+static Oid
+hp_protected_in(Oid relid, bool recurse)
+{
+	ListCell   *lc;
+
+	if (!OidIsValid(relid))
+		return InvalidOid;
+	if (hp_protected_attnum(relid) > 0)
+		return relid;
+	if (!recurse || !has_subclass(relid))
+		return InvalidOid;
+	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+		if (hp_protected_attnum(lfirst_oid(lc)) > 0)
+			return lfirst_oid(lc);
+	return InvalidOid;
+}
+
+/* Does relid have an index with expressions or a predicate? */
+static bool
+hp_has_expression_index(Oid relid)
+{
+	Relation	rel;
+	List	   *indexes;
+	ListCell   *lc;
+	bool		found = false;
+
+	rel = try_relation_open(relid, AccessShareLock);
+	if (rel == NULL)
+		return false;
+	indexes = RelationGetIndexList(rel);
+	relation_close(rel, AccessShareLock);
+	foreach(lc, indexes)
+	{
+		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+
+		if (!HeapTupleIsValid(tup))
+			continue;
+		if (!heap_attisnull(tup, Anum_pg_index_indexprs, NULL) ||
+			!heap_attisnull(tup, Anum_pg_index_indpred, NULL))
+			found = true;
+		ReleaseSysCache(tup);
+		if (found)
+			break;
+	}
+	return found;
+}
+
+/* relid, or with recurse any of its descendants, protected and with an
+ * expression or partial index (a rebuild evaluates them over every row) */
+static Oid
+hp_protected_with_expression_index(Oid relid, bool recurse)
+{
+	List	   *rels;
+	ListCell   *lc;
+
+	if (!OidIsValid(relid))
+		return InvalidOid;
+	rels = (recurse && has_subclass(relid)) ?
+		find_all_inheritors(relid, NoLock, NULL) : list_make1_oid(relid);
+	foreach(lc, rels)
+	{
+		Oid			r = lfirst_oid(lc);
+
+		if (hp_protected_attnum(r) > 0 && hp_has_expression_index(r))
+			return r;
+	}
+	return InvalidOid;
+}
+
+/* A protected table (of namespace nsp, when valid) with an expression or
+ * partial index.  Whether the command would reach it (a database owner's
+ * REINDEX DATABASE or VACUUM FULL reaches tables it does not own) is not
+ * asked: refusing a little more is safe. */
+static Oid
+hp_any_protected_with_expression_index(Oid nsp)
+{
+	ListCell   *lc;
+
+	foreach(lc, hp_protected_relids())
+	{
+		Oid			r = lfirst_oid(lc);
+
+		if (OidIsValid(nsp) && get_rel_namespace(r) != nsp)
+			continue;
+		if (hp_has_expression_index(r))
+			return r;
+	}
+	return InvalidOid;
+}
+
+static Oid
+hp_rangevar_oid(RangeVar *rv)
+{
+	return rv ? RangeVarGetRelid(rv, NoLock, true) : InvalidOid;
+}
+
+/* Would this ADD COLUMN default be volatile (evaluated once per row)? */
+static bool
+hp_default_volatile(Oid relid, ColumnDef *cd, Node *raw)
+{
+	ParseState *pstate;
+	Relation	rel;
+	ParseNamespaceItem *nsitem;
+	Type		typ;
+	Oid			typid;
+	int32		typmod;
+	Node	   *expr;
+	bool		result;
+
+	rel = try_relation_open(relid, AccessShareLock);
+	if (rel == NULL)
+		return false;
+	pstate = make_parsestate(NULL);
+	nsitem = addRangeTableEntryForRelation(pstate, rel, AccessShareLock, NULL, false, true);
+	addNSItemToQuery(pstate, nsitem, true, true, true);
+	typ = LookupTypeName(pstate, cd->typeName, &typmod, true);
+	if (typ == NULL)
+	{
+		/* serial types exist only in the grammar: their default is nextval() */
+		relation_close(rel, AccessShareLock);
+		return cd->typeName && cd->typeName->names &&
+			strstr(strVal(llast(cd->typeName->names)), "serial") != NULL;
+	}
+	typid = typeTypeId(typ);
+	ReleaseSysCache(typ);
+	expr = cookDefault(pstate, copyObject(raw), typid, typmod, cd->colname, 0);
+	result = contain_volatile_functions(expr);
+	free_parsestate(pstate);
+	relation_close(rel, AccessShareLock);
+	return result;
+}
+
+/* What an ADD COLUMN would evaluate over existing rows, or NULL */
+static const char *
+hp_add_column_hazard(Oid relid, ColumnDef *cd)
+{
+	ListCell   *lc;
+
+	if (cd->typeName && cd->typeName->names &&
+		strstr(strVal(llast(cd->typeName->names)), "serial") != NULL &&
+		list_length(cd->typeName->names) == 1)
+		return "ALTER TABLE ... ADD COLUMN with a volatile default";
+	foreach(lc, cd->constraints)
+	{
+		Constraint *c = lfirst_node(Constraint, lc);
+
+		if (c->contype == CONSTR_CHECK)
+			return "ALTER TABLE ... ADD COLUMN ... CHECK";
+		if (c->contype == CONSTR_GENERATED)
+			return "ALTER TABLE ... ADD COLUMN ... GENERATED ... STORED";
+		if (c->contype == CONSTR_DEFAULT && c->raw_expr &&
+			hp_default_volatile(relid, cd, c->raw_expr))
+			return "ALTER TABLE ... ADD COLUMN with a volatile default";
+	}
+	return NULL;
+}
+
+/* What an ADD CONSTRAINT would evaluate over existing rows, or NULL */
+static const char *
+hp_constraint_hazard(Constraint *c)
+{
+	ListCell   *lc;
+
+	if (c->contype == CONSTR_CHECK)
+		return "ALTER TABLE ... ADD CONSTRAINT ... CHECK";
+	if (c->contype == CONSTR_EXCLUSION)
+	{
+		if (c->where_clause)
+			return "ALTER TABLE ... ADD CONSTRAINT ... EXCLUDE ... WHERE";
+		foreach(lc, c->exclusions)
+		{
+			List	   *pair = lfirst(lc);
+			IndexElem  *elem = linitial_node(IndexElem, pair);
+
+			if (elem->expr)
+				return "ALTER TABLE ... ADD CONSTRAINT ... EXCLUDE with expressions";
+		}
+	}
+	return NULL;
+}
+
+static void
+hp_check_alter_table(AlterTableStmt *at)
+{
+	Oid			relid = hp_rangevar_oid(at->relation);
+	bool		recurse = at->relation && at->relation->inh;
+	Oid			target;
+	ListCell   *lc;
+
+	if (!OidIsValid(relid) || at->objtype == OBJECT_INDEX)
+		return;
+	target = hp_protected_in(relid, recurse);
+	foreach(lc, at->cmds)
+	{
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+		const char *what = NULL;
+		Oid			on = target;
+
+		switch (cmd->subtype)
+		{
+			case AT_AddConstraint:
+			case AT_AddConstraintRecurse:
+				if (cmd->def && IsA(cmd->def, Constraint))
+					what = hp_constraint_hazard((Constraint *) cmd->def);
+				break;
+			case AT_ValidateConstraint:
+			case AT_ValidateConstraintRecurse:
+				what = "ALTER TABLE ... VALIDATE CONSTRAINT";
+				break;
+			case AT_AlterColumnType:
+				what = "ALTER TABLE ... ALTER COLUMN ... TYPE";
+				break;
+			case AT_AddColumn:
+			case AT_AddColumnRecurse:
+				if (OidIsValid(target) && cmd->def && IsA(cmd->def, ColumnDef))
+					what = hp_add_column_hazard(relid, (ColumnDef *) cmd->def);
+				break;
+			case AT_DisableRowSecurity:
+				what = "ALTER TABLE ... DISABLE ROW LEVEL SECURITY";
+				break;
+			case AT_NoForceRowSecurity:
+				what = "ALTER TABLE ... NO FORCE ROW LEVEL SECURITY";
+				break;
+			case AT_SetAccessMethod:
+			case AT_SetLogged:
+			case AT_SetUnLogged:
+				/* these rewrite the table and rebuild its indexes */
+				on = hp_protected_with_expression_index(relid, recurse);
+				what = "ALTER TABLE ... SET ACCESS METHOD / LOGGED / UNLOGGED of a table with expression or partial indexes";
+				break;
+			case AT_AttachPartition:
+				{
+					PartitionCmd *pc = (PartitionCmd *) cmd->def;
+
+					/* a protected table moved under another table: its
+					 * partition key would run over the protected rows */
+					on = hp_protected_in(hp_rangevar_oid(pc->name), true);
+					what = "ALTER TABLE ... ATTACH PARTITION of a protected table";
+					break;
+				}
+			case AT_DetachPartition:
+			case AT_DetachPartitionFinalize:
+				{
+					PartitionCmd *pc = (PartitionCmd *) cmd->def;
+					Oid			part = hp_protected_in(hp_rangevar_oid(pc->name), true);
+
+					if (OidIsValid(part))
+						on = part;
+					what = "ALTER TABLE ... DETACH PARTITION";
+					break;
+				}
+			case AT_AddInherit:
+			case AT_DropInherit:
+				{
+					Oid			parent = hp_protected_in(hp_rangevar_oid((RangeVar *) cmd->def), false);
+
+					if (!OidIsValid(on))
+						on = hp_protected_in(relid, true);
+					if (!OidIsValid(on))
+						on = parent;
+					what = cmd->subtype == AT_AddInherit ?
+						"ALTER TABLE ... INHERIT" : "ALTER TABLE ... NO INHERIT";
+					break;
+				}
+			default:
+				break;
+		}
+		if (what && OidIsValid(on))
+			hp_ddl_refuse(on, what);
+	}
+}
+
+static void
+hp_check_index(IndexStmt *stmt)
+{
+	Oid			target;
+	ListCell   *lc;
+
+	target = hp_protected_in(hp_rangevar_oid(stmt->relation), stmt->relation->inh);
+	if (!OidIsValid(target))
+		return;
+	if (stmt->whereClause)
+		hp_ddl_refuse(target, "CREATE INDEX ... WHERE");
+	foreach(lc, stmt->indexParams)
+	{
+		IndexElem  *elem = lfirst_node(IndexElem, lc);
+
+		if (elem->expr)
+			hp_ddl_refuse(target, "CREATE INDEX with expressions");
+	}
+}
+
+static void
+hp_check_reindex(ReindexStmt *stmt)
+{
+	Oid			on = InvalidOid;
+
+	switch (stmt->kind)
+	{
+		case REINDEX_OBJECT_INDEX:
+			{
+				Oid			idx = hp_rangevar_oid(stmt->relation);
+
+				if (OidIsValid(idx))
+					on = hp_protected_with_expression_index(IndexGetRelation(idx, true), true);
+				break;
+			}
+		case REINDEX_OBJECT_TABLE:
+			on = hp_protected_with_expression_index(hp_rangevar_oid(stmt->relation), true);
+			break;
+		case REINDEX_OBJECT_SCHEMA:
+			{
+				Oid			nsp = get_namespace_oid(stmt->name, true);
+
+				if (OidIsValid(nsp))
+					on = hp_any_protected_with_expression_index(nsp);
+				break;
+			}
+		case REINDEX_OBJECT_DATABASE:
+			on = hp_any_protected_with_expression_index(InvalidOid);
+			break;
+		case REINDEX_OBJECT_SYSTEM:
+			break;
+	}
+	if (OidIsValid(on))
+		hp_ddl_refuse(on, "REINDEX of a table with expression or partial indexes");
+}
+
+static void
+hp_check_vacuum(VacuumStmt *stmt)
+{
+	ListCell   *lc;
+	bool		full = false;
+	Oid			on = InvalidOid;
+
+	if (!stmt->is_vacuumcmd)
+		return;
+	foreach(lc, stmt->options)
+	{
+		DefElem    *opt = lfirst_node(DefElem, lc);
+
+		if (strcmp(opt->defname, "full") == 0)
+			full = defGetBoolean(opt);
+	}
+	if (!full)
+		return;
+	if (stmt->rels == NIL)
+		on = hp_any_protected_with_expression_index(InvalidOid);
+	foreach(lc, stmt->rels)
+	{
+		VacuumRelation *vr = lfirst_node(VacuumRelation, lc);
+		Oid			relid = vr->relation ? hp_rangevar_oid(vr->relation) : vr->oid;
+
+		on = hp_protected_with_expression_index(relid, true);
+		if (OidIsValid(on))
+			break;
+	}
+	if (OidIsValid(on))
+		hp_ddl_refuse(on, "VACUUM FULL of a table with expression or partial indexes");
+}
+
+static void
+hp_check_create_table(CreateStmt *stmt)
+{
+	ListCell   *lc;
+	Oid			protected_parent = InvalidOid;
+	bool		unprotected_parent = false;
+
+	foreach(lc, stmt->inhRelations)
+	{
+		Oid			parent = hp_rangevar_oid(lfirst_node(RangeVar, lc));
+
+		if (!OidIsValid(parent))
+			continue;
+		if (hp_protected_attnum(parent) > 0)
+			protected_parent = parent;
+		else
+			unprotected_parent = true;
+	}
+	/* its rows would be in the unprotected parent's statistics */
+	if (OidIsValid(protected_parent) && unprotected_parent)
+		hp_ddl_refuse(protected_parent,
+					  "CREATE TABLE ... INHERITS a protected and an unprotected table");
+}
+
+/* The type a domain is defined over (typbasetype) */
+static Oid
+hp_domain_parent(Oid typid)
+{
+	HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	Oid			base = InvalidOid;
+
+	if (HeapTupleIsValid(tup))
+	{
+		base = ((Form_pg_type) GETSTRUCT(tup))->typbasetype;
+		ReleaseSysCache(tup);
+	}
+	return base;
+}
+
+/*
+ * The first protected table with a column of domain typid (directly or
+ * through a domain over it): ALTER DOMAIN ... ADD CONSTRAINT ... CHECK and
+ * VALIDATE CONSTRAINT evaluate the check over every such column's values.
+ */
+static Oid
+hp_protected_using_domain(Oid typid)
+{
+	ListCell   *lc;
+
+	foreach(lc, hp_protected_relids())
+	{
+		Oid			relid = lfirst_oid(lc);
+		Relation	rel = try_relation_open(relid, AccessShareLock);
+		bool		uses = false;
+
+		if (rel == NULL)
+			continue;
+		for (int i = 0; i < RelationGetDescr(rel)->natts && !uses; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), i);
+			Oid			t = att->attisdropped ? InvalidOid : att->atttypid;
+
+			/* walk down domains over domains */
+			while (OidIsValid(t) && get_typtype(t) == TYPTYPE_DOMAIN && !uses)
+			{
+				uses = (t == typid);
+				t = hp_domain_parent(t);
+			}
+		}
+		relation_close(rel, AccessShareLock);
+		if (uses)
+			return relid;
+	}
+	return InvalidOid;
+}
+
+/* A protected table a publication would add (logical decoding sends its
+ * rows past the gate) */
+static Oid
+hp_published_protected(List *pubobjects)
+{
+	ListCell   *lc;
+
+	foreach(lc, pubobjects)
+	{
+		PublicationObjSpec *spec = lfirst_node(PublicationObjSpec, lc);
+		Oid			on;
+
+		if (spec->pubtable == NULL || spec->pubtable->relation == NULL)
+			continue;
+		on = hp_protected_in(hp_rangevar_oid(spec->pubtable->relation), true);
+		if (OidIsValid(on))
+			return on;
+	}
+	return InvalidOid;
+}
+
+/* Set hp_cmd_* for node (see hp_role_may_run) */
+static void
+hp_ddl_command(Node *node)
+{
+	RangeVar   *rv = NULL;
+
+	hp_cmd_named = InvalidOid;
+	hp_cmd_priv = 0;
+	hp_cmd_type = InvalidOid;
+	hp_cmd_wide = false;
+	switch (nodeTag(node))
+	{
+		case T_AlterTableStmt:
+			rv = ((AlterTableStmt *) node)->relation;
+			break;
+		case T_IndexStmt:
+			rv = ((IndexStmt *) node)->relation;
+			break;
+		case T_ReindexStmt:
+			rv = ((ReindexStmt *) node)->relation;	/* the index's owner is its table's */
+			hp_cmd_wide = (rv == NULL);
+			break;
+		case T_VacuumStmt:
+			hp_cmd_wide = true;
+			break;
+		case T_ClusterStmt:
+			rv = ((ClusterStmt *) node)->relation;
+			hp_cmd_wide = (rv == NULL);
+			break;
+		case T_CreateStatsStmt:
+			{
+				CreateStatsStmt *cs = (CreateStatsStmt *) node;
+
+				if (list_length(cs->relations) == 1 && IsA(linitial(cs->relations), RangeVar))
+					rv = linitial(cs->relations);
+				break;
+			}
+		case T_CreateTrigStmt:
+			rv = ((CreateTrigStmt *) node)->relation;
+			hp_cmd_priv = ACL_TRIGGER;
+			break;
+		case T_RuleStmt:
+			rv = ((RuleStmt *) node)->relation;
+			break;
+		case T_CreatePolicyStmt:
+			rv = ((CreatePolicyStmt *) node)->table;
+			break;
+		case T_AlterPolicyStmt:
+			rv = ((AlterPolicyStmt *) node)->table;
+			break;
+		case T_AlterDomainStmt:
+			{
+				AlterDomainStmt *ad = (AlterDomainStmt *) node;
+				Type		typ = LookupTypeName(NULL, makeTypeNameFromNameList(ad->typeName), NULL, true);
+
+				if (typ != NULL)
+				{
+					hp_cmd_type = typeTypeId(typ);
+					ReleaseSysCache(typ);
+				}
+				break;
+			}
+		default:
+			/* CREATE TABLE ... INHERITS, publications: the table's owner */
+			break;
+	}
+	hp_cmd_named = hp_rangevar_oid(rv);
+}
+
+/*
+ * Refuse DDL that would read around the gate; called by the utility hook
+ * before the statement runs, for every role but superusers.
+ */
+void
+hp_ddl_check(PlannedStmt *pstmt)
+{
+	Node	   *node = pstmt->utilityStmt;
+	Oid			on = InvalidOid;
+	const char *what = NULL;
+
+	if (superuser())
+		return;
+	hp_check_audit_locks(node);
+	hp_check_extension(node);
+	if (!hp_any_protected())
+		return;
+	hp_ddl_command(node);
+	switch (nodeTag(node))
+	{
+		case T_AlterTableStmt:
+			hp_check_alter_table((AlterTableStmt *) node);
+			break;
+		case T_IndexStmt:
+			hp_check_index((IndexStmt *) node);
+			break;
+		case T_ReindexStmt:
+			hp_check_reindex((ReindexStmt *) node);
+			break;
+		case T_VacuumStmt:
+			hp_check_vacuum((VacuumStmt *) node);
+			break;
+		case T_ClusterStmt:
+			{
+				ClusterStmt *cs = (ClusterStmt *) node;
+
+				on = cs->relation ?
+					hp_protected_with_expression_index(hp_rangevar_oid(cs->relation), true) :
+					hp_any_protected_with_expression_index(InvalidOid);
+				what = "CLUSTER of a table with expression or partial indexes";
+				break;
+			}
+		case T_CreateStatsStmt:
+			{
+				CreateStatsStmt *cs = (CreateStatsStmt *) node;
+				ListCell   *lc;
+				bool		exprs = false;
+
+				foreach(lc, cs->exprs)
+					if (IsA(lfirst(lc), StatsElem) && ((StatsElem *) lfirst(lc))->expr)
+						exprs = true;
+				if (exprs && list_length(cs->relations) == 1 &&
+					IsA(linitial(cs->relations), RangeVar))
+					on = hp_protected_in(hp_rangevar_oid(linitial(cs->relations)), true);
+				what = "CREATE STATISTICS with expressions";
+				break;
+			}
+		case T_CreateTrigStmt:
+			on = hp_protected_in(hp_rangevar_oid(((CreateTrigStmt *) node)->relation), true);
+			what = "CREATE TRIGGER";
+			break;
+		case T_RuleStmt:
+			on = hp_protected_in(hp_rangevar_oid(((RuleStmt *) node)->relation), false);
+			what = "CREATE RULE";
+			break;
+		case T_CreatePolicyStmt:
+			on = hp_protected_in(hp_rangevar_oid(((CreatePolicyStmt *) node)->table), false);
+			what = "CREATE POLICY";
+			break;
+		case T_AlterPolicyStmt:
+			on = hp_protected_in(hp_rangevar_oid(((AlterPolicyStmt *) node)->table), false);
+			what = "ALTER POLICY";
+			break;
+		case T_CreateStmt:
+		case T_CreateForeignTableStmt:
+			hp_check_create_table((CreateStmt *) node);
+			break;
+		case T_AlterDomainStmt:
+			{
+				AlterDomainStmt *ad = (AlterDomainStmt *) node;
+
+				if ((ad->subtype == 'C' && ad->def && IsA(ad->def, Constraint) &&
+					 ((Constraint *) ad->def)->contype == CONSTR_CHECK) ||
+					ad->subtype == 'V')
+				{
+					Oid			typid = typenameTypeId(NULL, makeTypeNameFromNameList(ad->typeName));
+
+					on = hp_protected_using_domain(typid);
+					what = ad->subtype == 'V' ? "ALTER DOMAIN ... VALIDATE CONSTRAINT of a column's domain" :
+						"ALTER DOMAIN ... ADD CONSTRAINT ... CHECK of a column's domain";
+				}
+				break;
+			}
+		case T_CreatePublicationStmt:
+			on = hp_published_protected(((CreatePublicationStmt *) node)->pubobjects);
+			what = "CREATE PUBLICATION";
+			break;
+		case T_AlterPublicationStmt:
+			{
+				AlterPublicationStmt *ap = (AlterPublicationStmt *) node;
+
+				if (ap->action != AP_DropObjects)
+					on = hp_published_protected(ap->pubobjects);
+				what = "ALTER PUBLICATION ... ADD / SET TABLE";
+				break;
+			}
+		default:
+			break;
+	}
+	if (what && OidIsValid(on))
+		hp_ddl_refuse(on, what);
+}
+
+/*
+ * row_security_policy_hook_permissive: a policy "true" for every command
+ * and role on a protected table that had no row security of its own.  Row
+ * security is on (protect() forces it) only so that the statistics views
+ * hide the table; which rows a role reads is the gate's decision.
+ */
+static List *
+hp_rls_policy(CmdType cmdtype, Relation relation)
+{
+	List	   *policies = NIL;
+	static RowSecurityPolicy *policy = NULL;
+
+	if (prev_rls_permissive)
+		policies = prev_rls_permissive(cmdtype, relation);
+	if (!hp_any_protected() || !hp_protected_needs_policy(RelationGetRelid(relation)))
+		return policies;
+	if (policy == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+		Datum		role = ObjectIdGetDatum(ACL_ID_PUBLIC);
+		RowSecurityPolicy *p = palloc0(sizeof(RowSecurityPolicy));
+
+		p->policy_name = pstrdup("health_pass");
+		p->polcmd = '*';
+		p->roles = construct_array(&role, 1, OIDOID, sizeof(Oid), true, TYPALIGN_INT);
+		p->permissive = true;
+		p->qual = (Expr *) makeBoolConst(true, false);
+		p->with_check_qual = (Expr *) makeBoolConst(true, false);
+		p->hassublinks = false;
+		MemoryContextSwitchTo(old);
+		policy = p;
+	}
+	return lappend(policies, policy);
+}
+
+void
+hp_ddl_init(void)
+{
+	prev_rls_permissive = row_security_policy_hook_permissive;
+	row_security_policy_hook_permissive = hp_rls_policy;
+}
+
+PG_FUNCTION_INFO_V1(hp_row_security);
+
+/*
+ * health_pass._row_security(tbl, enable, force): set a table's row
+ * security flags as ALTER TABLE ... ENABLE/FORCE ROW LEVEL SECURITY would,
+ * whoever owns the table.  Used by protect() and unprotect() only (no
+ * EXECUTE for PUBLIC).
+ */
+Datum
+hp_row_security(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	bool		enable = PG_GETARG_BOOL(1);
+	bool		force = PG_GETARG_BOOL(2);
+	Relation	classrel;
+	HeapTuple	tup;
+	Form_pg_class form;
+
+	/* the lock ALTER TABLE ... ROW LEVEL SECURITY takes */
+	LockRelationOid(relid, AccessExclusiveLock);
+	classrel = table_open(RelationRelationId, RowExclusiveLock);
+	tup = SearchSysCacheCopy1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation %u does not exist", relid)));
+	form = (Form_pg_class) GETSTRUCT(tup);
+	if (form->relrowsecurity != enable || form->relforcerowsecurity != force)
+	{
+		form->relrowsecurity = enable;
+		form->relforcerowsecurity = force;
+		CatalogTupleUpdate(classrel, &tup->t_self, tup);
+	}
+	heap_freetuple(tup);
+	table_close(classrel, RowExclusiveLock);
+	CacheInvalidateRelcacheByRelid(relid);
+	PG_RETURN_VOID();
+}
+
+/* Does this stored expression pass a column to a non-LEAKPROOF function? */
+static bool
+hp_leaky_text(Datum d)
+{
+	char	   *s = TextDatumGetCString(d);
+	Node	   *expr = stringToNode(s);
+
+	pfree(s);
+	return contain_leaked_vars(expr);
+}
+
+/* Scan a catalog for rows whose column keycol equals relid */
+static void
+hp_blockers_of(Oid catalog, Oid index, AttrNumber keycol, Oid relid,
+			   List **out, const char *(*describe) (Relation cat, HeapTuple tup))
+{
+	Relation	cat = table_open(catalog, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	ScanKeyInit(&key, keycol, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(cat, index, true, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		const char *why = describe(cat, tup);
+
+		if (why)
+			*out = lappend(*out, (void *) why);
+	}
+	systable_endscan(scan);
+	table_close(cat, AccessShareLock);
+}
+
+static const char *
+hp_trigger_blocker(Relation cat, HeapTuple tup)
+{
+	Form_pg_trigger t = (Form_pg_trigger) GETSTRUCT(tup);
+
+	if (t->tgisinternal)
+		return NULL;
+	return psprintf("trigger %s", quote_identifier(NameStr(t->tgname)));
+}
+
+static const char *
+hp_rule_blocker(Relation cat, HeapTuple tup)
+{
+	return psprintf("rule %s",
+					quote_identifier(NameStr(((Form_pg_rewrite) GETSTRUCT(tup))->rulename)));
+}
+
+static const char *
+hp_index_blocker(Relation cat, HeapTuple tup)
+{
+	Form_pg_index ix = (Form_pg_index) GETSTRUCT(tup);
+	bool		isnull;
+	Datum		d;
+
+	if (!heap_attisnull(tup, Anum_pg_index_indexprs, NULL))
+		return psprintf("index %s (expressions)",
+						quote_identifier(get_rel_name(ix->indexrelid)));
+	d = heap_getattr(tup, Anum_pg_index_indpred, RelationGetDescr(cat), &isnull);
+	if (!isnull && hp_leaky_text(d))
+		return psprintf("index %s (predicate with a non-leakproof function)",
+						quote_identifier(get_rel_name(ix->indexrelid)));
+	return NULL;
+}
+
+static const char *
+hp_constraint_blocker(Relation cat, HeapTuple tup)
+{
+	Form_pg_constraint c = (Form_pg_constraint) GETSTRUCT(tup);
+	bool		isnull;
+	Datum		d;
+
+	if (c->contype != CONSTRAINT_CHECK)
+		return NULL;
+	d = heap_getattr(tup, Anum_pg_constraint_conbin, RelationGetDescr(cat), &isnull);
+	if (!isnull && hp_leaky_text(d))
+		return psprintf("constraint %s (CHECK with a non-leakproof function)",
+						quote_identifier(NameStr(c->conname)));
+	return NULL;
+}
+
+static const char *
+hp_attrdef_blocker(Relation cat, HeapTuple tup)
+{
+	Form_pg_attrdef ad = (Form_pg_attrdef) GETSTRUCT(tup);
+	bool		isnull;
+	Datum		d;
+	HeapTuple	att = SearchSysCache2(ATTNUM, ObjectIdGetDatum(ad->adrelid),
+									  Int16GetDatum(ad->adnum));
+	bool		generated = false;
+	char	   *name = NULL;
+
+	if (HeapTupleIsValid(att))
+	{
+		generated = ((Form_pg_attribute) GETSTRUCT(att))->attgenerated != '\0';
+		name = pstrdup(NameStr(((Form_pg_attribute) GETSTRUCT(att))->attname));
+		ReleaseSysCache(att);
+	}
+	if (!generated)
+		return NULL;
+	d = heap_getattr(tup, Anum_pg_attrdef_adbin, RelationGetDescr(cat), &isnull);
+	if (!isnull && hp_leaky_text(d))
+		return psprintf("generated column %s (a non-leakproof function)",
+						quote_identifier(name ? name : "?"));
+	return NULL;
+}
+
+static const char *
+hp_policy_blocker(Relation cat, HeapTuple tup)
+{
+	Form_pg_policy p = (Form_pg_policy) GETSTRUCT(tup);
+	bool		isnull;
+	Datum		d;
+
+	d = heap_getattr(tup, Anum_pg_policy_polqual, RelationGetDescr(cat), &isnull);
+	if (!isnull && hp_leaky_text(d))
+		return psprintf("policy %s (a non-leakproof function)",
+						quote_identifier(NameStr(p->polname)));
+	d = heap_getattr(tup, Anum_pg_policy_polwithcheck, RelationGetDescr(cat), &isnull);
+	if (!isnull && hp_leaky_text(d))
+		return psprintf("policy %s (a non-leakproof function)",
+						quote_identifier(NameStr(p->polname)));
+	return NULL;
+}
+
+static const char *
+hp_statistics_blocker(Relation cat, HeapTuple tup)
+{
+	if (heap_attisnull(tup, Anum_pg_statistic_ext_stxexprs, NULL))
+		return NULL;
+	return psprintf("statistics object %s (expressions)",
+					quote_identifier(NameStr(((Form_pg_statistic_ext) GETSTRUCT(tup))->stxname)));
+}
+
+static const char *
+hp_partkey_blocker(Relation cat, HeapTuple tup)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tup, Anum_pg_partitioned_table_partexprs,
+								 RelationGetDescr(cat), &isnull);
+
+	if (!isnull && hp_leaky_text(d))
+		return "partition key (a non-leakproof function)";
+	return NULL;
+}
+
+PG_FUNCTION_INFO_V1(hp_protect_blockers);
+
+/*
+ * health_pass._protect_blockers(tbl) → SETOF text: the objects on tbl that
+ * would run user code over its rows, outside the gate, once protected:
+ * triggers and rules (any), expression indexes (their statistics are in
+ * pg_stats, which row security does not hide for indexes), statistics
+ * objects with expressions, and partial indexes, CHECK constraints,
+ * generated columns, policies and partition keys whose expressions pass a
+ * column to a non-LEAKPROOF function.
+ */
+Datum
+hp_protect_blockers(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	List	   *found = NIL;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	hp_blockers_of(TriggerRelationId, TriggerRelidNameIndexId, Anum_pg_trigger_tgrelid,
+				   relid, &found, hp_trigger_blocker);
+	hp_blockers_of(RewriteRelationId, RewriteRelRulenameIndexId, Anum_pg_rewrite_ev_class,
+				   relid, &found, hp_rule_blocker);
+	hp_blockers_of(IndexRelationId, IndexIndrelidIndexId, Anum_pg_index_indrelid,
+				   relid, &found, hp_index_blocker);
+	hp_blockers_of(ConstraintRelationId, ConstraintRelidTypidNameIndexId,
+				   Anum_pg_constraint_conrelid, relid, &found, hp_constraint_blocker);
+	hp_blockers_of(AttrDefaultRelationId, AttrDefaultIndexId, Anum_pg_attrdef_adrelid,
+				   relid, &found, hp_attrdef_blocker);
+	hp_blockers_of(PolicyRelationId, PolicyPolrelidPolnameIndexId, Anum_pg_policy_polrelid,
+				   relid, &found, hp_policy_blocker);
+	hp_blockers_of(StatisticExtRelationId, StatisticExtRelidIndexId,
+				   Anum_pg_statistic_ext_stxrelid, relid, &found, hp_statistics_blocker);
+	hp_blockers_of(PartitionedRelationId, PartitionedRelidIndexId,
+				   Anum_pg_partitioned_table_partrelid, relid, &found, hp_partkey_blocker);
+	foreach(lc, found)
+	{
+		Datum		v = CStringGetTextDatum((const char *) lfirst(lc));
+		bool		isnull = false;
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &v, &isnull);
+	}
+	return (Datum) 0;
+}

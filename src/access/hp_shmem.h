@@ -1,0 +1,52 @@
+/*
+ * hp_shmem.h
+ *    The one owner of health_pass's shared memory (shmem.c): it reserves
+ *    the memory and the LWLocks of every subsystem in the shmem request
+ *    hook and has each lay out its part in the shmem startup hook.  Shared
+ *    memory exists only when the library is in shared_preload_libraries.
+ *
+ * What lives there, who owns each part, and what guards it:
+ *
+ *    HpQueueSet (audit/queue.c, "health_pass queues"): one HpQueue per
+ *        database that audits (health_pass.max_databases), each with a ring
+ *        of health_pass.audit_queue_size HpRecords, their ready flags
+ *        (atomics) and reservation times.
+ *          slots_lock   which database holds which queue slot
+ *          q->lock      one per queue: its counters, writer state and ring
+ *                       reservations (a backend copies its record into the
+ *                       reserved slot after releasing it, then publishes it
+ *                       with a write barrier and the ready flag)
+ *        next_statement_id is an atomic, read without a lock.
+ *
+ *    Denial counts (audit/denials.c, "health_pass denials"): a fixed-size
+ *        hash of (database, table, outcome, roles, reason) counts and a tally
+ *        per session user and database.
+ *          denials_lock guards both and the entry counter's writers; the
+ *                       counter is atomic so the writer reads it unlocked
+ *
+ *    Quota counters (access/quota.c, "health_pass quota ..."): subjects read
+ *        per rule, counters per rule and the rebuild state per queue slot.
+ *          quota_lock   guards all three
+ *
+ * Lock rules (as in pg_stat_statements, every rule is here):
+ *    1. Order: slots_lock before any q->lock; at most one q->lock at a time.
+ *    2. quota_lock and denials_lock are leaves: no other LWLock is acquired
+ *       while either is held, and neither is acquired while another
+ *       health_pass LWLock is held.
+ *    3. Nothing that can raise an error, wait for another process, or take
+ *       a heavyweight lock runs while any of these LWLocks is held: a backend
+ *       that waits for the writer (hp_enqueue, hp_wait_durable) does so on
+ *       the queue's condition variable or its latch after releasing q->lock;
+ *       hash tables are fixed-size and entered with HASH_ENTER_NULL.
+ *    4. The writer takes heavyweight locks on audit_block only with no
+ *       LWLock held, and conditionally (audit/writer.c: bounded waits).
+ *    5. AddinShmemInitLock is held only while the startup hook lays out or
+ *       attaches to the structures above.
+ */
+#ifndef HP_SHMEM_H
+#define HP_SHMEM_H
+
+/* Install the shmem request and startup hooks (from _PG_init, preloaded) */
+extern void hp_shmem_install(void);
+
+#endif

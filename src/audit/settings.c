@@ -1,0 +1,67 @@
+/*
+ * settings.c
+ *    The audit subsystem's settings, and its start: the writers are
+ *    registered as background workers when the library is preloaded.
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "audit/hp_audit.h"
+
+/* health_pass.audit_sync: rows wait until their records are durable */
+bool		hp_audit_sync = false;
+
+/* health_pass.audit_timeout: longest wait for the audit writer, in ms */
+int			hp_audit_timeout_ms = 5000;
+
+/* health_pass.audit_queue_size: records per database queue */
+int			hp_queue_size = 8192;
+
+/* health_pass.max_databases: databases that can audit at the same time;
+ * each takes one of max_worker_processes for good (its writer), so the
+ * default leaves a default server (8) room for parallel query */
+int			hp_max_databases = 4;
+
+/* health_pass.denial_interval: seconds a (role, table, reason) denial is
+ * counted after it was recorded, before a summary with the count (0: every
+ * denial recorded) */
+int			hp_denial_interval_s = 10;
+
+/* health_pass.denial_slots: (role, table, reason) keys counted at a time */
+int			hp_denial_slots = 1024;
+
+/* Define the settings; register the writers when preloaded */
+void
+hp_audit_init(void)
+{
+	DefineCustomBoolVariable("health_pass.audit_sync",
+							 "Hold rows of protected tables until their audit records are committed and flushed to disk.",
+							 NULL, &hp_audit_sync, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("health_pass.audit_timeout",
+							"Longest wait for the audit writer before a read fails.",
+							NULL, &hp_audit_timeout_ms, 5000, 10, 3600 * 1000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("health_pass.denial_interval",
+							"After a denied read is recorded, further denials of the same role, table and reason are counted for this long, then recorded as one summary with the count (0: record every denial).",
+							NULL, &hp_denial_interval_s, 10, 0, 86400,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	if (!hp_preloaded)
+		return;
+	DefineCustomIntVariable("health_pass.audit_queue_size",
+							"Audit records each database's queue holds.",
+							NULL, &hp_queue_size, 8192, 64, 1024 * 1024,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("health_pass.max_databases",
+							"Databases that can audit reads at the same time (one queue and writer each).",
+							"Each database's writer is a background worker started with the server: max_worker_processes must hold them and at least one more.",
+							&hp_max_databases, 4, 1, 1024,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("health_pass.denial_slots",
+							"(role, table, reason) keys whose denials can be counted at the same time; beyond them every denial is recorded.",
+							NULL, &hp_denial_slots, 1024, 16, 1024 * 1024,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	hp_writer_register();
+}

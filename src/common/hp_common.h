@@ -1,0 +1,35 @@
+/*
+ * hp_common.h
+ *    The few helpers every subsystem of health_pass uses: whether the
+ *    library was preloaded, the extension's own catalog objects, and byte
+ *    helpers.  Depends on nothing else of health_pass.
+ *
+ * Subsystems and the direction of their dependencies (docs/architecture.md):
+ *
+ *    codec  <-  pass  <-  verify            the pass: text to verdict
+ *    audit  <-  access                      who reads what, and the record
+ *    common <-  every subsystem
+ *
+ * A file includes headers of its own subsystem, of the subsystems it
+ * depends on, and of common; never of a subsystem above it.
+ */
+#ifndef HP_COMMON_H
+#define HP_COMMON_H
+
+#include "postgres.h"
+
+/* common.c */
+extern bool hp_preloaded;		/* loaded through shared_preload_libraries */
+extern bool hp_shmem_attached;	/* ... and this process attached to our shared memory */
+extern void hp_require_preload(void);
+extern bytea *hp_bytea(const uint8 *b, size_t len);
+
+/*
+ * catalog.c: the extension's objects, found through pg_extension by OID,
+ * never by schema name (a schema a superuser renamed is still found)
+ */
+extern Oid	hp_extension_namespace(void);
+extern Oid	hp_extension_owner(void);
+extern Oid	hp_extension_relation_oid(const char *relname);
+
+#endif
