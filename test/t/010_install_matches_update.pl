@@ -8,6 +8,7 @@
 #   database fresh:   CREATE EXTENSION health_pass
 #   database updated: CREATE EXTENSION health_pass VERSION '0.5.0';
 #                     ALTER EXTENSION health_pass UPDATE
+#   database from_0_1_0: the same from 0.1.0 (every upgrade script)
 # It also checks that the fresh install ran the direct script and not the
 # chain of upgrade scripts, and (negative control) that the comparison sees a
 # changed comment, ACL or function setting.
@@ -341,6 +342,9 @@ $node->safe_psql('updated', "CREATE EXTENSION health_pass VERSION '0.5.0'");
 my $dropped_by_050 = $node->safe_psql('updated',
 	'SELECT what FROM public.dropped_by_install ORDER BY 1');
 $node->safe_psql('updated', 'ALTER EXTENSION health_pass UPDATE');
+$node->safe_psql('postgres', 'CREATE DATABASE from_0_1_0');
+$node->safe_psql('from_0_1_0', "CREATE EXTENSION health_pass VERSION '0.1.0'");
+$node->safe_psql('from_0_1_0', 'ALTER EXTENSION health_pass UPDATE');
 
 is($node->safe_psql('fresh', "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'health_pass'"),
 	$default_version, "fresh install is at $default_version");
@@ -381,13 +385,15 @@ sub unified_diff
 	return $out;
 }
 
-# compare the two databases; returns the diff ('' when equal)
+# compare database fresh with another; returns the diff ('' when equal)
 sub compare
 {
-	my ($fresh, $updated) = (catalog('fresh'), catalog('updated'));
-	return ('', $fresh) if $fresh eq $updated;
-	return (unified_diff($fresh, $updated, 'fresh (CREATE EXTENSION)',
-			'updated (0.5.0, then ALTER EXTENSION UPDATE)'), $fresh);
+	my ($db, $how) = @_;
+	$db //= 'updated';
+	$how //= '0.5.0, then ALTER EXTENSION UPDATE';
+	my ($fresh, $other) = (catalog('fresh'), catalog($db));
+	return ('', $fresh) if $fresh eq $other;
+	return (unified_diff($fresh, $other, 'fresh (CREATE EXTENSION)', "$db ($how)"), $fresh);
 }
 
 my ($diff, $text) = compare();
@@ -396,6 +402,9 @@ cmp_ok($lines, '>', 200, "the comparison covers the catalog ($lines lines on mem
 like($text, qr/^member function health_pass\.subject_text\(anyelement\)$/m,
 	'the comparison lists the members');
 is($diff, '', 'fresh install and update from 0.5.0 give the same catalog')
+  or diag("catalog differences:\n$diff");
+($diff) = compare('from_0_1_0', '0.1.0, then ALTER EXTENSION UPDATE');
+is($diff, '', 'fresh install and update from 0.1.0 give the same catalog')
   or diag("catalog differences:\n$diff");
 
 # Negative control: change a comment, an ACL and a function setting in one
