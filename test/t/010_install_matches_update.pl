@@ -18,7 +18,10 @@
 # pg_attribute.atthasmissing/attmissingval (the update adds the two boolean
 # columns of protected_table with ALTER TABLE ... ADD COLUMN ... DEFAULT false,
 # which stores a "missing value" for rows that predate the column; a fresh
-# CREATE TABLE has none; neither changes what a query returns).
+# CREATE TABLE has none; neither changes what a query returns).  Entries
+# pg_attver=<number> in pg_attribute.attoptions are left out too: the server
+# this was written on puts one on every column of every relation, system
+# views included, with a different number per relation.
 #
 # Run from the repository root, as a user other than root, after make install:
 #   prove -I $(pg_config --pkglibdir)/pgxs/src/test/perl test/t/010_install_matches_update.pl
