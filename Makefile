@@ -4,10 +4,16 @@ OBJS = src/health_pass.o \
        $(patsubst %.c,%.o,$(wildcard src/common/*.c src/codec/*.c src/pass/*.c \
                                      src/verify/*.c src/audit/*.c src/access/*.c))
 EXTENSION = health_pass
-DATA = sql/health_pass--0.1.0.sql sql/health_pass--0.1.0--0.2.0.sql \
-       sql/health_pass--0.2.0--0.3.0.sql sql/health_pass--0.3.0--0.4.0.sql \
-       sql/health_pass--0.4.0--0.5.0.sql sql/health_pass--0.5.0--0.6.0.sql \
-       sql/health_pass--0.6.0--0.7.0.sql
+# The install script of the current version is built from sql/health_pass.sql
+# (version: default_version in health_pass.control); the 0.1.0 script and the
+# upgrade scripts stay for CREATE EXTENSION ... VERSION and ALTER EXTENSION
+# UPDATE.  test/t/010_install_matches_update.pl keeps both paths equal.
+EXTVERSION := $(shell sed -n "s/^[[:space:]]*default_version[[:space:]]*=[[:space:]]*'\([^']*\)'.*/\1/p" $(EXTENSION).control)
+ifeq ($(EXTVERSION),)
+$(error default_version not found in $(EXTENSION).control)
+endif
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA = sql/$(EXTENSION)--0.1.0.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
 REGRESS = type reading trust check inspect hostile access gate ddl redteam quota records writer upgrade denials
 REGRESS_OPTS = --inputdir=.
 ISOLATION = recheck policy_race redteam writer
@@ -20,6 +26,9 @@ SHLIB_LINK = -lcrypto -lz
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(EXTENSION).control
+	cp $< $@
 
 .PHONY: bench fuzz
 bench:

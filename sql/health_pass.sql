@@ -1,0 +1,923 @@
+-- health_pass: the complete definition of the current version.
+--
+-- This file is the source of the install script: `make` copies it to
+-- sql/health_pass--<default_version>.sql (default_version from
+-- health_pass.control), and CREATE EXTENSION health_pass runs that one script.
+-- Databases made by an earlier version reach the same state through the
+-- upgrade scripts sql/health_pass--OLD--NEW.sql (ALTER EXTENSION health_pass
+-- UPDATE); those never change once released.  A release that changes an
+-- object changes it here and in a new upgrade script, and
+-- test/t/010_install_matches_update.pl checks that a fresh install and an
+-- update from 0.5.0 give the same catalog.
+--
+-- Sections:
+--   1. the pass type: I/O, comparison, operators, btree and hash classes
+--   2. reading a pass
+--   3. the trust list and verification
+--   4. the access policy: protected tables, rules, protect() and allow()
+--   5. the audit log: blocks, the audit_log view, verify, status, who_read()
+--   6. event triggers (created last: they would fire on this script's DDL)
+--   7. privileges and the tables pg_dump keeps
+--
+-- Every object is schema-qualified; functions in a procedural language pin
+-- search_path.  The server must run the matching library (health_pass.so),
+-- loaded with shared_preload_libraries for the access policy.
+
+\echo Use "CREATE EXTENSION health_pass" to load this file. \quit
+
+-- 1. The pass type ===========================================================
+
+CREATE TYPE health_pass.pass;
+
+CREATE FUNCTION health_pass.pass_in(cstring) RETURNS health_pass.pass
+    AS 'MODULE_PATHNAME', 'hp_pass_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION health_pass.pass_out(health_pass.pass) RETURNS cstring
+    AS 'MODULE_PATHNAME', 'hp_pass_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION health_pass.pass_recv(internal) RETURNS health_pass.pass
+    AS 'MODULE_PATHNAME', 'hp_pass_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION health_pass.pass_send(health_pass.pass) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hp_pass_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE TYPE health_pass.pass (
+    INPUT = health_pass.pass_in,
+    OUTPUT = health_pass.pass_out,
+    RECEIVE = health_pass.pass_recv,
+    SEND = health_pass.pass_send,
+    INTERNALLENGTH = VARIABLE,
+    ALIGNMENT = int4,
+    STORAGE = main
+);
+COMMENT ON TYPE health_pass.pass IS
+    'a signed health certificate (EU DCC HC1:), stored as the COSE bytes received';
+COMMENT ON FUNCTION health_pass.pass_in(cstring) IS 'HC1: text to pass (base45, zlib, COSE, CWT, hcert)';
+COMMENT ON FUNCTION health_pass.pass_out(health_pass.pass) IS 'pass to HC1: text';
+COMMENT ON FUNCTION health_pass.pass_recv(internal) IS 'binary input: format byte and COSE bytes';
+COMMENT ON FUNCTION health_pass.pass_send(health_pass.pass) IS 'binary output: format byte and COSE bytes';
+
+-- Comparison, btree and hash ------------------------------------------------
+
+CREATE FUNCTION health_pass.pass_eq(health_pass.pass, health_pass.pass) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'hp_pass_eq' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION health_pass.pass_ne(health_pass.pass, health_pass.pass) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'hp_pass_ne' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION health_pass.pass_lt(health_pass.pass, health_pass.pass) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'hp_pass_lt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION health_pass.pass_le(health_pass.pass, health_pass.pass) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'hp_pass_le' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION health_pass.pass_gt(health_pass.pass, health_pass.pass) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'hp_pass_gt' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION health_pass.pass_ge(health_pass.pass, health_pass.pass) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'hp_pass_ge' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION health_pass.pass_cmp(health_pass.pass, health_pass.pass) RETURNS integer
+    AS 'MODULE_PATHNAME', 'hp_pass_cmp' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION health_pass.pass_hash(health_pass.pass) RETURNS integer
+    AS 'MODULE_PATHNAME', 'hp_pass_hash' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION health_pass.pass_hash_extended(health_pass.pass, bigint) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'hp_pass_hash_extended' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_pass.pass_eq(health_pass.pass, health_pass.pass) IS 'same stored bytes';
+COMMENT ON FUNCTION health_pass.pass_ne(health_pass.pass, health_pass.pass) IS 'different stored bytes';
+COMMENT ON FUNCTION health_pass.pass_lt(health_pass.pass, health_pass.pass) IS 'byte order, less than';
+COMMENT ON FUNCTION health_pass.pass_le(health_pass.pass, health_pass.pass) IS 'byte order, less or equal';
+COMMENT ON FUNCTION health_pass.pass_gt(health_pass.pass, health_pass.pass) IS 'byte order, greater than';
+COMMENT ON FUNCTION health_pass.pass_ge(health_pass.pass, health_pass.pass) IS 'byte order, greater or equal';
+COMMENT ON FUNCTION health_pass.pass_cmp(health_pass.pass, health_pass.pass) IS 'btree support: byte order';
+COMMENT ON FUNCTION health_pass.pass_hash(health_pass.pass) IS 'hash support';
+COMMENT ON FUNCTION health_pass.pass_hash_extended(health_pass.pass, bigint) IS 'hash support, seeded';
+
+CREATE OPERATOR health_pass.= (
+    LEFTARG = health_pass.pass, RIGHTARG = health_pass.pass, PROCEDURE = health_pass.pass_eq,
+    COMMUTATOR = OPERATOR(health_pass.=), NEGATOR = OPERATOR(health_pass.<>),
+    RESTRICT = eqsel, JOIN = eqjoinsel, HASHES, MERGES);
+CREATE OPERATOR health_pass.<> (
+    LEFTARG = health_pass.pass, RIGHTARG = health_pass.pass, PROCEDURE = health_pass.pass_ne,
+    COMMUTATOR = OPERATOR(health_pass.<>), NEGATOR = OPERATOR(health_pass.=),
+    RESTRICT = neqsel, JOIN = neqjoinsel);
+CREATE OPERATOR health_pass.< (
+    LEFTARG = health_pass.pass, RIGHTARG = health_pass.pass, PROCEDURE = health_pass.pass_lt,
+    COMMUTATOR = OPERATOR(health_pass.>), NEGATOR = OPERATOR(health_pass.>=),
+    RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
+CREATE OPERATOR health_pass.<= (
+    LEFTARG = health_pass.pass, RIGHTARG = health_pass.pass, PROCEDURE = health_pass.pass_le,
+    COMMUTATOR = OPERATOR(health_pass.>=), NEGATOR = OPERATOR(health_pass.>),
+    RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
+CREATE OPERATOR health_pass.> (
+    LEFTARG = health_pass.pass, RIGHTARG = health_pass.pass, PROCEDURE = health_pass.pass_gt,
+    COMMUTATOR = OPERATOR(health_pass.<), NEGATOR = OPERATOR(health_pass.<=),
+    RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
+CREATE OPERATOR health_pass.>= (
+    LEFTARG = health_pass.pass, RIGHTARG = health_pass.pass, PROCEDURE = health_pass.pass_ge,
+    COMMUTATOR = OPERATOR(health_pass.<=), NEGATOR = OPERATOR(health_pass.<),
+    RESTRICT = scalargesel, JOIN = scalargejoinsel);
+
+CREATE OPERATOR CLASS health_pass.pass_ops DEFAULT FOR TYPE health_pass.pass USING btree AS
+    OPERATOR 1 health_pass.<, OPERATOR 2 health_pass.<=, OPERATOR 3 health_pass.=,
+    OPERATOR 4 health_pass.>=, OPERATOR 5 health_pass.>,
+    FUNCTION 1 health_pass.pass_cmp(health_pass.pass, health_pass.pass);
+CREATE OPERATOR CLASS health_pass.pass_hash_ops DEFAULT FOR TYPE health_pass.pass USING hash AS
+    OPERATOR 1 health_pass.=,
+    FUNCTION 1 health_pass.pass_hash(health_pass.pass),
+    FUNCTION 2 health_pass.pass_hash_extended(health_pass.pass, bigint);
+
+-- 2. Reading a pass =========================================================
+
+CREATE FUNCTION health_pass.payload(health_pass.pass) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'hp_payload' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_pass.payload(health_pass.pass) IS
+    'the certificate payload (hcert -260/1) as jsonb; dates stay the strings they were';
+CREATE FUNCTION health_pass.kid(health_pass.pass) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hp_kid' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_pass.kid(health_pass.pass) IS
+    'key identifier: protected header, else unprotected header; NULL when absent';
+CREATE FUNCTION health_pass.alg(health_pass.pass) RETURNS text
+    AS 'MODULE_PATHNAME', 'hp_alg' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_pass.alg(health_pass.pass) IS
+    'signature algorithm from the protected header: ES256, PS256, or the COSE number';
+CREATE FUNCTION health_pass.issuer(health_pass.pass) RETURNS text
+    AS 'MODULE_PATHNAME', 'hp_issuer' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_pass.issuer(health_pass.pass) IS 'CWT claim 1 (iss)';
+CREATE FUNCTION health_pass.issued_at(health_pass.pass) RETURNS timestamptz
+    AS 'MODULE_PATHNAME', 'hp_issued_at' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_pass.issued_at(health_pass.pass) IS 'CWT claim 6 (iat)';
+CREATE FUNCTION health_pass.expires_at(health_pass.pass) RETURNS timestamptz
+    AS 'MODULE_PATHNAME', 'hp_expires_at' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_pass.expires_at(health_pass.pass) IS 'CWT claim 4 (exp)';
+CREATE FUNCTION health_pass.kind(health_pass.pass) RETURNS text
+    AS 'MODULE_PATHNAME', 'hp_kind' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_pass.kind(health_pass.pass) IS 'vaccination, test or recovery';
+CREATE FUNCTION health_pass.uvci(health_pass.pass) RETURNS text
+    AS 'MODULE_PATHNAME', 'hp_uvci' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_pass.uvci(health_pass.pass) IS 'unique certificate identifier (ci)';
+CREATE FUNCTION health_pass.inspect(text) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'hp_inspect' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_pass.inspect(text) IS
+    'decode as far as possible; never raises; stage and error say why a pass is rejected';
+
+
+CREATE FUNCTION health_pass.schema_errors(p health_pass.pass) RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    d jsonb := health_pass.payload(p);
+    errs text[] := '{}';
+    kinds text[];
+    k text;
+    e jsonb;
+    f text;
+    req text[];
+    date_re constant text := '^\d{4}-\d{2}-\d{2}$';
+    dt_re constant text := '^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$';
+BEGIN
+    IF jsonb_typeof(d -> 'ver') IS DISTINCT FROM 'string' THEN
+        errs := errs || 'ver: required string'::text;
+    ELSIF d ->> 'ver' !~ '^\d+\.\d+\.\d+$' THEN
+        errs := errs || 'ver: not a semantic version'::text;
+    END IF;
+    IF jsonb_typeof(d -> 'nam') IS DISTINCT FROM 'object' THEN
+        errs := errs || 'nam: required object'::text;
+    ELSE
+        IF jsonb_typeof(d -> 'nam' -> 'fnt') IS DISTINCT FROM 'string' THEN
+            errs := errs || 'nam.fnt: required string'::text;
+        END IF;
+        FOREACH f IN ARRAY ARRAY['fn', 'fnt', 'gn', 'gnt'] LOOP
+            IF d -> 'nam' ? f AND jsonb_typeof(d -> 'nam' -> f) <> 'string' THEN
+                errs := errs || format('nam.%s: not a string', f);
+            ELSIF length(d -> 'nam' ->> f) > 80 THEN
+                errs := errs || format('nam.%s: longer than 80', f);
+            ELSIF f IN ('fnt', 'gnt') AND d -> 'nam' ->> f !~ '^[A-Z<]*$' THEN
+                errs := errs || format('nam.%s: not in ICAO 9303 form', f);
+            END IF;
+        END LOOP;
+    END IF;
+    IF jsonb_typeof(d -> 'dob') IS DISTINCT FROM 'string' THEN
+        errs := errs || 'dob: required string'::text;
+    ELSIF d ->> 'dob' !~ '^((19|20)\d\d(-\d\d){0,2})?$' THEN
+        errs := errs || 'dob: not a date (YYYY, YYYY-MM or YYYY-MM-DD)'::text;
+    END IF;
+    kinds := ARRAY(SELECT x FROM unnest(ARRAY['v', 't', 'r']) AS x WHERE d ? x);
+    IF cardinality(kinds) <> 1 THEN
+        errs := errs || format('exactly one of v, t, r required, found %s', cardinality(kinds));
+    END IF;
+    FOREACH k IN ARRAY kinds LOOP
+        IF jsonb_typeof(d -> k) IS DISTINCT FROM 'array' OR jsonb_array_length(d -> k) <> 1 THEN
+            errs := errs || format('%s: must be an array of exactly one entry', k);
+            CONTINUE;
+        END IF;
+        e := d -> k -> 0;
+        IF jsonb_typeof(e) IS DISTINCT FROM 'object' THEN
+            errs := errs || format('%s[0]: not an object', k);
+            CONTINUE;
+        END IF;
+        req := CASE k WHEN 'v' THEN ARRAY['tg', 'vp', 'mp', 'ma', 'dn', 'sd', 'dt', 'co', 'is', 'ci']
+                      WHEN 't' THEN ARRAY['tg', 'tt', 'sc', 'tr', 'co', 'is', 'ci']
+                      ELSE ARRAY['tg', 'fr', 'co', 'is', 'df', 'du', 'ci'] END;
+        FOREACH f IN ARRAY req LOOP
+            IF NOT e ? f THEN
+                errs := errs || format('%s[0].%s: required', k, f);
+            END IF;
+        END LOOP;
+        FOR f IN SELECT key FROM jsonb_each(e) LOOP
+            IF f IN ('dn', 'sd') THEN
+                IF jsonb_typeof(e -> f) <> 'number' OR (e ->> f)::numeric <> trunc((e ->> f)::numeric)
+                   OR (e ->> f)::numeric NOT BETWEEN 1 AND 9 THEN
+                    errs := errs || format('%s[0].%s: not an integer from 1 to 9', k, f);
+                END IF;
+            ELSIF jsonb_typeof(e -> f) <> 'string' THEN
+                errs := errs || format('%s[0].%s: not a string', k, f);
+            ELSIF f IN ('dt', 'fr', 'df', 'du') AND e ->> f !~ date_re THEN
+                errs := errs || format('%s[0].%s: not a date', k, f);
+            ELSIF f = 'sc' AND e ->> f !~ dt_re THEN
+                errs := errs || format('%s[0].%s: not a date-time', k, f);
+            ELSIF f = 'co' AND e ->> f !~ '^[A-Z]{2}$' THEN
+                errs := errs || format('%s[0].%s: not a country code', k, f);
+            ELSIF f IN ('is', 'ci', 'nm', 'tc') AND length(e ->> f) > 80 THEN
+                errs := errs || format('%s[0].%s: longer than 80', k, f);
+            END IF;
+        END LOOP;
+    END LOOP;
+    RETURN errs;
+END $$;
+COMMENT ON FUNCTION health_pass.schema_errors(health_pass.pass) IS
+    'the payload checked against the DCC JSON schema 1.3 rules; empty when valid';
+
+-- 3. The trust list and verification =======================================
+
+CREATE FUNCTION health_pass.certificate_info(certificate bytea,
+    OUT subject text, OUT country text, OUT not_before timestamptz,
+    OUT not_after timestamptz, OUT key_usage text[], OUT key_type text, OUT key_bits integer)
+    AS 'MODULE_PATHNAME', 'hp_certificate_info' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_pass.certificate_info(bytea) IS
+    'what a DER certificate says: subject, country, validity, DCC key usage (NULL: any kind), key';
+
+-- The trust list -------------------------------------------------------------
+
+CREATE TABLE health_pass.trust_list (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kid          bytea NOT NULL,
+    country      text,
+    certificate  bytea NOT NULL,
+    fingerprint  bytea GENERATED ALWAYS AS (sha256(certificate)) STORED UNIQUE,
+    subject      text,
+    valid_from   timestamptz,
+    valid_until  timestamptz,
+    key_usage    text[] CHECK (key_usage <@ ARRAY['test', 'vaccination', 'recovery']),
+    added_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX trust_list_kid_idx ON health_pass.trust_list (kid);
+COMMENT ON TABLE health_pass.trust_list IS
+    'document signer certificates (DSC) trusted to sign passes; edit with plain SQL';
+COMMENT ON COLUMN health_pass.trust_list.kid IS 'key identifier passes name (usually first 8 bytes of SHA-256 of the DER)';
+COMMENT ON COLUMN health_pass.trust_list.certificate IS 'the DSC, DER';
+COMMENT ON COLUMN health_pass.trust_list.valid_from IS 'a pass issued (iat) before this is key_not_valid';
+COMMENT ON COLUMN health_pass.trust_list.valid_until IS 'a pass issued (iat) after this is key_not_valid';
+COMMENT ON COLUMN health_pass.trust_list.key_usage IS 'kinds this DSC may sign; NULL: any';
+
+-- Fill the columns a plain INSERT leaves NULL from the certificate itself
+CREATE FUNCTION health_pass.trust_list_fill() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    info record;
+BEGIN
+    info := health_pass.certificate_info(NEW.certificate);
+    IF TG_OP = 'UPDATE' THEN
+        -- a new certificate: columns the UPDATE did not set follow it
+        IF NEW.country IS NOT DISTINCT FROM OLD.country THEN NEW.country := NULL; END IF;
+        IF NEW.subject IS NOT DISTINCT FROM OLD.subject THEN NEW.subject := NULL; END IF;
+        IF NEW.valid_from IS NOT DISTINCT FROM OLD.valid_from THEN NEW.valid_from := NULL; END IF;
+        IF NEW.valid_until IS NOT DISTINCT FROM OLD.valid_until THEN NEW.valid_until := NULL; END IF;
+        IF NEW.key_usage IS NOT DISTINCT FROM OLD.key_usage THEN NEW.key_usage := NULL; END IF;
+    END IF;
+    NEW.country := coalesce(NEW.country, info.country);
+    NEW.subject := coalesce(NEW.subject, info.subject);
+    NEW.valid_from := coalesce(NEW.valid_from, info.not_before);
+    NEW.valid_until := coalesce(NEW.valid_until, info.not_after);
+    NEW.key_usage := coalesce(NEW.key_usage, info.key_usage, ARRAY['test', 'vaccination', 'recovery']);
+    RETURN NEW;
+END $$;
+COMMENT ON FUNCTION health_pass.trust_list_fill() IS
+    'trigger: validates the DER and fills country, subject, validity and key usage left NULL (or unchanged when the certificate changes)';
+CREATE TRIGGER trust_list_fill BEFORE INSERT OR UPDATE OF certificate ON health_pass.trust_list
+    FOR EACH ROW EXECUTE FUNCTION health_pass.trust_list_fill();
+
+CREATE FUNCTION health_pass.trust_add(certificate bytea, kid bytea DEFAULT NULL) RETURNS bytea
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    k bytea := coalesce(kid, substr(sha256(certificate), 1, 8));
+BEGIN
+    INSERT INTO health_pass.trust_list (kid, certificate) VALUES (k, certificate)
+        ON CONFLICT (fingerprint) DO NOTHING;
+    RETURN k;
+END $$;
+COMMENT ON FUNCTION health_pass.trust_add(bytea, bytea) IS
+    'add a DER DSC (kid defaults to the first 8 bytes of its SHA-256); returns the kid';
+
+CREATE FUNCTION health_pass.trust_import(list jsonb) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    entries jsonb := CASE WHEN jsonb_typeof(list) = 'object' THEN list -> 'certificates' ELSE list END;
+    n integer;
+BEGIN
+    IF jsonb_typeof(entries) IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'trust list must be a JSON array or an object with a "certificates" array'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    WITH ins AS (
+        INSERT INTO health_pass.trust_list (kid, country, certificate)
+        SELECT DISTINCT ON (sha256(decode(e ->> 'rawData', 'base64')))
+               coalesce(decode(e ->> 'kid', 'base64'),
+                        substr(sha256(decode(e ->> 'rawData', 'base64')), 1, 8)),
+               e ->> 'country', decode(e ->> 'rawData', 'base64')
+          FROM jsonb_array_elements(entries) AS e
+         WHERE coalesce(e ->> 'certificateType', 'DSC') = 'DSC' AND e ? 'rawData'
+        ON CONFLICT (fingerprint) DO NOTHING
+        RETURNING 1)
+    SELECT count(*) INTO n FROM ins;
+    RETURN n;
+END $$;
+COMMENT ON FUNCTION health_pass.trust_import(jsonb) IS
+    'import DSC entries of an EU gateway trust list (array, or {"certificates": [...]}); returns how many were added';
+
+-- Verification ---------------------------------------------------------------
+
+CREATE TYPE health_pass.verdict AS (
+    valid    boolean,
+    reason   text,
+    reasons  text[],
+    kid      bytea,
+    country  text
+);
+COMMENT ON TYPE health_pass.verdict IS
+    'result of check(): valid, the first failure (or ok), every failure, the kid and the DSC country';
+
+CREATE FUNCTION health_pass.check(p health_pass.pass, at timestamptz DEFAULT now())
+    RETURNS health_pass.verdict
+    AS 'MODULE_PATHNAME', 'hp_check' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_pass.check(health_pass.pass, timestamptz) IS
+    'verify against the trust list: signature, DSC validity and key usage, iat/exp at the given time';
+
+CREATE FUNCTION health_pass.valid_at(p health_pass.pass, at timestamptz) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'hp_valid_at' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_pass.valid_at(health_pass.pass, timestamptz) IS
+    '(check(p, at)).valid, without building the verdict';
+
+CREATE OPERATOR health_pass.@@ (
+    LEFTARG = health_pass.pass, RIGHTARG = timestamptz, PROCEDURE = health_pass.valid_at);
+COMMENT ON OPERATOR health_pass.@@ (health_pass.pass, timestamptz) IS 'pass is valid at that time';
+
+CREATE FUNCTION health_pass.verify(p health_pass.pass, certificate bytea) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'hp_verify' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_pass.verify(health_pass.pass, bytea) IS
+    'the signature checked against that DER certificate alone';
+
+-- 4. The access policy =======================================================
+
+-- Protected tables and access rules ------------------------------------------
+
+-- rls_*_before: what protect() found, restored by unprotect();
+-- protected_through: the table a partition or inheritance child is protected
+-- through (its rules apply to it too)
+CREATE TABLE health_pass.protected_table (
+    relation regclass PRIMARY KEY,
+    subject_attnum smallint NOT NULL CHECK (subject_attnum > 0),
+    protected_at timestamptz NOT NULL DEFAULT now(),
+    protected_by name NOT NULL DEFAULT current_user,
+    rls_enabled_before boolean NOT NULL DEFAULT false,
+    rls_forced_before boolean NOT NULL DEFAULT false,
+    protected_through regclass
+);
+COMMENT ON TABLE health_pass.protected_table IS
+    'tables whose reads go through health_pass; subject_attnum is the column naming whose data a row is';
+COMMENT ON COLUMN health_pass.protected_table.rls_enabled_before IS
+    'row security was enabled before protect(); false: health_pass supplies a permissive policy true';
+COMMENT ON COLUMN health_pass.protected_table.rls_forced_before IS
+    'row security was forced before protect(); unprotect() restores both flags';
+COMMENT ON COLUMN health_pass.protected_table.protected_through IS
+    'the protected table this partition or inheritance child was protected through (its rules apply), NULL when protected itself';
+
+CREATE TABLE health_pass.access_rule (
+    grantee regrole NOT NULL,
+    relation regclass NOT NULL REFERENCES health_pass.protected_table ON DELETE CASCADE,
+    purpose text NOT NULL CHECK (purpose <> '' AND octet_length(purpose) < 64),
+    max_subjects integer CHECK (max_subjects > 0),
+    per interval NOT NULL DEFAULT '1 hour' CHECK (per > interval '0'),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    created_by name NOT NULL DEFAULT current_user,
+    PRIMARY KEY (grantee, relation, purpose)
+);
+COMMENT ON TABLE health_pass.access_rule IS
+    'who (grantee and the roles that have its privileges) may read which protected table, for which purpose, and how many distinct subjects per period';
+
+CREATE VIEW health_pass.protected_tables AS
+    SELECT p.relation, a.attname AS subject_column, p.protected_at, p.protected_by,
+           p.protected_through
+    FROM health_pass.protected_table p
+    LEFT JOIN pg_catalog.pg_attribute a
+        ON a.attrelid = p.relation AND a.attnum = p.subject_attnum AND NOT a.attisdropped;
+COMMENT ON VIEW health_pass.protected_tables IS 'protected tables with their subject column by name';
+
+CREATE FUNCTION health_pass._policy_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'hp_policy_changed' LANGUAGE C;
+COMMENT ON FUNCTION health_pass._policy_changed() IS
+    'trigger: tell every backend to reload the access policy and re-plan the table';
+CREATE TRIGGER policy_changed AFTER INSERT OR UPDATE OR DELETE ON health_pass.protected_table
+    FOR EACH ROW EXECUTE FUNCTION health_pass._policy_changed();
+CREATE TRIGGER policy_truncated AFTER TRUNCATE ON health_pass.protected_table
+    FOR EACH STATEMENT EXECUTE FUNCTION health_pass._policy_changed();
+CREATE TRIGGER policy_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON health_pass.access_rule
+    FOR EACH STATEMENT EXECUTE FUNCTION health_pass._policy_changed();
+
+CREATE FUNCTION health_pass._preloaded() RETURNS boolean
+    AS 'MODULE_PATHNAME', 'hp_is_preloaded' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION health_pass._preloaded() IS
+    'true when health_pass is in shared_preload_libraries (hooks and shared memory active)';
+
+CREATE FUNCTION health_pass._require_admin() RETURNS void
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e
+                   WHERE e.extname = 'health_pass'
+                     AND pg_catalog.pg_has_role(current_user, e.extowner, 'USAGE')) THEN
+        RAISE EXCEPTION 'only a superuser or the owner of extension health_pass may change access rules'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+END $$;
+COMMENT ON FUNCTION health_pass._require_admin() IS
+    'raise unless the caller is a superuser or has the privileges of the extension owner';
+
+-- Subject statistics: ANALYZE keeps a sample of every column's values and
+-- pg_stats shows it past the rules, so a protected table's subject column,
+-- and the same column of the tables it inherits from, get statistics target 0
+CREATE FUNCTION health_pass._subject_statistics(tbl regclass, attnum smallint, hide boolean)
+    RETURNS void LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'hp_subject_statistics';
+COMMENT ON FUNCTION health_pass._subject_statistics(regclass, smallint, boolean) IS
+    'hide (statistics target 0, stored statistics deleted) or restore (default target) the statistics of one column; used by protect() and unprotect()';
+
+CREATE FUNCTION health_pass._hide_subject_statistics(tbl regclass, att smallint) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM health_pass._require_admin();
+    PERFORM health_pass._subject_statistics(up.rel, a.attnum, true)
+    FROM (WITH RECURSIVE parents(rel) AS (
+              SELECT tbl::oid
+              UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN parents p ON i.inhrelid = p.rel)
+          SELECT rel FROM parents) up
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = up.rel
+    WHERE a.attname = (SELECT s.attname FROM pg_catalog.pg_attribute s WHERE s.attrelid = tbl AND s.attnum = att)
+      AND a.attnum > 0 AND NOT a.attisdropped;
+END $$;
+COMMENT ON FUNCTION health_pass._hide_subject_statistics(regclass, smallint) IS
+    'hide the statistics of column att of tbl and of the same column of every table tbl inherits from';
+
+-- Row security: forced on a protected table, so statistics views hide it
+CREATE FUNCTION health_pass._row_security(tbl regclass, enable boolean, force boolean)
+    RETURNS void LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'hp_row_security';
+COMMENT ON FUNCTION health_pass._row_security(regclass, boolean, boolean) IS
+    'set a table''s row security flags (enable, force) whoever owns it; used by protect() and unprotect()';
+
+CREATE FUNCTION health_pass._protect_blockers(tbl regclass) RETURNS SETOF text
+    LANGUAGE C STRICT STABLE AS 'MODULE_PATHNAME', 'hp_protect_blockers';
+COMMENT ON FUNCTION health_pass._protect_blockers(regclass) IS
+    'objects of tbl that would run user code over its rows outside the gate: triggers, rules, expression indexes, expression statistics, and partial indexes, CHECK constraints, generated columns, policies or a partition key with a non-leakproof function';
+
+-- Protect one table (the root or one of its descendants): no checks of the
+-- caller, protect() and the event trigger do them
+CREATE FUNCTION health_pass._protect_one(tbl regclass, subject_column name, through regclass)
+    RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    att smallint;
+    old smallint;
+    kind "char";
+    blockers text;
+    rls boolean;
+    forced boolean;
+BEGIN
+    SELECT c.relkind, c.relrowsecurity, c.relforcerowsecurity INTO kind, rls, forced
+    FROM pg_catalog.pg_class c WHERE c.oid = tbl;
+    IF kind IS NULL OR kind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not an ordinary table', tbl
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = CASE WHEN through IS NOT NULL
+                              THEN pg_catalog.format('It would be a partition or child of protected table %s.', through)
+                              ELSE 'Protect an ordinary or a partitioned table.' END;
+    END IF;
+    SELECT pg_catalog.string_agg(b, ', ') INTO blockers FROM health_pass._protect_blockers(tbl) b;
+    IF blockers IS NOT NULL THEN
+        RAISE EXCEPTION 'table % cannot be protected: % would run over its rows outside the gate', tbl, blockers
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Drop them, or have a superuser decide (see docs/design/ddl.md).';
+    END IF;
+    SELECT a.attnum INTO att FROM pg_catalog.pg_attribute a
+    WHERE a.attrelid = tbl AND a.attname = subject_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF att IS NULL THEN
+        RAISE EXCEPTION 'column "%" of table % does not exist', subject_column, tbl
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    SELECT p.subject_attnum INTO old FROM health_pass.protected_table p WHERE p.relation = tbl;
+    INSERT INTO health_pass.protected_table AS p
+        (relation, subject_attnum, rls_enabled_before, rls_forced_before, protected_through)
+    VALUES (tbl, att, rls, forced, through)
+    ON CONFLICT (relation) DO UPDATE
+        SET subject_attnum = EXCLUDED.subject_attnum, protected_at = now(),
+            protected_by = current_user, protected_through = EXCLUDED.protected_through;
+    IF old IS NOT NULL AND old <> att THEN
+        PERFORM health_pass._subject_statistics(tbl, old, false);
+    END IF;
+    PERFORM health_pass._hide_subject_statistics(tbl, att);
+    PERFORM health_pass._row_security(tbl, true, true);
+END $$;
+COMMENT ON FUNCTION health_pass._protect_one(regclass, name, regclass) IS
+    'protect one table: refuse it if it has blockers, record it, hide its subject statistics, enable and force row security';
+
+-- protect(): a subject column whose type prints by a session setting that
+-- subject_text() does not fix (money by lc_monetary, reg* by search_path) is
+-- refused
+CREATE FUNCTION health_pass.protect(tbl regclass, subject_column name) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    parent regclass;
+    subject_type regtype;
+    child regclass;
+    root regclass;
+BEGIN
+    PERFORM health_pass._require_admin();
+    IF NOT health_pass._preloaded() THEN
+        RAISE EXCEPTION 'health_pass must be in shared_preload_libraries to protect a table'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Add health_pass to shared_preload_libraries in postgresql.conf and restart the server.';
+    END IF;
+    -- a subject is recorded as its type prints it under fixed settings; these
+    -- types print by settings that are not fixed (lc_monetary, search_path)
+    -- (the type itself, or one inside it: a domain's base, an array's
+    -- element, a range's subtype, a composite's fields)
+    WITH RECURSIVE inside(t) AS (
+        SELECT a.atttypid FROM pg_catalog.pg_attribute a
+        WHERE a.attrelid = tbl AND a.attname = subject_column AND NOT a.attisdropped
+        UNION
+        SELECT u.t FROM inside i
+        JOIN pg_catalog.pg_type ty ON ty.oid = i.t
+        CROSS JOIN LATERAL (
+            SELECT ty.typbasetype WHERE ty.typtype = 'd'
+            UNION ALL SELECT ty.typelem WHERE ty.typelem <> 0 AND ty.typsubscript = 'pg_catalog.array_subscript_handler'::pg_catalog.regproc
+            UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = ty.oid
+            UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = ty.oid
+            UNION ALL SELECT ca.atttypid FROM pg_catalog.pg_attribute ca
+                WHERE ty.typtype = 'c' AND ca.attrelid = ty.typrelid AND ca.attnum > 0 AND NOT ca.attisdropped
+        ) u(t))
+    SELECT i.t::pg_catalog.regtype INTO subject_type FROM inside i
+    WHERE i.t IN ('pg_catalog.money'::regtype, 'pg_catalog.regclass'::regtype, 'pg_catalog.regproc'::regtype,
+                  'pg_catalog.regprocedure'::regtype, 'pg_catalog.regoper'::regtype,
+                  'pg_catalog.regoperator'::regtype, 'pg_catalog.regtype'::regtype,
+                  'pg_catalog.regrole'::regtype, 'pg_catalog.regnamespace'::regtype,
+                  'pg_catalog.regcollation'::regtype, 'pg_catalog.regconfig'::regtype,
+                  'pg_catalog.regdictionary'::regtype)
+    LIMIT 1;
+    IF subject_type IS NOT NULL THEN
+        RAISE EXCEPTION 'a subject column of type % (or holding one) prints differently in different sessions', subject_type
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = 'Protect the table by a key column (text, integer, uuid, ...) that names whose data a row is.';
+    END IF;
+    -- every ancestor of a protected table is protected: a parent's
+    -- statistics cover its children's rows
+    SELECT i.inhparent::regclass INTO parent FROM pg_catalog.pg_inherits i
+    WHERE i.inhrelid = tbl
+      AND NOT EXISTS (SELECT 1 FROM health_pass.protected_table p WHERE p.relation = i.inhparent)
+    LIMIT 1;
+    IF parent IS NOT NULL THEN
+        RAISE EXCEPTION 'table % is a partition or child of unprotected table %', tbl, parent
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Protect the root of the tree: that protects every partition and child.';
+    END IF;
+    PERFORM health_pass._protect_one(tbl, subject_column,
+        (SELECT p.protected_through FROM health_pass.protected_table p WHERE p.relation = tbl));
+    -- descendants follow the rules of the root of the protected tree
+    SELECT coalesce(p.protected_through, p.relation) INTO root
+    FROM health_pass.protected_table p WHERE p.relation = tbl;
+    FOR child IN
+        WITH RECURSIVE d(rel) AS (
+            SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = tbl
+            UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN d ON i.inhparent = d.rel)
+        SELECT d.rel::regclass FROM d
+    LOOP
+        PERFORM health_pass._protect_one(child, subject_column, root);
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION health_pass.protect(regclass, name) IS
+    'route every non-superuser read of tbl and of all its partitions and children (now and later) through the access rules and the audit log; subject_column names whose data a row is; row security is forced so that statistics views hide the table';
+
+CREATE FUNCTION health_pass.unprotect(tbl regclass) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    parent regclass;
+    r record;
+    n integer := 0;
+BEGIN
+    PERFORM health_pass._require_admin();
+    SELECT i.inhparent::regclass INTO parent FROM pg_catalog.pg_inherits i
+    JOIN health_pass.protected_table p ON p.relation = i.inhparent
+    WHERE i.inhrelid = tbl LIMIT 1;
+    IF parent IS NOT NULL THEN
+        RAISE EXCEPTION 'table % is a partition or child of protected table %', tbl, parent
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Unprotect the root of the tree: that ends protection of every partition and child.';
+    END IF;
+    FOR r IN
+        WITH RECURSIVE d(rel) AS (
+            SELECT tbl::oid
+            UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN d ON i.inhparent = d.rel)
+        DELETE FROM health_pass.protected_table p USING d WHERE p.relation = d.rel
+        RETURNING p.relation, p.subject_attnum, p.rls_enabled_before, p.rls_forced_before
+    LOOP
+        PERFORM health_pass._subject_statistics(r.relation, r.subject_attnum, false);
+        PERFORM health_pass._row_security(r.relation, r.rls_enabled_before, r.rls_forced_before);
+        n := n + 1;
+    END LOOP;
+    IF n = 0 THEN
+        RAISE NOTICE 'table % was not protected', tbl;
+    END IF;
+END $$;
+COMMENT ON FUNCTION health_pass.unprotect(regclass) IS
+    'stop protecting tbl and its partitions and children; their rules are deleted, audit records kept, subject statistics target and row security flags restored';
+
+-- A quota belongs to the rule: every role reading through it shares its
+-- max_subjects.  A rule that could never fit the shared tracker is refused.
+CREATE FUNCTION health_pass.allow(grantee name, tbl regclass, purpose text,
+                                  max_subjects integer DEFAULT NULL,
+                                  per interval DEFAULT '1 hour') RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    capacity integer := pg_catalog.current_setting('health_pass.quota_capacity', true)::integer;
+    total bigint;
+BEGIN
+    PERFORM health_pass._require_admin();
+    IF NOT EXISTS (SELECT 1 FROM health_pass.protected_table p WHERE p.relation = tbl) THEN
+        RAISE EXCEPTION 'table % is not protected', tbl
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Call health_pass.protect() first.';
+    END IF;
+    IF allow.per > interval '100 years' THEN
+        RAISE EXCEPTION 'a quota period of % is longer than 100 years', allow.per
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF allow.max_subjects > capacity THEN
+        RAISE EXCEPTION 'max_subjects % is more than the quota tracker holds (health_pass.quota_capacity = %)',
+            allow.max_subjects, capacity
+            USING ERRCODE = 'configuration_limit_exceeded',
+                  HINT = 'Raise health_pass.quota_capacity (takes a server restart), or allow fewer subjects.';
+    END IF;
+    INSERT INTO health_pass.access_rule AS r (grantee, relation, purpose, max_subjects, per)
+    VALUES (allow.grantee::regrole, allow.tbl, allow.purpose, allow.max_subjects, allow.per)
+    ON CONFLICT ON CONSTRAINT access_rule_pkey DO UPDATE
+        SET max_subjects = EXCLUDED.max_subjects, per = EXCLUDED.per,
+            created_at = now(), created_by = current_user;
+    SELECT pg_catalog.sum(r.max_subjects) INTO total FROM health_pass.access_rule r;
+    IF total > capacity THEN
+        RAISE WARNING 'the quotas of this database add up to % subjects, more than the quota tracker holds (%)',
+            total, capacity
+            USING HINT = 'When the tracker is full, a read that needs a new subject counted is refused: raise health_pass.quota_capacity.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION health_pass.allow(name, regclass, text, integer, interval) IS
+    'let grantee (and roles with its privileges) read tbl for purpose, at most max_subjects distinct subjects per period for all of them together (NULL: no quota)';
+
+CREATE FUNCTION health_pass.disallow(grantee name, tbl regclass, purpose text) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM health_pass._require_admin();
+    DELETE FROM health_pass.access_rule r
+    WHERE r.grantee = disallow.grantee::regrole AND r.relation = disallow.tbl
+      AND r.purpose = disallow.purpose;
+    IF NOT FOUND THEN
+        RAISE NOTICE 'no rule for role % on % with purpose %', grantee, tbl, purpose;
+    END IF;
+END $$;
+COMMENT ON FUNCTION health_pass.disallow(name, regclass, text) IS 'remove the rule (grantee, tbl, purpose)';
+
+CREATE FUNCTION health_pass.break_glass(reason text) RETURNS void
+    AS 'MODULE_PATHNAME', 'hp_break_glass' LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION health_pass.break_glass(text) IS
+    'read protected tables outside your rules until the end of this transaction, every read audited as break_glass with reason; needs EXECUTE, granted by the DBA';
+
+-- Forget protected tables that are dropped (runs as the extension owner)
+CREATE FUNCTION health_pass._forget_dropped() RETURNS event_trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM health_pass.protected_table p
+    USING pg_catalog.pg_event_trigger_dropped_objects() d
+    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+      AND d.objsubid = 0 AND d.objid = p.relation::pg_catalog.oid;
+END $$;
+COMMENT ON FUNCTION health_pass._forget_dropped() IS
+    'event trigger: a dropped table stops being protected, so its OID cannot protect a new table by accident';
+
+-- New partitions and children of a protected table are protected whoever
+-- creates them: CREATE TABLE ... PARTITION OF / INHERITS, ATTACH PARTITION.
+-- Runs as the extension owner; a child that cannot be protected (blockers,
+-- not a table) makes the command fail.
+CREATE FUNCTION health_pass._protect_new_children() RETURNS event_trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+    touched oid[];
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM health_pass.protected_table) THEN
+        RETURN;
+    END IF;
+    -- the tables this command created or altered, and their descendants
+    -- (ATTACH PARTITION reports the parent)
+    WITH RECURSIVE t(rel) AS (
+        SELECT c.objid FROM pg_catalog.pg_event_trigger_ddl_commands() c
+        WHERE c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND c.objsubid = 0
+        UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN t ON i.inhparent = t.rel)
+    SELECT pg_catalog.array_agg(t.rel) INTO touched FROM t;
+    IF touched IS NULL THEN
+        RETURN;
+    END IF;
+    LOOP
+        SELECT i.inhrelid::regclass AS child, a.attname, coalesce(p.protected_through, p.relation) AS root
+        INTO r
+        FROM health_pass.protected_table p
+        JOIN pg_catalog.pg_inherits i ON i.inhparent = p.relation
+        JOIN pg_catalog.pg_attribute a ON a.attrelid = p.relation AND a.attnum = p.subject_attnum
+        WHERE i.inhrelid = ANY (touched)
+          AND NOT EXISTS (SELECT 1 FROM health_pass.protected_table c WHERE c.relation = i.inhrelid)
+        LIMIT 1;
+        EXIT WHEN NOT FOUND;
+        PERFORM health_pass._protect_one(r.child, r.attname, r.root);
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION health_pass._protect_new_children() IS
+    'event trigger: protect every new partition or child of a protected table, finding its subject column by name';
+
+-- 5. The audit log ===========================================================
+
+-- The audit writer packs up to 256 consecutive records into one audit_block
+-- row: session fields the records share are written once, times and ids as
+-- small steps, each record keeps its own SHA-256 hash chained to the one
+-- before.  audit_log is a view that unpacks the blocks.
+CREATE TABLE health_pass.audit_block (
+    min_id bigint PRIMARY KEY,
+    max_id bigint NOT NULL,
+    min_at timestamptz NOT NULL,
+    max_at timestamptz NOT NULL,
+    subjects bytea NOT NULL,
+    records bytea NOT NULL
+) WITH (toast_tuple_target = 128);
+-- records is mostly hashes, which do not compress: store it out of line
+-- uncompressed, so a scan of the summaries reads little
+ALTER TABLE health_pass.audit_block ALTER COLUMN records SET STORAGE EXTERNAL;
+ALTER TABLE health_pass.audit_block ALTER COLUMN subjects SET STORAGE MAIN;
+COMMENT ON TABLE health_pass.audit_block IS
+    'storage of audit_log: each row packs a run of consecutive records (ids min_id to max_id, logged between min_at and max_at), with a bloom filter of their (relation, subject) pairs';
+COMMENT ON COLUMN health_pass.audit_block.subjects IS
+    'bloom filter of the (relation, subject) pairs of the block''s records: who_read() unpacks only blocks it matches';
+COMMENT ON COLUMN health_pass.audit_block.records IS
+    'the packed records (src/block.c); outcome codes 0 allowed, 1 denied, 2 quota_exceeded, 3 break_glass, 4 superuser';
+
+CREATE FUNCTION health_pass._audit_guard() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'hp_audit_guard' LANGUAGE C;
+COMMENT ON FUNCTION health_pass._audit_guard() IS
+    'trigger: audit_block changes are refused to every role but superusers';
+CREATE TRIGGER audit_block_append_only BEFORE INSERT OR UPDATE OR DELETE ON health_pass.audit_block
+    FOR EACH ROW EXECUTE FUNCTION health_pass._audit_guard();
+CREATE TRIGGER audit_block_no_truncate BEFORE TRUNCATE ON health_pass.audit_block
+    FOR EACH STATEMENT EXECUTE FUNCTION health_pass._audit_guard();
+
+CREATE FUNCTION health_pass._audit_records(records bytea,
+    OUT id bigint, OUT logged_at timestamptz, OUT session_user_name name,
+    OUT current_user_name name, OUT client_addr inet, OUT application_name text,
+    OUT backend_pid integer, OUT statement_id bigint, OUT relation regclass,
+    OUT subject text, OUT purpose text, OUT outcome text, OUT reason text,
+    OUT prev_hash bytea, OUT hash bytea)
+    RETURNS SETOF record ROWS 256
+    AS 'MODULE_PATHNAME', 'hp_audit_records' LANGUAGE C IMMUTABLE STRICT;
+COMMENT ON FUNCTION health_pass._audit_records(bytea) IS
+    'the audit_log rows packed in one audit_block.records value, in the order they were written; never fails on what the block holds: a field that cannot be shown as stored is escaped or NULL with reason "unreadable record: <fields>", a block that does not decode is one row with only reason "unreadable block: <why>"';
+
+CREATE FUNCTION health_pass._audit_may_hold(subjects bytea, tbl regclass, subject text)
+    RETURNS boolean
+    AS 'MODULE_PATHNAME', 'hp_audit_may_hold' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_pass._audit_may_hold(bytea, regclass, text) IS
+    'false when a block''s bloom filter proves it holds no record of this subject of this table';
+
+-- audit_log reads audit_block alone (ONLY): a child table's rows would read
+-- as the log's (children and partitions of the log are refused to
+-- non-superusers, ddl.c)
+CREATE VIEW health_pass.audit_log AS
+    SELECT r.id, r.logged_at, r.session_user_name, r.current_user_name, r.client_addr,
+           r.application_name, r.backend_pid, r.statement_id, r.relation, r.subject,
+           r.purpose, r.outcome, r.reason, r.prev_hash, r.hash
+    FROM ONLY health_pass.audit_block b
+    CROSS JOIN LATERAL health_pass._audit_records(b.records) r;
+COMMENT ON VIEW health_pass.audit_log IS
+    'one record per (statement, subject) read of a protected table, and one per denied statement; hash chains each record to the one before (stored packed in audit_block)';
+
+CREATE FUNCTION health_pass._audit_edit() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'hp_audit_edit' LANGUAGE C;
+COMMENT ON FUNCTION health_pass._audit_edit() IS
+    'trigger: UPDATE and DELETE on audit_log are refused to every role but superusers, whose changes go to the block that holds the record (audit_verify() finds them); records are added only by the writer';
+CREATE TRIGGER audit_log_append_only INSTEAD OF INSERT OR UPDATE OR DELETE ON health_pass.audit_log
+    FOR EACH ROW EXECUTE FUNCTION health_pass._audit_edit();
+
+CREATE FUNCTION health_pass.audit_verify(OUT ok boolean, OUT checked bigint,
+                                         OUT first_bad bigint, OUT why text)
+    AS 'MODULE_PATHNAME', 'hp_audit_verify' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION health_pass.audit_verify() IS
+    'walk the audit_log hash chain; first_bad is the id of the first record altered, reordered, deleted or unreadable (or where a block that does not decode, or whose summary is wrong, sits), why says which; never fails on what the log holds';
+
+CREATE FUNCTION health_pass.audit_status(OUT writer_pid integer, OUT queued bigint,
+                                         OUT written bigint, OUT batches bigint,
+                                         OUT waiting_on text, OUT waiting_since timestamptz,
+                                         OUT blocked_by integer[])
+    AS 'MODULE_PATHNAME', 'hp_audit_status' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION health_pass.audit_status() IS
+    'this database''s audit writer: its pid, records waiting, records and commits since the server started; when it cannot write, what it waits for, since when and the pids that block it';
+
+CREATE FUNCTION health_pass.audit_flush() RETURNS bigint
+    AS 'MODULE_PATHNAME', 'hp_audit_flush' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION health_pass.audit_flush() IS
+    'wait until every audit record queued in this database so far is committed (at most health_pass.audit_timeout)';
+
+-- Subjects: the gate tells a statement's subjects apart by their binary value
+-- and records each as its type prints it under fixed settings (DateStyle ISO,
+-- TimeZone UTC, extra_float_digits 1, ...), so session settings can neither
+-- merge two subjects nor split one; a text longer than 127 bytes is recorded
+-- as 'sha256:' and the hex SHA-256 of it.  subject_text() gives that text.
+CREATE FUNCTION health_pass.subject_text(subject anyelement) RETURNS text
+    AS 'MODULE_PATHNAME', 'hp_subject_text_sql' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION health_pass.subject_text(anyelement) IS
+    'the text the audit log keeps of a subject value (printed under fixed settings; longer than 127 bytes: ''sha256:'' and its hex digest): what who_read() matches';
+
+-- who_read() reads only the blocks whose bloom filter matches, so it needs
+-- SELECT on audit_block; it matches the recorded form of the text it is given
+-- and returns the one row of a block that does not decode when its bloom
+-- filter matches (the investigator sees the log is damaged there)
+CREATE FUNCTION health_pass.who_read(tbl regclass, subject text)
+    RETURNS SETOF health_pass.audit_log
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+DECLARE
+    rels regclass[];
+    s text := health_pass.subject_text(who_read.subject);
+BEGIN
+    WITH RECURSIVE tree(rel) AS (
+        SELECT tbl::oid
+        UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree t ON i.inhparent = t.rel)
+    SELECT pg_catalog.array_agg(t.rel::regclass) INTO rels FROM tree t;
+    IF pg_catalog.cardinality(rels) = 1 THEN
+        RETURN QUERY
+        SELECT r.* FROM ONLY health_pass.audit_block b
+        CROSS JOIN LATERAL health_pass._audit_records(b.records) r
+        WHERE health_pass._audit_may_hold(b.subjects, tbl, s)
+          AND ((r.relation = tbl AND r.subject = s) OR r.id IS NULL)
+        ORDER BY r.id DESC;
+    ELSE
+        RETURN QUERY
+        SELECT r.* FROM ONLY health_pass.audit_block b
+        CROSS JOIN LATERAL health_pass._audit_records(b.records) r
+        WHERE EXISTS (SELECT 1 FROM pg_catalog.unnest(rels) t(rel)
+                      WHERE health_pass._audit_may_hold(b.subjects, t.rel, s))
+          AND ((r.relation = ANY (rels) AND r.subject = s) OR r.id IS NULL)
+        ORDER BY r.id DESC;
+    END IF;
+END $$;
+COMMENT ON FUNCTION health_pass.who_read(regclass, text) IS
+    'every audit record of one subject (its text as health_pass.subject_text() gives it) of one table and of its partitions and children, newest first, and the "unreadable block" row of a damaged block that may hold one (needs SELECT on audit_block)';
+
+-- 6. Event triggers ==========================================================
+
+CREATE EVENT TRIGGER health_pass_forget_dropped ON sql_drop
+    EXECUTE FUNCTION health_pass._forget_dropped();
+CREATE EVENT TRIGGER health_pass_protect_new_children ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE FOREIGN TABLE')
+    EXECUTE FUNCTION health_pass._protect_new_children();
+
+-- 7. Privileges and configuration tables =====================================
+
+-- Everyone may use the type and read the trust list; only the owner edits it.
+GRANT USAGE ON SCHEMA health_pass TO PUBLIC;
+REVOKE ALL ON health_pass.trust_list FROM PUBLIC;
+GRANT SELECT ON health_pass.trust_list TO PUBLIC;
+
+-- Rules and audit are for the DBA and the auditors they grant (SELECT on
+-- audit_log and audit_block).
+REVOKE ALL ON health_pass.protected_table, health_pass.access_rule,
+              health_pass.protected_tables, health_pass.audit_block,
+              health_pass.audit_log FROM PUBLIC;
+
+-- Break glass is granted by the DBA; audit_status() is for superusers and
+-- pg_monitor, audit_flush() for superusers and the roles the DBA grants it.
+REVOKE EXECUTE ON FUNCTION health_pass.break_glass(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION health_pass.audit_status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION health_pass.audit_status() TO pg_monitor;
+REVOKE EXECUTE ON FUNCTION health_pass.audit_flush() FROM PUBLIC;
+
+-- Internal functions that act as the extension owner or on any table.
+REVOKE ALL ON FUNCTION health_pass._subject_statistics(regclass, smallint, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION health_pass._hide_subject_statistics(regclass, smallint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION health_pass._row_security(regclass, boolean, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION health_pass._protect_one(regclass, name, regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION health_pass._forget_dropped() FROM PUBLIC;
+REVOKE ALL ON FUNCTION health_pass._protect_new_children() FROM PUBLIC;
+
+-- Tables whose rows pg_dump keeps: the rules and the log.  (trust_list has
+-- never been registered, so pg_dump does not dump its rows.)
+SELECT pg_catalog.pg_extension_config_dump('health_pass.protected_table', '');
+SELECT pg_catalog.pg_extension_config_dump('health_pass.access_rule', '');
+SELECT pg_catalog.pg_extension_config_dump('health_pass.audit_block', '');
