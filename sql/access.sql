@@ -281,8 +281,8 @@ SELECT name FROM registry WHERE person_id = 'P21';
 DO $$
 BEGIN
     PERFORM * FROM registry WHERE person_id = 'P25';
-EXCEPTION WHEN SQLSTATE 'HPQ01' THEN
-    RAISE NOTICE 'quota error has SQLSTATE HPQ01';
+EXCEPTION WHEN SQLSTATE 'YHQ01' THEN
+    RAISE NOTICE 'quota error has SQLSTATE YHQ01';
 END $$;
 RESET ROLE;
 SELECT * FROM audit_since(:m);

@@ -195,7 +195,7 @@ SELECT health_pass.audit_flush() > 0 AS flushed;
 -- 4. Settings the database owner gives the database do not reach the
 -- writer (issue 12, item 4).  On 0.7.0, "role" made every writer started
 -- after it run as the owner: "permission denied for table audit_block" at
--- start, for ever, and every audited read failed with HPA01 (and so did
+-- start, for ever, and every audited read failed with YHA01 (and so did
 -- session_authorization, which a database owner may set too); exit_on_error
 -- made its first error (a lock timeout) end it; planner settings reached its
 -- SQL.  Now the writer undoes every setting of the database, and runs as

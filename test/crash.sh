@@ -179,7 +179,7 @@ check "a database dropped while no writer ran frees its queue for another" [ "$(
 #     queries take every free max_worker_processes slot (max_parallel_workers
 #     is a user setting); the writers were reserved at server start, so the
 #     first audited read still gets one (on 0.7.0: "could not start an audit
-#     writer", and every audited read failed with HPA01)
+#     writer", and every audited read failed with YHA01)
 hp_as_server pg_ctl -D "$DIR/pg/data" -l "$DIR/pg/server.log" -w -t 60 restart >/dev/null 2>&1
 wait_ready
 PAR="SET force_parallel_mode = on; SET max_parallel_workers = 16;"
@@ -316,7 +316,7 @@ start=$(date +%s%N)
 err=$(psql -XAtq -U counter2 -d crash -c "SELECT name FROM people WHERE person_id = 'C02001'" 2>&1)
 took=$(( ($(date +%s%N) - start) / 1000000 ))
 echo "   the read behind the lock failed after ${took} ms"
-check "quota rebuild behind a superuser's lock on the log: fails closed (HPA01-class error) within audit_timeout" \
+check "quota rebuild behind a superuser's lock on the log: fails closed (YHA01-class error) within audit_timeout" \
     bash -c "grep -q 'audit_block is locked' <<<\"\$0\" && [ $took -lt 2500 ]" "$err"
 wait
 err=$(read_as counter2 C02201)

@@ -210,7 +210,7 @@ hp_toast_of(Oid relid)
  * for every batch), or the audit_log view over it?  Returns the relation a
  * refusal names (audit_block, or audit_log for the view), else InvalidOid.
  */
-Oid
+static Oid
 hp_audit_relation(Oid relid)
 {
 	Oid			block,
@@ -1533,7 +1533,7 @@ hp_row_security(PG_FUNCTION_ARGS)
 	if (!HeapTupleIsValid(tup))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation %u does not exist", relid)));
+				 errmsg("relation with OID %u does not exist", relid)));
 	form = (Form_pg_class) GETSTRUCT(tup);
 	if (form->relrowsecurity != enable || form->relforcerowsecurity != force)
 	{

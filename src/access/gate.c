@@ -183,7 +183,7 @@ typedef struct HpBreakGlass
 static List *bg_stack = NIL;
 
 /* Break glass in force for roleid in this transaction? */
-bool
+static bool
 hp_break_glass_active(Oid roleid, const char **reason)
 {
 	HpBreakGlass *top;
@@ -1209,7 +1209,7 @@ hp_executor_finish(QueryDesc *qd)
 	/*
 	 * A top-level statement without a result (DML without RETURNING) ends
 	 * here: under audit_sync its records are durable before it returns, or
-	 * it fails with HPA01 and rolls back (send.c).
+	 * it fails with YHA01 and rolls back (send.c).
 	 */
 	if (depth == 0)
 		hp_send_sync();

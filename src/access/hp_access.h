@@ -18,7 +18,7 @@
 #include "audit/hp_audit.h"
 
 /* A quota refused the read */
-#define ERRCODE_HP_QUOTA_EXCEEDED     MAKE_SQLSTATE('H','P','Q','0','1')
+#define ERRCODE_HP_QUOTA_EXCEEDED     MAKE_SQLSTATE('Y','H','Q','0','1')
 
 /* access.c: settings and the subsystem's start */
 extern char *hp_purpose;
@@ -28,7 +28,6 @@ extern void hp_access_init(void);
 
 /* subject.c */
 extern char *hp_subject_text(FmgrInfo *out, Datum d);
-extern char *hp_subject_record_form(char *s);
 extern void hp_subject_digest(const char *recorded, uint8 *out);
 
 /* policy.c */
@@ -78,11 +77,9 @@ extern void hp_paths_init(void);
 /* ddl.c */
 extern void hp_ddl_init(void);
 extern void hp_ddl_check(PlannedStmt *pstmt);
-extern Oid	hp_audit_relation(Oid relid);
 
 /* gate.c */
 extern void hp_gate_init(void);
-extern bool hp_break_glass_active(Oid roleid, const char **reason);
 extern void hp_note_audit_superusers(Node *stmt, bool before);
 extern bool hp_runs_leaky_code(Node *node);
 

@@ -236,9 +236,7 @@ hp_db_in_use(Oid dbid, int writer_pid, bool force)
 								  "WHERE d.oid = $1 AND p.database = d.datname",
 								  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(dbid)},
 								  NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("could not count the prepared transactions of database %u", dbid)));
+			elog(ERROR, "could not count the prepared transactions of database %u", dbid);
 		prepared = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		SPI_finish();
 		if (prepared > 0)

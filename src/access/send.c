@@ -18,7 +18,7 @@
  *    same way, so control returns to the client only with the statement's
  *    records on disk; the end of each top-level statement (receiver
  *    shutdown, utility statement, commit) waits first, so a failure there is
- *    an ordinary HPA01 error and the transaction rolls back.
+ *    an ordinary YHA01 error and the transaction rolls back.
  */
 #include "postgres.h"
 
@@ -155,7 +155,7 @@ hp_send_unwrap(QueryDesc *qd, DestReceiver *saved)
 
 /*
  * End of a top-level statement under audit_sync: wait until the records
- * queued under it are durable, or fail with HPA01 (the transaction then
+ * queued under it are durable, or fail with YHA01 (the transaction then
  * rolls back, and with it what the statement changed).
  */
 void
@@ -259,7 +259,7 @@ hp_send_redacted_error(const char *s, size_t len)
 			 code ? code : "?????", hp_audit_timeout_ms);
 	hp_put_field(buf, &at, 'S', sev ? sev : "ERROR");
 	hp_put_field(buf, &at, 'V', sev_v ? sev_v : "ERROR");
-	hp_put_field(buf, &at, 'C', "HPA01");
+	hp_put_field(buf, &at, 'C', "YHA01");
 	hp_put_field(buf, &at, 'M', "health_pass withheld this error message: the audit log is not being written");
 	hp_put_field(buf, &at, 'D', detail);
 	buf[at++] = '\0';
@@ -385,11 +385,11 @@ hp_gate_message(char msgtype, const char *s, size_t len)
 	}
 	/*
 	 * Whatever comes next goes after the notices held before it.  Our own
-	 * HPA01 error has waited already, and a dying backend does not wait.
+	 * YHA01 error has waited already, and a dying backend does not wait.
 	 */
 	may_wait = !fatal;
 	if (nheld_msgs > 0 &&
-		!hp_release_held(may_wait && !(code && strcmp(code, "HPA01") == 0)))
+		!hp_release_held(may_wait && !(code && strcmp(code, "YHA01") == 0)))
 		may_wait = false;		/* it just failed: do not wait twice */
 
 	switch (msgtype)
@@ -398,8 +398,8 @@ hp_gate_message(char msgtype, const char *s, size_t len)
 			{
 				int			rc;
 
-				/* our own HPA01 names no value; nor do we wait while exiting */
-				if ((code && strcmp(code, "HPA01") == 0) || !hp_sync_pending() ||
+				/* our own YHA01 names no value; nor do we wait while exiting */
+				if ((code && strcmp(code, "YHA01") == 0) || !hp_sync_pending() ||
 					(may_wait && hp_wait_durable_nothrow(hp_sync_enqueued)))
 					rc = prev_comm->putmessage(msgtype, s, len);
 				else

@@ -44,7 +44,7 @@ hp_sha256(const char *s, size_t len, uint8 *out)
 }
 
 /* The recorded form of a subject's text s: s, or its digest when too long */
-char *
+static char *
 hp_subject_record_form(char *s)
 {
 	size_t		len = strlen(s);

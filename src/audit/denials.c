@@ -38,7 +38,7 @@
  *    hash lookups and plain copies: nothing done under it can raise an
  *    error (HASH_ENTER_NULL, not HASH_ENTER, on the fixed-size table) or
  *    wait, and no other lock is taken while it is held.  Queueing
- *    (hp_enqueue, which may wait and fail with HPA01) always happens after
+ *    (hp_enqueue, which may wait and fail with YHA01) always happens after
  *    it is released.  An entry whose summary is being queued is marked
  *    busy under the lock; no other process changes or removes a busy
  *    entry (a denial of its key meanwhile is recorded), and the process
@@ -436,7 +436,7 @@ hp_denial_queue_summary(const HpDenial *snap, TimestampTz now)
  * read): queued when it is the first of its key in an interval, counted
  * otherwise.  Its key is the exact one when that has an entry or room for
  * one, else its session user's overflow key, else its database's.  Raises
- * only what hp_enqueue raises (HPA01, 54000), and then has counted nothing
+ * only what hp_enqueue raises (YHA01, 54000), and then has counted nothing
  * and lost no earlier count.
  */
 void

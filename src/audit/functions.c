@@ -114,9 +114,7 @@ hp_audit_verify(PG_FUNCTION_ARGS)
 	MemoryContext callcxt = CurrentMemoryContext;
 
 	if (get_call_result_type(fcinfo, NULL, &rdesc) != TYPEFUNC_COMPOSITE)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("audit_verify must return a composite type")));
+		elog(ERROR, "audit_verify must return a composite type");
 	rdesc = BlessTupleDesc(rdesc);
 
 	/* the writer's head, read before the query's snapshot is taken */
@@ -279,9 +277,7 @@ hp_audit_status(PG_FUNCTION_ARGS)
 	HpQueue    *q;
 
 	if (get_call_result_type(fcinfo, NULL, &rdesc) != TYPEFUNC_COMPOSITE)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("audit_status must return a composite type")));
+		elog(ERROR, "audit_status must return a composite type");
 	rdesc = BlessTupleDesc(rdesc);
 	hp_require_preload();
 	q = hp_queue_for_database(MyDatabaseId, false);

@@ -46,7 +46,7 @@
 #define HP_WAIT_ERROR_LEN 160	/* the error a failed batch ended with */
 
 /* A read could not be audited in time: the writer is missing, stalled or blocked */
-#define ERRCODE_HP_AUDIT_UNAVAILABLE  MAKE_SQLSTATE('H','P','A','0','1')
+#define ERRCODE_HP_AUDIT_UNAVAILABLE  MAKE_SQLSTATE('Y','H','A','0','1')
 
 /* One audit record as it waits in shared memory for the writer */
 typedef struct HpRecord

@@ -413,7 +413,7 @@ hp_wait_durable_for(HpQueue *q, uint64 upto)
 	return ok;
 }
 
-/* Wait until every record below upto is durable, or fail closed (HPA01) */
+/* Wait until every record below upto is durable, or fail closed (YHA01) */
 void
 hp_wait_durable(uint64 upto)
 {

@@ -452,9 +452,7 @@ hp_block_edit(const HpEntry *old, const HpEntry *repl)
 							  "WHERE $1 BETWEEN min_id AND max_id ORDER BY min_id FOR UPDATE",
 							  1, argtypes, (Datum[]) {Int64GetDatum(old->id)}, NULL,
 							  false, 0) != SPI_OK_SELECT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not read health_pass.audit_block")));
+		elog(ERROR, "could not read health_pass.audit_block");
 	tt = SPI_tuptable;
 	rows = SPI_processed;
 	for (uint64 r = 0; r < rows && !found; r++)
@@ -485,9 +483,7 @@ hp_block_edit(const HpEntry *old, const HpEntry *repl)
 		{
 			if (SPI_execute_with_args("DELETE FROM health_pass.audit_block WHERE ctid = $1",
 									  1, &argtypes[6], &ctid, NULL, false, 0) != SPI_OK_DELETE)
-				ereport(ERROR,
-						(errcode(ERRCODE_INTERNAL_ERROR),
-						 errmsg("could not delete from health_pass.audit_block")));
+				elog(ERROR, "could not delete from health_pass.audit_block");
 			break;
 		}
 		hp_block_form(b.prev_hash, b.entries, b.n, v, nulls);
@@ -498,9 +494,7 @@ hp_block_edit(const HpEntry *old, const HpEntry *repl)
 		if (SPI_execute_with_args("UPDATE health_pass.audit_block SET min_id = $1, max_id = $2, "
 								  "min_at = $3, max_at = $4, subjects = $5, records = $6 "
 								  "WHERE ctid = $7", 7, argtypes, v, nullflags, false, 0) != SPI_OK_UPDATE)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("could not update health_pass.audit_block")));
+			elog(ERROR, "could not update health_pass.audit_block");
 	}
 	SPI_finish();
 	return found;
@@ -619,9 +613,7 @@ hp_audit_pack_table(PG_FUNCTION_ARGS)
 								  "(min_id, max_id, min_at, max_at, subjects, records) "
 								  "VALUES ($1, $2, $3, $4, $5, $6)",
 								  6, argtypes, v, nullflags, false, 0) != SPI_OK_INSERT)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("could not insert into health_pass.audit_block")));
+			elog(ERROR, "could not insert into health_pass.audit_block");
 		SPI_freetuptable(tt);
 		MemoryContextReset(batchcxt);
 		moved += n;

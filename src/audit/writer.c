@@ -650,7 +650,7 @@ hp_writer_log_failure(HpQueue *q, ErrorData *edata)
 	ereport(LOG,
 			(errmsg("health_pass audit writer is waiting for %s on %s",
 					GetLockmodeName(tag.locktag_lockmethodid, mode), buf.data),
-			 errdetail("Audited reads fail (HPA01) while it waits; health_pass.audit_status() shows who holds it.")));
+			 errdetail("Audited reads fail (YHA01) while it waits; health_pass.audit_status() shows who holds it.")));
 }
 
 /*

@@ -30,7 +30,6 @@ typedef struct HealthPass
 
 /* pass.c */
 extern void hp_pass_parse(HealthPass *p, HpCose *c);
-extern void hp_raise_decode_error(const HpErr *err, int sqlstate);
 extern char *hp_utf8_to_server(const uint8 *s, size_t len, int *outlen);
 
 /* json.c */

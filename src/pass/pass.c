@@ -15,7 +15,7 @@
 #include "pass/hp_pass.h"
 
 /* Raise a decoding failure as a class 22 error naming the stage */
-void
+static void
 hp_raise_decode_error(const HpErr *err, int sqlstate)
 {
 	ereport(ERROR,
@@ -102,9 +102,7 @@ hp_pass_out(PG_FUNCTION_ARGS)
 	size_t		olen;
 
 	if (!hp_deflate(p->data, len, z, &zlen))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not compress health pass")));
+		elog(ERROR, "could not compress health pass");
 	olen = hp_base45_encoded_len(zlen);
 	out = palloc(olen + 5);
 	memcpy(out, "HC1:", 4);

@@ -29,7 +29,7 @@
 #include "verify/hp_verify.h"
 
 /* health_pass.clock_skew: seconds of tolerance on iat and exp */
-int			hp_clock_skew = 0;
+static int	hp_clock_skew = 0;
 
 /* Define the verifier's settings */
 void
@@ -293,9 +293,7 @@ hp_check(PG_FUNCTION_ARGS)
 
 	check_pass(fcinfo, PG_GETARG_PASS_P(0), PG_GETARG_TIMESTAMPTZ(1), &c, &v);
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("check() must return health_pass.verdict")));
+		elog(ERROR, "check() must return health_pass.verdict");
 	desc = BlessTupleDesc(desc);
 	for (int i = 0; i < HP_R_COUNT; i++)
 		if (v.reasons & (1u << i))

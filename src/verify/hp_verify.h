@@ -33,8 +33,7 @@ extern bool hp_sig_digest(const HpCose *c, uint8 *out);
 extern HpReason hp_key_verify(HpKey *key, const HpCose *c, const uint8 *digest,
 							  bool *ok);
 
-/* check.c: health_pass.clock_skew, seconds of tolerance on iat and exp */
-extern int	hp_clock_skew;
+/* check.c: defines health_pass.clock_skew */
 extern void hp_verify_init(void);
 
 #endif

@@ -136,9 +136,7 @@ keys_init(void)
 		sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
 		md_ctx = EVP_MD_CTX_new();
 		if (sha256_md == NULL || md_ctx == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_SYSTEM_ERROR),
-					 errmsg("could not initialise SHA-256 in OpenSSL")));
+			elog(ERROR, "could not initialise SHA-256 in OpenSSL");
 	}
 	if (key_cache == NULL)
 	{

@@ -136,9 +136,7 @@ hp_certificate_info(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("certificate is not a DER-encoded X.509 certificate")));
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("certificate_info() must return a record")));
+		elog(ERROR, "certificate_info() must return a record");
 	desc = BlessTupleDesc(desc);
 	values[0] = CStringGetTextDatum(ci.subject);
 	values[1] = CStringGetTextDatum(ci.country);

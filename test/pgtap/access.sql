@@ -41,11 +41,11 @@ SELECT is((SELECT count(*) FROM dblink('a', $$SELECT person_id FROM people WHERE
 SELECT is((SELECT count(*) FROM dblink('b', $$SELECT person_id FROM people WHERE person_id IN ('Q1','Q4','Q5')$$) AS t(p text)),
           3::bigint, 'session b reads 2 new subjects and 1 already counted: 5 of 5');
 SELECT throws_ok($$SELECT * FROM dblink('b', 'SELECT person_id FROM people WHERE person_id = ''Q6''') AS t(p text)$$,
-                 'HPQ01', NULL, 'a 6th subject from session b is refused with SQLSTATE HPQ01');
+                 'YHQ01', NULL, 'a 6th subject from session b is refused with SQLSTATE YHQ01');
 SELECT dblink_disconnect('b') \g /dev/null
 SELECT dblink_connect('b', conn('tap_reader')) \g /dev/null
 SELECT throws_ok($$SELECT * FROM dblink('b', 'SELECT person_id FROM people WHERE person_id = ''Q7''') AS t(p text)$$,
-                 'HPQ01', NULL, 'a reconnected session is still over the quota');
+                 'YHQ01', NULL, 'a reconnected session is still over the quota');
 SELECT is((SELECT count(*) FROM dblink('b', $$SELECT person_id FROM people WHERE person_id = 'Q2'$$) AS t(p text)),
           1::bigint, 'a subject already counted can still be read');
 SELECT health_pass.audit_flush() \g /dev/null
@@ -94,10 +94,10 @@ SELECT is((SELECT n FROM dblink('s', 'SELECT name FROM people WHERE person_id = 
           'audit_sync off: a read is returned while its record waits in the queue');
 SELECT pg_sleep(0.4) \g /dev/null
 SELECT throws_ok($$SELECT * FROM dblink('s', 'SELECT name FROM people WHERE person_id = ''Q52''') AS t(n text)$$,
-                 'HPA01', NULL, 'once a record has waited longer than audit_timeout, reads fail');
+                 'YHA01', NULL, 'once a record has waited longer than audit_timeout, reads fail');
 SELECT dblink_exec('s', 'RESET ROLE; SET health_pass.audit_sync = on; SET ROLE tap_slow') \g /dev/null
 SELECT throws_ok($$SELECT * FROM dblink('s', 'SELECT name FROM people WHERE person_id = ''Q50''') AS t(n text)$$,
-                 'HPA01', NULL, 'audit_sync on: the read fails instead of returning an unrecorded row');
+                 'YHA01', NULL, 'audit_sync on: the read fails instead of returning an unrecorded row');
 SELECT dblink_exec('s', 'RESET ROLE; SET health_pass.audit_sync = off; SET ROLE tap_slow') \g /dev/null
 SELECT dblink_exec('lock', 'COMMIT') \g /dev/null
 SELECT pg_sleep(0.1) \g /dev/null

@@ -80,22 +80,22 @@ SELECT dblink_exec('s', $$SET health_pass.audit_timeout = '300ms'; SET health_pa
 SELECT is(stuck(), 'LOCK TABLE', 'another session locks audit_log: the writer is stuck');
 SELECT throws_ok($$SELECT * FROM dblink('s', 'SELECT x.person_id::int FROM (SELECT person_id FROM sync_people
                      WHERE person_id = ''S31'' OFFSET 0) x') AS t(n int)$$,
-                 'HPA01', 'health_pass withheld this error message: the audit log is not being written',
+                 'YHA01', 'health_pass withheld this error message: the audit log is not being written',
                  'a cast error that would print the subject is withheld');
 SELECT stuck() \g /dev/null
 SELECT throws_ok($$SELECT * FROM dblink('s', 'SELECT fail_with(x.person_id) FROM (SELECT person_id FROM sync_people
                      WHERE person_id = ''S32'' OFFSET 0) x') AS t(n text)$$,
-                 'HPA01', 'health_pass withheld this error message: the audit log is not being written',
+                 'YHA01', 'health_pass withheld this error message: the audit log is not being written',
                  'RAISE EXCEPTION with the subject is withheld');
 SELECT stuck() \g /dev/null
 SELECT throws_ok($$SELECT * FROM dblink('s', 'SELECT count(shout(x.person_id)) FROM (SELECT person_id FROM sync_people
                      WHERE person_id = ''S37'' OFFSET 0) x') AS t(n bigint)$$,
-                 'HPA01', NULL, 'a statement that raised a NOTICE naming a subject fails at its end (the NOTICE is withheld)');
+                 'YHA01', NULL, 'a statement that raised a NOTICE naming a subject fails at its end (the NOTICE is withheld)');
 SELECT stuck() \g /dev/null
 SELECT throws_ok($$SELECT * FROM dblink('s', 'SELECT 1 FROM (SELECT person_id FROM sync_people
                      WHERE person_id = ''S33'' OFFSET 0) x WHERE set_config(''application_name'', x.person_id, false) IS NULL')
                    AS t(n int)$$,
-                 'HPA01', NULL, 'a statement that put a subject into a setting and returned no row fails at its end');
+                 'YHA01', NULL, 'a statement that put a subject into a setting and returned no row fails at its end');
 SELECT is((SELECT n FROM dblink('s', 'SHOW application_name') AS t(n text)), 'sync_s',
           'and the setting is rolled back');
 SELECT stuck() \g /dev/null
@@ -103,22 +103,22 @@ SELECT dblink_exec('s', 'LISTEN sync_ch') \g /dev/null
 SELECT throws_ok($$SELECT * FROM dblink('s', 'SELECT 1 FROM (SELECT person_id FROM sync_people
                      WHERE person_id = ''S38'' OFFSET 0) x WHERE pg_notify(''sync_ch'', x.person_id) IS NULL')
                    AS t(n int)$$,
-                 'HPA01', NULL, 'a statement that sent a subject with NOTIFY fails at its end');
+                 'YHA01', NULL, 'a statement that sent a subject with NOTIFY fails at its end');
 SELECT is((SELECT count(*) FROM dblink_get_notify('s')), 0::bigint, 'and the notification is not delivered');
 SELECT stuck() \g /dev/null
 SELECT throws_ok($$SELECT dblink_exec('s', 'DO $d$ BEGIN PERFORM 1 FROM (SELECT person_id FROM sync_people
                      WHERE person_id = ''S34'' OFFSET 0) x WHERE set_config(''application_name'', x.person_id, false) IS NULL; END $d$')$$,
-                 'HPA01', NULL, 'so does a DO block that did the same');
+                 'YHA01', NULL, 'so does a DO block that did the same');
 SELECT stuck() \g /dev/null
 SELECT throws_ok($$SELECT dblink_exec('s', 'INSERT INTO sync_copy SELECT x.person_id FROM (SELECT person_id FROM sync_people
                      WHERE person_id = ''S35'' OFFSET 0) x')$$,
-                 'HPA01', NULL, 'an INSERT ... SELECT fails before it commits');
+                 'YHA01', NULL, 'an INSERT ... SELECT fails before it commits');
 SELECT is((SELECT count(*) FROM sync_copy), 0::bigint, 'nothing was copied');
 SELECT stuck() \g /dev/null
 SELECT dblink_exec('s', 'BEGIN') \g /dev/null
 SELECT throws_ok($$SELECT dblink_exec('s', 'INSERT INTO sync_copy SELECT x.person_id FROM (SELECT person_id FROM sync_people
                      WHERE person_id = ''S36'' OFFSET 0) x')$$,
-                 'HPA01', NULL,
+                 'YHA01', NULL,
                  'inside a transaction block, the same INSERT fails at its end (ExecutorFinish), before control returns');
 SELECT is(dblink_exec('s', 'ROLLBACK'), 'ROLLBACK', 'the session stays: its transaction rolls back');
 SELECT dblink_exec('lock', 'ROLLBACK') \g /dev/null
