@@ -940,7 +940,7 @@ hp_qual_runs_late(Node *qual, EState *estate, AttrNumber subject)
  * PostgreSQL lets leakproof quals run before row-level security quals);
  * the others and the projection move to s, to run in hp_scan_exec on rows
  * the gate let through.  Index conditions are operators of index operator
- * classes; they stay in the scan (src/paths.c keeps them leakproof).
+ * classes; they stay in the scan (paths.c keeps them leakproof).
  */
 static void
 hp_split_scan(PlanState *ps, HpScan *s)

@@ -373,7 +373,8 @@ hp_utility_guarded(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
 	hp_note_audit_superusers(node, audit_superusers_before);
-	if (OidIsValid(dropped))
+	/* quota counts exist only in a database that had a queue */
+	if (OidIsValid(dropped) && hp_queues && hp_queue_for_database(dropped, false))
 	{
 		hp_quota_forget(dropped);
 		hp_queue_forget(dropped);

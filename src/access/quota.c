@@ -581,6 +581,7 @@ hp_quota_ready(void)
 	for (;;)
 	{
 		bool		mine = false;
+		int			loader;
 
 		LWLockAcquire(quota_lock, LW_EXCLUSIVE);
 		if (ld->dbid != MyDatabaseId)
@@ -596,12 +597,30 @@ hp_quota_ready(void)
 			ready = true;
 			return;
 		}
-		if (ld->loader == 0 || BackendPidGetProc(ld->loader) == NULL)
+		loader = ld->loader;
+		if (loader == 0)
 		{
 			ld->loader = MyProcPid;
 			mine = true;
 		}
 		LWLockRelease(quota_lock);
+
+		/*
+		 * A loader that died (its error path clears the mark; a crash does
+		 * not) is replaced, unless another backend did so meanwhile.  Its pid
+		 * is looked up with quota_lock released: ProcArrayLock is not taken
+		 * under it (hp_shmem.h, rule 2).
+		 */
+		if (!mine && BackendPidGetProc(loader) == NULL)
+		{
+			LWLockAcquire(quota_lock, LW_EXCLUSIVE);
+			if (ld->dbid == MyDatabaseId && !ld->loaded && ld->loader == loader)
+			{
+				ld->loader = MyProcPid;
+				mine = true;
+			}
+			LWLockRelease(quota_lock);
+		}
 		if (mine)
 			break;
 		if (GetCurrentTimestamp() >= deadline)

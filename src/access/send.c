@@ -166,8 +166,8 @@ hp_send_sync(void)
 }
 
 /*
- * Around every utility statement (plan.c's ProcessUtility hook): count the
- * nesting, and end a client's statement synced
+ * Around every utility statement (plan.c's ProcessUtility hook, which also
+ * ends a client's statement synced): count the nesting
  */
 void
 hp_send_utility_enter(void)

@@ -19,6 +19,17 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 /*
+ * The root of our shared memory: where the tranche's locks are.  Looked up
+ * once, by the process that creates the memory, and read from here by every
+ * process that attaches (as pg_stat_statements keeps its lock): a process
+ * started by EXEC_BACKEND does not know the tranche requests.
+ */
+typedef struct HpShmemRoot
+{
+	LWLockPadded *locks;
+} HpShmemRoot;
+
+/*
  * The tranche's locks, in this order: the queues' (slots_lock, then one
  * per queue), then quota_lock, then denials_lock
  */
@@ -34,6 +45,7 @@ hp_shmem_request_hook(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(HpShmemRoot)));
 	RequestAddinShmemSpace(hp_queue_shmem_size());
 	RequestAddinShmemSpace(hp_denials_shmem_size());
 	RequestAddinShmemSpace(hp_quota_shmem_size());
@@ -44,14 +56,19 @@ hp_shmem_request_hook(void)
 static void
 hp_shmem_startup_hook(void)
 {
+	HpShmemRoot *root;
 	LWLockPadded *locks;
 	int			nqueue = hp_queue_lock_count();
+	bool		found;
 
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	locks = GetNamedLWLockTranche("health_pass");
+	root = ShmemInitStruct("health_pass", sizeof(HpShmemRoot), &found);
+	if (!found)
+		root->locks = GetNamedLWLockTranche("health_pass");
+	locks = root->locks;
 	hp_queue_shmem_init(locks);
 	hp_quota_shmem_init(&locks[nqueue].lock);
 	hp_denials_shmem_init(&locks[nqueue + 1].lock);

@@ -1,5 +1,5 @@
 /*
- * audit.c
+ * functions.c
  *    SQL-facing side of the audit log: the chain check audit_verify(), the
  *    guard trigger that refuses changes to audit_block from everyone but
  *    superusers, and audit_status() for operators and tests.

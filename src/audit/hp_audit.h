@@ -9,7 +9,7 @@
  *    recorded; this one makes sure it is, or the read fails.
  *
  *    Shared memory is reserved and attached by its owner, access/shmem.c
- *    (every lock and the order they are taken in are listed there); this
+ *    (every lock and the order they are taken in: access/hp_shmem.h); this
  *    subsystem says how much it needs (hp_queue_shmem_size,
  *    hp_denials_shmem_size) and lays its part out (hp_*_shmem_init).
  */

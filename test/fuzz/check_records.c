@@ -1,6 +1,6 @@
 /*
  * check_records.c
- *    Randomized test of the writer's record check (src/block.c
+ *    Randomized test of the writer's record check (src/audit/block.c
  *    hp_record_check) and the readers' (hp_entry_check), from a fixed seed:
  *    garbage records as a use-after-free could leave them in the queue, with
  *    every text field in an allocation of exactly its size (so AddressSanitizer
