@@ -769,7 +769,7 @@ COMMENT ON TABLE health_pass.audit_block IS
 COMMENT ON COLUMN health_pass.audit_block.subjects IS
     'bloom filter of the (relation, subject) pairs of the block''s records: who_read() unpacks only blocks it matches';
 COMMENT ON COLUMN health_pass.audit_block.records IS
-    'the packed records (src/block.c); outcome codes 0 allowed, 1 denied, 2 quota_exceeded, 3 break_glass, 4 superuser';
+    'the packed records (src/audit/block.c); outcome codes 0 allowed, 1 denied, 2 quota_exceeded, 3 break_glass, 4 superuser';
 
 CREATE FUNCTION health_pass._audit_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'hp_audit_guard' LANGUAGE C;
