@@ -109,8 +109,9 @@ sub missing_of
 sub wait_crash_restart
 {
 	my ($offset) = @_;
-	$offset = $node->wait_for_log(qr/all server processes terminated; reinitializing/, $offset);
-	$node->wait_for_log(qr/database system is ready to accept connections/, $offset);
+	$node->wait_for_log(
+		qr/all server processes terminated; reinitializing.*database system is ready to accept connections/s,
+		$offset);
 	$node->poll_query_until('postgres', 'SELECT 1', '1')
 	  or die 'the server did not come back after a crash';
 }
