@@ -30,7 +30,7 @@ $node->start;
 my @stopped;    # writers we sent SIGSTOP: let them go whatever happens
 END { kill 'CONT', @stopped if @stopped; }
 
-# audited_db NAME, PEOPLE_SQL: a database with the extension, a protected
+# audited_db NAME, ROWS_SQL: a database with the extension, a protected
 # table people that reader may read for purpose care
 sub audited_db
 {

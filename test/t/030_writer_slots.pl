@@ -26,7 +26,7 @@ $node->start;
 my @stopped;    # writers we sent SIGSTOP: let them go whatever happens
 END { kill 'CONT', @stopped if @stopped; }
 
-# audited_db NAME, PEOPLE_SQL: a database with the extension, a protected
+# audited_db NAME, ROWS_SQL: a database with the extension, a protected
 # table people that reader may read for purpose care
 sub audited_db
 {
@@ -65,18 +65,6 @@ sub read_in
 	return merged(psql_as($db, 'reader',
 		"SELECT name FROM people WHERE person_id = '$id'"));
 }
-# records of the audit log matching WHERE, after a flush
-sub count_records
-{
-	my ($where) = @_;
-	$node->safe_psql('crash', 'SELECT health_pass.audit_flush()');
-	return $node->safe_psql('crash',
-		"SELECT count(*) FROM health_pass.audit_log WHERE $where");
-}
-sub chain_ok
-{
-	return $node->safe_psql('crash', 'SELECT ok FROM health_pass.audit_verify()');
-}
 sub writer_pid
 {
 	my ($db) = @_;
@@ -92,27 +80,6 @@ sub start_psql
 		[ $node->installed_command('psql'), '-XAtq', '-d', $connstr, '-c', $sql ],
 		'<', \undef, '>', $out, '2>', $err,
 		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
-}
-# subjects in LIST without a record written for backend PID
-sub missing_of
-{
-	my ($pid, @subjects) = @_;
-	my %seen;
-	my $arr = join(',', grep { !$seen{$_}++ } @subjects);
-	$node->safe_psql('crash', 'SELECT health_pass.audit_flush()');
-	return $node->safe_psql('crash',
-		"SELECT count(*) FROM unnest('{$arr}'::text[]) got(s) WHERE NOT EXISTS (SELECT 1 FROM health_pass.audit_log a WHERE a.subject = got.s AND a.backend_pid = $pid)");
-}
-# after a process was killed (log offset taken before): the postmaster
-# reinitialized and accepts connections again
-sub wait_crash_restart
-{
-	my ($offset) = @_;
-	$node->wait_for_log(
-		qr/all server processes terminated; reinitializing.*database system is ready to accept connections/s,
-		$offset);
-	$node->poll_query_until('postgres', 'SELECT 1', '1')
-	  or die 'the server did not come back after a crash';
 }
 
 # 5. health_pass.max_databases: one database past it fails closed, with the
