@@ -1,6 +1,6 @@
 -- Quotas and subjects (issue 12): a quota belongs to the rule, a subject is
 -- its value.  Each section is an attack that worked on 0.6.0.
--- (Quotas surviving a crash or restart, and a full tracker: test/crash.sh.)
+-- (Quotas surviving a crash or restart, and a full tracker: test/t/050_quota_restart.pl.)
 \set VERBOSITY terse
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS health_pass;
@@ -220,7 +220,7 @@ GROUP BY 1, 2 ORDER BY 1;
 -- 9. A subject refused inside a PL/pgSQL block that catches the error, then
 -- read again in the same statement, is refused again and costs nothing; a
 -- subject read before is read again.  (An error other than the quota's at
--- that point, a full tracker, crashed 0.7.0's first cut: test/crash.sh §8.)
+-- that point, a full tracker, crashed 0.7.0's first cut: test/t/050_quota_restart.pl §8.)
 CREATE FUNCTION q_probe(ids int[]) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE i int; o text := ''; v text;
 BEGIN

@@ -2,7 +2,7 @@
 -- result rows: a NOTICE, an error message, a setting (ParameterStatus, then
 -- SHOW) and the end of a statement.  Readers run in dblink sessions; the
 -- leaky expressions sit above an OFFSET 0 fence, so they see rows the gate
--- has let through.  test/crash.sh §6 is the proof across a crash.
+-- has let through.  test/t/040_sync_channels.pl is the proof across a crash.
 \set ECHO none
 \set QUIET on
 SET client_min_messages = warning;
