@@ -899,6 +899,10 @@ hp_outcome_name(HpOutcome outcome)
 			return "break_glass";
 		case HP_SUPERUSER:
 			return "superuser";
+		case HP_ISSUED:
+			return "issued";
+		case HP_REVOKED:
+			return "revoked";
 	}
 	return "unknown";
 }

@@ -173,6 +173,10 @@ extern void hp_denials_forget(Oid dbid);
 extern void hp_writer_register(void);
 extern void hp_writer_request(HpQueue *q);
 
+/* event.c: an issued or revoked pass, recorded durably before returning */
+extern void hp_audit_event(HpOutcome outcome, Oid relid, const char *subject,
+						   const char *purpose, const char *reason);
+
 /* chain.c */
 extern void hp_record_hash(const uint8 *prev, const HpEntry *e, uint8 *out);
 

@@ -27,10 +27,12 @@ typedef enum HpOutcome
 	HP_DENIED,
 	HP_QUOTA_EXCEEDED,
 	HP_BREAK_GLASS,
-	HP_SUPERUSER				/* a superuser or BYPASSRLS role: audited, not gated */
+	HP_SUPERUSER,				/* a superuser or BYPASSRLS role: audited, not gated */
+	HP_ISSUED,					/* a pass was signed (subject: its UVCI) */
+	HP_REVOKED					/* a pass was revoked (subject: its UVCI) */
 } HpOutcome;
 
-#define HP_OUTCOME_LAST HP_SUPERUSER
+#define HP_OUTCOME_LAST HP_REVOKED
 
 /* audit_log.outcome text of an outcome: "unknown" for a byte past the last */
 extern const char *hp_outcome_name(HpOutcome outcome);

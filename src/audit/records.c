@@ -413,7 +413,7 @@ hp_entry_of_row(HeapTuple t, TupleDesc d, HpEntry *e, bool replacement)
 	if (o > HP_OUTCOME_LAST && replacement)
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECK_VIOLATION),
-				 errmsg("audit_log.outcome must be allowed, denied, quota_exceeded, break_glass or superuser")));
+				 errmsg("audit_log.outcome must be allowed, denied, quota_exceeded, break_glass, superuser, issued or revoked")));
 	e->outcome = (uint8) o;
 	if (isnull || VARSIZE_ANY_EXHDR(DatumGetByteaPP(hash)) != 32)
 		ereport(ERROR,
