@@ -15,9 +15,20 @@ endif
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA = sql/$(EXTENSION)--0.1.0.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
 REGRESS = type reading trust check inspect hostile access gate ddl redteam quota records writer upgrade denials
-REGRESS_OPTS = --inputdir=.
+# make installcheck (after make install) needs no running server: pg_regress and
+# pg_isolation_regress each start a temporary instance with test/regress.conf, then
+# prove runs the TAP scripts (PostgreSQL::Test::Cluster starts its own servers).
+# Outputs: test/output/, test/isolation/output/, tmp_check/ (all gitignored).
+REGRESS_OPTS = --inputdir=test --outputdir=test/output \
+               --temp-instance=test/output/tmp_instance --temp-config=test/regress.conf \
+               --encoding=UTF8 --no-locale
 ISOLATION = recheck policy_race redteam writer
-ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output
+ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output \
+                 --temp-instance=test/isolation/output/tmp_instance \
+                 --temp-config=test/regress.conf --encoding=UTF8 --no-locale
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+EXTRA_CLEAN = test/output test/isolation/output
 
 PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter \
               -Wno-missing-field-initializers -Wno-sign-compare
