@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Run every health_pass test against a throwaway cluster this script starts
-# and stops: pg_regress, isolation, pgTAP, the EU DCC conformance vectors, the
-# crash tests and the randomized gate test (each on a cluster of its own), and the
-# libFuzzer target.
+# Run every health_pass test: make installcheck (pg_regress, isolation and the
+# TAP scripts in test/t/, on temporary instances of their own), then, against a
+# throwaway cluster this script starts and stops, pgTAP, the EU DCC conformance
+# vectors and the server-log check; the crash tests and the randomized gate
+# test (each on a cluster of its own), and the libFuzzer target.
 # Ends with 'N passed, N failed'; exits non-zero on failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,18 +16,70 @@ make -s PG_CONFIG=pg_config >/dev/null && $SUDO make -s install >/dev/null || { 
 . test/cluster.sh
 WORK=$(mktemp -d /tmp/health_pass_test.XXXXXX)
 chmod 755 "$WORK"
-PORT=$((54000 + RANDOM % 900))
-trap 'hp_cluster_stop "$WORK/pg"; rm -rf "$WORK"' EXIT
-hp_cluster_start "$WORK/pg" "$PORT" || { echo "0 passed, 1 failed"; exit 1; }
+# as root, make installcheck runs as postgres (initdb refuses root): it may write
+# test/output/, test/isolation/output/ and tmp_check/, and the top directory,
+# where PGXS's TAP rule removes and makes tmp_check/ (its group and mode are
+# given back at exit)
+ROOT_GM=
+cleanup() {
+    [ -d "$WORK/pg" ] && hp_cluster_stop "$WORK/pg"
+    [ -n "$ROOT_GM" ] && chgrp "${ROOT_GM% *}" "$ROOT" && chmod "${ROOT_GM#* }" "$ROOT"
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
 
 passed=0; failed=0
 tally() { passed=$((passed + $1)); failed=$((failed + $2)); echo "== $3: $1 passed, $2 failed"; }
 
-# 1. pg_regress (sql/ -> expected/), then pg_isolation_regress (test/isolation/)
-make -s installcheck >"$WORK/regress.log" 2>&1
-cat "$WORK/regress.log" | grep -E "^(test| ?ok|not ok)" || true
-for d in regression.diffs test/isolation/output/regression.diffs; do [ -f $d ] && head -80 $d; done
-tally "$(grep -cE '\.\.\. ok' "$WORK/regress.log")" "$(grep -cE '\.\.\. FAILED' "$WORK/regress.log")" "pg_regress and isolation"
+# 1. make installcheck: pg_regress (test/sql -> test/expected), pg_isolation_regress
+#    (test/isolation/), each on a temporary instance with test/regress.conf, then
+#    the TAP scripts test/t/*.pl with prove. Run one part at a time, so that a
+#    failure in one does not keep the next from running.
+rm -rf test/output/regression.diffs test/isolation/output/regression.diffs
+AS=()
+if [ "$(id -u)" = 0 ]; then
+    mkdir -p test/output test/isolation/output tmp_check
+    chown -R postgres test/output test/isolation/output tmp_check
+    ROOT_GM="$(stat -c '%g %a' "$ROOT")"
+    chgrp postgres "$ROOT" && chmod g+rwx "$ROOT"
+    AS=(runuser -u postgres -- env PATH="$PATH")
+    "${AS[@]}" test -r "$ROOT/test/regress.conf" ||
+        echo "user postgres cannot read $ROOT: make installcheck will fail (let it enter the parent directories)"
+fi
+installcheck() { "${AS[@]}" make installcheck PG_CONFIG=pg_config "$@"; }
+
+installcheck ISOLATION= TAP_TESTS= >"$WORK/regress.log" 2>&1; rc=$?
+grep -E "^(test| ?ok|not ok)|\.\.\. " "$WORK/regress.log" || tail -20 "$WORK/regress.log"
+[ -f test/output/regression.diffs ] && head -80 test/output/regression.diffs
+p=$(grep -cE '\.\.\. ok' "$WORK/regress.log"); f=$(grep -cE '\.\.\. FAILED' "$WORK/regress.log")
+[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+tally "$p" "$f" pg_regress
+
+installcheck REGRESS= TAP_TESTS= >"$WORK/isolation.log" 2>&1; rc=$?
+grep -E "^(test| ?ok|not ok)|\.\.\. " "$WORK/isolation.log" || tail -20 "$WORK/isolation.log"
+[ -f test/isolation/output/regression.diffs ] && head -80 test/isolation/output/regression.diffs
+p=$(grep -cE '\.\.\. ok' "$WORK/isolation.log"); f=$(grep -cE '\.\.\. FAILED' "$WORK/isolation.log")
+[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+tally "$p" "$f" isolation
+
+# TAP: one count per assertion (prove -v); a script that dies, exits non-zero or
+# breaks its plan without a failed assertion counts as one failure
+installcheck REGRESS= ISOLATION= PROVE_FLAGS=-v >"$WORK/prove.log" 2>&1; rc=$?
+p=$(grep -cE '^ok ' "$WORK/prove.log"); f=$(grep -E '^not ok ' "$WORK/prove.log" | grep -vc '# TODO')
+died=$(grep -cE '^\S+\.pl \(Wstat: .* Failed: 0\)' "$WORK/prove.log")
+f=$((f + died))
+[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+if [ "$f" -ne 0 ]; then
+    grep -E '^(not ok|#)|^\S+\.pl \.\.|Dubious|Wstat|Failed test|Non-zero|Parse errors|^Result' "$WORK/prove.log" | head -80
+    echo "(TAP logs: tmp_check/log/)"
+else
+    grep -E '^\S+\.pl \.\.|^Result' "$WORK/prove.log"
+fi
+tally "$p" "$f" TAP
+
+# the cluster for the parts below
+PORT=$((54000 + RANDOM % 900))
+hp_cluster_start "$WORK/pg" "$PORT" || { echo "$passed passed, $((failed + 1)) failed"; exit 1; }
 
 # 2. pgTAP with pg_prove, in its own database
 createdb tap
@@ -42,8 +95,10 @@ tally "$(echo "$line" | sed -E 's/.* ([0-9]+) passed.*/\1/')" "$(echo "$line" | 
 
 # 4. the backend survived everything: still accepting queries
 if psql -XAtqc "SELECT 1" >/dev/null 2>&1; then tally 1 0 "server alive"; else tally 0 1 "server alive"; fi
-# a backend that crashed is restarted and the server answers again: read its log too
-crashes=$(grep -E "terminated by signal|PANIC" "$WORK/pg/server.log" || true)
+# a backend that crashed is restarted and the server answers again: read its log
+# too, and the logs of make installcheck's temporary instances
+crashes=$(grep -HE "terminated by signal|PANIC" "$WORK/pg/server.log" \
+    test/output/log/postmaster.log test/isolation/output/log/postmaster.log 2>/dev/null || true)
 if [ -z "$crashes" ]; then tally 1 0 "no backend crashed (server log)"
 else echo "$crashes" | head -5; tally 0 1 "no backend crashed (server log)"; fi
 
