@@ -11,7 +11,7 @@ CREATE EXTENSION IF NOT EXISTS health_pass;
 SELECT plan(22);
 
 CREATE ROLE tap_reader LOGIN;
--- each refusal recorded, whatever the time between them (counting: sql/denials.sql)
+-- each refusal recorded, whatever the time between them (counting: test/sql/denials.sql)
 ALTER ROLE tap_reader SET health_pass.denial_interval = 0;
 CREATE ROLE tap_slow LOGIN;
 GRANT USAGE ON SCHEMA health_pass TO tap_reader, tap_slow;

@@ -5,7 +5,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS health_pass;
 RESET client_min_messages;
 -- every denial recorded, so that each read path shows its decision whatever
--- the time between statements (counting repeated denials: sql/denials.sql)
+-- the time between statements (counting repeated denials: test/sql/denials.sql)
 SET health_pass.denial_interval = 0;
 
 CREATE ROLE regress_clerk LOGIN;
@@ -66,7 +66,7 @@ SELECT relation, subject_column, protected_by FROM health_pass.protected_tables;
 -- subject values leave pg_statistic, where pg_stats showed them to every
 -- role with SELECT; the other columns keep their statistics, which pg_stats
 -- hides from non-superusers since the table is under forced row security
--- (sql/ddl.sql)
+-- (test/sql/ddl.sql)
 CREATE FUNCTION stat_targets(tbl regclass) RETURNS TABLE (attname name, attstattarget int)
 LANGUAGE sql AS $$
     SELECT a.attname, a.attstattarget FROM pg_attribute a
@@ -222,7 +222,7 @@ CREATE TABLE parted (person_id text PRIMARY KEY, note text) PARTITION BY LIST (p
 CREATE TABLE parted_a PARTITION OF parted FOR VALUES IN ('A1', 'A2');
 GRANT SELECT, INSERT, UPDATE ON parted TO regress_clerk;
 -- (a partition is protected through its root: protect() of parted_a alone
--- is refused, see sql/ddl.sql)
+-- is refused, see test/sql/ddl.sql)
 SELECT health_pass.protect('parted', 'person_id');
 SET ROLE regress_clerk;
 INSERT INTO parted VALUES ('A1', 'x') ON CONFLICT (person_id) DO UPDATE SET note = 'y';
@@ -414,7 +414,7 @@ SELECT ok FROM health_pass.audit_verify();
 -- a block whose bloom filter was wiped (hiding its subjects from who_read),
 -- or whose bytes were damaged, is found at its first record; a damaged
 -- block shows in audit_log as one row saying so, rather than be skipped or
--- make every query on the log fail (sql/records.sql)
+-- make every query on the log fail (test/sql/records.sql)
 SELECT min_id AS blk, subjects AS saved_subjects, records AS saved_records
 FROM health_pass.audit_block WHERE :victim BETWEEN min_id AND max_id \gset
 UPDATE health_pass.audit_block SET subjects = decode(repeat('00', length(subjects)), 'hex')

@@ -6,7 +6,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS health_pass;
 RESET client_min_messages;
 -- every refusal recorded, whatever the time between statements (counting
--- repeated refusals: sql/denials.sql, sql/quota.sql §10)
+-- repeated refusals: test/sql/denials.sql, test/sql/quota.sql §10)
 SET health_pass.denial_interval = 0;
 
 CREATE ROLE regress_gate_quota LOGIN;     -- may read 10 subjects an hour

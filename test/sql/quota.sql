@@ -240,7 +240,7 @@ RESET SESSION AUTHORIZATION;
 SELECT 1 AS still_up;
 -- 10. A loop of statements refused by a quota cannot flood the log either:
 -- the five refusals above left one record, the others are counted into one
--- summary (denials.c; sql/denials.sql)
+-- summary (denials.c; test/sql/denials.sql)
 SELECT health_pass.audit_flush() >= 0 AS flushed;
 SELECT count(*) AS quota_exceeded_records FROM health_pass.audit_log
 WHERE relation = 'q_tie'::regclass AND outcome = 'quota_exceeded';

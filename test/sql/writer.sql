@@ -12,7 +12,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS health_pass;
 RESET client_min_messages;
 -- every refusal recorded, whatever the time between statements (counting
--- repeated denials: sql/denials.sql)
+-- repeated denials: test/sql/denials.sql)
 SET health_pass.denial_interval = 0;
 
 CREATE ROLE regress_wr_dbo LOGIN;          -- will own this database; no CREATEDB
