@@ -66,7 +66,7 @@ tally "$p" "$f" isolation
 # breaks its plan without a failed assertion counts as one failure
 installcheck REGRESS= ISOLATION= PROVE_FLAGS=-v >"$WORK/prove.log" 2>&1; rc=$?
 p=$(grep -cE '^ok ' "$WORK/prove.log"); f=$(grep -E '^not ok ' "$WORK/prove.log" | grep -vc '# TODO')
-died=$(grep -cE '^\S+\.pl \(Wstat: .* Failed: 0\)' "$WORK/prove.log")
+died=$(grep -cE '^\S+\.pl +\(Wstat: .* Failed: 0\)' "$WORK/prove.log")
 f=$((f + died))
 [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
 if [ "$f" -ne 0 ]; then
