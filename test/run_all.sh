@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Run every health_pass test: make installcheck (pg_regress, isolation and the
-# TAP scripts in test/t/, on temporary instances of their own), then, against a
-# throwaway cluster this script starts and stops, pgTAP, the EU DCC conformance
-# vectors and the server-log check; the crash tests and the randomized gate
-# test (each on a cluster of its own), and the libFuzzer target.
+# TAP scripts in test/t/, the crash tests among them, on servers of their own),
+# then, against a throwaway cluster this script starts and stops, pgTAP, the EU
+# DCC conformance vectors and the server-log check; the randomized gate test (on
+# a cluster of its own) and the libFuzzer target.
 # Ends with 'N passed, N failed'; exits non-zero on failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -104,17 +104,12 @@ crashes=$(grep -HE "terminated by signal|PANIC" "$WORK/pg/server.log" \
 if [ -z "$crashes" ]; then tally 1 0 "no backend crashed (server log)"
 else echo "$crashes" | head -5; tally 0 1 "no backend crashed (server log)"; fi
 
-# 5. crash tests for the audit log, on a cluster of their own
-bash test/crash.sh | tee "$WORK/crash.log" | tail -20
-line=$(grep -E '^crash: ' "$WORK/crash.log" || echo "crash: 0 passed, 1 failed")
-tally "$(echo "$line" | sed -E 's/.* ([0-9]+) passed.*/\1/')" "$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')" crash
-
-# 6. libFuzzer on the decoder
+# 5. libFuzzer on the decoder
 bash test/fuzz/run.sh | tee "$WORK/fuzz.log" | tail -4
 line=$(grep -E '^fuzz: ' "$WORK/fuzz.log" || echo "fuzz: 0 passed, 1 failed")
 tally "$(echo "$line" | sed -E 's/.* ([0-9]+) passed.*/\1/')" "$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')" fuzz
 
-# 7. the randomized gate test (issue 11), on a cluster of its own: generated
+# 6. the randomized gate test (issue 11), on a cluster of its own: generated
 #    statements as roles with and without rules, quotas and break glass; every
 #    value a client saw must be audited for it (HP_RANDOM_SEED, HP_RANDOM_SECONDS)
 /usr/bin/python3 test/random_gate.py | tee "$WORK/random.log"
