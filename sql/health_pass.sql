@@ -16,8 +16,10 @@
 --   3. the trust list and verification
 --   4. the access policy: protected tables, rules, protect() and allow()
 --   5. the audit log: blocks, the audit_log view, verify, status, who_read()
---   6. event triggers (created last: they would fire on this script's DDL)
---   7. privileges and the tables pg_dump keeps
+--   6. revocation: revoked hashes, revoke(), the gateway's batches
+--   7. signing keys and issuing passes
+--   8. event triggers (created last: they would fire on this script's DDL)
+--   9. privileges and the tables pg_dump keeps
 --
 -- Every object is schema-qualified; functions in a procedural language pin
 -- search_path.  The server must run the matching library (health_pass.so),
@@ -769,7 +771,7 @@ COMMENT ON TABLE health_pass.audit_block IS
 COMMENT ON COLUMN health_pass.audit_block.subjects IS
     'bloom filter of the (relation, subject) pairs of the block''s records: who_read() unpacks only blocks it matches';
 COMMENT ON COLUMN health_pass.audit_block.records IS
-    'the packed records (src/audit/block.c); outcome codes 0 allowed, 1 denied, 2 quota_exceeded, 3 break_glass, 4 superuser';
+    'the packed records (src/audit/block.c); outcome codes 0 allowed, 1 denied, 2 quota_exceeded, 3 break_glass, 4 superuser, 5 issued, 6 revoked';
 
 CREATE FUNCTION health_pass._audit_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'hp_audit_guard' LANGUAGE C;
@@ -880,7 +882,11 @@ END $$;
 COMMENT ON FUNCTION health_pass.who_read(regclass, text) IS
     'every audit record of one subject (its text as health_pass.subject_text() gives it) of one table and of its partitions and children, newest first, and the "unreadable block" row of a damaged block that may hold one (needs SELECT on audit_block)';
 
--- 6. Event triggers ==========================================================
+-- 6. Revocation ==============================================================
+
+-- 7. Signing keys and issuing passes =========================================
+
+-- 8. Event triggers ==========================================================
 
 CREATE EVENT TRIGGER health_pass_forget_dropped ON sql_drop
     EXECUTE FUNCTION health_pass._forget_dropped();
@@ -888,7 +894,7 @@ CREATE EVENT TRIGGER health_pass_protect_new_children ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE FOREIGN TABLE')
     EXECUTE FUNCTION health_pass._protect_new_children();
 
--- 7. Privileges and configuration tables =====================================
+-- 9. Privileges and configuration tables =====================================
 
 -- Everyone may use the type and read the trust list; only the owner edits it.
 GRANT USAGE ON SCHEMA health_pass TO PUBLIC;
