@@ -41,6 +41,7 @@
 
 #define P11_MAX_TOKENS 8
 #define P11_PIN_MAX 256
+#define P11_REINIT_TRIES 8
 
 /* A parsed pkcs11: URI: what identifies the token and the key object */
 typedef struct P11Uri
@@ -451,15 +452,20 @@ field_eq(const unsigned char *field, size_t size, const char *s)
 	return strlen(s) == n && memcmp(field, s, n) == 0;
 }
 
-/* The one initialized token matching the URI */
-static ck_slot_id_t
-find_slot(const char *keyname, const P11Uri *u, struct ck_token_info *info_out)
+/*
+ * The one initialized token matching the URI.  None: false, unless raise
+ * (then an error whose detail says what the module listed).
+ */
+static bool
+find_slot(const char *keyname, const P11Uri *u, struct ck_token_info *info_out,
+		  ck_slot_id_t *slot_out, bool raise)
 {
 	ck_slot_id_t slots[64];
 	unsigned long n = lengthof(slots);
 	ck_rv_t		rv = p11.f->C_GetSlotList(1, slots, &n);
 	int			found = 0;
-	ck_slot_id_t slot = 0;
+	int			noinfo = 0;
+	int			uninit = 0;
 
 	if (rv != CKR_OK)
 		ereport(ERROR,
@@ -472,9 +478,15 @@ find_slot(const char *keyname, const P11Uri *u, struct ck_token_info *info_out)
 		if (u->has_slot_id && slots[i] != u->slot_id)
 			continue;
 		if (p11.f->C_GetTokenInfo(slots[i], &ti) != CKR_OK)
+		{
+			noinfo++;
 			continue;
+		}
 		if (!(ti.flags & CKF_TOKEN_INITIALIZED))
+		{
+			uninit++;
 			continue;
+		}
 		if ((u->token && !field_eq(ti.label, sizeof(ti.label), u->token)) ||
 			(u->manufacturer && !field_eq(ti.manufacturer_id, sizeof(ti.manufacturer_id), u->manufacturer)) ||
 			(u->serial && !field_eq(ti.serial_number, sizeof(ti.serial_number), u->serial)) ||
@@ -482,20 +494,34 @@ find_slot(const char *keyname, const P11Uri *u, struct ck_token_info *info_out)
 			continue;
 		if (found++ == 0)
 		{
-			slot = slots[i];
+			*slot_out = slots[i];
 			*info_out = ti;
 		}
 	}
+	if (found == 0 && !raise)
+		return false;
 	if (found == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_KEY_UNAVAILABLE),
-				 errmsg("key: no PKCS#11 token matches the key_ref of signing key \"%s\"", keyname)));
+				 errmsg("key: no PKCS#11 token matches the key_ref of signing key \"%s\"", keyname),
+				 errdetail("The module lists %lu slots with a token: %d without token information, %d not initialized.",
+						   n, noinfo, uninit)));
 	if (found > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_KEY_UNAVAILABLE),
 				 errmsg("key: more than one PKCS#11 token matches the key_ref of signing key \"%s\"", keyname),
 				 errhint("Name the token with token= (or serial=) in the URI.")));
-	return slot;
+	return true;
+}
+
+/* Has this backend a session open on any token? */
+static bool
+p11_tokens_in_use(void)
+{
+	for (int i = 0; i < P11_MAX_TOKENS; i++)
+		if (p11.tokens[i].used)
+			return true;
+	return false;
 }
 
 /* Log in with the PIN of health_pass.pkcs11_pin_file */
@@ -541,7 +567,19 @@ token_login(P11Token *t, const char *keyname)
 				(errcode(ERRCODE_HP_KEY_UNAVAILABLE),
 				 errmsg("key: the PIN file of signing key \"%s\" holds no PIN of 1 to %d bytes", keyname, P11_PIN_MAX)));
 	}
-	rv = p11.f->C_Login(t->session, CKU_USER, (unsigned char *) pin, len);
+	/*
+	 * A token that cannot read its state just now (SoftHSM2: its files
+	 * locked by another process) says so with a general error: try again
+	 * a few times, never after a PIN error
+	 */
+	for (int attempt = 0;; attempt++)
+	{
+		rv = p11.f->C_Login(t->session, CKU_USER, (unsigned char *) pin, len);
+		if (attempt >= P11_REINIT_TRIES ||
+			(rv != CKR_GENERAL_ERROR && rv != CKR_DEVICE_ERROR && rv != CKR_FUNCTION_FAILED))
+			break;
+		pg_usleep(2000L * (attempt + 1) + (long) (random() % 10000));
+	}
 	explicit_bzero(pin, sizeof(pin));
 	if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_INVALID || rv == CKR_PIN_LEN_RANGE)
 	{
@@ -693,7 +731,22 @@ hp_p11_open(const char *keyname, const char *uri, int alg)
 		if (k->token != NULL && k->generation == p11.generation && k->alg == alg &&
 			strcmp(k->uri, uri) == 0)
 			return k;
-	slot = find_slot(keyname, &u, &ti);
+	/*
+	 * A token missing from the list may be one the module could not read
+	 * as it initialized (SoftHSM2 reads its token files under a lock when
+	 * C_Initialize runs; backends starting at once can miss a token): start
+	 * the module afresh a few times before reporting it missing.
+	 */
+	for (int attempt = 0;; attempt++)
+	{
+		if (find_slot(keyname, &u, &ti, &slot, attempt >= P11_REINIT_TRIES))
+			break;
+		if (p11_tokens_in_use())
+			(void) find_slot(keyname, &u, &ti, &slot, true);
+		p11_finalize();
+		pg_usleep(2000L * (attempt + 1) + (long) (random() % 20000));
+		p11_module(keyname);
+	}
 	t = token_session(slot, &ti, keyname);
 	obj = find_object(t, &u, keyname, alg);
 	k = MemoryContextAllocZero(TopMemoryContext, sizeof(HpP11Key));
