@@ -68,11 +68,16 @@
 typedef struct CachedKey
 {
 	int64		id;				/* hash key: signing_key.id */
-	uint8		ident[32];		/* SHA-256 of key_ref, NUL, certificate */
+	char	   *key_ref;		/* the row it was loaded for (TopMemoryContext) */
+	uint8	   *cert;
+	size_t		cert_len;
 	bool		valid;
 	bool		proven;			/* challenge verified with the certificate */
 	bool		is_file;
-	/* file: the file it was read from and the key */
+	/* file: the file it was read from (resolved) and the key */
+	char	   *dir_setting;	/* health_pass.key_directory then */
+	char	   *dir;
+	char	   *full;
 	dev_t		dev;
 	ino_t		ino;
 	off_t		size;
@@ -124,17 +129,18 @@ static void
 sha256_of(const uint8 *a, size_t alen, const uint8 *b, size_t blen,
 		  const uint8 *c, size_t clen, uint8 *out)
 {
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	static EVP_MD_CTX *md = NULL;
 	unsigned int olen = 0;
 	bool		ok;
 
+	if (md == NULL)
+		md = EVP_MD_CTX_new();
 	ok = md != NULL &&
 		EVP_DigestInit_ex(md, sha256, NULL) == 1 &&
 		EVP_DigestUpdate(md, a, alen) == 1 &&
 		(blen == 0 || EVP_DigestUpdate(md, b, blen) == 1) &&
 		(clen == 0 || EVP_DigestUpdate(md, c, clen) == 1) &&
 		EVP_DigestFinal_ex(md, out, &olen) == 1 && olen == 32;
-	EVP_MD_CTX_free(md);
 	ERR_clear_error();
 	if (!ok)
 		elog(ERROR, "SHA-256 failed in OpenSSL");
@@ -148,6 +154,13 @@ cached_key_clear(CachedKey *ck)
 	EVP_PKEY_free(ck->pkey);
 	ck->sctx = NULL;
 	ck->pkey = NULL;
+	if (ck->dir_setting)
+		pfree(ck->dir_setting);
+	if (ck->dir)
+		pfree(ck->dir);
+	if (ck->full)
+		pfree(ck->full);
+	ck->dir_setting = ck->dir = ck->full = NULL;
 	ck->p11 = NULL;				/* owned by pkcs11.c */
 	ck->valid = false;
 	ck->proven = false;
@@ -216,12 +229,15 @@ relative_name_ok(const char *name)
  * others; a file larger than max_size.  keyname names the signing key in
  * messages, what says "key file" or "PIN file".
  */
+static char last_dir[PATH_MAX];	/* what the last hp_key_file_open resolved */
+static char last_full[PATH_MAX];
+
 int
 hp_key_file_open(const char *keyname, const char *name, const char *what,
 				 size_t max_size)
 {
-	char		dir[PATH_MAX];
-	char		full[PATH_MAX];
+	char	   *dir = last_dir;
+	char	   *full = last_full;
 	char		path[PATH_MAX];
 	struct stat st;
 	size_t		dlen;
@@ -237,6 +253,7 @@ hp_key_file_open(const char *keyname, const char *name, const char *what,
 				(errcode(ERRCODE_HP_KEY_UNSAFE),
 				 errmsg("key: the %s of signing key \"%s\" must be named relative to health_pass.key_directory, without \"..\"",
 						what, keyname)));
+	last_dir[0] = last_full[0] = '\0';
 	if (hp_key_directory[0] != '/' || realpath(hp_key_directory, dir) == NULL ||
 		stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
 		ereport(ERROR,
@@ -403,7 +420,7 @@ secure_heap(void)
 static void
 pem_load(CachedKey *ck, const char *keyname, const char *name, int alg)
 {
-	int			fd = hp_key_file_open(keyname, name, "key file", HP_KEY_FILE_MAX);
+	int			fd;
 	struct stat st;
 	char	   *buf;
 	size_t		len = 0;
@@ -412,6 +429,27 @@ pem_load(CachedKey *ck, const char *keyname, const char *name, int alg)
 	EVP_PKEY   *pk;
 	EVP_PKEY_CTX *ctx;
 
+	/*
+	 * The key loaded before, when the setting, the directory's owner and
+	 * mode, and the file (the same inode, size, modification and change
+	 * times: a chmod or chown changes ctime) are as they were: two stat
+	 * calls instead of resolving and opening the file again
+	 */
+	if (ck->valid && ck->pkey != NULL && ck->full != NULL &&
+		strcmp(ck->dir_setting, hp_key_directory) == 0)
+	{
+		struct stat ds;
+
+		if (stat(ck->dir, &ds) == 0 && S_ISDIR(ds.st_mode) && ds.st_uid == geteuid() &&
+			!(ds.st_mode & (S_IWGRP | S_IWOTH)) &&
+			lstat(ck->full, &st) == 0 &&
+			ck->dev == st.st_dev && ck->ino == st.st_ino && ck->size == st.st_size &&
+			ck->mtime.tv_sec == st.st_mtim.tv_sec && ck->mtime.tv_nsec == st.st_mtim.tv_nsec &&
+			ck->ctime.tv_sec == st.st_ctim.tv_sec && ck->ctime.tv_nsec == st.st_ctim.tv_nsec)
+			return;
+	}
+	cached_key_clear(ck);
+	fd = hp_key_file_open(keyname, name, "key file", HP_KEY_FILE_MAX);
 	if (fstat(fd, &st) != 0)
 	{
 		close(fd);
@@ -419,15 +457,6 @@ pem_load(CachedKey *ck, const char *keyname, const char *name, int alg)
 				(errcode(ERRCODE_HP_KEY_UNAVAILABLE),
 				 errmsg("key: the key file of signing key \"%s\" cannot be read", keyname)));
 	}
-	if (ck->valid && ck->pkey != NULL &&
-		ck->dev == st.st_dev && ck->ino == st.st_ino && ck->size == st.st_size &&
-		ck->mtime.tv_sec == st.st_mtim.tv_sec && ck->mtime.tv_nsec == st.st_mtim.tv_nsec &&
-		ck->ctime.tv_sec == st.st_ctim.tv_sec && ck->ctime.tv_nsec == st.st_ctim.tv_nsec)
-	{
-		close(fd);
-		return;
-	}
-	cached_key_clear(ck);
 	secure_heap();
 	buf = palloc(HP_KEY_FILE_MAX + 1);
 	ok = hp_read_fd(fd, buf, HP_KEY_FILE_MAX + 1, &len);
@@ -474,6 +503,9 @@ pem_load(CachedKey *ck, const char *keyname, const char *name, int alg)
 	ck->pkey = pk;
 	ck->sctx = ctx;
 	ck->is_file = true;
+	ck->dir_setting = MemoryContextStrdup(TopMemoryContext, hp_key_directory);
+	ck->dir = MemoryContextStrdup(TopMemoryContext, last_dir);
+	ck->full = MemoryContextStrdup(TopMemoryContext, last_full);
 	ck->dev = st.st_dev;
 	ck->ino = st.st_ino;
 	ck->size = st.st_size;
@@ -490,8 +522,7 @@ pem_sign(CachedKey *ck, int alg, const uint8 *digest, uint8 *sig, size_t *sig_le
 	uint8		out[HP_MAX_SIG + 16];
 	size_t		olen = sizeof(out);
 
-	if (EVP_PKEY_sign(ck->sctx, NULL, &olen, digest, 32) != 1 || olen > sizeof(out) ||
-		EVP_PKEY_sign(ck->sctx, out, &olen, digest, 32) != 1)
+	if (EVP_PKEY_sign(ck->sctx, out, &olen, digest, 32) != 1)
 	{
 		ERR_clear_error();
 		return false;
@@ -584,21 +615,26 @@ cache_entry(int64 id, const char *key_ref, const uint8 *der, size_t der_len)
 {
 	CachedKey  *ck;
 	bool		found;
-	uint8		ident[32];
-	static const uint8 nul = 0;
 
 	keys_init();
-	sha256_of((const uint8 *) key_ref, strlen(key_ref), &nul, 1, der, der_len, ident);
 	ck = hash_search(key_cache, &id, HASH_ENTER, &found);
 	if (!found)
-	{
 		memset(((char *) ck) + sizeof(int64), 0, sizeof(CachedKey) - sizeof(int64));
-		memcpy(ck->ident, ident, 32);
-	}
-	else if (memcmp(ck->ident, ident, 32) != 0)
+	else if (strcmp(ck->key_ref, key_ref) != 0 || ck->cert_len != der_len ||
+			 memcmp(ck->cert, der, der_len) != 0)
 	{
+		/* the row changed: forget the key, load and prove it afresh */
 		cached_key_clear(ck);
-		memcpy(ck->ident, ident, 32);
+		pfree(ck->key_ref);
+		pfree(ck->cert);
+		ck->key_ref = NULL;
+	}
+	if (ck->key_ref == NULL)
+	{
+		ck->key_ref = MemoryContextStrdup(TopMemoryContext, key_ref);
+		ck->cert = MemoryContextAlloc(TopMemoryContext, der_len);
+		memcpy(ck->cert, der, der_len);
+		ck->cert_len = der_len;
 	}
 	return ck;
 }
@@ -679,6 +715,13 @@ hp_signing_key_relid(void)
 	return relid;
 }
 
+/* Column numbers of signing_key, looked up once per relation */
+static struct
+{
+	Oid			relid;
+	AttrNumber	id, name, kid, cert, key_ref, alg, country, from, until, usage;
+} kcols;
+
 /* Read the row of key name into s->info and s->key_ref; false if none */
 static bool
 read_key_row(const char *name, HpSigner *s)
@@ -696,8 +739,23 @@ read_key_row(const char *name, HpSigner *s)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("key: the index health_pass.signing_key_name_key is missing")));
+	if (kcols.relid != relid)
+	{
+		kcols.relid = InvalidOid;
+		kcols.id = key_attnum(relid, "signing_key", "id");
+		kcols.name = key_attnum(relid, "signing_key", "name");
+		kcols.kid = key_attnum(relid, "signing_key", "kid");
+		kcols.cert = key_attnum(relid, "signing_key", "certificate");
+		kcols.key_ref = key_attnum(relid, "signing_key", "key_ref");
+		kcols.alg = key_attnum(relid, "signing_key", "alg");
+		kcols.country = key_attnum(relid, "signing_key", "country");
+		kcols.from = key_attnum(relid, "signing_key", "valid_from");
+		kcols.until = key_attnum(relid, "signing_key", "valid_until");
+		kcols.usage = key_attnum(relid, "signing_key", "key_usage");
+		kcols.relid = relid;
+	}
 	rel = table_open(relid, AccessShareLock);
-	ScanKeyInit(&skey, key_attnum(relid, "signing_key", "name"), BTEqualStrategyNumber,
+	ScanKeyInit(&skey, kcols.name, BTEqualStrategyNumber,
 				F_TEXTEQ, CStringGetTextDatum(name));
 	scan = systable_beginscan(rel, idx, true, snap, 1, &skey);
 	if ((tup = systable_getnext(scan)) != NULL)
@@ -709,29 +767,29 @@ read_key_row(const char *name, HpSigner *s)
 		char	   *s_alg;
 
 		found = true;
-		s->info.keyid = DatumGetInt64(heap_getattr(tup, key_attnum(relid, "signing_key", "id"), desc, &isnull));
+		s->info.keyid = DatumGetInt64(heap_getattr(tup, kcols.id, desc, &isnull));
 		s->info.name = pstrdup(name);
-		d = heap_getattr(tup, key_attnum(relid, "signing_key", "kid"), desc, &isnull);
+		d = heap_getattr(tup, kcols.kid, desc, &isnull);
 		b = DatumGetByteaPCopy(d);
 		s->info.kid = (const uint8 *) VARDATA(b);
 		s->info.kid_len = VARSIZE(b) - VARHDRSZ;
-		d = heap_getattr(tup, key_attnum(relid, "signing_key", "certificate"), desc, &isnull);
+		d = heap_getattr(tup, kcols.cert, desc, &isnull);
 		b = DatumGetByteaPCopy(d);
 		s->info.certificate = (const uint8 *) VARDATA(b);
 		s->info.certificate_len = VARSIZE(b) - VARHDRSZ;
-		d = heap_getattr(tup, key_attnum(relid, "signing_key", "key_ref"), desc, &isnull);
+		d = heap_getattr(tup, kcols.key_ref, desc, &isnull);
 		s->key_ref = TextDatumGetCString(d);
-		d = heap_getattr(tup, key_attnum(relid, "signing_key", "alg"), desc, &isnull);
+		d = heap_getattr(tup, kcols.alg, desc, &isnull);
 		s_alg = TextDatumGetCString(d);
 		s->info.alg = strcmp(s_alg, "PS256") == 0 ? HP_ALG_PS256 : HP_ALG_ES256;
-		d = heap_getattr(tup, key_attnum(relid, "signing_key", "country"), desc, &isnull);
+		d = heap_getattr(tup, kcols.country, desc, &isnull);
 		if (!isnull)
 			strlcpy(s->info.country, TextDatumGetCString(d), sizeof(s->info.country));
-		d = heap_getattr(tup, key_attnum(relid, "signing_key", "valid_from"), desc, &isnull);
+		d = heap_getattr(tup, kcols.from, desc, &isnull);
 		s->info.not_before = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
-		d = heap_getattr(tup, key_attnum(relid, "signing_key", "valid_until"), desc, &isnull);
+		d = heap_getattr(tup, kcols.until, desc, &isnull);
 		s->info.not_after = isnull ? DT_NOEND : DatumGetTimestampTz(d);
-		d = heap_getattr(tup, key_attnum(relid, "signing_key", "key_usage"), desc, &isnull);
+		d = heap_getattr(tup, kcols.usage, desc, &isnull);
 		s->info.key_usage = usage_bits(d, isnull);
 	}
 	systable_endscan(scan);
