@@ -911,7 +911,7 @@ COMMENT ON FUNCTION health_pass._signing_key_prove(text, bytea, text) IS
 
 CREATE TABLE health_pass.signing_key (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    name         text NOT NULL CONSTRAINT signing_key_name_key UNIQUE,
+    name         text COLLATE "C" NOT NULL CONSTRAINT signing_key_name_key UNIQUE,
     kid          bytea NOT NULL,
     alg          text NOT NULL CHECK (alg IN ('ES256', 'PS256')),
     certificate  bytea NOT NULL,

@@ -648,8 +648,13 @@ open_private(CachedKey *ck, const char *keyname, const char *key_ref, int alg,
 		pem_load(ck, keyname, key_ref + 5, alg);
 	else
 	{
+		HpP11Key   *k = hp_p11_open(keyname, key_ref, alg);
+
+		/* an object found afresh (a new session) is proven afresh */
+		if (k != ck->p11)
+			ck->proven = false;
 		ck->is_file = false;
-		ck->p11 = hp_p11_open(keyname, key_ref, alg);
+		ck->p11 = k;
 		ck->valid = true;
 	}
 	if (!ck->proven)
@@ -755,6 +760,7 @@ read_key_row(const char *name, HpSigner *s)
 		kcols.relid = relid;
 	}
 	rel = table_open(relid, AccessShareLock);
+	/* name is COLLATE "C", as ScanKeyInit's comparison */
 	ScanKeyInit(&skey, kcols.name, BTEqualStrategyNumber,
 				F_TEXTEQ, CStringGetTextDatum(name));
 	scan = systable_beginscan(rel, idx, true, snap, 1, &skey);
