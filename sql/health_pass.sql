@@ -940,8 +940,8 @@ DECLARE
     info record;
 BEGIN
     NEW.key_ref := health_pass._signing_key_ref(NEW.key_ref);
-    info := health_pass.certificate_info(NEW.certificate);
     NEW.alg := health_pass._signing_key_alg(NEW.certificate);
+    info := health_pass.certificate_info(NEW.certificate);
     NEW.kid := substr(sha256(NEW.certificate), 1, 8);
     NEW.country := info.country;
     NEW.valid_from := info.not_before;
