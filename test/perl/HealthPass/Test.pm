@@ -1,9 +1,9 @@
 # HealthPass::Test: what the TAP scripts in test/t/ share.  A script calls
 # hp_node(NAME) once; the other functions act on that node.
 #
-#   hp_node NAME              a started node with the extension preloaded,
+#   hp_node NAME [, CONF]     a started node with the extension preloaded,
 #                             fsync on, crash restarts on (the test cluster's
-#                             default is off), 40 connections
+#                             default is off), 40 connections, and CONF
 #   audited_db DB, ROWS_SQL   a database with the extension and a protected
 #                             table people that role reader may read for
 #                             purpose care
@@ -25,7 +25,7 @@ our $node;
 
 sub hp_node
 {
-	my ($name) = @_;
+	my ($name, $conf) = @_;
 	$node = PostgreSQL::Test::Cluster->new($name);
 	$node->init;
 	$node->append_conf('postgresql.conf', qq{
@@ -33,7 +33,7 @@ shared_preload_libraries = 'health_pass'
 fsync = on
 restart_after_crash = on
 max_connections = 40
-});
+} . ($conf // ''));
 	$node->start;
 	return $node;
 }
