@@ -2,7 +2,8 @@
 MODULE_big = health_pass
 OBJS = src/health_pass.o \
        $(patsubst %.c,%.o,$(wildcard src/common/*.c src/codec/*.c src/pass/*.c \
-                                     src/verify/*.c src/audit/*.c src/access/*.c))
+                                     src/verify/*.c src/audit/*.c src/access/*.c \
+                                     src/issue/*.c))
 EXTENSION = health_pass
 # The install script of the current version is built from sql/health_pass.sql
 # (version: default_version in health_pass.control); the 0.1.0 script and the
@@ -14,7 +15,7 @@ $(error default_version not found in $(EXTENSION).control)
 endif
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA = sql/$(EXTENSION)--0.1.0.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
-REGRESS = type reading trust check inspect hostile access gate ddl redteam quota records writer upgrade denials
+REGRESS = type reading trust check inspect hostile access gate ddl redteam quota records writer upgrade denials revocation
 # make installcheck (after make install) needs no running server: pg_regress and
 # pg_isolation_regress each start a temporary instance with test/regress.conf, then
 # prove runs the TAP scripts (PostgreSQL::Test::Cluster starts its own servers).
