@@ -905,6 +905,9 @@ CREATE TABLE health_pass.revocation (
     revoked_by  name NOT NULL DEFAULT current_user,
     PRIMARY KEY (hash, hash_type)
 );
+-- check() probes this hash index once per hash of a pass (the primary key
+-- keeps entries unique for the idempotent import; export reads by country)
+CREATE INDEX revocation_hash_idx ON health_pass.revocation USING hash (hash);
 CREATE INDEX revocation_country_idx ON health_pass.revocation (country, revoked_at);
 COMMENT ON TABLE health_pass.revocation IS
     'revoked passes by EU gateway hash (SHA-256 truncated to 16 bytes); check() reports revoked while an entry has not expired';

@@ -63,7 +63,7 @@ typedef struct HpRevHashes
 typedef struct HpRevRef
 {
 	Oid			relid;
-	Oid			hash_index;		/* revocation_pkey: (hash, hash_type) */
+	Oid			hash_index;		/* revocation_hash_idx: hash index on hash */
 	AttrNumber	att_type;
 	AttrNumber	att_expires;
 } HpRevRef;
