@@ -81,7 +81,8 @@ trust_attnum(Oid relid, const char *name)
 	if (a == InvalidAttrNumber)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("health_pass.trust_list has no column \"%s\"", name)));
+				 errmsg("health_pass.trust_list has no column \"%s\"", name),
+				 errhint("The extension may be older than this library: ALTER EXTENSION health_pass UPDATE.")));
 	return a;
 }
 

@@ -97,7 +97,8 @@ hp_revocation_ref(HpRevRef *r)
 	if (!OidIsValid(r->relid) || !OidIsValid(r->hash_index))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("health_pass.revocation or its hash index is missing")));
+				 errmsg("health_pass.revocation or its hash index is missing"),
+				 errhint("This library needs the extension at version 0.9.0 or later: ALTER EXTENSION health_pass UPDATE.")));
 	r->att_type = get_attnum(r->relid, "hash_type");
 	r->att_expires = get_attnum(r->relid, "expires");
 	if (r->att_type == InvalidAttrNumber || r->att_expires == InvalidAttrNumber)
