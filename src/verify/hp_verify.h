@@ -64,6 +64,7 @@ typedef struct HpRevRef
 {
 	Oid			relid;
 	Oid			hash_index;		/* revocation_hash_idx: hash index on hash */
+	AttrNumber	att_hash;
 	AttrNumber	att_type;
 	AttrNumber	att_expires;
 } HpRevRef;

@@ -13,8 +13,11 @@
  * (revocation_hash_idx) under the snapshot check() reads the trust list
  * with: one index scan, rescanned for each hash the pass has (one bucket
  * page each; a btree descent costs three or four pages at a million
- * entries), and a heap fetch only when a hash is found.  A row counts when its hash_type is the type of the
- * hash that matched and it has not expired (expires NULL or >= at).
+ * entries).  A hash index keeps only a 32-bit hash code of each key, so an
+ * entry it returns is fetched and its bytes compared (row_counts): a pass
+ * whose hashes share no code with any entry reads no heap page.  A row
+ * counts when its hash bytes and hash_type are those of the pass's hash and
+ * it has not expired (expires NULL or >= at).
  */
 #include "postgres.h"
 
@@ -99,22 +102,38 @@ hp_revocation_ref(HpRevRef *r)
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("health_pass.revocation or its hash index is missing"),
 				 errhint("This library needs the extension at version 0.9.0 or later: ALTER EXTENSION health_pass UPDATE.")));
+	r->att_hash = get_attnum(r->relid, "hash");
 	r->att_type = get_attnum(r->relid, "hash_type");
 	r->att_expires = get_attnum(r->relid, "expires");
-	if (r->att_type == InvalidAttrNumber || r->att_expires == InvalidAttrNumber)
+	if (r->att_hash == InvalidAttrNumber || r->att_type == InvalidAttrNumber
+		|| r->att_expires == InvalidAttrNumber)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("health_pass.revocation has no column \"hash_type\" or \"expires\"")));
+				 errmsg("health_pass.revocation has no column \"hash\", \"hash_type\" or \"expires\"")));
 }
 
-/* Whether a found row is an unexpired entry of hash type t */
+/*
+ * Whether a found row is an unexpired entry of hash type t with exactly
+ * these hash bytes.  A hash index is lossy (it keeps a 32-bit hash code of
+ * the key), so the bytes are compared here: at a million entries, a few
+ * passes in ten thousand share a hash code with some entry.
+ */
 static bool
-row_counts(TupleTableSlot *slot, const HpRevRef *r, HpRevType t, TimestampTz at)
+row_counts(TupleTableSlot *slot, const HpRevRef *r, HpRevType t,
+		   const uint8 *hash, TimestampTz at)
 {
 	bool		isnull;
 	Datum		d;
 	text	   *type;
+	bytea	   *stored;
 
+	d = slot_getattr(slot, r->att_hash, &isnull);
+	if (isnull)
+		return false;
+	stored = DatumGetByteaPP(d);
+	if (VARSIZE_ANY_EXHDR(stored) != HP_REV_HASH_LEN
+		|| memcmp(VARDATA_ANY(stored), hash, HP_REV_HASH_LEN) != 0)
+		return false;
 	d = slot_getattr(slot, r->att_type, &isnull);
 	if (isnull)
 		return false;
@@ -160,7 +179,7 @@ hp_revoked(const HpRevRef *r, const HpRevHashes *h, TimestampTz at, Snapshot sna
 		index_rescan(scan, &key, 1, NULL, 0);
 		while (index_getnext_slot(scan, ForwardScanDirection, slot))
 		{
-			if (row_counts(slot, r, (HpRevType) t, at))
+			if (row_counts(slot, r, (HpRevType) t, h->hash[t], at))
 			{
 				found = true;
 				break;
