@@ -977,9 +977,10 @@ BEGIN
         END;
     END IF;
     v_entries := batch -> 'entries';
-    IF jsonb_typeof(v_entries) IS DISTINCT FROM 'array'
-       OR CASE WHEN jsonb_typeof(v_entries) = 'array'
-               THEN jsonb_array_length(v_entries) NOT BETWEEN 1 AND 1000 END THEN
+    IF jsonb_typeof(v_entries) IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'revocation batch: "entries" must be an array of 1 to 1000 entries' USING ERRCODE = 'YHR01';
+    END IF;
+    IF jsonb_array_length(v_entries) NOT BETWEEN 1 AND 1000 THEN
         RAISE EXCEPTION 'revocation batch: "entries" must be an array of 1 to 1000 entries' USING ERRCODE = 'YHR01';
     END IF;
     -- every entry first: a batch with one bad entry adds nothing

@@ -18,12 +18,30 @@
  * whose hashes share no code with any entry reads no heap page.  A row
  * counts when its hash bytes and hash_type are those of the pass's hash and
  * it has not expired (expires NULL or >= at).
+ *
+ * In front of the probes, each backend keeps a Bloom filter of every hash
+ * physically in the table (every tuple version, read with SnapshotAny: a
+ * superset of what any snapshot sees).  "Not in the filter" is an answer
+ * only while the filter is current, and currency is proven without trusting
+ * invalidation messages: every insertion into a hash index writes the
+ * index's metapage and, for a WAL-logged index, sets its LSN, under the
+ * metapage's exclusive lock, before the inserting transaction can commit.
+ * The filter remembers the metapage LSN read before its build (and the
+ * relfilenodes); a check reads the LSN again after its snapshot was taken.
+ * Any row that snapshot sees was indexed before, so an unchanged LSN means
+ * no row the filter lacks.  When the index is not WAL-logged in this
+ * transaction (wal_level minimal, new relfilenode) or its LSN is zero, the
+ * filter is not used.  A stale filter is rebuilt at once for a small table,
+ * else after HP_REV_STABLE_CHECKS checks that found the LSN unchanged (the
+ * probes answer meanwhile), so a table that changes all the time costs
+ * probes, not rebuilds.  docs/design/revocation.md has the argument.
  */
 #include "postgres.h"
 
 #include <openssl/evp.h>
 
 #include "access/genam.h"
+#include "access/hash.h"
 #include "access/htup_details.h"
 #include "access/relscan.h"
 #include "access/stratnum.h"
@@ -31,7 +49,11 @@
 #include "access/tableam.h"
 #include "executor/tuptable.h"
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "catalog/pg_am.h"
+#include "storage/bufmgr.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -145,6 +167,148 @@ row_counts(TupleTableSlot *slot, const HpRevRef *r, HpRevType t,
 	return isnull || DatumGetTimestampTz(d) >= at;
 }
 
+/* The per-backend Bloom filter (see the header comment) */
+#define HP_REV_SMALL_TABLE		100000	/* tuples: rebuilt at once */
+#define HP_REV_STABLE_CHECKS	256 /* checks at one LSN before a rebuild */
+
+typedef struct RevFilter
+{
+	bool		valid;
+	Oid			relid;
+	RelFileNode heap_node;
+	RelFileNode index_node;
+	XLogRecPtr	lsn;			/* metapage LSN read before the build */
+	uint64	   *words;			/* one 64-bit block per key, 4 bits set */
+	uint32		mask;			/* number of words - 1 (a power of two) */
+	XLogRecPtr	seen_lsn;		/* LSN the stale checks below saw */
+	uint32		seen_checks;
+} RevFilter;
+
+static RevFilter filter;
+
+/* The filter's word and bits of a hash (SHA-256 output: uniform bytes) */
+static inline uint64
+filter_bits(const uint8 *h, uint32 *word)
+{
+	*word = ((uint32) h[0] | (uint32) h[1] << 8 | (uint32) h[2] << 16
+			 | (uint32) h[3] << 24) & filter.mask;
+	return (UINT64CONST(1) << (h[4] & 63)) | (UINT64CONST(1) << (h[5] & 63))
+		| (UINT64CONST(1) << (h[6] & 63)) | (UINT64CONST(1) << (h[7] & 63));
+}
+
+/*
+ * The LSN of the hash index's metapage, or InvalidXLogRecPtr when it cannot
+ * vouch for the index's content (not WAL-logged, or never logged)
+ */
+static XLogRecPtr
+index_lsn(Relation rel, Relation idx, double *ntuples)
+{
+	Buffer		buf;
+	Page		page;
+	XLogRecPtr	lsn;
+
+	if (!RelationNeedsWAL(idx) || !RelationNeedsWAL(rel))
+		return InvalidXLogRecPtr;
+	buf = ReadBuffer(idx, HASH_METAPAGE);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	lsn = PageGetLSN(page);
+	*ntuples = HashPageGetMeta(page)->hashm_ntuples;
+	UnlockReleaseBuffer(buf);
+	return lsn;
+}
+
+/* Build the filter from every tuple of the table; lsn was read before */
+static void
+filter_build(const HpRevRef *r, Relation rel, Relation idx, XLogRecPtr lsn,
+			 double ntuples)
+{
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+	uint64		want = (uint64) Max(ntuples, (double) rel->rd_rel->reltuples);
+	uint32		nwords = 64;
+
+	filter.valid = false;
+	/* 16 bits a key: about 0.3% false positives at the estimate */
+	while (nwords < want / 4 + 1 && nwords < ((uint32) 1 << 27))
+		nwords <<= 1;
+	if (filter.words == NULL || filter.mask + 1 != nwords)
+	{
+		if (filter.words != NULL)
+			pfree(filter.words);
+		filter.words = MemoryContextAllocHuge(TopMemoryContext, (Size) nwords * sizeof(uint64));
+		filter.mask = nwords - 1;
+	}
+	memset(filter.words, 0, (Size) nwords * sizeof(uint64));
+
+	slot = table_slot_create(rel, NULL);
+	scan = table_beginscan(rel, SnapshotAny, 0, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(slot, r->att_hash, &isnull);
+		bytea	   *b;
+		uint32		w;
+		uint64		bits;
+
+		if (isnull)
+			continue;
+		b = DatumGetByteaPP(d);
+		if (VARSIZE_ANY_EXHDR(b) < 8)
+			continue;			/* never equal to a 16-byte hash */
+		bits = filter_bits((const uint8 *) VARDATA_ANY(b), &w);
+		filter.words[w] |= bits;
+		CHECK_FOR_INTERRUPTS();
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+
+	filter.relid = r->relid;
+	filter.heap_node = rel->rd_node;
+	filter.index_node = idx->rd_node;
+	filter.lsn = lsn;
+	filter.valid = true;
+}
+
+/*
+ * Whether the filter proves that none of the hashes is in the table (then
+ * the probes are skipped); may rebuild it first
+ */
+static bool
+filter_excludes(const HpRevRef *r, Relation rel, Relation idx, const HpRevHashes *h)
+{
+	double		ntuples = 0;
+	XLogRecPtr	lsn = index_lsn(rel, idx, &ntuples);
+
+	if (lsn == InvalidXLogRecPtr)
+		return false;
+	if (!filter.valid || filter.relid != r->relid || filter.lsn != lsn
+		|| !RelFileNodeEquals(filter.heap_node, rel->rd_node)
+		|| !RelFileNodeEquals(filter.index_node, idx->rd_node))
+	{
+		if (filter.seen_lsn != lsn)
+		{
+			filter.seen_lsn = lsn;
+			filter.seen_checks = 0;
+		}
+		if (ntuples > HP_REV_SMALL_TABLE && ++filter.seen_checks < HP_REV_STABLE_CHECKS)
+			return false;
+		filter_build(r, rel, idx, lsn, ntuples);
+	}
+	for (int t = 0; t < HP_REV_NTYPES; t++)
+	{
+		uint32		w;
+		uint64		bits;
+
+		if (!h->present[t])
+			continue;
+		bits = filter_bits(h->hash[t], &w);
+		if ((filter.words[w] & bits) == bits)
+			return false;		/* maybe there: the probes decide */
+	}
+	return true;
+}
+
 /*
  * Is any of the pass's hashes revoked at time at, as snapshot snap sees
  * health_pass.revocation?
@@ -166,6 +330,16 @@ hp_revoked(const HpRevRef *r, const HpRevHashes *h, TimestampTz at, Snapshot sna
 
 	rel = table_open(r->relid, AccessShareLock);
 	idx = index_open(r->hash_index, AccessShareLock);
+	if (idx->rd_rel->relam != HASH_AM_OID || idx->rd_index->indrelid != r->relid)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("health_pass.revocation_hash_idx is not the hash index on health_pass.revocation (hash)")));
+	if (filter_excludes(r, rel, idx, h))
+	{
+		index_close(idx, AccessShareLock);
+		table_close(rel, AccessShareLock);
+		return false;
+	}
 	slot = table_slot_create(rel, NULL);
 	scan = index_beginscan(rel, idx, snap, 1, 0);
 	SET_VARSIZE(val.bytes, VARHDRSZ + HP_REV_HASH_LEN);
