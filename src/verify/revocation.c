@@ -268,6 +268,8 @@ filter_build(const HpRevRef *r, Relation rel, Relation idx, XLogRecPtr lsn,
 	filter.index_node = idx->rd_node;
 	filter.lsn = lsn;
 	filter.valid = true;
+	elog(DEBUG1, "health_pass: revocation filter built: %u words, index LSN %X/%X",
+		 nwords, LSN_FORMAT_ARGS(lsn));
 }
 
 /*
