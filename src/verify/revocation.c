@@ -230,12 +230,16 @@ filter_build(const HpRevRef *r, Relation rel, Relation idx, XLogRecPtr lsn,
 
 	filter.valid = false;
 	/* 16 bits a key: about 0.3% false positives at the estimate */
-	while (nwords < want / 4 + 1 && nwords < ((uint32) 1 << 27))
+	/* (at most 32 MB: past 16 million entries the false positives grow) */
+	while (nwords < want / 4 + 1 && nwords < ((uint32) 1 << 22))
 		nwords <<= 1;
 	if (filter.words == NULL || filter.mask + 1 != nwords)
 	{
 		if (filter.words != NULL)
+		{
 			pfree(filter.words);
+			filter.words = NULL;
+		}
 		filter.words = MemoryContextAllocHuge(TopMemoryContext, (Size) nwords * sizeof(uint64));
 		filter.mask = nwords - 1;
 	}
