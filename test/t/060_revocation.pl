@@ -24,12 +24,15 @@ use Test::More;
 my $seed = $ENV{HP_RANDOM_SEED} // 20261130;
 my $here = dirname(abs_path(__FILE__));    # test/t
 
-# ../shared/revocation beside this clone, else beside its origin
+# ../shared/revocation beside this clone, else beside its origin (HP_SHARED
+# overrides); safe.directory: under make installcheck as root this runs as
+# postgres, in a clone root owns
 sub shared_revocation
 {
+	return "$ENV{HP_SHARED}/revocation" if $ENV{HP_SHARED};
 	my $beside = "$here/../../../shared/revocation";
 	return $beside if -d $beside;
-	my $origin = `git -C '$here' config remote.origin.url 2>/dev/null`;
+	my $origin = `git -c safe.directory='*' -C '$here' config remote.origin.url 2>/dev/null`;
 	chomp $origin;
 	return "$origin/../shared/revocation"
 	  if $origin ne '' && -d "$origin/../shared/revocation";
