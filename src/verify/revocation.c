@@ -229,7 +229,7 @@ filter_build(const HpRevRef *r, Relation rel, Relation idx, XLogRecPtr lsn,
 	uint32		nwords = 64;
 
 	filter.valid = false;
-	/* 16 bits a key: about 0.3% false positives at the estimate */
+	/* 16 bits a key: under 1% false positives at the estimate */
 	/* (at most 32 MB: past 16 million entries the false positives grow) */
 	while (nwords < want / 4 + 1 && nwords < ((uint32) 1 << 22))
 		nwords <<= 1;
