@@ -23,7 +23,8 @@ SELECT functions_are('health_pass', ARRAY[
     'audit_flush', 'who_read', 'subject_text', '_policy_changed', '_preloaded', '_require_admin', '_forget_dropped',
     '_audit_guard', '_subject_statistics', '_hide_subject_statistics', '_audit_records',
     '_audit_may_hold', '_audit_edit', '_row_security', '_protect_blockers', '_protect_one',
-    '_protect_new_children'],
+    '_protect_new_children', 'revocation_hashes', 'revoke', 'revocation_import',
+    'revocation_export', 'revocation_purge'],
     'exactly the documented functions');
 SELECT is((SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'health_pass' AND obj_description(p.oid, 'pg_proc') IS NULL)::int, 0,
@@ -32,8 +33,9 @@ SELECT is((SELECT array_agg(p.proname || ':' || coalesce(p.proconfig::text LIKE 
                       ORDER BY p.proname)
             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'health_pass' AND p.prosecdef),
-          ARRAY['_forget_dropped:true', '_protect_new_children:true'],
-          'two SECURITY DEFINER functions (the event triggers), with search_path pinned');
+          ARRAY['_forget_dropped:true', '_protect_new_children:true', 'revocation_export:true',
+                'revocation_import:true', 'revocation_purge:true'],
+          'SECURITY DEFINER functions: the event triggers and revocation import, export, purge, with search_path pinned');
 SELECT is((SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'health_pass' AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'plpgsql')
               AND NOT coalesce(p.proconfig::text LIKE '%search_path%', false))::int, 0,

@@ -1,6 +1,8 @@
 -- Revocation (issue 14 §3): the gateway's hashes, revoke() and its audit
 -- record, a revoked DSC, batches in and out, expiry and purge, privileges
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS health_pass;
+RESET client_min_messages;
 \i test/fixtures/load.sql
 SET timezone = 'UTC';
 TRUNCATE health_pass.trust_list;
