@@ -6,7 +6,10 @@
  * table health_pass.trust_list, through its kid index, under the active
  * snapshot of the calling statement: a check sees exactly the trust list
  * its statement sees.  Parsed keys come from the content-addressed cache
- * in keys.c.
+ * in keys.c.  The pass's revocation hashes are looked up in
+ * health_pass.revocation under the same snapshot (revocation.c), and a DSC
+ * whose trust-list row has revoked_at set makes its passes key_revoked,
+ * whatever their iat (docs/design/revocation.md).
  */
 #include "postgres.h"
 
@@ -42,7 +45,8 @@ hp_verify_init(void)
 }
 
 static const char *const reason_names[HP_R_COUNT] = {
-	"unknown_key", "unsupported_algorithm", "bad_signature", "key_usage",
+	"unknown_key", "unsupported_algorithm", "bad_signature", "key_revoked",
+	"revoked", "key_usage",
 	"key_not_valid", "missing_claims", "not_yet_valid", "expired"
 };
 
@@ -57,6 +61,8 @@ typedef struct TrustRef
 	AttrNumber	att_from;
 	AttrNumber	att_until;
 	AttrNumber	att_usage;
+	AttrNumber	att_revoked;
+	HpRevRef	rev;			/* health_pass.revocation */
 } TrustRef;
 
 /* The outcome of a check */
@@ -75,7 +81,8 @@ trust_attnum(Oid relid, const char *name)
 	if (a == InvalidAttrNumber)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("health_pass.trust_list has no column \"%s\"", name)));
+				 errmsg("health_pass.trust_list has no column \"%s\"", name),
+				 errhint("The extension may be older than this library: ALTER EXTENSION health_pass UPDATE.")));
 	return a;
 }
 
@@ -100,6 +107,8 @@ trust_ref(FunctionCallInfo fcinfo)
 	t->att_from = trust_attnum(t->relid, "valid_from");
 	t->att_until = trust_attnum(t->relid, "valid_until");
 	t->att_usage = trust_attnum(t->relid, "key_usage");
+	t->att_revoked = trust_attnum(t->relid, "revoked_at");
+	hp_revocation_ref(&t->rev);
 	fcinfo->flinfo->fn_extra = t;
 	return t;
 }
@@ -146,6 +155,11 @@ dsc_failures(HeapTuple tup, TupleDesc desc, TrustRef *t, const HpCose *c,
 	pg_time_t	when = c->has_iat ? (pg_time_t) c->iat : at;
 	int			allowed;
 
+	/* revoked: every pass of this key, whatever its iat (a leaked key can backdate) */
+	(void) heap_getattr(tup, t->att_revoked, desc, &isnull);
+	if (!isnull)
+		r |= 1u << HP_R_KEY_REVOKED;
+
 	d = heap_getattr(tup, t->att_usage, desc, &isnull);
 	allowed = usage_bits(d, isnull);
 	if (c->kind == HP_KIND_NONE
@@ -177,7 +191,8 @@ row_country(HeapTuple tup, TupleDesc desc, TrustRef *t)
  * the first that verifies.  Sets the key-related reasons in v.
  */
 static void
-check_signature(TrustRef *t, const HpCose *c, pg_time_t at, Verdict *v)
+check_signature(TrustRef *t, const HpCose *c, pg_time_t at, Snapshot snap,
+				Verdict *v)
 {
 	Relation	rel;
 	SysScanDesc scan;
@@ -190,7 +205,6 @@ check_signature(TrustRef *t, const HpCose *c, pg_time_t at, Verdict *v)
 	uint8		digest[32];
 	HpReason	sig_reason = HP_R_BAD_SIGNATURE;
 	uint32		best = 0;
-	Snapshot	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
 
 	if (c->kid == NULL || c->kid_len == 0)
 	{
@@ -265,11 +279,17 @@ check_pass(FunctionCallInfo fcinfo, HealthPass *p, TimestampTz at_ts, HpCose *c,
 		   Verdict *v)
 {
 	pg_time_t	at = timestamptz_to_time_t(at_ts);
+	TrustRef   *t = trust_ref(fcinfo);
+	Snapshot	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+	HpRevHashes h;
 
 	hp_pass_parse(p, c);
 	v->reasons = 0;
 	v->country = NULL;
-	check_signature(trust_ref(fcinfo), c, at, v);
+	check_signature(t, c, at, snap, v);
+	hp_revocation_hashes(c, &h);
+	if (hp_revoked(&t->rev, &h, at_ts, snap))
+		v->reasons |= 1u << HP_R_REVOKED;
 	if (!c->has_iat || !c->has_exp)
 		v->reasons |= 1u << HP_R_MISSING_CLAIMS;
 	if (c->has_iat && c->iat > at + hp_clock_skew)

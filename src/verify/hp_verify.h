@@ -7,6 +7,10 @@
 #ifndef HP_VERIFY_H
 #define HP_VERIFY_H
 
+#include "access/attnum.h"
+#include "datatype/timestamp.h"
+#include "utils/snapshot.h"
+
 #include "pass/hp_pass.h"
 
 /* Verdict reasons, in the order they are reported */
@@ -15,6 +19,8 @@ typedef enum HpReason
 	HP_R_UNKNOWN_KEY = 0,
 	HP_R_UNSUPPORTED_ALG,
 	HP_R_BAD_SIGNATURE,
+	HP_R_KEY_REVOKED,			/* the DSC is marked revoked in the trust list */
+	HP_R_REVOKED,				/* one of the pass's hashes is in health_pass.revocation */
 	HP_R_KEY_USAGE,
 	HP_R_KEY_NOT_VALID,
 	HP_R_MISSING_CLAIMS,
@@ -32,6 +38,42 @@ extern void hp_key_release(HpKey *key);
 extern bool hp_sig_digest(const HpCose *c, uint8 *out);
 extern HpReason hp_key_verify(HpKey *key, const HpCose *c, const uint8 *digest,
 							  bool *ok);
+
+/*
+ * revocation.c: the EU gateway's revocation hashes of a pass (SHA-256
+ * truncated to HP_REV_HASH_LEN bytes) and their lookup in
+ * health_pass.revocation (docs/design/revocation.md)
+ */
+#define HP_REV_HASH_LEN 16
+typedef enum HpRevType
+{
+	HP_REV_UCI = 0,
+	HP_REV_COUNTRYCODEUCI,
+	HP_REV_SIGNATURE,
+	HP_REV_NTYPES
+} HpRevType;
+
+typedef struct HpRevHashes
+{
+	bool		present[HP_REV_NTYPES]; /* UCI and COUNTRYCODEUCI need a ci (and iss) */
+	uint8		hash[HP_REV_NTYPES][HP_REV_HASH_LEN];
+} HpRevHashes;
+
+/* Where health_pass.revocation is; resolved once per call site */
+typedef struct HpRevRef
+{
+	Oid			relid;
+	Oid			hash_index;		/* revocation_hash_idx: hash index on hash */
+	AttrNumber	att_hash;
+	AttrNumber	att_type;
+	AttrNumber	att_expires;
+} HpRevRef;
+
+extern const char *const hp_rev_type_names[HP_REV_NTYPES];
+extern void hp_revocation_hashes(const HpCose *c, HpRevHashes *h);
+extern void hp_revocation_ref(HpRevRef *r);
+extern bool hp_revoked(const HpRevRef *r, const HpRevHashes *h, TimestampTz at,
+					   Snapshot snap);
 
 /* check.c: defines health_pass.clock_skew */
 extern void hp_verify_init(void);

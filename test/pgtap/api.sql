@@ -25,7 +25,9 @@ SELECT functions_are('health_pass', ARRAY[
     '_audit_may_hold', '_audit_edit', '_row_security', '_protect_blockers', '_protect_one',
     '_protect_new_children',
     '_signing_key_alg', '_signing_key_ref', '_signing_key_prove', 'signing_key_fill',
-    'signing_key_add', 'grant_signing', 'revoke_signing', 'signer_check', '_sign'],
+    'signing_key_add', 'grant_signing', 'revoke_signing', 'signer_check', '_sign',
+    'revocation_hashes', 'revoke', 'revocation_import',
+    'revocation_export', 'revocation_purge'],
     'exactly the documented functions');
 SELECT is((SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'health_pass' AND obj_description(p.oid, 'pg_proc') IS NULL)::int, 0,
@@ -34,8 +36,9 @@ SELECT is((SELECT array_agg(p.proname || ':' || coalesce(p.proconfig::text LIKE 
                       ORDER BY p.proname)
             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'health_pass' AND p.prosecdef),
-          ARRAY['_forget_dropped:true', '_protect_new_children:true'],
-          'two SECURITY DEFINER functions (the event triggers), with search_path pinned');
+          ARRAY['_forget_dropped:true', '_protect_new_children:true', 'revocation_export:true',
+                'revocation_import:true', 'revocation_purge:true'],
+          'SECURITY DEFINER functions: the event triggers and revocation import, export, purge, with search_path pinned');
 SELECT is((SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'health_pass' AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'plpgsql')
               AND NOT coalesce(p.proconfig::text LIKE '%search_path%', false))::int, 0,

@@ -1,0 +1,255 @@
+/*
+ * revoke.c
+ *    revoke(p, reason): add the pass's revocation hashes to
+ *    health_pass.revocation and record the revocation in the audit chain
+ *    (docs/design/revocation.md).
+ *
+ * The rows are inserted as the extension's owner (the caller needs EXECUTE
+ * on revoke(), which PUBLIC does not have, not INSERT on the table), by a
+ * schema-qualified statement, with the caller's role kept in revoked_by.
+ *
+ * The audit record is written at pre-commit, not when revoke() runs: the
+ * chain then never says a pass was revoked by a transaction that rolled
+ * back (or by a savepoint rolled back to), and the transaction commits
+ * only once the record is durable (a failure to record it, YHA01 after
+ * audit_timeout, aborts the revocation).  A transaction that revoked a pass
+ * cannot be prepared (two-phase commit): the record could not be tied to
+ * COMMIT PREPARED.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "issue/hp_issue.h"
+
+/* A revocation waiting for its transaction to commit */
+typedef struct PendingRevoke
+{
+	SubTransactionId subid;
+	Oid			relid;
+	char	   *subject;
+	char	   *reason;
+	struct PendingRevoke *next; /* newest first */
+} PendingRevoke;
+
+static PendingRevoke *pending = NULL;
+static bool callbacks_registered = false;
+
+/* Record every pending revocation of the committing transaction */
+static void
+revoke_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+			{
+				PendingRevoke *list = NULL;
+
+				/* oldest first */
+				while (pending != NULL)
+				{
+					PendingRevoke *p = pending;
+
+					pending = p->next;
+					p->next = list;
+					list = p;
+				}
+				for (; list != NULL; list = list->next)
+					hp_audit_event(HP_REVOKED, list->relid, list->subject, NULL,
+								   list->reason);
+				break;
+			}
+		case XACT_EVENT_PRE_PREPARE:
+			if (pending != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("revocation: cannot prepare a transaction that revoked a pass"),
+						 errhint("Revoke outside two-phase commit.")));
+			break;
+		default:
+			/* commit, abort, prepare: the list went with TopTransactionContext */
+			pending = NULL;
+			break;
+	}
+}
+
+/* Forget revocations of a rolled-back savepoint; hand others to the parent */
+static void
+revoke_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	PendingRevoke **link = &pending;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
+		return;
+	while (*link != NULL)
+	{
+		PendingRevoke *p = *link;
+
+		if (p->subid >= mySubid)
+		{
+			if (event == SUBXACT_EVENT_ABORT_SUB)
+			{
+				*link = p->next;
+				continue;
+			}
+			p->subid = parentSubid;
+		}
+		link = &p->next;
+	}
+}
+
+/* Insert one hash as the extension owner; true when it was new */
+static bool
+insert_hash(const char *qualified, const HpRevHashes *h, int t, Datum country,
+			bool country_null, Datum kid, bool kid_null, Datum expires,
+			bool expires_null, Datum reason, Datum revoked_by)
+{
+	static Oid	argtypes[7] = {BYTEAOID, TEXTOID, TEXTOID, BYTEAOID, TIMESTAMPTZOID,
+	TEXTOID, NAMEOID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	char	   *sql;
+	int			rc;
+
+	sql = psprintf("INSERT INTO %s (hash, hash_type, country, kid, expires, reason, source, revoked_by)"
+				   " VALUES ($1, $2, $3, $4, $5, $6, 'local', $7)"
+				   " ON CONFLICT (hash, hash_type) DO NOTHING", qualified);
+	values[0] = PointerGetDatum(hp_bytea(h->hash[t], HP_REV_HASH_LEN));
+	values[1] = CStringGetTextDatum(hp_rev_type_names[t]);
+	values[2] = country;
+	nulls[2] = country_null ? 'n' : ' ';
+	values[3] = kid;
+	nulls[3] = kid_null ? 'n' : ' ';
+	values[4] = expires;
+	nulls[4] = expires_null ? 'n' : ' ';
+	values[5] = reason;
+	values[6] = revoked_by;
+	rc = SPI_execute_with_args(sql, 7, argtypes, values, nulls, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "SPI_execute_with_args failed on health_pass.revocation: %d", rc);
+	return SPI_processed > 0;
+}
+
+PG_FUNCTION_INFO_V1(hp_revoke);
+/* revoke(p, reason) -> integer: the hashes added (0: already revoked) */
+Datum
+hp_revoke(PG_FUNCTION_ARGS)
+{
+	HealthPass *p = PG_GETARG_PASS_P(0);
+	text	   *reason = PG_GETARG_TEXT_PP(1);
+	char	   *reason_s = text_to_cstring(reason);
+	HpCose		c;
+	HpRevHashes h;
+	Oid			relid;
+	char	   *qualified;
+	char	   *subject;
+	Datum		country = (Datum) 0;
+	bool		country_null = true;
+	Datum		kid = (Datum) 0;
+	Datum		expires = (Datum) 0;
+	NameData	by;
+	Oid			save_user;
+	int			save_sec;
+	int			added = 0;
+	MemoryContext old;
+	PendingRevoke *pr;
+
+	hp_require_preload();
+	if (strspn(reason_s, " \t\r\n") == strlen(reason_s))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("revocation: a reason is required")));
+	if (strlen(reason_s) >= HP_REASON_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("revocation: the reason is longer than %d bytes", HP_REASON_LEN - 1)));
+	hp_pass_parse(p, &c);
+	hp_revocation_hashes(&c, &h);
+
+	relid = hp_extension_relation_oid("revocation");
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("health_pass.revocation is missing")));
+	qualified = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+										   get_rel_name(relid));
+
+	/* the issuing country, when iss is a country code as the gateway wants */
+	if (c.iss != NULL && c.iss_len == 2 && c.iss[0] >= 'A' && c.iss[0] <= 'Z'
+		&& c.iss[1] >= 'A' && c.iss[1] <= 'Z')
+	{
+		country = PointerGetDatum(cstring_to_text_with_len((const char *) c.iss, 2));
+		country_null = false;
+	}
+	if (c.kid != NULL)
+		kid = PointerGetDatum(hp_bytea(c.kid, c.kid_len));
+	if (c.has_exp)
+		expires = TimestampTzGetDatum(time_t_to_timestamptz((pg_time_t) c.exp));
+
+	/* the audit subject: the UVCI, else the SIGNATURE hash */
+	if (c.uvci != NULL)
+	{
+		int			len;
+
+		subject = hp_utf8_to_server(c.uvci, c.uvci_len, &len);
+		subject = pnstrdup(subject, len);
+	}
+	else
+	{
+		subject = psprintf("signature:%s",
+						   text_to_cstring(DatumGetTextPP(DirectFunctionCall2(binary_encode,
+																			  PointerGetDatum(hp_bytea(h.hash[HP_REV_SIGNATURE], HP_REV_HASH_LEN)),
+																			  CStringGetTextDatum("hex")))));
+	}
+
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	namestrcpy(&by, GetUserNameFromId(save_user, false));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	SetUserIdAndSecContext(hp_extension_owner(),
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	PG_TRY();
+	{
+		for (int t = 0; t < HP_REV_NTYPES; t++)
+			if (h.present[t]
+				&& insert_hash(qualified, &h, t, country, country_null, kid,
+							   c.kid == NULL, expires, !c.has_exp,
+							   PointerGetDatum(reason), NameGetDatum(&by)))
+				added++;
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_user, save_sec);
+	}
+	PG_END_TRY();
+	SPI_finish();
+
+	/* recorded when the transaction commits (see the header comment) */
+	if (!callbacks_registered)
+	{
+		RegisterXactCallback(revoke_xact_callback, NULL);
+		RegisterSubXactCallback(revoke_subxact_callback, NULL);
+		callbacks_registered = true;
+	}
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	pr = palloc(sizeof(PendingRevoke));
+	pr->subid = GetCurrentSubTransactionId();
+	pr->relid = relid;
+	pr->subject = pstrdup(subject);
+	pr->reason = pstrdup(reason_s);
+	pr->next = pending;
+	pending = pr;
+	MemoryContextSwitchTo(old);
+
+	PG_RETURN_INT32(added);
+}

@@ -1,0 +1,241 @@
+-- Revocation (issue 14 §3): the gateway's hashes, revoke() and its audit
+-- record, a revoked DSC, batches in and out, expiry and purge, privileges
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS health_pass;
+RESET client_min_messages;
+\i test/fixtures/load.sql
+SET timezone = 'UTC';
+TRUNCATE health_pass.trust_list;
+SELECT count(health_pass.trust_add(der)) FROM fx_cert WHERE name <> 'twin';
+TRUNCATE health_pass.revocation;
+CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE q;
+    RETURN 'no error';
+EXCEPTION WHEN others THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+-- audit records after a mark (revoke() records are durable once it commits)
+CREATE FUNCTION pg_temp.audit_mark() RETURNS bigint LANGUAGE sql AS
+    $$ SELECT coalesce(max(id), 0) FROM health_pass.audit_log $$;
+CREATE FUNCTION pg_temp.revocations_since(mark bigint)
+    RETURNS TABLE (session_user_name name, current_user_name name, relation regclass,
+                   subject text, outcome text, reason text)
+    LANGUAGE sql AS $$
+    SELECT session_user_name, current_user_name, relation, subject, outcome, reason
+      FROM health_pass.audit_log WHERE id > mark AND outcome = 'revoked' ORDER BY id $$;
+
+-- §1 the hashes: SHA-256 truncated to 16 bytes of the ci, of iss || ci, and of
+-- the signature (r only for ES256; sample vectors: test/t/060_revocation.pl)
+SELECT name,
+       h.uci = substr(sha256(convert_to(health_pass.uvci(p), 'UTF8')), 1, 16) AS uci_ok,
+       h.countrycodeuci = substr(sha256(convert_to(health_pass.issuer(p) || health_pass.uvci(p), 'UTF8')), 1, 16) AS ccuci_ok,
+       octet_length(h.signature) AS sig_len
+  FROM (SELECT name, txt::health_pass.pass AS p FROM fx_pass) s,
+       health_pass.revocation_hashes(p) h
+ WHERE name IN ('ok_vacc', 'ok_test', 'ok_recovery', 'ok_ps256', 'expired')
+ ORDER BY name;
+-- ES256: only r counts: flipping the last bit of s (bad_signature) keeps the
+-- SIGNATURE hash; another signature (expired) has another
+SELECT a.name, b.name, (health_pass.revocation_hashes(a.txt::health_pass.pass)).signature
+                     = (health_pass.revocation_hashes(b.txt::health_pass.pass)).signature AS same_signature_hash
+  FROM fx_pass a, fx_pass b
+ WHERE a.name = 'ok_vacc' AND b.name IN ('bad_signature', 'expired') ORDER BY 2;
+-- (passes without ci or iss, and PS256 against hashlib: test/t/060_revocation.pl)
+
+-- §2 revoke(): the pass and every pass with its UVCI are revoked; @@ false
+SELECT health_pass.uvci(txt::health_pass.pass) FROM fx_pass WHERE name = 'ok_ps256';
+SELECT pg_temp.audit_mark() AS m \gset
+SELECT health_pass.revoke(txt::health_pass.pass, 'leaked on social media') AS added
+  FROM fx_pass WHERE name = 'ok_ps256';
+SELECT hash_type, country, encode(kid, 'hex') = (SELECT encode(health_pass.kid(txt::health_pass.pass), 'hex') FROM fx_pass WHERE name = 'ok_ps256') AS kid_ok,
+       expires, reason, source, revoked_by = current_user AS by_me
+  FROM health_pass.revocation ORDER BY hash_type;
+SELECT name, (v).valid, (v).reason, (v).reasons
+  FROM (SELECT name, health_pass.check(txt::health_pass.pass, '2022-01-01') AS v FROM fx_pass) s
+ WHERE name IN ('ok_ps256', 'ok_vacc', 'expired', 'ok_test', 'unknown_key') ORDER BY name;
+SELECT txt::health_pass.pass @@ '2022-01-01'::timestamptz AS valid FROM fx_pass WHERE name = 'ok_ps256';
+-- recorded once committed: outcome revoked, the UVCI, the reason, who
+SELECT * FROM pg_temp.revocations_since(:m);
+-- revoking again adds nothing (and is recorded again)
+SELECT health_pass.revoke(txt::health_pass.pass, 'again') AS added FROM fx_pass WHERE name = 'ok_ps256';
+SELECT count(*) FROM pg_temp.revocations_since(:m);
+TRUNCATE health_pass.revocation;
+
+-- only the SIGNATURE hash: that pass alone (same ci elsewhere stays valid)
+SELECT health_pass.revocation_import(jsonb_build_object(
+    'country', 'XX', 'hashType', 'SIGNATURE', 'expires', '2030-01-01T00:00:00Z',
+    'entries', jsonb_build_array(jsonb_build_object('hash',
+        encode((health_pass.revocation_hashes(txt::health_pass.pass)).signature, 'base64')))))
+  FROM fx_pass WHERE name = 'ok_recovery';
+SELECT name, (health_pass.check(txt::health_pass.pass, '2022-01-01')).reason
+  FROM fx_pass WHERE name IN ('ok_recovery', 'ok_vacc', 'ok_test') ORDER BY name;
+
+-- a rolled-back revoke changes nothing and leaves no record; so does a
+-- rolled-back savepoint; a committed one applies to the next statement
+SELECT pg_temp.audit_mark() AS m \gset
+BEGIN;
+SELECT health_pass.revoke(txt::health_pass.pass, 'mistake') AS added FROM fx_pass WHERE name = 'ok_test';
+SELECT (health_pass.check(txt::health_pass.pass, '2022-01-01')).reason AS inside FROM fx_pass WHERE name = 'ok_test';
+ROLLBACK;
+SELECT (health_pass.check(txt::health_pass.pass, '2022-01-01')).reason AS after_rollback FROM fx_pass WHERE name = 'ok_test';
+BEGIN;
+SAVEPOINT a;
+SELECT health_pass.revoke(txt::health_pass.pass, 'mistake in a savepoint') AS added FROM fx_pass WHERE name = 'ok_test';
+ROLLBACK TO SAVEPOINT a;
+SAVEPOINT b;
+SELECT health_pass.revoke(txt::health_pass.pass, 'kept through a released savepoint') AS added FROM fx_pass WHERE name = 'ok_ps256';
+RELEASE SAVEPOINT b;
+COMMIT;
+SELECT name, (health_pass.check(txt::health_pass.pass, '2022-01-01')).reason
+  FROM fx_pass WHERE name IN ('ok_test', 'ok_ps256') ORDER BY name;
+SELECT * FROM pg_temp.revocations_since(:m);
+-- a revoke in a transaction that then fails: no record either
+SELECT pg_temp.audit_mark() AS m \gset
+BEGIN;
+SELECT health_pass.revoke(txt::health_pass.pass, 'fails later') AS added FROM fx_pass WHERE name = 'ok_vacc';
+SELECT 1 / 0;
+COMMIT;
+SELECT count(*) AS records, (SELECT count(*) FROM health_pass.revocation WHERE reason = 'fails later') AS rows
+  FROM pg_temp.revocations_since(:m);
+-- two-phase commit is refused before anything is recorded
+BEGIN;
+SELECT health_pass.revoke(txt::health_pass.pass, 'prepared') AS added FROM fx_pass WHERE name = 'ok_vacc';
+PREPARE TRANSACTION 'regress_revoke';
+SELECT count(*) AS records FROM pg_temp.revocations_since(:m);
+-- a reason is required; NULL arguments give NULL
+SELECT pg_temp.err($$SELECT health_pass.revoke(txt::health_pass.pass, '  ') FROM fx_pass WHERE name = 'ok_vacc'$$);
+SELECT pg_temp.err($$SELECT health_pass.revoke(txt::health_pass.pass, repeat('x', 300)) FROM fx_pass WHERE name = 'ok_vacc'$$);
+SELECT health_pass.revoke(NULL, 'x') IS NULL AS strict;
+TRUNCATE health_pass.revocation;
+
+-- §3 privileges: not PUBLIC; granted EXECUTE is enough (no table privilege);
+-- the record names the caller's role
+CREATE ROLE regress_registrar LOGIN;
+CREATE ROLE regress_rev_nobody LOGIN;
+GRANT EXECUTE ON FUNCTION health_pass.revoke(health_pass.pass, text) TO regress_registrar;
+GRANT SELECT ON fx_pass TO regress_registrar, regress_rev_nobody;
+SET ROLE regress_rev_nobody;
+SELECT pg_temp.err($$SELECT health_pass.revoke(txt::health_pass.pass, 'x') FROM fx_pass WHERE name = 'ok_vacc'$$);
+SELECT pg_temp.err($$SELECT health_pass.revocation_import('{}')$$);
+SELECT pg_temp.err($$SELECT health_pass.revocation_export('XX', NULL)$$);
+SELECT pg_temp.err($$SELECT health_pass.revocation_purge()$$);
+SELECT pg_temp.err($$SELECT count(*) FROM health_pass.revocation$$);
+SELECT pg_temp.err($$INSERT INTO health_pass.revocation (hash, hash_type) VALUES ('\x00000000000000000000000000000000', 'UCI')$$);
+-- anyone may compute hashes and check passes (check() reads the table itself)
+SELECT octet_length((health_pass.revocation_hashes(txt::health_pass.pass)).uci) FROM fx_pass WHERE name = 'ok_vacc';
+RESET ROLE;
+SELECT pg_temp.audit_mark() AS m \gset
+SET ROLE regress_registrar;
+SELECT health_pass.revoke(txt::health_pass.pass, 'registrar revokes') AS added FROM fx_pass WHERE name = 'ok_ps256';
+SELECT pg_temp.err($$SELECT count(*) FROM health_pass.revocation$$);
+SET ROLE regress_rev_nobody;
+SELECT (health_pass.check(txt::health_pass.pass, '2022-01-01')).reason FROM fx_pass WHERE name = 'ok_ps256';
+RESET ROLE;
+SELECT revoked_by, source, count(*) FROM health_pass.revocation GROUP BY 1, 2;
+SELECT * FROM pg_temp.revocations_since(:m);
+-- the functions that act as the owner pin search_path
+SELECT p.proname, p.prosecdef, p.proconfig
+  FROM pg_proc p WHERE p.pronamespace = 'health_pass'::regnamespace
+   AND p.proname IN ('revoke', 'revocation_import', 'revocation_export', 'revocation_purge', 'revocation_hashes')
+ ORDER BY 1;
+TRUNCATE health_pass.revocation;
+
+-- §4 a revoked DSC: every pass it signed is key_revoked, whatever its iat
+UPDATE health_pass.trust_list SET revoked_at = '2023-05-01', revocation_reason = 'key leaked'
+ WHERE certificate = (SELECT der FROM fx_cert WHERE name = 'ec');
+SELECT name, (v).reason, (v).reasons
+  FROM (SELECT name, health_pass.check(txt::health_pass.pass, '2022-01-01') AS v FROM fx_pass) s
+ WHERE name IN ('ok_vacc', 'expired', 'ok_ps256', 'usage_ok') ORDER BY name;
+-- checked at a time before the leak, and for an iat long before: still refused
+SELECT (health_pass.check(txt::health_pass.pass, '2021-06-02')).reason FROM fx_pass WHERE name = 'ok_vacc';
+UPDATE health_pass.trust_list SET revoked_at = NULL, revocation_reason = NULL;
+SELECT (health_pass.check(txt::health_pass.pass, '2022-01-01')).reason FROM fx_pass WHERE name = 'ok_vacc';
+
+-- §5 import: the gateway's batch; idempotent; all or nothing
+CREATE TEMP TABLE rnd AS
+SELECT i, substr(sha256(('regress' || i)::bytea), 1, 16) AS h FROM generate_series(1, 2500) i;
+SELECT health_pass.revocation_import(jsonb_build_object(
+    'country', 'DE', 'kid', 'AQIDBAUGBwg=', 'hashType', 'UCI', 'expires', '2031-01-01T00:00:00Z',
+    'entries', (SELECT jsonb_agg(jsonb_build_object('hash', encode(h, 'base64'))) FROM rnd WHERE i <= 1000))) AS added;
+SELECT health_pass.revocation_import(jsonb_build_object(
+    'country', 'DE', 'kid', 'AQIDBAUGBwg=', 'hashType', 'UCI', 'expires', '2031-01-01T00:00:00Z',
+    'entries', (SELECT jsonb_agg(jsonb_build_object('hash', encode(h, 'base64'))) FROM rnd WHERE i <= 1000))) AS again;
+SELECT health_pass.revocation_import(jsonb_build_object(
+    'country', 'DE', 'kid', 'AQIDBAUGBwg=', 'hashType', 'UCI', 'expires', '2031-01-01T00:00:00Z',
+    'entries', (SELECT jsonb_agg(jsonb_build_object('hash', encode(h, 'base64'))) FROM rnd WHERE i BETWEEN 901 AND 1900))) AS overlapping;
+SELECT health_pass.revocation_import(jsonb_build_object(
+    'country', 'DE', 'hashType', 'SIGNATURE', 'expires', '2031-06-30T12:00:00.5+02:00',
+    'entries', (SELECT jsonb_agg(jsonb_build_object('hash', encode(h, 'base64'))) FROM rnd WHERE i > 1900))) AS no_kid;
+SELECT hash_type, country, encode(kid, 'hex') AS kid, expires, source, reason, count(*)
+  FROM health_pass.revocation GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1;
+-- malformed: refused whole with YHR01, naming the stage and the entry
+SELECT count(*) AS before FROM health_pass.revocation;
+SELECT pg_temp.err(format('SELECT health_pass.revocation_import(%L)', b)) FROM (VALUES
+    ('[]'::jsonb),
+    ('{"country": "de", "hashType": "UCI", "entries": [{"hash": "AAAAAAAAAAAAAAAAAAAAAA=="}]}'),
+    ('{"country": "DE", "hashType": "uci", "entries": [{"hash": "AAAAAAAAAAAAAAAAAAAAAA=="}]}'),
+    ('{"country": "DE", "hashType": "UCI", "kid": 5, "entries": [{"hash": "AAAAAAAAAAAAAAAAAAAAAA=="}]}'),
+    ('{"country": "DE", "hashType": "UCI", "kid": "not base64!", "entries": [{"hash": "AAAAAAAAAAAAAAAAAAAAAA=="}]}'),
+    ('{"country": "DE", "hashType": "UCI", "expires": "tomorrow", "entries": [{"hash": "AAAAAAAAAAAAAAAAAAAAAA=="}]}'),
+    ('{"country": "DE", "hashType": "UCI", "expires": "2022-13-45T00:00:00Z", "entries": [{"hash": "AAAAAAAAAAAAAAAAAAAAAA=="}]}'),
+    ('{"country": "DE", "hashType": "UCI", "entries": []}'),
+    ('{"country": "DE", "hashType": "UCI", "entries": {"hash": "AAAAAAAAAAAAAAAAAAAAAA=="}}'),
+    ('{"country": "DE", "hashType": "UCI", "entries": [{"hash": "AAAAAAAAAAAAAAAAAAAAAA=="}, {"hash": "AAAA"}]}'),
+    ('{"country": "DE", "hashType": "UCI", "entries": [{"hash": "AAAAAAAAAAAAAAAAAAAAAA=="}, {"hash": "AAAAAAAAAAAAAAAAAAAAAB=="}]}'),
+    ('{"country": "DE", "hashType": "UCI", "entries": [{"hash": "AAAAAAAAAAAAAAAAAAAAAA=="}, {"hash": "AAAAAAAAAAAAAAAAAAAAAAAA"}, {"hash": 1}]}'),
+    ('{"country": "DE", "hashType": "UCI", "entries": [{"hash": "AAAAAAAAAAAAAAAAAAAAAA=="}, "AAAAAAAAAAAAAAAAAAAAAA=="]}'),
+    ('{"country": "DE", "hashType": "UCI", "entries": [{"hash": "AAAAAAAAAAAAAAAAAAAAAAAAAAA="}]}')) v(b);
+SELECT pg_temp.err(format('SELECT health_pass.revocation_import(%L)', jsonb_build_object(
+    'country', 'DE', 'hashType', 'UCI',
+    'entries', (SELECT jsonb_agg(jsonb_build_object('hash', encode(substr(sha256(int4send(i)), 1, 16), 'base64')))
+                  FROM generate_series(1, 1001) i))));
+SELECT pg_temp.err($$SELECT health_pass.revocation_import(NULL)$$);
+SELECT count(*) AS after FROM health_pass.revocation;
+
+-- §6 export: batches of at most 1000, per hash type, kid and expiry, that
+-- import accepts: the same entries after a round trip
+SELECT b ->> 'country' AS country, b ->> 'hashType' AS type, b ->> 'kid' AS kid, b ->> 'expires' AS expires,
+       jsonb_array_length(b -> 'entries') AS entries
+  FROM health_pass.revocation_export('DE', '-infinity') b;
+SELECT count(*) FROM health_pass.revocation_export('DE', now() + interval '1 day');
+SELECT count(*) FROM health_pass.revocation_export('FR', NULL);
+CREATE TEMP TABLE before_rt AS SELECT hash, hash_type, country, kid, expires FROM health_pass.revocation;
+CREATE TEMP TABLE exported AS SELECT b FROM health_pass.revocation_export('DE', NULL) b;
+TRUNCATE health_pass.revocation;
+SELECT sum(health_pass.revocation_import(b)) AS reimported FROM exported;
+SELECT count(*) AS differences FROM (
+    (SELECT * FROM before_rt EXCEPT ALL SELECT hash, hash_type, country, kid, expires FROM health_pass.revocation)
+    UNION ALL
+    (SELECT hash, hash_type, country, kid, expires FROM health_pass.revocation EXCEPT ALL SELECT * FROM before_rt)) d;
+
+-- §7 expiry: an expired entry stops counting and is purged
+TRUNCATE health_pass.revocation;
+SELECT health_pass.revocation_import(jsonb_build_object(
+    'country', 'XX', 'hashType', 'UCI', 'expires', '2024-01-01T00:00:00Z',
+    'entries', jsonb_build_array(jsonb_build_object('hash',
+        encode((health_pass.revocation_hashes(txt::health_pass.pass)).uci, 'base64')))))
+  FROM fx_pass WHERE name = 'ok_vacc';
+SELECT (health_pass.check(txt::health_pass.pass, '2023-12-31')).reason AS before_expiry,
+       (health_pass.check(txt::health_pass.pass, '2024-01-02')).reason AS after_expiry,
+       (health_pass.check(txt::health_pass.pass)).reason AS now
+  FROM fx_pass WHERE name = 'ok_vacc';
+SELECT count(*) FROM health_pass.revocation_export('XX', NULL);
+SELECT health_pass.revocation_purge('2023-01-01') AS purged_early, health_pass.revocation_purge() AS purged;
+SELECT count(*) FROM health_pass.revocation;
+
+-- §8 the table is an ordinary one: the constraints hold
+SELECT pg_temp.err($$INSERT INTO health_pass.revocation (hash, hash_type) VALUES ('\x00', 'UCI')$$);
+SELECT pg_temp.err($$INSERT INTO health_pass.revocation (hash, hash_type) VALUES ('\x00000000000000000000000000000000', 'MD5')$$);
+SELECT pg_temp.err($$INSERT INTO health_pass.revocation (hash, hash_type, country) VALUES ('\x00000000000000000000000000000000', 'UCI', 'Germany')$$);
+INSERT INTO health_pass.revocation (hash, hash_type) SELECT (health_pass.revocation_hashes(txt::health_pass.pass)).signature, 'SIGNATURE' FROM fx_pass WHERE name = 'ok_test';
+SELECT (health_pass.check(txt::health_pass.pass, '2022-01-01')).reason, r.source, r.revoked_by = current_user AS by_me
+  FROM fx_pass, health_pass.revocation r WHERE name = 'ok_test';
+-- a row of another type with the same bytes does not count
+UPDATE health_pass.revocation SET hash_type = 'UCI';
+SELECT (health_pass.check(txt::health_pass.pass, '2022-01-01')).reason FROM fx_pass WHERE name = 'ok_test';
+TRUNCATE health_pass.revocation;
+
+REVOKE ALL ON fx_pass FROM regress_registrar, regress_rev_nobody;
+REVOKE ALL ON FUNCTION health_pass.revoke(health_pass.pass, text) FROM regress_registrar;
+DROP ROLE regress_registrar, regress_rev_nobody;

@@ -1,0 +1,196 @@
+# Revocation against data from outside the extension (issue 14 §3):
+#   1. the nine expected hashes of ../shared/revocation/sample-hashes.json
+#      (three real passes, ES256 and PS256), found beside this clone or
+#      beside the repository it was cloned from, as test/conformance.py does;
+#   2. random passes (fixed seed, test/rev_random.py): every hash agrees with
+#      Python's hashlib; revoke() and imported batches of the hashes Python
+#      computed revoke exactly the passes they should; each revoke() is one
+#      record in the chain, which still verifies;
+#   3. random entries exported as gateway batches from one database and
+#      imported into another give the same entries; importing twice adds none;
+#   4. an entry whose 32-bit code in the hash index equals that of a pass's
+#      hash, but whose bytes differ, does not revoke the pass (the index is
+#      lossy: make bench once found 3 of 20,000 passes refused that way).
+use strict;
+use warnings;
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Temp ();
+use JSON::PP;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $seed = $ENV{HP_RANDOM_SEED} // 20261130;
+my $here = dirname(abs_path(__FILE__));    # test/t
+
+# ../shared/revocation beside this clone, else beside its origin (HP_SHARED
+# overrides); safe.directory: under make installcheck as root this runs as
+# postgres, in a clone root owns
+sub shared_revocation
+{
+	return "$ENV{HP_SHARED}/revocation" if $ENV{HP_SHARED};
+	my $beside = "$here/../../../shared/revocation";
+	return $beside if -d $beside;
+	my $origin = `git -c safe.directory='*' -C '$here' config remote.origin.url 2>/dev/null`;
+	chomp $origin;
+	return "$origin/../shared/revocation"
+	  if $origin ne '' && -d "$origin/../shared/revocation";
+	return $beside;
+}
+my $shared = shared_revocation();
+my $samples = "$shared/sample-hashes.json";
+BAIL_OUT("$samples not found (../shared/revocation beside the clone)") unless -f $samples;
+
+my $node = PostgreSQL::Test::Cluster->new('revocation');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'health_pass'
+max_connections = 20
+});
+$node->start;
+for my $db (qw(registry peer))
+{
+	$node->safe_psql('postgres', "CREATE DATABASE $db ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+	$node->safe_psql($db, 'CREATE EXTENSION health_pass');
+}
+
+# 1. the sample vectors
+my $json = do { local $/; open my $fh, '<', $samples or die "$samples: $!"; <$fh> };
+my $cases = JSON::PP->new->decode($json);
+is(scalar(@$cases), 3, 'three sample passes');
+for my $c (@$cases)
+{
+	my $got = $node->safe_psql('registry', qq{
+SELECT encode(uci, 'hex') || ' ' || encode(countrycodeuci, 'hex') || ' ' || encode(signature, 'hex')
+  FROM health_pass.revocation_hashes('$c->{barcodeData}')});
+	my ($uci, $cc, $sig) = split / /, $got;
+	is($uci, $c->{expUCI}, "$c->{description}: UCI");
+	is($cc, $c->{expCOUNTRYCODEUCI}, "$c->{description}: COUNTRYCODEUCI");
+	is($sig, $c->{expSIGNATURE}, "$c->{description}: SIGNATURE");
+}
+
+# 2. random passes, hashes from hashlib
+my $n = 150;
+my $tmp = File::Temp->newdir();
+system('/usr/bin/python3', "$here/../rev_random.py", $seed, $n, "$tmp") == 0
+  or BAIL_OUT('test/rev_random.py failed (python3-cryptography?)');
+my @dsc = do { open my $fh, '<', "$tmp/dsc.txt" or die $!; map { chomp; $_ } <$fh> };
+my @rows = do { open my $fh, '<:encoding(UTF-8)', "$tmp/passes.tsv" or die $!; map { chomp; [ split /\t/ ] } <$fh> };
+is(scalar(@rows), $n, "$n random passes (seed $seed)");
+sub lit { my ($v) = @_; return $v eq '\\N' ? 'NULL' : "'\\x$v'::bytea"; }
+my $values = join(",\n", map {
+	"($_->[0], '$_->[1]'::health_pass.pass, '$_->[2]', " . lit($_->[3]) . ', ' . lit($_->[4]) . ', ' . lit($_->[5]) . ')'
+} @rows);
+$node->safe_psql('registry', qq{
+SELECT health_pass.trust_add('\\x$_'::bytea) FROM (VALUES (1)) v;} ) for @dsc;
+$node->safe_psql('registry', qq{
+CREATE TABLE rp (i int PRIMARY KEY, p health_pass.pass, alg text, uci bytea, ccuci bytea, sig bytea);
+INSERT INTO rp VALUES $values;});
+is($node->safe_psql('registry', q{
+SELECT count(*) FROM rp, health_pass.revocation_hashes(p) h
+ WHERE h.uci IS DISTINCT FROM rp.uci OR h.countrycodeuci IS DISTINCT FROM rp.ccuci
+    OR h.signature IS DISTINCT FROM rp.sig}), '0', 'every hash of every random pass agrees with hashlib');
+is($node->safe_psql('registry', q{
+SELECT count(*) FILTER (WHERE alg = 'PS256') > 0 AND count(*) FILTER (WHERE uci IS NULL) > 0
+   AND count(*) FILTER (WHERE ccuci IS NULL AND uci IS NOT NULL) > 0
+   AND count(*) FILTER (WHERE (health_pass.check(p)).reason = 'ok') = count(*) FROM rp}), 't',
+	'the sample has PS256, no ci, no iss; all passes are ok before revocation');
+
+# revoke() a random third; import one random hash type (of those it has) of
+# another random fifth, as batches per country (the hashes Python computed)
+$node->safe_psql('registry', qq{
+SELECT setseed(0.$seed);
+CREATE TABLE pick AS SELECT i, random() < 0.33 AS by_revoke, random() < 0.2 AS by_batch,
+       (ARRAY['UCI', 'COUNTRYCODEUCI', 'SIGNATURE'])[1 + floor(random() * 3)::int] AS want FROM rp;
+UPDATE pick SET want = 'SIGNATURE' FROM rp WHERE rp.i = pick.i
+   AND (want = 'UCI' AND rp.uci IS NULL OR want = 'COUNTRYCODEUCI' AND rp.ccuci IS NULL);
+SELECT count(health_pass.revoke(p, 'random ' || i)) FROM rp JOIN pick USING (i) WHERE by_revoke;
+SELECT health_pass.revocation_import(jsonb_build_object(
+           'country', coalesce(iss, 'XX'), 'hashType', want, 'expires', '2030-01-01T00:00:00Z',
+           'entries', jsonb_agg(jsonb_build_object('hash', encode(
+               CASE want WHEN 'UCI' THEN uci WHEN 'COUNTRYCODEUCI' THEN ccuci ELSE sig END, 'base64')))))
+  FROM (SELECT *, health_pass.issuer(p) AS iss FROM rp) rp JOIN pick USING (i) WHERE by_batch
+ GROUP BY iss, want;
+});
+is($node->safe_psql('registry', q{
+SELECT count(*) FROM rp JOIN pick USING (i)
+ WHERE ((health_pass.check(p)).reason = 'revoked') IS DISTINCT FROM (by_revoke OR by_batch)
+    OR (p OPERATOR(health_pass.@@) now()) IS DISTINCT FROM NOT (by_revoke OR by_batch)}), '0',
+	'exactly the passes revoked or in an imported batch are revoked');
+my $revoked = $node->safe_psql('registry', 'SELECT count(*) FROM pick WHERE by_revoke');
+ok($revoked > 20, "$revoked passes revoked by revoke()");
+is($node->safe_psql('registry', q{
+SELECT count(*) FROM health_pass.audit_log a
+ WHERE a.outcome = 'revoked' AND a.relation = 'health_pass.revocation'::regclass
+   AND a.subject = coalesce(health_pass.uvci((SELECT p FROM rp WHERE 'random ' || rp.i = a.reason)),
+                            'signature:' || encode((SELECT sig FROM rp WHERE 'random ' || rp.i = a.reason), 'hex'))}),
+	$revoked, 'one audit record per revoke(): the UVCI (or the SIGNATURE hash) and the reason');
+is($node->safe_psql('registry', 'SELECT ok FROM health_pass.audit_verify()'), 't', 'the chain verifies');
+
+# 3. export from the registry, import into the peer
+$node->safe_psql('registry', qq{
+SELECT setseed(0.$seed);
+INSERT INTO health_pass.revocation (hash, hash_type, country, kid, expires, source)
+SELECT substr(sha256(('entry' || i || random())::bytea), 1, 16),
+       CASE WHEN i <= 2345 THEN 'UCI' ELSE (ARRAY['UCI', 'COUNTRYCODEUCI', 'SIGNATURE'])[1 + i % 3] END,
+       CASE WHEN i <= 2345 THEN 'DE' ELSE (ARRAY['DE', 'FR', 'LT'])[1 + floor(random() * 3)::int] END,
+       CASE WHEN i <= 2345 THEN '\\x0102030405060708'::bytea WHEN random() < 0.5 THEN substr(sha256(int4send(i % 4)), 1, 8) END,
+       CASE WHEN i <= 2345 OR random() < 0.5 THEN timestamptz '2031-01-01' ELSE '2032-06-30 12:34:56.789+00' END, 'manual'
+  FROM generate_series(1, 4321) i;});
+my $batches = $node->safe_psql('registry', q{
+SELECT b::text FROM (SELECT DISTINCT country FROM health_pass.revocation WHERE country IS NOT NULL) c,
+       health_pass.revocation_export(c.country, NULL) b});
+my @batches = split /\n/, $batches;
+my $largest = 0;
+for (@batches) { my $k = scalar @{ decode_json($_)->{entries} }; $largest = $k if $k > $largest; }
+ok(@batches > 12 && $largest == 1000, scalar(@batches) . " batches, the largest of 1000 entries");
+my $added = $node->safe_psql('peer', "SELECT sum(n) FROM (\n" . join(" UNION ALL\n",
+	map { "SELECT health_pass.revocation_import(\$batch\$$_\$batch\$) AS n" } @batches) . ") s");
+my $digest = q{
+SELECT count(*) || ' ' || md5(string_agg(encode(hash, 'hex') || hash_type || country || coalesce(encode(kid, 'hex'), '-')
+                                 || coalesce(expires::text, '-'), ',' ORDER BY hash, hash_type))
+  FROM health_pass.revocation WHERE country IS NOT NULL AND (expires IS NULL OR expires >= now())};
+my $want = $node->safe_psql('registry', $digest);
+is($node->safe_psql('peer', $digest), $want, "the peer has the same entries after the round trip ($want)");
+ok($added == (split / /, $want)[0], "every exported entry was added once ($added)");
+is($node->safe_psql('peer', "SELECT sum(n) FROM (\n" . join(" UNION ALL\n",
+	map { "SELECT health_pass.revocation_import(\$batch\$$_\$batch\$) AS n" } @batches) . ") s"),
+	'0', 'importing the same batches again adds nothing');
+
+# the passes the registry revoked are revoked in the peer too (those with a country)
+$node->safe_psql('peer', qq{
+SELECT health_pass.trust_add('\\x$_'::bytea) FROM (VALUES (1)) v;}) for @dsc;
+$node->safe_psql('peer', qq{
+CREATE TABLE rp (i int PRIMARY KEY, p health_pass.pass, alg text, uci bytea, ccuci bytea, sig bytea);
+INSERT INTO rp VALUES $values;});
+is($node->safe_psql('peer', q{SELECT count(*) FROM rp WHERE (health_pass.check(p)).reason = 'revoked'}),
+	$node->safe_psql('registry', q{
+SELECT count(*) FROM rp JOIN pick USING (i)
+ WHERE CASE WHEN health_pass.issuer(p) IS NOT NULL THEN by_revoke OR by_batch
+            -- revoke() wrote its rows first, without a country: the batch added nothing
+            ELSE by_batch AND NOT by_revoke END}),
+	'the peer refuses the passes the registry revoked (those whose entries carry a country)');
+
+# 4. a hash-code collision in the lossy hash index
+system('/usr/bin/python3', "$here/../rev_random.py", 'collide', $seed, "$tmp") == 0
+  or BAIL_OUT('test/rev_random.py collide failed');
+my ($ctxt, $cder, $cuci, $cother) = do { open my $fh, '<', "$tmp/collide.txt" or die $!; map { chomp; $_ } <$fh> };
+$node->safe_psql('registry', qq{
+SELECT health_pass.trust_add('\\x$cder'::bytea);
+INSERT INTO health_pass.revocation (hash, hash_type, country) VALUES ('\\x$cother', 'UCI', 'XX');});
+is($node->safe_psql('registry', "SELECT encode(uci, 'hex') FROM health_pass.revocation_hashes('$ctxt')"),
+	$cuci, 'the colliding pass has the UCI hash Python computed');
+like($node->safe_psql('registry', qq{
+SET enable_seqscan = off; SET enable_indexscan = off;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+SELECT * FROM health_pass.revocation WHERE hash = '\\x$cuci'}),
+	qr/Rows Removed by Index Recheck: 1/, 'the hash index returns the other entry for that hash (a real collision)');
+is($node->safe_psql('registry', "SELECT (health_pass.check('$ctxt')).reason"), 'ok',
+	'an entry sharing only the hash code does not revoke the pass');
+$node->safe_psql('registry', "INSERT INTO health_pass.revocation (hash, hash_type, country) VALUES ('\\x$cuci', 'UCI', 'XX')");
+is($node->safe_psql('registry', "SELECT (health_pass.check('$ctxt')).reason"), 'revoked',
+	'the entry with its bytes does');
+
+$node->stop;
+done_testing();
