@@ -2,7 +2,8 @@
 MODULE_big = health_pass
 OBJS = src/health_pass.o \
        $(patsubst %.c,%.o,$(wildcard src/common/*.c src/codec/*.c src/pass/*.c \
-                                     src/verify/*.c src/audit/*.c src/access/*.c))
+                                     src/verify/*.c src/audit/*.c src/access/*.c \
+                                     src/issue/*.c))
 EXTENSION = health_pass
 # The install script of the current version is built from sql/health_pass.sql
 # (version: default_version in health_pass.control); the 0.1.0 script and the
