@@ -37,7 +37,7 @@
 #include "utils/timestamp.h"
 
 #include "codec/hp_cbor.h"
-#include "issue/hp_issue.h"
+#include "issue/hp_issuing.h"
 
 #define ERRCODE_HP_ISSUE_PAYLOAD   MAKE_SQLSTATE('Y','H','I','0','1')
 #define ERRCODE_HP_ISSUE_KEY       MAKE_SQLSTATE('Y','H','I','0','2')
@@ -199,48 +199,22 @@ put_payload(CborOut *o, Jsonb *jb)
 		payload_error("larger than %d bytes", HP_MAX_INFLATED);
 }
 
-/* schema_errors(jsonb), looked up in the extension's schema once a call site */
-typedef struct IssueCache
-{
-	Oid			fn;
-	FmgrInfo	flinfo;
-} IssueCache;
-
-/* Refuse a payload that schema_errors(jsonb) finds fault with */
+/* Refuse a payload that schema_errors() finds fault with */
 static void
-check_schema(FunctionCallInfo fcinfo, Datum payload)
+check_schema(Jsonb *payload)
 {
-	IssueCache *cache = (IssueCache *) fcinfo->flinfo->fn_extra;
-	ArrayType  *errs;
+	ArrayType  *errs = hp_schema_errors(payload);
 	Datum	   *elems;
 	bool	   *nulls;
 	int			n;
 	StringInfoData buf;
 
-	if (cache == NULL)
-	{
-		Oid			nsp = hp_extension_namespace();
-		Oid			argtype = JSONBOID;
-		List	   *name;
-
-		if (!OidIsValid(nsp))
-			elog(ERROR, "health_pass extension not found");
-		name = list_make2(makeString(get_namespace_name(nsp)),
-						  makeString("schema_errors"));
-		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(IssueCache));
-		cache->fn = LookupFuncName(name, 1, &argtype, false);
-		fmgr_info_cxt(cache->fn, &cache->flinfo, fcinfo->flinfo->fn_mcxt);
-		fcinfo->flinfo->fn_extra = cache;
-	}
-	errs = DatumGetArrayTypeP(FunctionCall1Coll(&cache->flinfo, InvalidOid, payload));
 	if (ArrayGetNItems(ARR_NDIM(errs), ARR_DIMS(errs)) == 0)
 		return;
 	deconstruct_array(errs, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 	initStringInfo(&buf);
 	for (int i = 0; i < n; i++)
 	{
-		if (nulls[i])
-			continue;
 		if (buf.len > 0)
 			appendStringInfoString(&buf, "; ");
 		appendStringInfoString(&buf, TextDatumGetCString(elems[i]));
@@ -316,7 +290,7 @@ issue_with(FunctionCallInfo fcinfo, HpSigner *signer, Datum payload_d,
 					  JB_ROOT_IS_ARRAY(payload) ? "an array" : "a scalar");
 
 	/* schema */
-	check_schema(fcinfo, payload_d);
+	check_schema(payload);
 
 	/* key: its DSC at issued_at, and the issuing country */
 	if (info->country[0] == '\0')
