@@ -235,11 +235,11 @@ unix_seconds(TimestampTz t)
 	return us >= 0 ? us / USECS_PER_SEC : -((-us + USECS_PER_SEC - 1) / USECS_PER_SEC);
 }
 
-/* Text of a timestamptz for a message */
+/* Text of a timestamptz for a message (a copy: the function's is static) */
 static const char *
 ts_text(TimestampTz t)
 {
-	return timestamptz_to_str(t);
+	return pstrdup(timestamptz_to_str(t));
 }
 
 /* Everything between opening the key and closing it */
