@@ -11,110 +11,19 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use HealthPass::Test;
 use IPC::Run;
 use Time::HiRes qw(usleep);
 
-my $node = PostgreSQL::Test::Cluster->new('sync_channels');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'health_pass'
-fsync = on
-restart_after_crash = on
-max_connections = 40
-});
-$node->start;
+my $node = hp_node('sync_channels');
 
 my @stopped;    # writers we sent SIGSTOP: let them go whatever happens
 END { kill 'CONT', @stopped if @stopped; }
 
-# audited_db NAME, ROWS_SQL: a database with the extension, a protected
-# table people that reader may read for purpose care
-sub audited_db
-{
-	my ($db, $rows) = @_;
-	$node->safe_psql('postgres', "CREATE DATABASE $db");
-	$node->safe_psql($db, qq{
-CREATE EXTENSION health_pass;
-DO \$\$ BEGIN CREATE ROLE reader LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END \$\$;
-GRANT USAGE ON SCHEMA health_pass TO reader;
-CREATE TABLE people (person_id text PRIMARY KEY, name text);
-$rows;
-GRANT SELECT ON people TO reader;
-SELECT health_pass.protect('people', 'person_id');
-SELECT health_pass.allow('reader', 'people', 'care');
-});
-}
 audited_db('crash', "INSERT INTO people SELECT 'C' || lpad(i::text, 5, '0'), 'name ' || i FROM generate_series(1, 5000) i");
 $ENV{PGOPTIONS} = '-c health_pass.purpose=care';
-
-# psql as ROLE on DB: ($ret, $stdout, $stderr)
-sub psql_as
-{
-	my ($db, $role, $sql, %params) = @_;
-	return $node->psql($db, $sql,
-		connstr => $node->connstr($db) . " user=$role", %params);
-}
-# stdout and stderr together, as `psql ... 2>&1` gives them
-sub merged
-{
-	my (undef, $out, $err) = @_;
-	return join("\n", grep { defined $_ && $_ ne '' } $out, $err);
-}
-sub read_in
-{
-	my ($db, $id) = @_;
-	return merged(psql_as($db, 'reader',
-		"SELECT name FROM people WHERE person_id = '$id'"));
-}
-# records of the audit log matching WHERE, after a flush
-sub count_records
-{
-	my ($where) = @_;
-	$node->safe_psql('crash', 'SELECT health_pass.audit_flush()');
-	return $node->safe_psql('crash',
-		"SELECT count(*) FROM health_pass.audit_log WHERE $where");
-}
-sub chain_ok
-{
-	return $node->safe_psql('crash', 'SELECT ok FROM health_pass.audit_verify()');
-}
-sub writer_pid
-{
-	my ($db) = @_;
-	return $node->safe_psql('postgres',
-		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'health_pass audit writer' AND datname = '$db'");
-}
-# a psql of ROLE (undef: the superuser) running SQL in the background
-sub start_psql
-{
-	my ($db, $role, $sql, $out, $err) = @_;
-	my $connstr = $node->connstr($db) . (defined $role ? " user=$role" : '');
-	return IPC::Run::start(
-		[ $node->installed_command('psql'), '-XAtq', '-d', $connstr, '-c', $sql ],
-		'<', \undef, '>', $out, '2>', $err,
-		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
-}
-# subjects in LIST without a record written for backend PID
-sub missing_of
-{
-	my ($pid, @subjects) = @_;
-	my %seen;
-	my $arr = join(',', grep { !$seen{$_}++ } @subjects);
-	$node->safe_psql('crash', 'SELECT health_pass.audit_flush()');
-	return $node->safe_psql('crash',
-		"SELECT count(*) FROM unnest('{$arr}'::text[]) got(s) WHERE NOT EXISTS (SELECT 1 FROM health_pass.audit_log a WHERE a.subject = got.s AND a.backend_pid = $pid)");
-}
-# after a process was killed (log offset taken before): the postmaster
-# reinitialized and accepts connections again
-sub wait_crash_restart
-{
-	my ($offset) = @_;
-	$node->wait_for_log(
-		qr/all server processes terminated; reinitializing.*database system is ready to accept connections/s,
-		$offset);
-	$node->poll_query_until('postgres', 'SELECT 1', '1')
-	  or die 'the server did not come back after a crash';
-}
 
 # 6. audit_sync: no subject reaches the client by any channel before its record
 #    is durable: NOTICEs, error messages, settings (ParameterStatus, SHOW)
