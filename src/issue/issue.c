@@ -147,7 +147,7 @@ put_payload(CborOut *o, Jsonb *jb)
 	{
 		CHECK_FOR_INTERRUPTS();
 		if (o->overflow)
-			payload_error("larger than %d bytes", HP_MAX_INFLATED);
+			break;
 		switch (tok)
 		{
 			case WJB_BEGIN_OBJECT:
@@ -196,7 +196,8 @@ put_payload(CborOut *o, Jsonb *jb)
 		}
 	}
 	if (o->overflow)
-		payload_error("larger than %d bytes", HP_MAX_INFLATED);
+		payload_error("the pass would not fit a QR code's %d characters (its COSE message is limited to %zu bytes)",
+					  HP_MAX_TEXT, o->cap);
 }
 
 /* Refuse a payload that schema_errors() finds fault with */
@@ -325,7 +326,8 @@ issue_with(FunctionCallInfo fcinfo, HpSigner *signer, Datum payload_d,
 	cose_len = hp_cose_sign1(cose_buf, sizeof(cose_buf), prot, prot_len,
 							 claims_buf, claims_len, NULL, 0);
 	if (cose_len == 0 || cose_len + HP_MAX_SIG > cap)
-		payload_error("the pass would not fit a QR code's %d characters", HP_MAX_TEXT);
+		payload_error("the pass would not fit a QR code's %d characters (its COSE message is limited to %zu bytes)",
+					  HP_MAX_TEXT, cap);
 	if (!hp_cose_parse(cose_buf, cose_len, &c, &err))
 		payload_error("%s: %s", hp_stage_name(err.stage), err.msg);
 	if (c.kind == HP_KIND_NONE || c.uvci == NULL)
@@ -346,7 +348,7 @@ issue_with(FunctionCallInfo fcinfo, HpSigner *signer, Datum payload_d,
 	tbs_len = hp_cose_sig_structure(tbs_buf, sizeof(tbs_buf), prot, prot_len,
 									claims_buf, claims_len);
 	if (tbs_len == 0)
-		payload_error("larger than %d bytes", HP_MAX_INFLATED);
+		payload_error("the pass would not fit a QR code's %d characters", HP_MAX_TEXT);
 	sig_len = 0;
 	hp_signer_sign(signer, tbs_buf, tbs_len, sig, &sig_len);
 	if (sig_len == 0 || sig_len > HP_MAX_SIG ||
@@ -358,7 +360,8 @@ issue_with(FunctionCallInfo fcinfo, HpSigner *signer, Datum payload_d,
 	cose_len = hp_cose_sign1(cose_buf, sizeof(cose_buf), prot, prot_len,
 							 claims_buf, claims_len, sig, sig_len);
 	if (cose_len == 0 || cose_len > cap)
-		payload_error("the pass would not fit a QR code's %d characters", HP_MAX_TEXT);
+		payload_error("the pass would not fit a QR code's %d characters (its COSE message is limited to %zu bytes)",
+					  HP_MAX_TEXT, cap);
 
 	p = palloc(offsetof(HealthPass, data) + cose_len);
 	SET_VARSIZE(p, offsetof(HealthPass, data) + cose_len);
