@@ -52,10 +52,14 @@
 static size_t
 max_cose_len(void)
 {
-	size_t		n = HP_MAX_INFLATED;
+	static size_t n = 0;
 
-	while (n > 0 && 4 + hp_base45_encoded_len(hp_deflate_bound(n)) > HP_MAX_TEXT)
-		n -= 64;
+	if (n == 0)
+	{
+		n = HP_MAX_INFLATED;
+		while (n > 64 && 4 + hp_base45_encoded_len(hp_deflate_bound(n)) > HP_MAX_TEXT)
+			n -= 64;
+	}
 	return n;
 }
 
