@@ -45,6 +45,7 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(EXTENSION).control
 .PHONY: bench fuzz
 bench:
 	bash test/bench/run.sh
+	bash test/bench/issue.sh
 fuzz:
 	bash test/fuzz/run.sh
 

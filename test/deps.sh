@@ -6,6 +6,7 @@ set -euo pipefail
 PKGS="make gcc postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap postgresql-contrib
       libssl-dev zlib1g-dev openssl clang-14 libclang-rt-14-dev python3 python3-cryptography
       python3-psycopg2 libipc-run-perl binutils"
+PKGS="$PKGS python3-cbor2"   # test/issue_check.py, the independent verifier of issued passes
 missing=()
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
