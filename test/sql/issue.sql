@@ -1,6 +1,8 @@
 -- Issuing passes without a signing key: uvci(), schema_errors(jsonb), and
 -- what issue() refuses before it opens a key (test/t/080_issue.pl signs)
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS health_pass;
+RESET client_min_messages;
 \i test/fixtures/load.sql
 SET timezone = 'UTC';
 
