@@ -31,8 +31,8 @@ chmod 644 "$WORK/dsc.der"
 psql -Xq <<SQL
 CREATE EXTENSION health_pass;
 ALTER SYSTEM SET health_pass.key_directory = '$WORK/keys';
-SELECT pg_reload_conf() \\g /dev/null
-SELECT pg_sleep(0.5) \\g /dev/null
+SELECT pg_reload_conf() \g /dev/null
+SELECT pg_sleep(0.5) \g /dev/null
 SELECT health_pass.signing_key_add('bench', pg_read_binary_file('$WORK/dsc.der'), 'file:bench.pem') \g /dev/null
 SELECT health_pass.trust_add(pg_read_binary_file('$WORK/dsc.der')) \g /dev/null
 CREATE TABLE src AS
