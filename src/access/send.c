@@ -53,8 +53,8 @@ typedef struct HpSendDest
 	bool		all;			/* hold for every record (audit_sync and a
 								 * protected table), else only for records
 								 * queued under it or by issue() */
-	int			operation;
 	TupleDesc	typeinfo;
+	MemoryContext cxt;			/* rStartup's: the hold buffer is made there */
 } HpSendDest;
 
 /* Records this receiver waits for: not yet durable? */
@@ -90,8 +90,11 @@ hp_send_receive(TupleTableSlot *slot, DestReceiver *self)
 		return d->inner->receiveSlot(slot, d->inner);
 	if (d->held == NULL)
 	{
+		MemoryContext old = MemoryContextSwitchTo(d->cxt);
+
 		d->held = tuplestore_begin_heap(false, false, work_mem);
 		d->slot = MakeSingleTupleTableSlot(d->typeinfo, &TTSOpsMinimalTuple);
+		MemoryContextSwitchTo(old);
 	}
 	tuplestore_puttupleslot(d->held, slot);
 	d->nheld++;
@@ -112,6 +115,7 @@ hp_send_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 	d->held = NULL;
 	d->slot = NULL;
 	d->typeinfo = typeinfo;
+	d->cxt = CurrentMemoryContext;
 	d->nheld = 0;
 }
 
