@@ -15,7 +15,7 @@ $(error default_version not found in $(EXTENSION).control)
 endif
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA = sql/$(EXTENSION)--0.1.0.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
-REGRESS = type reading trust check inspect hostile access gate ddl redteam quota records writer upgrade denials issue
+REGRESS = type reading trust check inspect hostile access gate ddl redteam quota records writer upgrade denials signing issue
 # make installcheck (after make install) needs no running server: pg_regress and
 # pg_isolation_regress each start a temporary instance with test/regress.conf, then
 # prove runs the TAP scripts (PostgreSQL::Test::Cluster starts its own servers).
@@ -33,7 +33,9 @@ EXTRA_CLEAN = test/output test/isolation/output
 
 PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter \
               -Wno-missing-field-initializers -Wno-sign-compare
-SHLIB_LINK = -lcrypto -lz
+# the PKCS#11 header (p11-kit/pkcs11.h, libp11-kit-dev); modules are dlopen'ed
+PG_CPPFLAGS += $(shell pkg-config --cflags p11-kit-1 2>/dev/null || echo -I/usr/include/p11-kit-1)
+SHLIB_LINK = -lcrypto -lz -ldl
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

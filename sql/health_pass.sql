@@ -814,6 +814,166 @@ COMMENT ON FUNCTION health_pass.who_read(regclass, text) IS
 
 -- 7. Signing keys and issuing passes =========================================
 
+-- Signing keys ---------------------------------------------------------------
+
+-- A registry's document signer keys (docs/design/signing.md).  A row holds the
+-- DSC and a reference to the private key, never the key: key_ref is
+-- 'file:NAME' (a PEM file under the superuser-only setting
+-- health_pass.key_directory) or a pkcs11: URI (RFC 7512) without PIN or module
+-- (the settings health_pass.pkcs11_module and health_pass.pkcs11_pin_file give
+-- those).  The trigger fills kid (as trust_add() derives it), alg and the
+-- certificate's facts; signing_key_add() also proves the private key is the
+-- certificate's.  A backend proves it again the first time it uses the key.
+CREATE FUNCTION health_pass._signing_key_alg(certificate bytea) RETURNS text
+    AS 'MODULE_PATHNAME', 'hp_signing_key_alg' LANGUAGE C IMMUTABLE STRICT;
+COMMENT ON FUNCTION health_pass._signing_key_alg(bytea) IS
+    'ES256 for an EC P-256 DSC, PS256 for RSA of 2048 bits or more; raises for any other key';
+CREATE FUNCTION health_pass._signing_key_ref(key_ref text) RETURNS text
+    AS 'MODULE_PATHNAME', 'hp_signing_key_ref' LANGUAGE C IMMUTABLE STRICT;
+COMMENT ON FUNCTION health_pass._signing_key_ref(text) IS
+    'key_ref unchanged when its form is allowed (file:NAME inside key_directory, a pkcs11: URI without PIN or module); raises otherwise';
+CREATE FUNCTION health_pass._signing_key_prove(name text, certificate bytea, key_ref text) RETURNS void
+    AS 'MODULE_PATHNAME', 'hp_signing_key_prove' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION health_pass._signing_key_prove(text, bytea, text) IS
+    'superusers: the private key is reachable and signs a random challenge that verifies with the certificate';
+
+CREATE TABLE health_pass.signing_key (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name         text COLLATE "C" NOT NULL CONSTRAINT signing_key_name_key UNIQUE,
+    kid          bytea NOT NULL,
+    alg          text NOT NULL CHECK (alg IN ('ES256', 'PS256')),
+    certificate  bytea NOT NULL,
+    key_ref      text NOT NULL,
+    country      text,
+    valid_from   timestamptz NOT NULL,
+    valid_until  timestamptz NOT NULL,
+    key_usage    text[] NOT NULL CHECK (key_usage <@ ARRAY['test', 'vaccination', 'recovery']),
+    added_at     timestamptz NOT NULL DEFAULT now(),
+    added_by     name NOT NULL DEFAULT current_user
+);
+COMMENT ON TABLE health_pass.signing_key IS
+    'document signer keys this registry signs passes with: the DSC and where its private key is (never the key); add with signing_key_add()';
+COMMENT ON COLUMN health_pass.signing_key.name IS 'the name issue() and grant_signing() take';
+COMMENT ON COLUMN health_pass.signing_key.kid IS 'first 8 bytes of SHA-256 of the DER, as trust_add() derives it';
+COMMENT ON COLUMN health_pass.signing_key.alg IS 'ES256 (EC P-256) or PS256 (RSA), from the certificate''s key';
+COMMENT ON COLUMN health_pass.signing_key.certificate IS 'the DSC, DER';
+COMMENT ON COLUMN health_pass.signing_key.key_ref IS
+    'file:NAME under health_pass.key_directory, or a pkcs11: URI (RFC 7512) without pin-value, pin-source, module-name or module-path';
+COMMENT ON COLUMN health_pass.signing_key.country IS 'the DSC subject''s C: the iss of passes it signs';
+COMMENT ON COLUMN health_pass.signing_key.key_usage IS 'kinds this DSC may sign (its DCC extended key usage; all when it names none)';
+
+CREATE FUNCTION health_pass.signing_key_fill() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    info record;
+BEGIN
+    NEW.key_ref := health_pass._signing_key_ref(NEW.key_ref);
+    NEW.alg := health_pass._signing_key_alg(NEW.certificate);
+    info := health_pass.certificate_info(NEW.certificate);
+    NEW.kid := substr(sha256(NEW.certificate), 1, 8);
+    NEW.country := info.country;
+    NEW.valid_from := info.not_before;
+    NEW.valid_until := info.not_after;
+    NEW.key_usage := coalesce(info.key_usage, ARRAY['test', 'vaccination', 'recovery']);
+    RETURN NEW;
+END $$;
+COMMENT ON FUNCTION health_pass.signing_key_fill() IS
+    'trigger: checks key_ref''s form and the DSC''s key, and sets kid, alg, country, validity and key usage from the certificate';
+CREATE TRIGGER signing_key_fill BEFORE INSERT OR UPDATE ON health_pass.signing_key
+    FOR EACH ROW EXECUTE FUNCTION health_pass.signing_key_fill();
+
+CREATE FUNCTION health_pass.signing_key_add(name text, certificate bytea, key_ref text) RETURNS bytea
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    k bytea;
+BEGIN
+    PERFORM health_pass._signing_key_prove(signing_key_add.name, signing_key_add.certificate,
+                                           signing_key_add.key_ref);
+    INSERT INTO health_pass.signing_key (name, certificate, key_ref)
+        VALUES (signing_key_add.name, signing_key_add.certificate, signing_key_add.key_ref)
+        RETURNING signing_key.kid INTO k;
+    RETURN k;
+END $$;
+COMMENT ON FUNCTION health_pass.signing_key_add(text, bytea, text) IS
+    'superusers: register a DSC (DER) and its private key (file:NAME or a pkcs11: URI), proven to match; returns the kid';
+
+-- Who may sign with which key: a superuser grants a role a key; a role signs
+-- with it when it has the privileges of a granted role (itself, or a role it
+-- is a member of with INHERIT) that still has the name it was granted under.
+-- Superusers sign with any key.  Checked on every signing call.
+CREATE TABLE health_pass.signing_grant (
+    key_id      bigint NOT NULL REFERENCES health_pass.signing_key (id) ON DELETE CASCADE,
+    role        regrole NOT NULL,
+    role_name   name NOT NULL,
+    granted_by  name NOT NULL DEFAULT current_user,
+    granted_at  timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT signing_grant_pkey PRIMARY KEY (key_id, role)
+);
+COMMENT ON TABLE health_pass.signing_grant IS
+    'roles that may sign with a key (grant_signing(), revoke_signing()); checked on every signing call';
+COMMENT ON COLUMN health_pass.signing_grant.role_name IS
+    'the role''s name when granted: a renamed or dropped role''s grant no longer applies';
+
+CREATE FUNCTION health_pass.grant_signing(role regrole, key text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    k bigint;
+BEGIN
+    IF current_setting('is_superuser') <> 'on' THEN
+        RAISE EXCEPTION 'key: only a superuser may grant signing' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    SELECT s.id INTO k FROM health_pass.signing_key s WHERE s.name = grant_signing.key;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'key: signing key "%" does not exist', grant_signing.key
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    INSERT INTO health_pass.signing_grant AS g (key_id, role, role_name)
+        SELECT k, r.oid, r.rolname FROM pg_catalog.pg_roles r WHERE r.oid = grant_signing.role
+        ON CONFLICT ON CONSTRAINT signing_grant_pkey
+        DO UPDATE SET role_name = excluded.role_name, granted_by = excluded.granted_by,
+                      granted_at = excluded.granted_at;
+END $$;
+COMMENT ON FUNCTION health_pass.grant_signing(regrole, text) IS
+    'superusers: let a role (and the roles that inherit its privileges) sign with a key';
+
+CREATE FUNCTION health_pass.revoke_signing(role regrole, key text) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF current_setting('is_superuser') <> 'on' THEN
+        RAISE EXCEPTION 'key: only a superuser may revoke signing' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    DELETE FROM health_pass.signing_grant g
+     USING health_pass.signing_key s
+     WHERE g.key_id = s.id AND s.name = revoke_signing.key AND g.role = revoke_signing.role;
+    RETURN FOUND;
+END $$;
+COMMENT ON FUNCTION health_pass.revoke_signing(regrole, text) IS
+    'superusers: withdraw a role''s grant on a key (effective from the next signing call); true when there was one';
+
+CREATE FUNCTION health_pass.signer_check(key text) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hp_signer_check' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION health_pass.signer_check(text) IS
+    'open a key as issue() would (the caller''s grant, the private key reachable and the certificate''s) and return its kid; signs nothing';
+
+CREATE FUNCTION health_pass._sign(key text, data bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'hp_signing_key_sign' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION health_pass._sign(text, bytea) IS
+    'superusers, tests and benchmarks: the COSE signature (ES256 r||s, PS256) of SHA-256(data) with a key';
+
+-- Signers see which keys exist, never key_ref; grants and the internal
+-- functions are for superusers.
+REVOKE ALL ON health_pass.signing_key, health_pass.signing_grant FROM PUBLIC;
+GRANT SELECT (id, name, kid, alg, certificate, country, valid_from, valid_until, key_usage)
+    ON health_pass.signing_key TO PUBLIC;
+REVOKE ALL ON FUNCTION health_pass._signing_key_prove(text, bytea, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION health_pass.signing_key_add(text, bytea, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION health_pass.grant_signing(regrole, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION health_pass.revoke_signing(regrole, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION health_pass._sign(text, bytea) FROM PUBLIC;
+-- pg_dump keeps the keys (references, never key material) and the grants
+SELECT pg_catalog.pg_extension_config_dump('health_pass.signing_key', '');
+SELECT pg_catalog.pg_extension_config_dump('health_pass.signing_grant', '');
+SELECT pg_catalog.pg_extension_config_dump('health_pass.signing_key_id_seq', '');
 -- Issuing passes -------------------------------------------------------------
 
 -- uvci(): a new identifier, URN:UVCI:01:<country>:<issuer>/<opaque>#<check>

@@ -11,6 +11,7 @@
 #include "utils/guc.h"
 
 #include "access/hp_access.h"
+#include "issue/hp_issue.h"
 #include "verify/hp_verify.h"
 
 PG_MODULE_MAGIC;
@@ -24,5 +25,6 @@ _PG_init(void)
 	hp_verify_init();
 	hp_audit_init();
 	hp_access_init();
+	hp_issue_init();
 	MarkGUCPrefixReserved("health_pass");
 }

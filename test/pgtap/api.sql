@@ -23,7 +23,9 @@ SELECT functions_are('health_pass', ARRAY[
     'audit_flush', 'who_read', 'subject_text', '_policy_changed', '_preloaded', '_require_admin', '_forget_dropped',
     '_audit_guard', '_subject_statistics', '_hide_subject_statistics', '_audit_records',
     '_audit_may_hold', '_audit_edit', '_row_security', '_protect_blockers', '_protect_one',
-    '_protect_new_children'],
+    '_protect_new_children',
+    '_signing_key_alg', '_signing_key_ref', '_signing_key_prove', 'signing_key_fill',
+    'signing_key_add', 'grant_signing', 'revoke_signing', 'signer_check', '_sign'],
     'exactly the documented functions');
 SELECT is((SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'health_pass' AND obj_description(p.oid, 'pg_proc') IS NULL)::int, 0,
