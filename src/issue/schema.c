@@ -354,12 +354,15 @@ hp_schema_errors(Jsonb *jb)
 		while ((tok = JsonbIteratorNext(&it, &kv, true)) != WJB_DONE)
 		{
 			char	   *f;
-			JsonbValue *x;
+			JsonbValue	xv;
+			JsonbValue *x = &xv;
 
 			if (tok != WJB_KEY)
 				continue;
 			f = str(&kv);
-			x = field(e, f);
+			/* its value comes next (e -> f, without looking it up again) */
+			tok = JsonbIteratorNext(&it, &xv, true);
+			Assert(tok == WJB_VALUE);
 			if (strcmp(f, "dn") == 0 || strcmp(f, "sd") == 0)
 			{
 				if (!one_to_nine(x))
