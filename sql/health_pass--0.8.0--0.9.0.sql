@@ -341,3 +341,36 @@ REVOKE ALL ON FUNCTION health_pass._sign(text, bytea) FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('health_pass.signing_key', '');
 SELECT pg_catalog.pg_extension_config_dump('health_pass.signing_grant', '');
 SELECT pg_catalog.pg_extension_config_dump('health_pass.signing_key_id_seq', '');
+-- Issuing passes -------------------------------------------------------------
+
+-- schema_errors() of a jsonb payload, which schema_errors(pass) now calls
+CREATE FUNCTION health_pass.schema_errors(payload jsonb) RETURNS text[]
+    AS 'MODULE_PATHNAME', 'hp_schema_errors_jsonb' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_pass.schema_errors(jsonb) IS
+    'a payload (as issue() takes it) checked against the DCC JSON schema 1.3 rules; empty when valid';
+CREATE OR REPLACE FUNCTION health_pass.schema_errors(p health_pass.pass) RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN health_pass.schema_errors(health_pass.payload(p));
+END $$;
+
+
+-- uvci(): a new identifier, URN:UVCI:01:<country>:<issuer>/<opaque>#<check>
+-- (eHealth Network guidelines, Annex 2, option 3; check: Luhn mod 38);
+-- opaque NULL: 128 random bits (docs/design/issuing.md)
+CREATE FUNCTION health_pass.uvci(country text, issuer text, opaque text DEFAULT NULL,
+                                 checksum boolean DEFAULT true) RETURNS text
+    AS 'MODULE_PATHNAME', 'hp_uvci_new' LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION health_pass.uvci(text, text, text, boolean) IS
+    'a new UVCI URN:UVCI:01:<country>:<issuer>/<opaque>#<Luhn mod 38 check>; opaque NULL: 128 random bits';
+
+-- issue(): sign a pass with a signing key the caller is granted; the
+-- issuance is recorded in the audit chain (outcome issued, subject the
+-- UVCI) and the pass reaches no client before that record is durable
+CREATE FUNCTION health_pass.issue(payload jsonb, key text,
+                                  valid_for interval DEFAULT '1 year',
+                                  issued_at timestamptz DEFAULT now())
+    RETURNS health_pass.pass
+    AS 'MODULE_PATHNAME', 'hp_issue' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION health_pass.issue(jsonb, text, interval, timestamptz) IS
+    'sign payload (a DCC, schema_errors() empty, with its ci) with signing key "key": CWT iss = the DSC country, iat = issued_at, exp = issued_at + valid_for; audited as issued';

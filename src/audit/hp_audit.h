@@ -176,6 +176,9 @@ extern void hp_writer_request(HpQueue *q);
 /* event.c: an issued or revoked pass, recorded durably before returning */
 extern void hp_audit_event(HpOutcome outcome, Oid relid, const char *subject,
 						   const char *purpose, const char *reason);
+extern void hp_audit_event_deferred(HpOutcome outcome, Oid relid,
+									const char *subject, const char *purpose,
+									const char *reason);
 
 /* chain.c */
 extern void hp_record_hash(const uint8 *prev, const HpEntry *e, uint8 *out);

@@ -1,6 +1,7 @@
 /*
  * hp_cbor.h
- *    A bounded, allocation-free CBOR (RFC 8949) reader.
+ *    A bounded, allocation-free CBOR (RFC 8949) reader (cbor.c) and
+ *    writer (cbor_write.c, with the COSE_Sign1 pieces a pass is built of).
  */
 #ifndef HP_CBOR_H
 #define HP_CBOR_H
@@ -54,5 +55,37 @@ extern bool hp_cbor_number(const CborHead *h, double *d, bool *is_int,
 						int64_t *i);
 extern bool hp_cbor_fail(CborCur *c, const char *fmt,...)
 			__attribute__((format(printf, 2, 3)));
+
+/* The writer: into a caller's buffer; overflow sticks, nothing allocated */
+typedef struct CborOut
+{
+	uint8_t    *buf;
+	size_t		cap;
+	size_t		len;
+	bool		overflow;		/* a write did not fit: len is not the item */
+} CborOut;
+
+extern void hp_cbor_out_init(CborOut *o, uint8_t *buf, size_t cap);
+extern bool hp_cbor_put_head(CborOut *o, int major, uint64_t val);
+extern bool hp_cbor_put_int(CborOut *o, int64_t v);
+extern bool hp_cbor_put_bytes(CborOut *o, const uint8_t *b, size_t n);
+extern bool hp_cbor_put_text(CborOut *o, const char *s, size_t n);
+extern bool hp_cbor_put_simple(CborOut *o, int simple);
+extern bool hp_cbor_put_double(CborOut *o, double d);
+extern bool hp_cbor_put_raw(CborOut *o, const uint8_t *b, size_t n);
+extern size_t hp_cbor_out_done(const CborOut *o);
+
+/* COSE_Sign1 of a pass (cbor_write.c); sizes returned, 0 when too small */
+extern size_t hp_cose_protected(uint8_t *buf, size_t cap, int64_t alg,
+								const uint8_t *kid, size_t kid_len);
+extern bool hp_cwt_claims_start(CborOut *o, const char *iss, size_t iss_len,
+								int64_t iat, int64_t exp);
+extern size_t hp_cose_sig_structure(uint8_t *buf, size_t cap,
+									const uint8_t *prot, size_t prot_len,
+									const uint8_t *payload, size_t payload_len);
+extern size_t hp_cose_sign1(uint8_t *buf, size_t cap,
+							const uint8_t *prot, size_t prot_len,
+							const uint8_t *payload, size_t payload_len,
+							const uint8_t *sig, size_t sig_len);
 
 #endif

@@ -1,0 +1,17 @@
+/*
+ * hp_issuing.h
+ *    Issuing passes (issue.c, uvci.c, schema.c): what the files of the
+ *    issue subsystem share beyond the signing interface (hp_issue.h).
+ */
+#ifndef HP_ISSUING_H
+#define HP_ISSUING_H
+
+#include "utils/array.h"
+#include "utils/jsonb.h"
+
+#include "issue/hp_issue.h"
+
+/* schema.c: the DCC schema rules of schema_errors(), as text[] */
+extern ArrayType *hp_schema_errors(Jsonb *jb);
+
+#endif

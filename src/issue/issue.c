@@ -1,0 +1,423 @@
+/*
+ * issue.c
+ *    health_pass.issue(payload jsonb, key text, valid_for interval,
+ *    issued_at timestamptz) -> health_pass.pass: sign a new pass with a
+ *    registered signing key (docs/design/issuing.md).
+ *
+ *    Stages, each with its own SQLSTATE, in the order they run:
+ *      key       the key is opened (keys.c: name, grant, private key);
+ *      payload   jsonb -> CBOR, within the decoder's limits (YHI01);
+ *      schema    schema_errors(payload) is empty (22023);
+ *      key       the DSC is valid at issued_at, names a country and allows
+ *                the pass's kind (YHI02);
+ *      validity  valid_for is positive and the dates fit (YHI04);
+ *      sign      hp_signer_sign over the Sig_structure (keys.c; YHI03 for a
+ *                signature of the wrong size).
+ *    Then the issuance is queued to the audit chain (outcome issued, the
+ *    signing_key table, the UVCI as subject, the key named in the reason)
+ *    before the pass is returned; the pass cannot reach the client before
+ *    that record is durable (hp_audit_event_deferred, access/send.c).
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
+
+#include "codec/hp_cbor.h"
+#include "issue/hp_issuing.h"
+
+#define ERRCODE_HP_ISSUE_PAYLOAD   MAKE_SQLSTATE('Y','H','I','0','1')
+#define ERRCODE_HP_ISSUE_KEY       MAKE_SQLSTATE('Y','H','I','0','2')
+#define ERRCODE_HP_ISSUE_SIGN      MAKE_SQLSTATE('Y','H','I','0','3')
+#define ERRCODE_HP_ISSUE_VALIDITY  MAKE_SQLSTATE('Y','H','I','0','4')
+
+/*
+ * The largest COSE message issued: its HC1: text (zlib, base45) must fit
+ * HP_MAX_TEXT even when it does not compress, so every pass issued reads
+ * back through pass_in.
+ */
+static size_t
+max_cose_len(void)
+{
+	static size_t n = 0;
+
+	if (n == 0)
+	{
+		n = HP_MAX_INFLATED;
+		while (n > 64 && 4 + hp_base45_encoded_len(hp_deflate_bound(n)) > HP_MAX_TEXT)
+			n -= 64;
+	}
+	return n;
+}
+
+/* Scratch space, backend-local: the claims, the Sig_structure, the message */
+static uint8 claims_buf[HP_MAX_INFLATED];
+static uint8 tbs_buf[HP_MAX_INFLATED + 128];
+static uint8 cose_buf[HP_MAX_INFLATED + HP_MAX_SIG + 128];
+
+static void
+payload_error(const char *fmt,...) pg_attribute_printf(1, 2) pg_attribute_noreturn();
+
+/* Raise a payload-stage error */
+static void
+payload_error(const char *fmt,...)
+{
+	char		msg[256];
+	va_list		ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ereport(ERROR,
+			(errcode(ERRCODE_HP_ISSUE_PAYLOAD),
+			 errmsg("cannot issue pass: payload: %s", msg)));
+}
+
+/* Write one jsonb string as CBOR text (UTF-8) */
+static void
+put_string(CborOut *o, const char *s, int len)
+{
+	if (GetDatabaseEncoding() == PG_UTF8)
+		hp_cbor_put_text(o, s, (size_t) len);
+	else
+	{
+		char	   *u = pg_server_to_any(s, len, PG_UTF8);
+
+		hp_cbor_put_text(o, u, u == s ? (size_t) len : strlen(u));
+	}
+}
+
+/* Write one jsonb number: an integer as an int, else the nearest double */
+static void
+put_number(CborOut *o, Numeric num)
+{
+	char	   *s;
+	char	   *end;
+
+	if (numeric_is_nan(num) || numeric_is_inf(num))
+		payload_error("a number is not finite");
+	s = numeric_normalize(num);
+	errno = 0;
+	if (strpbrk(s, ".eE") == NULL)
+	{
+		long long	v = strtoll(s, &end, 10);
+
+		if (errno == ERANGE || *end != '\0')
+			payload_error("the integer %.40s is out of range (64-bit signed integers only)", s);
+		hp_cbor_put_int(o, (int64) v);
+	}
+	else
+	{
+		double		d = strtod(s, &end);
+
+		if (errno == ERANGE || *end != '\0' || !isfinite(d))
+			payload_error("the number %.40s is out of the range of a double", s);
+		hp_cbor_put_double(o, d);
+	}
+	pfree(s);
+}
+
+/*
+ * The payload as one CBOR map, appended to o.  Iterative; nesting, element
+ * counts and the size are bounded as the decoder bounds them (the message
+ * is parsed again before it is signed).
+ */
+static void
+put_payload(CborOut *o, Jsonb *jb)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	int			depth = 0;
+
+	if (!JB_ROOT_IS_OBJECT(jb))
+		payload_error("must be a JSON object, not %s",
+					  JB_ROOT_IS_ARRAY(jb) ? "an array" : "a scalar");
+	it = JsonbIteratorInit(&jb->root);
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (o->overflow)
+			break;
+		switch (tok)
+		{
+			case WJB_BEGIN_OBJECT:
+				if (++depth > HP_MAX_DEPTH - 2)
+					payload_error("nested deeper than %d", HP_MAX_DEPTH - 2);
+				if (v.val.object.nPairs > HP_MAX_MAP_KEYS)
+					payload_error("an object has more than %d keys", HP_MAX_MAP_KEYS);
+				hp_cbor_put_head(o, CBOR_MAP, (uint64) v.val.object.nPairs);
+				break;
+			case WJB_BEGIN_ARRAY:
+				if (++depth > HP_MAX_DEPTH - 2)
+					payload_error("nested deeper than %d", HP_MAX_DEPTH - 2);
+				if (v.val.array.nElems > HP_MAX_COUNT)
+					payload_error("an array has more than %d elements", HP_MAX_COUNT);
+				hp_cbor_put_head(o, CBOR_ARRAY, (uint64) v.val.array.nElems);
+				break;
+			case WJB_END_OBJECT:
+			case WJB_END_ARRAY:
+				depth--;
+				break;
+			case WJB_KEY:
+				put_string(o, v.val.string.val, v.val.string.len);
+				break;
+			case WJB_VALUE:
+			case WJB_ELEM:
+				switch (v.type)
+				{
+					case jbvNull:
+						hp_cbor_put_simple(o, CBOR_NULL);
+						break;
+					case jbvBool:
+						hp_cbor_put_simple(o, v.val.boolean ? CBOR_TRUE : CBOR_FALSE);
+						break;
+					case jbvString:
+						put_string(o, v.val.string.val, v.val.string.len);
+						break;
+					case jbvNumeric:
+						put_number(o, v.val.numeric);
+						break;
+					default:
+						payload_error("unexpected jsonb value of type %d", (int) v.type);
+				}
+				break;
+			default:
+				break;
+		}
+	}
+	if (o->overflow)
+		payload_error("the pass would not fit a QR code's %d characters (its COSE message is limited to %zu bytes)",
+					  HP_MAX_TEXT, o->cap);
+}
+
+/* Refuse a payload that schema_errors() finds fault with */
+static void
+check_schema(Jsonb *payload)
+{
+	ArrayType  *errs = hp_schema_errors(payload);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	StringInfoData buf;
+
+	if (ArrayGetNItems(ARR_NDIM(errs), ARR_DIMS(errs)) == 0)
+		return;
+	deconstruct_array(errs, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	initStringInfo(&buf);
+	for (int i = 0; i < n; i++)
+	{
+		if (buf.len > 0)
+			appendStringInfoString(&buf, "; ");
+		appendStringInfoString(&buf, TextDatumGetCString(elems[i]));
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("cannot issue pass: schema: %d error%s: %s", n, n == 1 ? "" : "s",
+					buf.data),
+			 errhint("health_pass.schema_errors(payload) lists them.")));
+}
+
+/* Seconds since the Unix epoch, rounded down */
+static int64
+unix_seconds(TimestampTz t)
+{
+	int64		us = t + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+
+	return us >= 0 ? us / USECS_PER_SEC : -((-us + USECS_PER_SEC - 1) / USECS_PER_SEC);
+}
+
+/* Text of a timestamptz for a message (a copy: the function's is static) */
+static const char *
+ts_text(TimestampTz t)
+{
+	return pstrdup(timestamptz_to_str(t));
+}
+
+/* Everything between opening the key and closing it */
+static HealthPass *
+issue_with(FunctionCallInfo fcinfo, HpSigner *signer, Datum payload_d,
+		   Interval *valid_for, TimestampTz issued_at, char **uvci)
+{
+	const HpSignerInfo *info = hp_signer_info(signer);
+	Jsonb	   *payload = DatumGetJsonbP(payload_d);
+	TimestampTz expires_at;
+	int64		iat,
+				exp;
+	CborOut		o;
+	size_t		claims_len,
+				prot_len,
+				tbs_len,
+				cose_len,
+				sig_len;
+	uint8		prot[64 + 256];
+	uint8		sig[HP_MAX_SIG];
+	size_t		cap = max_cose_len();
+	HpCose		c;
+	HpErr		err;
+	HealthPass *p;
+
+	/* validity: the dates of the claims */
+	expires_at = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+														 TimestampTzGetDatum(issued_at),
+														 PointerGetDatum(valid_for)));
+	if (TIMESTAMP_NOT_FINITE(issued_at) || TIMESTAMP_NOT_FINITE(expires_at))
+		ereport(ERROR,
+				(errcode(ERRCODE_HP_ISSUE_VALIDITY),
+				 errmsg("cannot issue pass: validity: issued_at and issued_at + valid_for must be finite")));
+	iat = unix_seconds(issued_at);
+	exp = unix_seconds(expires_at);
+	if (exp <= iat)
+		ereport(ERROR,
+				(errcode(ERRCODE_HP_ISSUE_VALIDITY),
+				 errmsg("cannot issue pass: validity: valid_for must be at least one second")));
+	if (iat < 0 || exp > 1000000000000LL)
+		ereport(ERROR,
+				(errcode(ERRCODE_HP_ISSUE_VALIDITY),
+				 errmsg("cannot issue pass: validity: issued_at and expiry must lie between 1970 and the year 33658")));
+
+	/* payload: not an object, too big, too deep, numbers out of range */
+	if (!JB_ROOT_IS_OBJECT(payload))
+		payload_error("must be a JSON object, not %s",
+					  JB_ROOT_IS_ARRAY(payload) ? "an array" : "a scalar");
+
+	/* schema */
+	check_schema(payload);
+
+	/* key: its DSC at issued_at, and the issuing country */
+	if (info->country[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_HP_ISSUE_KEY),
+				 errmsg("cannot issue pass: key: the certificate of key \"%s\" names no country (C), which the pass's issuer claim needs",
+						info->name)));
+	if (issued_at < info->not_before || issued_at > info->not_after)
+		ereport(ERROR,
+				(errcode(ERRCODE_HP_ISSUE_KEY),
+				 errmsg("cannot issue pass: key: the certificate of key \"%s\" is not valid at %s",
+						info->name, ts_text(issued_at)),
+				 errdetail("It is valid from %s to %s.",
+						   ts_text(info->not_before), ts_text(info->not_after))));
+
+	/* the claims, with the payload encoded in place */
+	hp_cbor_out_init(&o, claims_buf, Min(cap, sizeof(claims_buf)));
+	hp_cwt_claims_start(&o, info->country, strlen(info->country), iat, exp);
+	put_payload(&o, payload);
+	claims_len = hp_cbor_out_done(&o);
+	prot_len = hp_cose_protected(prot, sizeof(prot), info->alg,
+								 info->kid, info->kid_len);
+	if (prot_len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_HP_ISSUE_KEY),
+				 errmsg("cannot issue pass: key: the kid of key \"%s\" is too long", info->name)));
+
+	/*
+	 * Parse the message as every reader will (unsigned yet): the limits of
+	 * the decoder hold, and it finds the kind and the UVCI.
+	 */
+	cose_len = hp_cose_sign1(cose_buf, sizeof(cose_buf), prot, prot_len,
+							 claims_buf, claims_len, NULL, 0);
+	if (cose_len == 0 || cose_len + HP_MAX_SIG > cap)
+		payload_error("the pass would not fit a QR code's %d characters (its COSE message is limited to %zu bytes)",
+					  HP_MAX_TEXT, cap);
+	if (!hp_cose_parse(cose_buf, cose_len, &c, &err))
+		payload_error("%s: %s", hp_stage_name(err.stage), err.msg);
+	if (c.kind == HP_KIND_NONE || c.uvci == NULL)
+		payload_error("no certificate entry with a ci");	/* schema_errors says so first */
+	if ((info->key_usage & c.kind) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_HP_ISSUE_KEY),
+				 errmsg("cannot issue pass: key: the certificate of key \"%s\" does not allow %s certificates (extended key usage)",
+						info->name, hp_kind_name(c.kind))));
+	{
+		int			ulen;
+		char	   *u = hp_utf8_to_server(c.uvci, c.uvci_len, &ulen);
+
+		*uvci = pnstrdup(u, ulen);
+	}
+
+	/* sign */
+	tbs_len = hp_cose_sig_structure(tbs_buf, sizeof(tbs_buf), prot, prot_len,
+									claims_buf, claims_len);
+	if (tbs_len == 0)
+		payload_error("the pass would not fit a QR code's %d characters", HP_MAX_TEXT);
+	sig_len = 0;
+	hp_signer_sign(signer, tbs_buf, tbs_len, sig, &sig_len);
+	if (sig_len == 0 || sig_len > HP_MAX_SIG ||
+		(info->alg == HP_ALG_ES256 && sig_len != 64))
+		ereport(ERROR,
+				(errcode(ERRCODE_HP_ISSUE_SIGN),
+				 errmsg("cannot issue pass: sign: key \"%s\" gave a signature of %zu bytes",
+						info->name, sig_len)));
+	cose_len = hp_cose_sign1(cose_buf, sizeof(cose_buf), prot, prot_len,
+							 claims_buf, claims_len, sig, sig_len);
+	if (cose_len == 0 || cose_len > cap)
+		payload_error("the pass would not fit a QR code's %d characters (its COSE message is limited to %zu bytes)",
+					  HP_MAX_TEXT, cap);
+
+	p = palloc(offsetof(HealthPass, data) + cose_len);
+	SET_VARSIZE(p, offsetof(HealthPass, data) + cose_len);
+	p->format = HP_FORMAT_EU_DCC;
+	memcpy(p->data, cose_buf, cose_len);
+	return p;
+}
+
+PG_FUNCTION_INFO_V1(hp_issue);
+/*
+ * issue(payload jsonb, key text, valid_for interval DEFAULT '1 year',
+ *       issued_at timestamptz DEFAULT now()) -> health_pass.pass
+ */
+Datum
+hp_issue(PG_FUNCTION_ARGS)
+{
+	char	   *key;
+	HpSigner   *signer;
+	HealthPass *volatile p = NULL;
+	char	   *volatile uvci = NULL;
+	char		reason[HP_REASON_LEN];
+
+	for (int i = 0; i < 4; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("cannot issue pass: %s must not be null",
+							i == 0 ? "payload" : i == 1 ? "key" : i == 2 ? "valid_for" : "issued_at")));
+	hp_require_preload();
+	key = text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+	signer = hp_signer_open(key);
+	PG_TRY();
+	{
+		char	   *u;
+
+		p = issue_with(fcinfo, signer, PG_GETARG_DATUM(0), PG_GETARG_INTERVAL_P(2),
+					   PG_GETARG_TIMESTAMPTZ(3), &u);
+		uvci = u;
+		snprintf(reason, sizeof(reason), "signed with key \"%s\"",
+				 hp_signer_info(signer)->name);
+	}
+	PG_FINALLY();
+	{
+		hp_signer_close(signer);
+	}
+	PG_END_TRY();
+
+	/*
+	 * The record is queued now; the pass reaches the client, a table or a
+	 * message only once it is durable (or the statement fails YHA01).
+	 */
+	hp_audit_event_deferred(HP_ISSUED, hp_signing_key_relid(), uvci, NULL, reason);
+	PG_RETURN_POINTER(p);
+}

@@ -1,0 +1,401 @@
+/*
+ * schema.c
+ *    health_pass.schema_errors(payload jsonb): the DCC JSON schema 1.3
+ *    rules that schema_errors(pass) has always applied, in C, so that
+ *    issue() can afford them on every pass (the PL/pgSQL form cost about
+ *    30 us a payload, more than the signature).
+ *
+ *    This is a line-by-line port of the PL/pgSQL function of 0.8.0: the
+ *    same checks in the same order, the same messages, and the same
+ *    reading of the jsonb operators it used (-> of a non-object is NULL,
+ *    ? also finds a string element of an array or a string scalar,
+ *    jsonb_each order, length() in characters).  Its regular expressions
+ *    are matched by hand for ASCII text; text with any other character
+ *    goes to PostgreSQL's regex engine with the same pattern, as the
+ *    PL/pgSQL did (\d may match other digits there, depending on the
+ *    locale).  test/sql/issue.sql compares both on thousands of payloads.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+
+#include "issue/hp_issuing.h"
+
+#define DATE_RE  "^\\d{4}-\\d{2}-\\d{2}$"
+#define DT_RE    "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}(:\\d{2}(\\.\\d+)?)?(Z|[+-]\\d{2}:?\\d{2})$"
+#define VER_RE   "^\\d+\\.\\d+\\.\\d+$"
+#define DOB_RE   "^((19|20)\\d\\d(-\\d\\d){0,2})?$"
+#define ICAO_RE  "^[A-Z<]*$"
+#define CO_RE    "^[A-Z]{2}$"
+
+typedef enum
+{
+	M_DATE, M_DT, M_VER, M_DOB, M_ICAO, M_CO
+} Matcher;
+
+static bool
+dig(const char *s, size_t i, size_t n, size_t len)
+{
+	if (i + n > len)
+		return false;
+	for (size_t k = i; k < i + n; k++)
+		if (s[k] < '0' || s[k] > '9')
+			return false;
+	return true;
+}
+
+/* Digits from s[*i] on, at least one: *i moves past them */
+static bool
+digits(const char *s, size_t *i, size_t len)
+{
+	size_t		start = *i;
+
+	while (*i < len && s[*i] >= '0' && s[*i] <= '9')
+		(*i)++;
+	return *i > start;
+}
+
+/* The patterns above, for ASCII text */
+static bool
+match_ascii(Matcher m, const char *s, size_t len)
+{
+	size_t		i = 0;
+
+	switch (m)
+	{
+		case M_DATE:
+			return len == 10 && dig(s, 0, 4, len) && s[4] == '-' &&
+				dig(s, 5, 2, len) && s[7] == '-' && dig(s, 8, 2, len);
+		case M_DT:
+			if (!(len >= 16 && dig(s, 0, 4, len) && s[4] == '-' && dig(s, 5, 2, len) &&
+				  s[7] == '-' && dig(s, 8, 2, len) && s[10] == 'T' &&
+				  dig(s, 11, 2, len) && s[13] == ':' && dig(s, 14, 2, len)))
+				return false;
+			i = 16;
+			if (i < len && s[i] == ':')
+			{
+				if (!dig(s, i + 1, 2, len))
+					return false;
+				i += 3;
+				if (i < len && s[i] == '.')
+				{
+					i++;
+					if (!digits(s, &i, len))
+						return false;
+				}
+			}
+			if (i < len && s[i] == 'Z')
+				return i + 1 == len;
+			if (i < len && (s[i] == '+' || s[i] == '-'))
+			{
+				if (!dig(s, i + 1, 2, len))
+					return false;
+				i += 3;
+				if (i < len && s[i] == ':')
+					i++;
+				return dig(s, i, 2, len) && i + 2 == len;
+			}
+			return false;
+		case M_VER:
+			return digits(s, &i, len) && i < len && s[i++] == '.' &&
+				digits(s, &i, len) && i < len && s[i++] == '.' &&
+				digits(s, &i, len) && i == len;
+		case M_DOB:
+			if (len == 0)
+				return true;
+			if (!(len == 4 || len == 7 || len == 10))
+				return false;
+			if (!((s[0] == '1' && s[1] == '9') || (s[0] == '2' && s[1] == '0')) ||
+				!dig(s, 2, 2, len))
+				return false;
+			for (i = 4; i < len; i += 3)
+				if (s[i] != '-' || !dig(s, i + 1, 2, len))
+					return false;
+			return true;
+		case M_ICAO:
+			for (i = 0; i < len; i++)
+				if (!((s[i] >= 'A' && s[i] <= 'Z') || s[i] == '<'))
+					return false;
+			return true;
+		case M_CO:
+			return len == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z';
+	}
+	return false;
+}
+
+/* s ~ pattern, as the PL/pgSQL's text ~ text */
+static bool
+matches(Matcher m, const char *s, size_t len)
+{
+	static const char *const pat[] = {DATE_RE, DT_RE, VER_RE, DOB_RE, ICAO_RE, CO_RE};
+
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char) s[i] >= 0x80)
+			return DatumGetBool(DirectFunctionCall2Coll(textregexeq, DEFAULT_COLLATION_OID,
+														PointerGetDatum(cstring_to_text_with_len(s, (int) len)),
+														CStringGetTextDatum(pat[m])));
+	return match_ascii(m, s, len);
+}
+
+/* jsonb_typeof() of a value, NULL for none */
+static const char *
+type_of(const JsonbValue *v)
+{
+	if (v == NULL)
+		return NULL;
+	switch (v->type)
+	{
+		case jbvNull:
+			return "null";
+		case jbvString:
+			return "string";
+		case jbvNumeric:
+			return "number";
+		case jbvBool:
+			return "boolean";
+		case jbvBinary:
+			return JsonContainerIsObject(v->val.binary.data) ? "object" :
+				JsonContainerIsArray(v->val.binary.data) ? "array" : "scalar";
+		default:
+			return "unknown";
+	}
+}
+
+static bool
+is_type(const JsonbValue *v, const char *t)
+{
+	const char *have = type_of(v);
+
+	return have != NULL && strcmp(have, t) == 0;
+}
+
+/* v -> key: NULL unless v is an object holding key */
+static JsonbValue *
+field(const JsonbValue *v, const char *key)
+{
+	if (v == NULL || v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
+		return NULL;
+	return getKeyJsonValueFromContainer(v->val.binary.data, key, strlen(key), NULL);
+}
+
+/* container ? key (jsonb_exists) */
+static bool
+exists(JsonbContainer *c, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	return findJsonbValueFromContainer(c, JB_FOBJECT | JB_FARRAY, &k) != NULL;
+}
+
+/* A string value's length in characters */
+static int
+chars(const JsonbValue *v)
+{
+	return pg_mbstrlen_with_len(v->val.string.val, v->val.string.len);
+}
+
+static void
+add(ArrayBuildState **errs, const char *fmt,...) pg_attribute_printf(2, 3);
+
+/* Append one message */
+static void
+add(ArrayBuildState **errs, const char *fmt,...)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (;;)
+	{
+		va_list		ap;
+		int			needed;
+
+		va_start(ap, fmt);
+		needed = appendStringInfoVA(&buf, fmt, ap);
+		va_end(ap);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&buf, needed);
+	}
+	*errs = accumArrayResult(*errs, PointerGetDatum(cstring_to_text_with_len(buf.data, buf.len)),
+							 false, TEXTOID, CurrentMemoryContext);
+	pfree(buf.data);
+}
+
+/* The string of a string value, NUL-terminated */
+static char *
+str(const JsonbValue *v)
+{
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/* dn, sd: a number that is an integer from 1 to 9 */
+static bool
+one_to_nine(const JsonbValue *v)
+{
+	char	   *s;
+	bool		ok;
+
+	if (!is_type(v, "number"))
+		return false;
+	s = numeric_normalize(v->val.numeric);
+	ok = s[0] >= '1' && s[0] <= '9' && s[1] == '\0';
+	pfree(s);
+	return ok;
+}
+
+/*
+ * The schema errors of a payload, as text[] (empty when none).
+ */
+ArrayType *
+hp_schema_errors(Jsonb *jb)
+{
+	ArrayBuildState *errs = NULL;
+	JsonbValue	root;
+	JsonbValue *v;
+	JsonbValue *nam;
+	static const char *const nam_fields[] = {"fn", "fnt", "gn", "gnt"};
+	static const char *const kind_names[] = {"v", "t", "r"};
+	const char *kinds[3];
+	int			nkinds = 0;
+
+	if (JB_ROOT_IS_SCALAR(jb))
+	{
+		if (!JsonbExtractScalar(&jb->root, &root))
+			elog(ERROR, "invalid jsonb scalar");
+	}
+	else
+	{
+		root.type = jbvBinary;
+		root.val.binary.data = &jb->root;
+		root.val.binary.len = VARSIZE(jb) - VARHDRSZ;
+	}
+
+	v = field(&root, "ver");
+	if (!is_type(v, "string"))
+		add(&errs, "ver: required string");
+	else if (!matches(M_VER, v->val.string.val, v->val.string.len))
+		add(&errs, "ver: not a semantic version");
+
+	nam = field(&root, "nam");
+	if (!is_type(nam, "object"))
+		add(&errs, "nam: required object");
+	else
+	{
+		if (!is_type(field(nam, "fnt"), "string"))
+			add(&errs, "nam.fnt: required string");
+		for (int i = 0; i < 4; i++)
+		{
+			const char *f = nam_fields[i];
+			JsonbValue *x = field(nam, f);
+			bool		is_str = is_type(x, "string");
+
+			if (exists(nam->val.binary.data, f) && !is_str)
+				add(&errs, "nam.%s: not a string", f);
+			else if (is_str && chars(x) > 80)
+				add(&errs, "nam.%s: longer than 80", f);
+			else if (is_str && (strcmp(f, "fnt") == 0 || strcmp(f, "gnt") == 0) &&
+					 !matches(M_ICAO, x->val.string.val, x->val.string.len))
+				add(&errs, "nam.%s: not in ICAO 9303 form", f);
+		}
+	}
+
+	v = field(&root, "dob");
+	if (!is_type(v, "string"))
+		add(&errs, "dob: required string");
+	else if (!matches(M_DOB, v->val.string.val, v->val.string.len))
+		add(&errs, "dob: not a date (YYYY, YYYY-MM or YYYY-MM-DD)");
+
+	for (int i = 0; i < 3; i++)
+		if (exists(&jb->root, kind_names[i]))
+			kinds[nkinds++] = kind_names[i];
+	if (nkinds != 1)
+		add(&errs, "exactly one of v, t, r required, found %d", nkinds);
+
+	for (int i = 0; i < nkinds; i++)
+	{
+		const char *k = kinds[i];
+		JsonbValue *a = field(&root, k);
+		JsonbValue *e;
+		static const char *const req_v[] = {"tg", "vp", "mp", "ma", "dn", "sd", "dt", "co", "is", "ci", NULL};
+		static const char *const req_t[] = {"tg", "tt", "sc", "tr", "co", "is", "ci", NULL};
+		static const char *const req_r[] = {"tg", "fr", "co", "is", "df", "du", "ci", NULL};
+		const char *const *req;
+		JsonbIterator *it;
+		JsonbValue	kv;
+		JsonbIteratorToken tok;
+
+		if (!is_type(a, "array") || JsonContainerSize(a->val.binary.data) != 1)
+		{
+			add(&errs, "%s: must be an array of exactly one entry", k);
+			continue;
+		}
+		e = getIthJsonbValueFromContainer(a->val.binary.data, 0);
+		if (!is_type(e, "object"))
+		{
+			add(&errs, "%s[0]: not an object", k);
+			continue;
+		}
+		req = k[0] == 'v' ? req_v : k[0] == 't' ? req_t : req_r;
+		for (int j = 0; req[j]; j++)
+			if (!exists(e->val.binary.data, req[j]))
+				add(&errs, "%s[0].%s: required", k, req[j]);
+
+		it = JsonbIteratorInit(e->val.binary.data);
+		while ((tok = JsonbIteratorNext(&it, &kv, true)) != WJB_DONE)
+		{
+			char	   *f;
+			JsonbValue	xv;
+			JsonbValue *x = &xv;
+
+			if (tok != WJB_KEY)
+				continue;
+			f = str(&kv);
+			/* its value comes next (e -> f, without looking it up again) */
+			tok = JsonbIteratorNext(&it, &xv, true);
+			Assert(tok == WJB_VALUE);
+			if (strcmp(f, "dn") == 0 || strcmp(f, "sd") == 0)
+			{
+				if (!one_to_nine(x))
+					add(&errs, "%s[0].%s: not an integer from 1 to 9", k, f);
+			}
+			else if (!is_type(x, "string"))
+				add(&errs, "%s[0].%s: not a string", k, f);
+			else if ((strcmp(f, "dt") == 0 || strcmp(f, "fr") == 0 ||
+					  strcmp(f, "df") == 0 || strcmp(f, "du") == 0) &&
+					 !matches(M_DATE, x->val.string.val, x->val.string.len))
+				add(&errs, "%s[0].%s: not a date", k, f);
+			else if (strcmp(f, "sc") == 0 &&
+					 !matches(M_DT, x->val.string.val, x->val.string.len))
+				add(&errs, "%s[0].%s: not a date-time", k, f);
+			else if (strcmp(f, "co") == 0 &&
+					 !matches(M_CO, x->val.string.val, x->val.string.len))
+				add(&errs, "%s[0].%s: not a country code", k, f);
+			else if ((strcmp(f, "is") == 0 || strcmp(f, "ci") == 0 ||
+					  strcmp(f, "nm") == 0 || strcmp(f, "tc") == 0) &&
+					 chars(x) > 80)
+				add(&errs, "%s[0].%s: longer than 80", k, f);
+			pfree(f);
+		}
+	}
+	if (errs == NULL)
+		return construct_empty_array(TEXTOID);
+	return DatumGetArrayTypeP(makeArrayResult(errs, CurrentMemoryContext));
+}
+
+PG_FUNCTION_INFO_V1(hp_schema_errors_jsonb);
+/* schema_errors(payload jsonb) -> text[] */
+Datum
+hp_schema_errors_jsonb(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_ARRAYTYPE_P(hp_schema_errors(PG_GETARG_JSONB_P(0)));
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Benchmark of health_pass.issue() (make bench runs it after run.sh): on one
+# core, in one run, measure
+#   - openssl speed ecdsap256 sign/s (the reference; the better of two runs,
+#     one before and one after)
+#   - SELECT count(health_pass.issue(p, 'bench')) FROM src over N distinct
+#     payloads with an ES256 PEM key, passes/s (best of 3), audit records
+#     included (queued, durable at the statement's end)
+# and print the ratio (goal >= 0.8).  Not a test: numbers vary by machine.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+N=${HP_BENCH_ISSUE_N:-20000}
+bash test/deps.sh
+SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+export PATH="$(pg_config --bindir):$PATH"
+make -s >/dev/null && $SUDO make -s install >/dev/null
+. test/cluster.sh
+WORK=$(mktemp -d /tmp/health_pass_bench_issue.XXXXXX); chmod 755 "$WORK"
+trap 'hp_cluster_stop "$WORK/pg"; rm -rf "$WORK"' EXIT
+hp_cluster_start "$WORK/pg" $((56000 + RANDOM % 900))
+
+# an ES256 key the server owns, readable by nobody else, and its DSC
+mkdir -m 700 "$WORK/keys"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/keys/bench.pem" -quiet
+chmod 600 "$WORK/keys/bench.pem"
+openssl req -new -x509 -key "$WORK/keys/bench.pem" -subj "/C=FR/CN=bench DSC" -days 30 \
+    -outform DER -out "$WORK/dsc.der"
+chmod 644 "$WORK/dsc.der"
+[ "$(id -u)" = 0 ] && chown -R postgres "$WORK/keys"
+
+psql -Xq <<SQL
+CREATE EXTENSION health_pass;
+ALTER SYSTEM SET health_pass.key_directory = '$WORK/keys';
+SELECT pg_reload_conf() \g /dev/null
+SELECT pg_sleep(0.5) \g /dev/null
+SELECT health_pass.signing_key_add('bench', pg_read_binary_file('$WORK/dsc.der'), 'file:bench.pem') \g /dev/null
+SELECT health_pass.trust_add(pg_read_binary_file('$WORK/dsc.der')) \g /dev/null
+CREATE TABLE src AS
+  SELECT jsonb_build_object('ver', '1.3.0',
+           'nam', jsonb_build_object('fn', 'Musterfrau', 'fnt', 'MUSTERFRAU', 'gn', 'Erika ' || i, 'gnt', 'ERIKA'),
+           'dob', '1964-08-12',
+           'v', jsonb_build_array(jsonb_build_object('tg', '840539006', 'vp', '1119349007',
+                  'mp', 'EU/1/20/1528', 'ma', 'ORG-100030215', 'dn', 2, 'sd', 2, 'dt', '2021-05-29',
+                  'co', 'FR', 'is', 'Ministry of Health', 'ci', health_pass.uvci('FR', 'BENCH')))) AS p
+    FROM generate_series(1, $N) i;
+VACUUM ANALYZE src;
+CREATE FUNCTION rate(q text) RETURNS numeric LANGUAGE plpgsql AS \$\$
+DECLARE t0 timestamptz; n bigint; best numeric := 0;
+BEGIN
+    FOR i IN 1..3 LOOP
+        t0 := clock_timestamp();
+        EXECUTE q INTO n;
+        best := greatest(best, n / extract(epoch FROM clock_timestamp() - t0));
+    END LOOP;
+    RETURN round(best);
+END \$\$;
+SQL
+sign_rate() { openssl speed -seconds 5 ecdsap256 2>/dev/null | awk '/ecdsa \(nistp256\)/ {print $(NF-1)}'; }
+q() { psql -XAtq -c "SET max_parallel_workers_per_gather = 0; SET jit = off;" -c "$1" | tail -1; }
+ossl=$(sign_rate)
+ok=$(q "SELECT count(*) FROM (SELECT health_pass.issue(p, 'bench') AS x FROM src LIMIT 100) s WHERE (health_pass.check(x)).reason = 'ok'")
+issue=$(q "SELECT rate('SELECT count(health_pass.issue(p, ''bench'')) FROM src')")
+# the key store's signing call alone, over messages of the same size (where the time goes)
+signer=$(q "SELECT CASE WHEN to_regprocedure('health_pass._sign(text, bytea)') IS NULL THEN 0
+            ELSE rate('SELECT count(health_pass._sign(''bench'', convert_to(p::text, ''UTF8''))) FROM src') END")
+ossl2=$(sign_rate)
+ref=$(python3 -c "print(max($ossl, $ossl2))")
+python3 - "$ref" "$issue" "$ok" "$signer" <<'PY'
+import sys
+ref, issue, ok, signer = map(float, sys.argv[1:])
+print("issued passes that check() finds ok: %d of 100" % ok)
+print("openssl speed ecdsap256 sign/s   : %10.0f" % ref)
+print("issue() ES256 PEM passes/s       : %10.0f  ratio %.2f (goal >= 0.8)" % (issue, issue / ref))
+if signer:
+    print("  of which the key store's signing call alone (_sign) : %10.0f/s  ratio %.2f" % (signer, signer / ref))
+PY

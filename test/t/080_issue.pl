@@ -1,0 +1,257 @@
+# Issuing passes (issue 14 section 2, docs/design/issuing.md):
+#   1. random payloads from a fixed seed, signed ES256 and PS256 with PEM keys
+#      the test makes: check() is ok with the DSCs in the trust list, and an
+#      independent verifier (test/issue_check.py: cbor2, cryptography) decodes
+#      and verifies every pass, claims and payload included;
+#   2. every issuance is in the audit chain: outcome issued, the signing_key
+#      table, the UVCI as subject, the signer as current user, the key named;
+#   3. refusals name their stage and SQLSTATE: schema (22023, the errors
+#      listed), payload (YHI01), key (YHI02: DSC not valid at issued_at, key
+#      usage, no country), validity (YHI04), nulls (22004), and hostile
+#      payloads (huge, deep, floats, big numbers) never crash the backend;
+#   4. durability: with the audit writer stopped (SIGSTOP) no pass reaches the
+#      client, one pass or a batch, and the statement fails YHA01 after
+#      audit_timeout; running, a batch of 2,000 passes costs a few WAL
+#      flushes, not one a pass.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use HealthPass::Test;
+use File::Path qw(make_path);
+use IPC::Run;
+use Time::HiRes qw(time);
+
+my $node = hp_node('issue');
+my $dir  = $node->basedir . '/keys';
+my $out  = $node->basedir . '/certs';
+make_path($dir, $out);
+chmod 0700, $dir;
+$node->append_conf('postgresql.conf', "health_pass.key_directory = '$dir'\n");
+$node->restart;
+$node->safe_psql('postgres', 'CREATE EXTENSION health_pass');
+
+my @stopped;    # writers we sent SIGSTOP: let them go whatever happens
+END { kill 'CONT', @stopped if @stopped; }
+
+sub run { system(@_) == 0 or die "failed: @_"; }
+sub spew { my ($f, $s) = @_; open my $fh, '>:raw', $f or die "$f: $!"; print $fh $s; close $fh; }
+
+# key NAME: a PEM key (OPENSSL GENPKEY ARGS) and a self-signed DSC NAME.der
+sub make_key
+{
+	my ($name, $subj, $eku, @gen) = @_;
+	run('openssl', 'genpkey', @gen, '-out', "$dir/$name.pem", '-quiet');
+	chmod 0600, "$dir/$name.pem";
+	run('openssl', 'req', '-new', '-x509', '-key', "$dir/$name.pem", '-subj', $subj,
+		'-days', '365', '-outform', 'DER', '-out', "$out/$name.der",
+		($eku ? ('-addext', "extendedKeyUsage=$eku") : ()));
+}
+my @ec  = ('-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256');
+my @rsa = ('-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048');
+make_key('es', '/C=FR/CN=DSC ES256', undef, @ec);
+make_key('ps', '/C=DE/CN=DSC PS256', undef, @rsa);
+make_key('vacc', '/C=FR/CN=DSC vaccination only', '1.3.6.1.4.1.1847.2021.1.2', @ec);
+make_key('nocountry', '/CN=DSC without country', undef, @ec);
+sub cert { return "pg_read_binary_file('$out/$_[0].der')"; }
+
+$node->safe_psql('postgres', qq{
+SELECT health_pass.signing_key_add('fr', @{[cert('es')]}, 'file:es.pem');
+SELECT health_pass.signing_key_add('de', @{[cert('ps')]}, 'file:ps.pem');
+SELECT health_pass.signing_key_add('fr-vacc', @{[cert('vacc')]}, 'file:vacc.pem');
+SELECT health_pass.signing_key_add('nowhere', @{[cert('nocountry')]}, 'file:nocountry.pem');
+SELECT health_pass.trust_add(@{[cert('es')]});
+SELECT health_pass.trust_add(@{[cert('ps')]});
+CREATE ROLE registrar LOGIN;
+CREATE ROLE stranger LOGIN;
+GRANT USAGE ON SCHEMA health_pass TO registrar, stranger;
+SELECT health_pass.grant_signing('registrar', k) FROM unnest(ARRAY['fr', 'de', 'fr-vacc', 'nowhere']) k;
+});
+
+# psql as ROLE (undef: the superuser), stdout and stderr together
+sub sq
+{
+	my ($sql, $role) = @_;
+	return merged($node->psql('postgres', $sql,
+		extra_params => [ '-v', 'VERBOSITY=verbose' ], on_error_stop => 0,
+		defined $role ? (connstr => $node->connstr('postgres') . " user=$role") : ()));
+}
+
+# 1. random payloads, both algorithms, an independent verifier ------------
+my $N = 300;
+my $py = '/usr/bin/python3';
+my $check = "$FindBin::RealBin/../issue_check.py";
+my $payloads;
+IPC::Run::run([ $py, $check, 'gen', '14', $N ], '>', \$payloads) or die 'issue_check.py gen failed';
+spew($node->basedir . '/payloads.jsonl', $payloads);
+$node->safe_psql('postgres', qq{
+CREATE TABLE payloads (n serial, p jsonb);
+GRANT SELECT ON payloads TO registrar;
+COPY payloads (p) FROM '@{[$node->basedir]}/payloads.jsonl' WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02');
+CREATE TABLE issued (n int, key text, p health_pass.pass, at timestamptz);
+GRANT INSERT ON issued TO registrar;
+});
+is($node->safe_psql('postgres', 'SELECT count(*) FROM payloads'), $N, "$N random payloads (seed 14)");
+is(sq(q{INSERT INTO issued
+  SELECT n, k, health_pass.issue(p, k, '90 days', at), at
+    FROM payloads, LATERAL (SELECT CASE WHEN n % 2 = 0 THEN 'fr' ELSE 'de' END AS k,
+                                   date_trunc('second', now()) + interval '0.7 s' AS at) x}, 'registrar'),
+	'', "registrar issues $N passes, half ES256, half PS256");
+is($node->safe_psql('postgres', q{SELECT string_agg(a || ' ' || c, ', ' ORDER BY a) FROM
+	(SELECT health_pass.alg(p) a, count(*) c FROM issued GROUP BY 1) s}),
+	'ES256 150, PS256 150', 'ES256 with the EC key, PS256 with the RSA key');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM issued
+	WHERE (health_pass.check(p)).reason = 'ok' AND p OPERATOR(health_pass.@@) now()
+	  AND health_pass.payload(p) #- '{x,f}' = (SELECT p #- '{x,f}' FROM payloads WHERE payloads.n = issued.n)
+	  AND health_pass.issuer(p) = CASE key WHEN 'fr' THEN 'FR' ELSE 'DE' END
+	  AND health_pass.issued_at(p) = date_trunc('second', at)
+	  AND health_pass.expires_at(p) = date_trunc('second', at) + interval '90 days'
+	  AND health_pass.kid(p) = (SELECT kid FROM health_pass.signing_key WHERE name = key)
+	  AND p::text::health_pass.pass OPERATOR(health_pass.=) p}),
+	$N, "check() is ok for every pass; payload (payload() reads floats to 15 digits: the verifier below compares them exactly), iss, iat, exp (seconds), kid as given; text round trip");
+my $lines = $node->safe_psql('postgres', q{
+SELECT json_build_object('payload', pl.p, 'pass', i.p::text,
+                         'iat', floor(extract(epoch FROM i.at))::bigint,
+                         'exp', floor(extract(epoch FROM i.at + interval '90 days'))::bigint)
+  FROM issued i JOIN payloads pl USING (n) ORDER BY n});
+spew($node->basedir . '/issued.jsonl', "$lines\n");
+my $res;
+IPC::Run::run([ $py, $check, 'verify', $node->basedir . '/issued.jsonl', "$out/es.der", "$out/ps.der" ],
+	'>', \$res, '2>&1');
+like($res, qr/verified: ES256 150, PS256 150\nissue_check: $N passed, 0 failed/,
+	'an independent verifier (cbor2, cryptography) decodes and verifies every pass');
+diag($res) unless $res =~ /$N passed, 0 failed/;
+is($node->safe_psql('postgres', q{SELECT count(DISTINCT p) FROM issued}), $N, 'every pass differs');
+
+# 2. the audit chain -----------------------------------------------------
+$node->safe_psql('postgres', 'SELECT health_pass.audit_flush()');
+is($node->safe_psql('postgres', q{
+SELECT count(*) FROM health_pass.audit_log a
+  JOIN (SELECT health_pass.uvci(p) AS ci, key FROM issued) i ON a.subject = i.ci
+ WHERE a.outcome = 'issued' AND a.relation = 'health_pass.signing_key'::regclass
+   AND a.current_user_name = 'registrar' AND a.purpose IS NULL
+   AND a.reason = format('signed with key "%s"', i.key)}),
+	$N, 'each issuance recorded: outcome issued, signing_key, the UVCI, the signer, the key');
+is($node->safe_psql('postgres', 'SELECT bool_and(ok) FROM health_pass.audit_verify()'), 't',
+	'the chain verifies');
+
+# 3. refusals, by stage --------------------------------------------------
+my $good = $node->safe_psql('postgres', q{SELECT p FROM payloads WHERE p ? 'v' AND NOT p ? 'x' LIMIT 1});
+sub issue_as
+{
+	my ($payload_sql, $rest, $role) = @_;
+	return sq("SELECT health_pass.issue($payload_sql, $rest) IS NOT NULL", $role // 'registrar');
+}
+my $g = "'$good'::jsonb";
+like(issue_as($g, "'fr'"), qr/^t$/, 'the good payload issues');
+like(issue_as($g, "'fr'", 'stranger'), qr/ERROR:  \w{5}: key: permission denied/, 'a role without a grant: refused at the key stage');
+like(issue_as($g, "'nosuchkey'"), qr/ERROR:  \w{5}: key: /, 'an unknown key: refused at the key stage');
+like(issue_as("($g #- '{nam}') || '{\"dob\": \"70\"}'", "'fr'"),
+	qr/ERROR:  22023: cannot issue pass: schema: 2 errors: nam: required object; dob: not a date/,
+	'schema errors: 22023, each listed');
+like(issue_as("jsonb_set($g, '{v,0,ci}', 'null')", "'fr'"),
+	qr/22023: cannot issue pass: schema: 1 error: v\[0\]\.ci: not a string/, 'a ci that is not a string: 22023');
+like(issue_as("$g #- '{v,0,ci}'", "'fr'"), qr/22023: .*v\[0\]\.ci: required/,
+	'no ci: refused (issue() never makes one up: uvci() does, the caller puts it in)');
+like(issue_as("'[1, 2]'", "'fr'"), qr/YHI01: cannot issue pass: payload: must be a JSON object, not an array/,
+	'an array: YHI01');
+like(issue_as("jsonb_set($g, '{x}', '9223372036854775808')", "'fr'"),
+	qr/YHI01: cannot issue pass: payload: the integer 9223372036854775808 is out of range/,
+	'an integer beyond 64 bits: YHI01');
+like(issue_as("jsonb_set($g, '{x}', '1e400')", "'fr'"), qr/YHI01: .*out of range/, '1e400: YHI01');
+like(issue_as("jsonb_set($g, '{x}', '1e-400')", "'fr'"), qr/YHI01: .*out of the range of a double/,
+	'1e-400 (would round to 0): YHI01');
+like(issue_as("jsonb_set($g, '{x}', (repeat('[', 20) || repeat(']', 20))::jsonb)", "'fr'"),
+	qr/YHI01: cannot issue pass: payload: nested deeper than 14/, 'nesting 20 deep: YHI01');
+like(issue_as("jsonb_set($g, '{x}', (repeat('[', 5000) || repeat(']', 5000))::jsonb)", "'fr'"),
+	qr/YHI01: cannot issue pass: payload: nested deeper than 14/, 'nesting 5,000 deep: YHI01');
+like(issue_as("jsonb_set($g, '{x}', to_jsonb(repeat('x', 10000000)))", "'fr'"),
+	qr/YHI01: cannot issue pass: payload: the pass would not fit a QR code's 16384 characters/, 'a 10 MB string: YHI01');
+like(issue_as("jsonb_set($g, '{x}', to_jsonb(repeat('x', 11000)))", "'fr'"),
+	qr/YHI01: cannot issue pass: payload: the pass would not fit/, 'a pass too big for its HC1: text: YHI01');
+like(issue_as("jsonb_set($g, '{x}', (SELECT jsonb_agg(i) FROM generate_series(1, 2000) i))", "'fr'"),
+	qr/YHI01: .*an array has more than 1024 elements/, 'an array of 2,000: YHI01');
+like(issue_as("jsonb_set($g, '{x}', (SELECT jsonb_object_agg('k' || i, i) FROM generate_series(1, 100) i))", "'fr'"),
+	qr/YHI01: .*an object has more than 64 keys/, 'an object of 100 keys: YHI01');
+like(issue_as("jsonb_set($g, '{x}', '[null, 1.5, -0.0, 1.5e-300, \"\\u00e9\", {\"\": []}]')", "'fr'"),
+	qr/^t$/, 'nulls, floats, an empty key and nesting within the limits: issued');
+like(issue_as("jsonb_set($g, '{v}', '[]')", "'fr'"), qr/22023: .*v: must be an array of exactly one entry/,
+	'no entry: 22023');
+like(issue_as("jsonb_set(jsonb_set($g, '{t}', '[{}]'), '{v}', '[]')", "'fr'"), qr/22023: .*exactly one of v, t, r required, found 2/,
+	'two kinds: 22023');
+my $test_pl = $node->safe_psql('postgres', q{SELECT p FROM payloads WHERE p ? 't' LIMIT 1});
+like(issue_as("'$test_pl'", "'fr-vacc'"),
+	qr/YHI02: cannot issue pass: key: the certificate of key "fr-vacc" does not allow test certificates/,
+	'a test certificate with a vaccination-only DSC: YHI02');
+like(issue_as($g, "'fr-vacc'"), qr/^t$/, '... which signs vaccinations');
+like(issue_as($g, "'nowhere'"), qr/YHI02: cannot issue pass: key: the certificate of key "nowhere" names no country/,
+	'a DSC without a country: YHI02');
+like(issue_as($g, "'fr', '1 year', now() + interval '2 years'"),
+	qr/YHI02: cannot issue pass: key: the certificate of key "fr" is not valid at .*\nDETAIL:  It is valid from/,
+	'issued_at after the DSC expires: YHI02');
+like(issue_as($g, "'fr', '1 year', now() - interval '1 day'"),
+	qr/YHI02: cannot issue pass: key: the certificate of key "fr" is not valid at/,
+	'issued_at before the DSC is valid: YHI02');
+like(issue_as($g, "'fr', '0 s'"), qr/YHI04: cannot issue pass: validity: valid_for must be at least one second/,
+	'valid_for 0: YHI04');
+like(issue_as($g, "'fr', '-1 day'"), qr/YHI04: /, 'valid_for negative: YHI04');
+like(issue_as($g, "'fr', 'infinity'::interval"), qr/ERROR:  \w{5}: /, 'an infinite interval: an error, not a crash')
+	if 0;    # intervals have no infinity in PostgreSQL 15
+like(issue_as($g, "'fr', '1 year', 'infinity'"), qr/YHI04: cannot issue pass: validity: .*finite/,
+	'issued_at infinity: YHI04');
+like(issue_as('NULL', "'fr'"), qr/22004: cannot issue pass: payload must not be null/, 'payload NULL: 22004');
+like(issue_as($g, "'fr', NULL"), qr/22004: cannot issue pass: valid_for must not be null/, 'valid_for NULL: 22004');
+is(sq('SELECT 1', 'registrar'), '1', 'the server is up after every refusal (no crash)');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'}),
+	'1', 'no backend left behind');
+
+# 4. durability before the client sees a pass ---------------------------
+$node->safe_psql('postgres', 'ALTER ROLE registrar SET health_pass.audit_timeout = 700');
+is(sq("SELECT count(health_pass.issue($g, 'fr'))", 'registrar'), '1', 'the writer runs');
+my $wp = writer_pid('postgres');
+ok($wp =~ /^\d+$/ && kill('STOP', $wp), 'the audit writer is stopped (SIGSTOP)');
+push @stopped, $wp;
+my $r1 = sq("SELECT health_pass.issue($g, 'fr')", 'registrar');
+like($r1, qr/ERROR:  YHA01: /, 'one pass, writer stopped: the statement fails YHA01');
+unlike($r1, qr/HC1:/, '... and the client got no pass');
+my $r2 = sq("SELECT health_pass.issue($g, 'fr') FROM generate_series(1, 50)", 'registrar');
+like($r2, qr/ERROR:  YHA01: /, 'a batch of 50, writer stopped: fails YHA01');
+unlike($r2, qr/HC1:/, '... and the client got no pass');
+my $r3 = sq("BEGIN; CREATE TEMP TABLE t AS SELECT health_pass.issue($g, 'fr') AS p; SELECT count(*) FROM t; COMMIT;", 'registrar');
+unlike($r3, qr/HC1:/, 'into a table, writer stopped: no pass reaches the client');
+like($r3, qr/YHA01/, '... the statement or the commit fails YHA01');
+my $r4 = sq("DO \$\$ BEGIN RAISE NOTICE '%', health_pass.issue('$good'::jsonb, 'fr'); END \$\$;", 'registrar');
+unlike($r4, qr/HC1:/, 'in a NOTICE, writer stopped: withheld');
+kill 'CONT', $wp;
+@stopped = ();
+like(sq("SELECT health_pass.issue($g, 'fr')", 'registrar'), qr/^HC1:/, 'the writer resumed: passes issue again');
+
+# one wait per batch: with the writer stopped, a statement of 50 passes
+# runs all 50 issue() calls (each queues its record and goes on) and fails
+# once, after one audit_timeout, at its end; the 50 records are written when
+# the writer resumes.  A wait in each call would fail the first one.
+my $before = $node->safe_psql('postgres',
+	"SELECT health_pass.audit_flush(); SELECT count(*) FROM health_pass.audit_log WHERE outcome = 'issued'");
+$before =~ s/.*\n//s;
+$wp = writer_pid('postgres');
+ok($wp =~ /^\d+$/ && kill('STOP', $wp), 'the audit writer is stopped again');
+push @stopped, $wp;
+my $t0 = time;
+my $r5 = sq("SELECT count(health_pass.issue($g, 'fr')) FROM generate_series(1, 50)", 'registrar');
+my $took = sprintf("%.1f", time - $t0);
+kill 'CONT', $wp;
+@stopped = ();
+like($r5, qr/ERROR:  YHA01: /, 'a statement of 50 passes, writer stopped: fails YHA01 at its end');
+cmp_ok($took, '<', 10, "... after one audit_timeout (${took} s), not one a pass");
+my $after = $node->safe_psql('postgres',
+	"SELECT health_pass.audit_flush(); SELECT count(*) FROM health_pass.audit_log WHERE outcome = 'issued'");
+$after =~ s/.*\n//s;
+is($after - $before, 50, 'all 50 issue() calls ran and queued their records: no call waited for its own');
+is(sq(q{SELECT count(x) FROM (SELECT health_pass.issue(p, 'fr') AS x
+  FROM payloads, generate_series(1, 20) WHERE p ? 'v' LIMIT 2000) s}, 'registrar'), '2000',
+	'the writer resumed: a statement of 2,000 passes');
+
+done_testing();
