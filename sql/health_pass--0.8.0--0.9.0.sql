@@ -52,6 +52,12 @@ CREATE FUNCTION health_pass.revoke(p health_pass.pass, reason text) RETURNS inte
 COMMENT ON FUNCTION health_pass.revoke(health_pass.pass, text) IS
     'revoke a pass: add its hashes (source local) and, when the transaction commits, record it in the audit chain (outcome revoked, the UVCI as subject, the reason); returns the hashes added';
 
+CREATE FUNCTION health_pass._revocation_imported(subject text, reason text) RETURNS void
+    AS 'MODULE_PATHNAME', 'hp_revocation_imported' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION health_pass._revocation_imported(text, text) IS
+    'internal: revocation_import() records its batch in the audit chain at commit';
+REVOKE ALL ON FUNCTION health_pass._revocation_imported(text, text) FROM PUBLIC;
+
 CREATE FUNCTION health_pass.revocation_import(batch jsonb) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -118,6 +124,14 @@ BEGIN
       FROM jsonb_array_elements(v_entries) AS x(e)
     ON CONFLICT (hash, hash_type) DO NOTHING;
     GET DIAGNOSTICS n = ROW_COUNT;
+    -- recorded in the audit chain when the transaction commits, as revoke() is:
+    -- the batch by its country, hash type and a digest of its sorted hashes
+    PERFORM health_pass._revocation_imported(
+        format('batch %s %s %s', v_country, v_type,
+               left(encode(sha256(convert_to((SELECT string_agg(e ->> 'hash', ',' ORDER BY e ->> 'hash')
+                                               FROM jsonb_array_elements(v_entries) AS x(e)), 'UTF8')), 'hex'), 32)),
+        format('imported %s of %s entries (kid %s, expires %s)', n, jsonb_array_length(v_entries),
+               coalesce(encode(v_kid, 'base64'), 'none'), coalesce(v_expires::text, 'never')));
     RETURN n;
 END $$;
 COMMENT ON FUNCTION health_pass.revocation_import(jsonb) IS
@@ -373,4 +387,12 @@ CREATE FUNCTION health_pass.issue(payload jsonb, key text,
     RETURNS health_pass.pass
     AS 'MODULE_PATHNAME', 'hp_issue' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION health_pass.issue(jsonb, text, interval, timestamptz) IS
-    'sign payload (a DCC, schema_errors() empty, with its ci) with signing key "key": CWT iss = the DSC country, iat = issued_at, exp = issued_at + valid_for; audited as issued';
+    'sign payload (a DCC, schema_errors() empty, its ci a UVCI of the key''s country) with signing key "key": CWT iss = the DSC country, iat = issued_at, exp = issued_at + valid_for; returned once its issued record is durable';
+
+CREATE FUNCTION health_pass.issue_batch(payloads jsonb[], key text,
+                                        valid_for interval DEFAULT '1 year',
+                                        issued_at timestamptz DEFAULT now())
+    RETURNS SETOF health_pass.pass
+    AS 'MODULE_PATHNAME', 'hp_issue_batch' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION health_pass.issue_batch(jsonb[], text, interval, timestamptz) IS
+    'issue() of every payload, in order, with one wait: the passes are returned once all their issued records are durable';

@@ -1162,14 +1162,8 @@ hp_executor_run(QueryDesc *qd, ScanDirection dir, uint64 count, bool once)
 	if (depth == 0)
 	{
 		top_estate = qd->estate;
-		/*
-		 * Every top-level query: rows wait for records that must be
-		 * durable first, those of reads under audit_sync (all of this
-		 * backend's, with a protected table) and those of passes issue()
-		 * signed (hp_sync_enqueued, whatever audit_sync says).  Without
-		 * such records a row costs one call and a compare.
-		 */
-		hp_send_wrap(qd, &saved_dest, hp_audit_sync && hp_any_protected());
+		if (hp_audit_sync && hp_any_protected())
+			hp_send_wrap(qd, &saved_dest);
 	}
 	depth++;
 	PG_TRY();

@@ -65,7 +65,7 @@ extern void hp_send_init(void);
 extern void hp_send_sync(void);
 extern void hp_send_utility_enter(void);
 extern void hp_send_utility_leave(void);
-extern void hp_send_wrap(QueryDesc *qd, DestReceiver **saved, bool all);
+extern void hp_send_wrap(QueryDesc *qd, DestReceiver **saved);
 extern void hp_send_unwrap(QueryDesc *qd, DestReceiver *saved);
 
 /* plan.c */

@@ -50,19 +50,7 @@ typedef struct HpSendDest
 	TupleTableSlot *slot;
 	int			nheld;
 	uint64		upto;			/* records to wait for before releasing */
-	bool		all;			/* hold for every record (audit_sync and a
-								 * protected table), else only for records
-								 * queued under it or by issue() */
-	TupleDesc	typeinfo;
-	MemoryContext cxt;			/* rStartup's: the hold buffer is made there */
 } HpSendDest;
-
-/* Records this receiver waits for: not yet durable? */
-static bool
-hp_send_pending(HpSendDest *d)
-{
-	return d->all ? hp_records_pending() : hp_sync_pending();
-}
 
 /* Wait for the records, then pass every held row on */
 static bool
@@ -86,19 +74,11 @@ hp_send_receive(TupleTableSlot *slot, DestReceiver *self)
 {
 	HpSendDest *d = (HpSendDest *) self;
 
-	if (d->nheld == 0 && !hp_send_pending(d))
+	if (d->nheld == 0 && !hp_records_pending())
 		return d->inner->receiveSlot(slot, d->inner);
-	if (d->held == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(d->cxt);
-
-		d->held = tuplestore_begin_heap(false, false, work_mem);
-		d->slot = MakeSingleTupleTableSlot(d->typeinfo, &TTSOpsMinimalTuple);
-		MemoryContextSwitchTo(old);
-	}
 	tuplestore_puttupleslot(d->held, slot);
 	d->nheld++;
-	d->upto = d->all ? hp_last_enqueued : hp_sync_enqueued;
+	d->upto = hp_last_enqueued;
 	if (d->nheld >= HP_HOLD)
 		return hp_send_release(d);
 	return true;
@@ -111,11 +91,8 @@ hp_send_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 	HpSendDest *d = (HpSendDest *) self;
 
 	d->inner->rStartup(d->inner, operation, typeinfo);
-	/* the hold buffer is made when a first row must wait */
-	d->held = NULL;
-	d->slot = NULL;
-	d->typeinfo = typeinfo;
-	d->cxt = CurrentMemoryContext;
+	d->held = tuplestore_begin_heap(false, false, work_mem);
+	d->slot = MakeSingleTupleTableSlot(typeinfo, &TTSOpsMinimalTuple);
 	d->nheld = 0;
 }
 
@@ -135,11 +112,8 @@ hp_send_shutdown(DestReceiver *self)
 	hp_send_release(d);
 	if (utility_depth == 0)
 		hp_send_sync();
-	if (d->held)
-	{
-		tuplestore_end(d->held);
-		ExecDropSingleTupleTableSlot(d->slot);
-	}
+	tuplestore_end(d->held);
+	ExecDropSingleTupleTableSlot(d->slot);
 	d->held = NULL;
 	d->slot = NULL;
 	d->inner->rShutdown(d->inner);
@@ -152,19 +126,11 @@ hp_send_destroy(DestReceiver *self)
 	pfree(self);
 }
 
-/*
- * Put the holding receiver in front of qd->dest; *saved gets the original.
- * all: hold rows while any record of this backend is pending (audit_sync
- * with a protected table); else only while records that must be durable
- * before anything leaves are pending (queued under audit_sync, or an
- * issued pass's: audit/event.c hp_audit_event_deferred).
- */
+/* Put the holding receiver in front of qd->dest; *saved gets the original */
 void
-hp_send_wrap(QueryDesc *qd, DestReceiver **saved, bool all)
+hp_send_wrap(QueryDesc *qd, DestReceiver **saved)
 {
 	HpSendDest *d = palloc0(sizeof(HpSendDest));
-
-	d->all = all;
 
 	d->pub.receiveSlot = hp_send_receive;
 	d->pub.rStartup = hp_send_startup;

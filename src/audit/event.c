@@ -1,34 +1,42 @@
 /*
  * event.c
- *    Records of events that are not reads: a pass issued, a pass revoked.
- *    They go through the same queue, writer and hash chain as reads, and the
- *    caller does not go on before its record is durable: a signed pass or a
- *    revocation leaves no trace-free window (a crash right after would
- *    otherwise lose the record of a pass already handed out).
+ *    Records of events that are not reads: a pass issued, a pass revoked, a
+ *    revocation batch imported.  They go through the same queue, writer and
+ *    hash chain as reads.  A caller that hands out what it records (a signed
+ *    pass) waits until the record is durable before the value exists for
+ *    anyone: no user code, no other session, no log line can see a pass
+ *    whose record a crash could still lose (docs/design/issuing.md).  A
+ *    batch queues all its records and waits once.
  */
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "utils/builtins.h"
 #include "utils/timestamp.h"
 
 #include "audit/hp_audit.h"
 
 /*
- * Record an event of this session: outcome (HP_ISSUED, HP_REVOKED), on
- * relation relid, about subject (NULL: none), with reason and purpose
- * (NULL or "": none).  Returns once the record is committed and flushed,
- * or raises YHA01 after audit_timeout.
+ * Queue a record of an event: outcome (HP_ISSUED, HP_REVOKED), on relation
+ * relid, about subject (NULL: none), with purpose and reason (NULL or "":
+ * none), done with the privileges of role actor (its name is the record's
+ * current user: the role whose grant or EXECUTE right was used, which under
+ * a SECURITY DEFINER function is the definer; the session user is the
+ * session's).  Returns the sequence number to wait for (hp_wait_durable).
+ * Raises YHA01 when the queue cannot take it within audit_timeout.
  */
-void
-hp_audit_event(HpOutcome outcome, Oid relid, const char *subject,
-			   const char *purpose, const char *reason)
+uint64
+hp_audit_event_queue(HpOutcome outcome, Oid relid, const char *subject,
+					 const char *purpose, const char *reason, Oid actor)
 {
 	HpRecord	rec;
-	uint64		seq;
+	char	   *name;
 
 	Assert(outcome == HP_ISSUED || outcome == HP_REVOKED);
 	hp_require_preload();
 	hp_record_session(&rec);
+	name = GetUserNameFromId(actor, true);
+	namestrcpy(&rec.current_user_name, name ? name : "");
 	rec.logged_at = GetCurrentTimestamp();
 	rec.statement_id = hp_next_statement_id();
 	rec.relid = relid;
@@ -37,38 +45,17 @@ hp_audit_event(HpOutcome outcome, Oid relid, const char *subject,
 	hp_copy_field(rec.subject, HP_SUBJECT_LEN, subject);
 	hp_copy_field(rec.purpose, HP_PURPOSE_LEN, purpose);
 	hp_copy_field(rec.reason, HP_REASON_LEN, reason);
-	seq = hp_enqueue(&rec);
-	hp_wait_durable(seq + 1);
+	return hp_enqueue(&rec) + 1;
 }
 
 /*
- * hp_audit_event() without the wait, for a statement that hands out what
- * it records (issue() in a SELECT of many rows): the record is queued, and
- * this backend's audit_sync watermark (hp_sync_enqueued) is raised whatever
- * audit_sync says, so everything the statement sends waits for it as it
- * would for a row read under audit_sync (access/send.c: rows held and
- * released after one wait per batch, messages held, the statement's end
- * and commit wait, else YHA01).  One flush per batch, not per record
- * (docs/design/issuing.md).  Raises YHA01 when the queue cannot take it.
+ * Record an event and return once the record is committed and flushed, or
+ * raise YHA01 after audit_timeout
  */
 void
-hp_audit_event_deferred(HpOutcome outcome, Oid relid, const char *subject,
-						const char *purpose, const char *reason)
+hp_audit_event(HpOutcome outcome, Oid relid, const char *subject,
+			   const char *purpose, const char *reason, Oid actor)
 {
-	HpRecord	rec;
-	uint64		seq;
-
-	Assert(outcome == HP_ISSUED || outcome == HP_REVOKED);
-	hp_require_preload();
-	hp_record_session(&rec);
-	rec.logged_at = GetCurrentTimestamp();
-	rec.statement_id = hp_next_statement_id();
-	rec.relid = relid;
-	rec.outcome = (uint8) outcome;
-	rec.subject_null = (subject == NULL);
-	hp_copy_field(rec.subject, HP_SUBJECT_LEN, subject);
-	hp_copy_field(rec.purpose, HP_PURPOSE_LEN, purpose);
-	hp_copy_field(rec.reason, HP_REASON_LEN, reason);
-	seq = hp_enqueue(&rec);
-	hp_sync_enqueued = Max(hp_sync_enqueued, seq + 1);
+	hp_wait_durable(hp_audit_event_queue(outcome, relid, subject, purpose,
+										 reason, actor));
 }

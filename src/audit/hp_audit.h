@@ -173,12 +173,11 @@ extern void hp_denials_forget(Oid dbid);
 extern void hp_writer_register(void);
 extern void hp_writer_request(HpQueue *q);
 
-/* event.c: an issued or revoked pass, recorded durably before returning */
+/* event.c: an issued or revoked pass; hp_audit_event returns once durable */
+extern uint64 hp_audit_event_queue(HpOutcome outcome, Oid relid, const char *subject,
+								   const char *purpose, const char *reason, Oid actor);
 extern void hp_audit_event(HpOutcome outcome, Oid relid, const char *subject,
-						   const char *purpose, const char *reason);
-extern void hp_audit_event_deferred(HpOutcome outcome, Oid relid,
-									const char *subject, const char *purpose,
-									const char *reason);
+						   const char *purpose, const char *reason, Oid actor);
 
 /* chain.c */
 extern void hp_record_hash(const uint8 *prev, const HpEntry *e, uint8 *out);

@@ -13,10 +13,12 @@
  *      validity  valid_for is positive and the dates fit (YHI04);
  *      sign      hp_signer_sign over the Sig_structure (keys.c; YHI03 for a
  *                signature of the wrong size).
- *    Then the issuance is queued to the audit chain (outcome issued, the
- *    signing_key table, the UVCI as subject, the key named in the reason)
- *    before the pass is returned; the pass cannot reach the client before
- *    that record is durable (hp_audit_event_deferred, access/send.c).
+ *    The payload's ci must be a UVCI of the key's country (payload stage).
+ *    Then the issuance is recorded in the audit chain (outcome issued, the
+ *    signing_key table, the UVCI as subject, the key and the pass's
+ *    SIGNATURE revocation hash in the reason, the role whose grant signed
+ *    as current user), and the pass is returned only once that record is
+ *    durable (audit/event.c); issue_batch() waits once for a whole batch.
  */
 #include "postgres.h"
 
@@ -29,6 +31,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_func.h"
+#include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -250,7 +253,7 @@ ts_text(TimestampTz t)
 /* Everything between opening the key and closing it */
 static HealthPass *
 issue_with(FunctionCallInfo fcinfo, HpSigner *signer, Datum payload_d,
-		   Interval *valid_for, TimestampTz issued_at, char **uvci)
+		   Interval *valid_for, TimestampTz issued_at, char **uvci, char *reason)
 {
 	const HpSignerInfo *info = hp_signer_info(signer);
 	Jsonb	   *payload = DatumGetJsonbP(payload_d);
@@ -344,7 +347,10 @@ issue_with(FunctionCallInfo fcinfo, HpSigner *signer, Datum payload_d,
 	{
 		int			ulen;
 		char	   *u = hp_utf8_to_server(c.uvci, c.uvci_len, &ulen);
+		const char *why = hp_uvci_problem(u, ulen, info->country);
 
+		if (why)
+			payload_error("%s", why);
 		*uvci = pnstrdup(u, ulen);
 	}
 
@@ -367,6 +373,23 @@ issue_with(FunctionCallInfo fcinfo, HpSigner *signer, Datum payload_d,
 		payload_error("the pass would not fit a QR code's %d characters (its COSE message is limited to %zu bytes)",
 					  HP_MAX_TEXT, cap);
 
+	/*
+	 * The record names this one pass: its UVCI is the subject, and the
+	 * reason carries its SIGNATURE revocation hash (two passes may share a
+	 * UVCI only if a registry reuses one; their signatures differ)
+	 */
+	{
+		HpRevHashes h;
+		HpCose		signed_c;
+
+		if (!hp_cose_parse(cose_buf, cose_len, &signed_c, &err))
+			payload_error("%s: %s", hp_stage_name(err.stage), err.msg);
+		hp_revocation_hashes(&signed_c, &h);
+		snprintf(reason, HP_REASON_LEN, "signed with key \"%s\"; signature hash ", info->name);
+		for (int i = 0; i < HP_REV_HASH_LEN; i++)
+			snprintf(reason + strlen(reason), 3, "%02x", h.hash[HP_REV_SIGNATURE][i]);
+	}
+
 	p = palloc(offsetof(HealthPass, data) + cose_len);
 	SET_VARSIZE(p, offsetof(HealthPass, data) + cose_len);
 	p->format = HP_FORMAT_EU_DCC;
@@ -374,39 +397,47 @@ issue_with(FunctionCallInfo fcinfo, HpSigner *signer, Datum payload_d,
 	return p;
 }
 
-PG_FUNCTION_INFO_V1(hp_issue);
-/*
- * issue(payload jsonb, key text, valid_for interval DEFAULT '1 year',
- *       issued_at timestamptz DEFAULT now()) -> health_pass.pass
- */
-Datum
-hp_issue(PG_FUNCTION_ARGS)
+/* NULL arguments are refused by name; the library must be preloaded */
+static void
+issue_args(FunctionCallInfo fcinfo, const char *first)
 {
-	char	   *key;
-	HpSigner   *signer;
-	HealthPass *volatile p = NULL;
-	char	   *volatile uvci = NULL;
-	char		reason[HP_REASON_LEN];
-
 	for (int i = 0; i < 4; i++)
 		if (PG_ARGISNULL(i))
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("cannot issue pass: %s must not be null",
-							i == 0 ? "payload" : i == 1 ? "key" : i == 2 ? "valid_for" : "issued_at")));
+							i == 0 ? first : i == 1 ? "key" : i == 2 ? "valid_for" : "issued_at")));
 	hp_require_preload();
-	key = text_to_cstring(PG_GETARG_TEXT_PP(1));
+}
 
-	signer = hp_signer_open(key);
+PG_FUNCTION_INFO_V1(hp_issue);
+/*
+ * issue(payload jsonb, key text, valid_for interval DEFAULT '1 year',
+ *       issued_at timestamptz DEFAULT now()) -> health_pass.pass
+ *
+ * The pass is returned only once its issued record is durable: until then
+ * it exists for nobody (no user code, session, message or log line can see
+ * it), so no crash can leave a signed pass without its record.  That costs
+ * one wait for the writer per call; issue_batch() waits once for many.
+ */
+Datum
+hp_issue(PG_FUNCTION_ARGS)
+{
+	HpSigner   *signer;
+	HealthPass *volatile p = NULL;
+	char	   *volatile uvci = NULL;
+	char		reason[HP_REASON_LEN];
+	Oid			actor = GetUserId();	/* whose grant signs (keys.c) */
+
+	issue_args(fcinfo, "payload");
+	signer = hp_signer_open(text_to_cstring(PG_GETARG_TEXT_PP(1)));
 	PG_TRY();
 	{
 		char	   *u;
 
 		p = issue_with(fcinfo, signer, PG_GETARG_DATUM(0), PG_GETARG_INTERVAL_P(2),
-					   PG_GETARG_TIMESTAMPTZ(3), &u);
+					   PG_GETARG_TIMESTAMPTZ(3), &u, reason);
 		uvci = u;
-		snprintf(reason, sizeof(reason), "signed with key \"%s\"",
-				 hp_signer_info(signer)->name);
 	}
 	PG_FINALLY();
 	{
@@ -414,10 +445,78 @@ hp_issue(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 
-	/*
-	 * The record is queued now; the pass reaches the client, a table or a
-	 * message only once it is durable (or the statement fails YHA01).
-	 */
-	hp_audit_event_deferred(HP_ISSUED, hp_signing_key_relid(), uvci, NULL, reason);
+	hp_audit_event(HP_ISSUED, hp_signing_key_relid(), uvci, NULL, reason, actor);
 	PG_RETURN_POINTER(p);
+}
+
+PG_FUNCTION_INFO_V1(hp_issue_batch);
+/*
+ * issue_batch(payloads jsonb[], key text, valid_for interval DEFAULT
+ *             '1 year', issued_at timestamptz DEFAULT now())
+ *   -> SETOF health_pass.pass
+ *
+ * issue() of every payload, in order, with one wait: all are signed and
+ * their records queued, and the passes are returned only once every record
+ * is durable.  A payload refused fails the whole call (records already
+ * queued stay: they name passes that were signed and then dropped).
+ */
+Datum
+hp_issue_batch(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	HpSigner   *signer;
+	HealthPass **passes;
+	volatile uint64 upto = 0;
+	Oid			actor = GetUserId();
+
+	issue_args(fcinfo, "payloads");
+	arr = PG_GETARG_ARRAYTYPE_P(0);
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("cannot issue pass: payloads must be a one-dimensional array")));
+	deconstruct_array(arr, JSONBOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	passes = palloc(sizeof(HealthPass *) * Max(n, 1));
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+
+	signer = hp_signer_open(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	PG_TRY();
+	{
+		for (int i = 0; i < n; i++)
+		{
+			char	   *u;
+			char		reason[HP_REASON_LEN];
+
+			CHECK_FOR_INTERRUPTS();
+			if (nulls[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("cannot issue pass: payloads[%d] must not be null", i + 1)));
+			passes[i] = issue_with(fcinfo, signer, elems[i], PG_GETARG_INTERVAL_P(2),
+								   PG_GETARG_TIMESTAMPTZ(3), &u, reason);
+			upto = hp_audit_event_queue(HP_ISSUED, hp_signing_key_relid(), u,
+										NULL, reason, actor);
+		}
+	}
+	PG_FINALLY();
+	{
+		hp_signer_close(signer);
+	}
+	PG_END_TRY();
+
+	/* every record durable before any pass leaves this function */
+	if (upto > 0)
+		hp_wait_durable(upto);
+	for (int i = 0; i < n; i++)
+	{
+		Datum		v = PointerGetDatum(passes[i]);
+		bool		isnull = false;
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &v, &isnull);
+	}
+	return (Datum) 0;
 }

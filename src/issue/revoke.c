@@ -37,6 +37,7 @@ typedef struct PendingRevoke
 	Oid			relid;
 	char	   *subject;
 	char	   *reason;
+	Oid			actor;			/* whose EXECUTE right revoked */
 	struct PendingRevoke *next; /* newest first */
 } PendingRevoke;
 
@@ -65,7 +66,7 @@ revoke_xact_callback(XactEvent event, void *arg)
 				}
 				for (; list != NULL; list = list->next)
 					hp_audit_event(HP_REVOKED, list->relid, list->subject, NULL,
-								   list->reason);
+								   list->reason, list->actor);
 				break;
 			}
 		case XACT_EVENT_PRE_PREPARE:
@@ -106,6 +107,34 @@ revoke_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		}
 		link = &p->next;
 	}
+}
+
+/*
+ * A revocation to record when the transaction commits: by actor, on relid
+ * (health_pass.revocation), subject and reason as given
+ */
+static void
+pending_add(Oid relid, const char *subject, const char *reason, Oid actor)
+{
+	MemoryContext old;
+	PendingRevoke *pr;
+
+	if (!callbacks_registered)
+	{
+		RegisterXactCallback(revoke_xact_callback, NULL);
+		RegisterSubXactCallback(revoke_subxact_callback, NULL);
+		callbacks_registered = true;
+	}
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	pr = palloc(sizeof(PendingRevoke));
+	pr->subid = GetCurrentSubTransactionId();
+	pr->relid = relid;
+	pr->subject = pstrdup(subject);
+	pr->reason = pstrdup(reason);
+	pr->actor = actor;
+	pr->next = pending;
+	pending = pr;
+	MemoryContextSwitchTo(old);
 }
 
 /* Insert one hash as the extension owner; true when it was new */
@@ -161,8 +190,6 @@ hp_revoke(PG_FUNCTION_ARGS)
 	Oid			save_user;
 	int			save_sec;
 	int			added = 0;
-	MemoryContext old;
-	PendingRevoke *pr;
 
 	hp_require_preload();
 	if (strspn(reason_s, " \t\r\n") == strlen(reason_s))
@@ -235,21 +262,26 @@ hp_revoke(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	/* recorded when the transaction commits (see the header comment) */
-	if (!callbacks_registered)
-	{
-		RegisterXactCallback(revoke_xact_callback, NULL);
-		RegisterSubXactCallback(revoke_subxact_callback, NULL);
-		callbacks_registered = true;
-	}
-	old = MemoryContextSwitchTo(TopTransactionContext);
-	pr = palloc(sizeof(PendingRevoke));
-	pr->subid = GetCurrentSubTransactionId();
-	pr->relid = relid;
-	pr->subject = pstrdup(subject);
-	pr->reason = pstrdup(reason_s);
-	pr->next = pending;
-	pending = pr;
-	MemoryContextSwitchTo(old);
+	pending_add(relid, subject, reason_s, save_user);
 
 	PG_RETURN_INT32(added);
+}
+
+PG_FUNCTION_INFO_V1(hp_revocation_imported);
+/*
+ * _revocation_imported(subject text, reason text): called by
+ * revocation_import() (SECURITY DEFINER, as the extension owner) once a
+ * batch is in, so the batch is recorded when the transaction commits, as a
+ * revoke() is, under the role that called the import.  Not PUBLIC.
+ */
+Datum
+hp_revocation_imported(PG_FUNCTION_ARGS)
+{
+	HpRevRef	r;
+
+	hp_require_preload();
+	hp_revocation_ref(&r);
+	pending_add(r.relid, text_to_cstring(PG_GETARG_TEXT_PP(0)),
+				text_to_cstring(PG_GETARG_TEXT_PP(1)), GetOuterUserId());
+	PG_RETURN_VOID();
 }

@@ -24,7 +24,7 @@
 #include "fmgr.h"
 #include "utils/builtins.h"
 
-#include "issue/hp_issue.h"
+#include "issue/hp_issuing.h"
 
 #define UVCI_PREFIX     "URN:UVCI:01:"
 #define UVCI_MAX        80		/* the DCC schema's maxLength of ci */
@@ -83,6 +83,45 @@ check_part(const char *what, const char *s, size_t max, bool slash)
 	}
 }
 
+/*
+ * Why u[0..len) is not a UVCI issue() may sign for country, or NULL when it
+ * is one: [URN:UVCI:]01:<country>:<A-Z 0-9 and single '/' inside>, with an
+ * optional #<check> that must be its Luhn mod 38 character, at most
+ * UVCI_MAX characters.  A pass's UVCI is what revocation and the audit
+ * chain name it by, so it must be well formed and of the signer's country.
+ */
+const char *
+hp_uvci_problem(const char *u, size_t len, const char *country)
+{
+	const char *body = u;
+	size_t		blen;
+	const char *hash = memchr(u, '#', len);
+
+	if (len == 0 || len > UVCI_MAX)
+		return "its ci must have 1 to 80 characters";
+	blen = hash ? (size_t) (hash - u) : len;
+	if (blen >= 9 && strncmp(u, "URN:UVCI:", 9) == 0)
+		body = u + 9;
+	if ((size_t) (body - u) + 6 > blen || strncmp(body, "01:", 3) != 0 ||
+		body[5] != ':')
+		return "its ci is not a UVCI of version 01 (URN:UVCI:01:<country>:...)";
+	if (strncmp(body + 3, country, 2) != 0)
+		return "its ci names another country than the signing key's certificate";
+	for (const char *c = body + 6; c < u + blen; c++)
+	{
+		if ((*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9'))
+			continue;
+		if (*c == '/' && c > body + 6 && c + 1 < u + blen && c[-1] != '/')
+			continue;
+		return "its ci may hold only A-Z, 0-9 and single '/' after the country";
+	}
+	if (blen == (size_t) (body - u) + 6)
+		return "its ci has nothing after the country";
+	if (hash && (len != blen + 2 || uvci_check_char(u, blen) != hash[1]))
+		return "its ci's check character (after '#') is wrong";
+	return NULL;
+}
+
 PG_FUNCTION_INFO_V1(hp_uvci_new);
 /*
  * uvci(country text, issuer text, opaque text DEFAULT NULL,
@@ -119,9 +158,7 @@ hp_uvci_new(PG_FUNCTION_ARGS)
 		int			o = 0;
 
 		if (!pg_strong_random(r, sizeof(r)))
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("uvci: could not generate random bytes")));
+			elog(ERROR, "uvci: could not generate random bytes");
 		/* 128 bits, 5 at a time from the top; the last character gets 3 */
 		for (int i = 0; i < 16; i++)
 		{

@@ -18,7 +18,7 @@ SELECT functions_are('health_pass', ARRAY[
     'pass_in', 'pass_out', 'pass_recv', 'pass_send', 'pass_eq', 'pass_ne', 'pass_lt', 'pass_le',
     'pass_gt', 'pass_ge', 'pass_cmp', 'pass_hash', 'pass_hash_extended', 'payload', 'kid', 'alg',
     'issuer', 'issued_at', 'expires_at', 'kind', 'uvci', 'inspect', 'certificate_info',
-    'trust_list_fill', 'trust_add', 'trust_import', 'check', 'valid_at', 'verify', 'schema_errors', 'issue',
+    'trust_list_fill', 'trust_add', 'trust_import', 'check', 'valid_at', 'verify', 'schema_errors', 'issue', 'issue_batch',
     'protect', 'unprotect', 'allow', 'disallow', 'break_glass', 'audit_verify', 'audit_status',
     'audit_flush', 'who_read', 'subject_text', '_policy_changed', '_preloaded', '_require_admin', '_forget_dropped',
     '_audit_guard', '_subject_statistics', '_hide_subject_statistics', '_audit_records',
@@ -27,7 +27,7 @@ SELECT functions_are('health_pass', ARRAY[
     '_signing_key_alg', '_signing_key_ref', '_signing_key_prove', 'signing_key_fill',
     'signing_key_add', 'grant_signing', 'revoke_signing', 'signer_check', '_sign',
     'revocation_hashes', 'revoke', 'revocation_import',
-    'revocation_export', 'revocation_purge'],
+    'revocation_export', 'revocation_purge', '_revocation_imported'],
     'exactly the documented functions');
 SELECT is((SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'health_pass' AND obj_description(p.oid, 'pg_proc') IS NULL)::int, 0,

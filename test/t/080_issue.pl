@@ -95,6 +95,17 @@ CREATE TABLE issued (n int, key text, p health_pass.pass, at timestamptz);
 GRANT INSERT ON issued TO registrar;
 });
 is($node->safe_psql('postgres', 'SELECT count(*) FROM payloads'), $N, "$N random payloads (seed 14)");
+# each payload's ci: a new UVCI of the country of the key that signs it
+# (even n: fr, odd n: de); issue() refuses a ci of another country
+is($node->safe_psql('postgres', q{
+UPDATE payloads SET p = jsonb_set(p, ARRAY[k.k, '0', 'ci'],
+                                  to_jsonb(health_pass.uvci(CASE WHEN n % 2 = 0 THEN 'FR' ELSE 'DE' END, 'TEST')))
+  FROM (SELECT n AS nn, (SELECT k FROM unnest(ARRAY['v', 't', 'r']) k WHERE p ? k LIMIT 1) AS k
+          FROM payloads) k
+ WHERE k.nn = n AND k.k IS NOT NULL;
+SELECT count(*) FROM payloads WHERE (p -> 'v' -> 0 ->> 'ci') LIKE 'URN:UVCI:01:__:TEST/%'
+   OR (p -> 't' -> 0 ->> 'ci') LIKE 'URN:UVCI:01:__:TEST/%' OR (p -> 'r' -> 0 ->> 'ci') LIKE 'URN:UVCI:01:__:TEST/%'}),
+	$N, 'every payload gets a UVCI of its signer\'s country');
 is(sq(q{INSERT INTO issued
   SELECT n, k, health_pass.issue(p, k, '90 days', at), at
     FROM payloads, LATERAL (SELECT CASE WHEN n % 2 = 0 THEN 'fr' ELSE 'de' END AS k,
@@ -130,16 +141,17 @@ is($node->safe_psql('postgres', q{SELECT count(DISTINCT p) FROM issued}), $N, 'e
 $node->safe_psql('postgres', 'SELECT health_pass.audit_flush()');
 is($node->safe_psql('postgres', q{
 SELECT count(*) FROM health_pass.audit_log a
-  JOIN (SELECT health_pass.uvci(p) AS ci, key FROM issued) i ON a.subject = i.ci
+  JOIN (SELECT health_pass.uvci(p) AS ci, key, p FROM issued) i ON a.subject = i.ci
  WHERE a.outcome = 'issued' AND a.relation = 'health_pass.signing_key'::regclass
    AND a.current_user_name = 'registrar' AND a.purpose IS NULL
-   AND a.reason = format('signed with key "%s"', i.key)}),
-	$N, 'each issuance recorded: outcome issued, signing_key, the UVCI, the signer, the key');
+   AND a.reason = format('signed with key "%s"; signature hash %s', i.key,
+                         encode((health_pass.revocation_hashes(i.p)).signature, 'hex'))}),
+	$N, 'each issuance recorded: outcome issued, signing_key, the UVCI, the signer, the key and the pass\'s SIGNATURE hash');
 is($node->safe_psql('postgres', 'SELECT bool_and(ok) FROM health_pass.audit_verify()'), 't',
 	'the chain verifies');
 
 # 3. refusals, by stage --------------------------------------------------
-my $good = $node->safe_psql('postgres', q{SELECT p FROM payloads WHERE p ? 'v' AND NOT p ? 'x' LIMIT 1});
+my $good = $node->safe_psql('postgres', q{SELECT p FROM payloads WHERE p ? 'v' AND NOT p ? 'x' AND n % 2 = 0 LIMIT 1});
 sub issue_as
 {
 	my ($payload_sql, $rest, $role) = @_;
@@ -158,6 +170,29 @@ like(issue_as("$g #- '{v,0,ci}'", "'fr'"), qr/22023: .*v\[0\]\.ci: required/,
 	'no ci: refused (issue() never makes one up: uvci() does, the caller puts it in)');
 like(issue_as("'[1, 2]'", "'fr'"), qr/YHI01: cannot issue pass: payload: must be a JSON object, not an array/,
 	'an array: YHI01');
+# the ci names the pass in revocations and in the chain: a UVCI of the key's country
+like(issue_as("jsonb_set($g, '{v,0,ci}', to_jsonb(health_pass.uvci('DE', 'X')))", "'fr'"),
+	qr/YHI01: cannot issue pass: payload: its ci names another country/, 'a UVCI of another country: YHI01');
+like(issue_as("jsonb_set($g, '{v,0,ci}', '\"x\"')", "'fr'"),
+	qr/YHI01: cannot issue pass: payload: its ci is not a UVCI/, 'a ci that is no UVCI: YHI01');
+like(issue_as("(SELECT jsonb_set($g, '{v,0,ci}', to_jsonb(regexp_replace(u, '#.\$', CASE WHEN right(u, 1) = 'A' THEN '#B' ELSE '#A' END))) FROM health_pass.uvci('FR', 'X') u)", "'fr'"),
+	qr/YHI01: cannot issue pass: payload: its ci's check character/, 'a wrong check character: YHI01');
+like(issue_as("jsonb_set($g, '{v,0,ci}', to_jsonb(health_pass.uvci('FR', 'X', checksum => false)))", "'fr'"),
+	qr/^t$/, 'a UVCI of the key\'s country without a check character issues');
+
+# a signer's SECURITY DEFINER wrapper: the record names the signer whose
+# grant was used (the definer) as current user, the caller as session user
+$node->safe_psql('postgres', q{
+CREATE FUNCTION public.registrar_issue(j jsonb) RETURNS health_pass.pass
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS $$ SELECT health_pass.issue(j, 'fr') $$;
+ALTER FUNCTION public.registrar_issue(jsonb) OWNER TO registrar;
+});
+like(sq("SELECT public.registrar_issue(jsonb_set($g, '{v,0,ci}', to_jsonb(health_pass.uvci('FR', 'WRAP', 'W1'))))::text", 'stranger'),
+	qr/^HC1:/, 'a stranger signs through the registrar\'s SECURITY DEFINER function');
+$node->safe_psql('postgres', 'SELECT health_pass.audit_flush()');
+is($node->safe_psql('postgres', q{SELECT session_user_name || ' ' || current_user_name FROM health_pass.audit_log
+  WHERE outcome = 'issued' AND subject LIKE 'URN:UVCI:01:FR:WRAP/W1%'}),
+	'stranger registrar', 'its record: session user stranger, current user registrar (whose grant signed)');
 like(issue_as("jsonb_set($g, '{x}', '9223372036854775808')", "'fr'"),
 	qr/YHI01: cannot issue pass: payload: the integer 9223372036854775808 is out of range/,
 	'an integer beyond 64 bits: YHI01');
@@ -229,29 +264,51 @@ kill 'CONT', $wp;
 @stopped = ();
 like(sq("SELECT health_pass.issue($g, 'fr')", 'registrar'), qr/^HC1:/, 'the writer resumed: passes issue again');
 
-# one wait per batch: with the writer stopped, a statement of 50 passes
-# runs all 50 issue() calls (each queues its record and goes on) and fails
-# once, after one audit_timeout, at its end; the 50 records are written when
-# the writer resumes.  A wait in each call would fail the first one.
+# no pass exists as a value before its record is durable: with the writer
+# stopped, user code handed the pass never runs (the red team's leak: a
+# function that copies its argument into a sequence, which no rollback
+# undoes, for another session to read)
+$node->safe_psql('postgres', q{
+CREATE SEQUENCE leak_seq;
+GRANT USAGE, UPDATE ON leak_seq TO registrar;
+CREATE FUNCTION leak(p health_pass.pass) RETURNS int LANGUAGE plpgsql AS $$
+BEGIN PERFORM setval('leak_seq', 42); RETURN length(p::text); END $$;
+});
+$wp = writer_pid('postgres');
+ok($wp =~ /^\d+$/ && kill('STOP', $wp), 'the audit writer is stopped again');
+push @stopped, $wp;
+my $r6 = sq("SELECT leak(health_pass.issue($g, 'fr'))", 'registrar');
+like($r6, qr/ERROR:  YHA01: /, 'a pass handed to user code, writer stopped: fails YHA01');
+is($node->safe_psql('postgres', 'SELECT last_value || \' \' || is_called FROM leak_seq'), '1 false',
+	'... and the user code never ran: the pass never existed as a value');
+
+kill 'CONT', $wp;
+@stopped = ();
+
+# issue_batch: one wait for many.  With the writer stopped it signs all 50,
+# queues their records, then fails once, after one audit_timeout, returning
+# nothing; the 50 records are written when the writer resumes.
 my $before = $node->safe_psql('postgres',
 	"SELECT health_pass.audit_flush(); SELECT count(*) FROM health_pass.audit_log WHERE outcome = 'issued'");
 $before =~ s/.*\n//s;
 $wp = writer_pid('postgres');
-ok($wp =~ /^\d+$/ && kill('STOP', $wp), 'the audit writer is stopped again');
+ok($wp =~ /^\d+$/ && kill('STOP', $wp), 'the audit writer is stopped once more');
 push @stopped, $wp;
 my $t0 = time;
-my $r5 = sq("SELECT count(health_pass.issue($g, 'fr')) FROM generate_series(1, 50)", 'registrar');
+my $r5 = sq("SELECT count(*) FROM health_pass.issue_batch(array_fill($g, ARRAY[50]), 'fr')", 'registrar');
 my $took = sprintf("%.1f", time - $t0);
 kill 'CONT', $wp;
 @stopped = ();
-like($r5, qr/ERROR:  YHA01: /, 'a statement of 50 passes, writer stopped: fails YHA01 at its end');
+like($r5, qr/ERROR:  YHA01: /, 'issue_batch of 50, writer stopped: fails YHA01 and returns no pass');
 cmp_ok($took, '<', 10, "... after one audit_timeout (${took} s), not one a pass");
 my $after = $node->safe_psql('postgres',
 	"SELECT health_pass.audit_flush(); SELECT count(*) FROM health_pass.audit_log WHERE outcome = 'issued'");
 $after =~ s/.*\n//s;
-is($after - $before, 50, 'all 50 issue() calls ran and queued their records: no call waited for its own');
-is(sq(q{SELECT count(x) FROM (SELECT health_pass.issue(p, 'fr') AS x
-  FROM payloads, generate_series(1, 20) WHERE p ? 'v' LIMIT 2000) s}, 'registrar'), '2000',
-	'the writer resumed: a statement of 2,000 passes');
+is($after - $before, 50, 'the 50 of the batch queued their records, written once the writer resumed');
+is(sq(q{SELECT count(*) FROM health_pass.issue_batch(
+  (SELECT array_agg(p) FROM (SELECT p FROM payloads, generate_series(1, 60) WHERE p ? 'v' AND n % 2 = 0 LIMIT 2000) s), 'fr')}, 'registrar'),
+	'2000', 'the writer resumed: issue_batch of 2,000 passes');
+is(sq(q{SELECT count(*) FROM health_pass.issue_batch(ARRAY[]::jsonb[], 'fr')}, 'registrar'), '0',
+	'issue_batch of none: no pass, no wait');
 
 done_testing();
