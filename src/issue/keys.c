@@ -13,8 +13,24 @@
  * those it was loaded from; otherwise it loads it and proves, once, that it
  * is the certificate's key: a random challenge signed with it must verify
  * with the certificate's public key through verify/keys.c, the code check()
- * uses.  A PEM file is opened afresh on every call, so a key file made
- * readable by others is refused from the next call on.
+ * uses.
+ *
+ * Within one statement the row and the grant's answer are remembered (the
+ * "statement memo"): a later call with the same key name, the same current
+ * user and the same active snapshot (the same MVCC snapshot data, command id
+ * and transaction) takes them from the memo instead of scanning the table
+ * and its grants again.  Under one snapshot the scans cannot give another
+ * answer; what could change it is forgotten through callbacks: a
+ * subtransaction's abort (rows of the aborted subtransaction become
+ * invisible under the same snapshot), a relcache invalidation of
+ * signing_key or signing_grant (TRUNCATE, DDL, DROP EXTENSION), and a syscache
+ * invalidation of pg_authid or pg_auth_members (the grant's role renamed,
+ * membership or superuser changed) -- the moments at which the scans of the
+ * full path could see something new.  A PEM file's checks (two stat calls)
+ * run at the first call of each statement and again at least once a second
+ * within a long one, so a key file made readable by others is refused from
+ * the next statement on, and at most a second later within a statement
+ * (docs/design/signing.md, "The statement memo").
  *
  * Nothing here puts key material, a PIN or a file's content in a message:
  * messages name the stage ("key: ", "sign: "), the signing key's name and
@@ -51,11 +67,15 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "access/xact.h"
+#include "storage/proc.h"
 #include "utils/timestamp.h"
 
 #include "common/hp_common.h"
@@ -63,6 +83,8 @@
 
 #define HP_ALL_KINDS (HP_KIND_VACCINATION | HP_KIND_TEST | HP_KIND_RECOVERY)
 #define HP_KEY_FILE_MAX (64 * 1024)
+/* how long a PEM file's checks are trusted within a statement */
+#define HP_FILE_RECHECK_USECS 1000000
 
 /* The private key of one signing_key row, kept for the backend's life */
 typedef struct CachedKey
@@ -100,6 +122,75 @@ static HTAB *key_cache = NULL;
 static EVP_MD *sha256 = NULL;
 static bool secure_heap_tried = false;
 
+/*
+ * The statement memo: the last key opened, for the rest of the statement
+ * (see the head comment).  Its data live in memo_cxt, replaced only by the
+ * next fill; valid = false forgets it.
+ */
+static struct
+{
+	bool		valid;
+	/* the key: what the call asked and who asked */
+	char	   *name;
+	Oid			user;
+	/* the snapshot the row and the grant were read under */
+	LocalTransactionId lxid;
+	Snapshot	snap;
+	TransactionId xmin;
+	TransactionId xmax;
+	CommandId	curcid;
+	uint32		xcnt;
+	TransactionId *xip;			/* copies, in memo_cxt */
+	int32		subxcnt;
+	TransactionId *subxip;
+	bool		suboverflowed;
+	bool		recovery;		/* takenDuringRecovery */
+	TimestampTz whenTaken;
+	/* the relations whose invalidation forgets the memo */
+	Oid			key_relid;
+	Oid			grant_relid;
+	/* what the full path found */
+	HpSignerInfo info;
+	char	   *key_ref;
+	CachedKey  *ck;
+	TimestampTz file_checked;	/* when the PEM file's checks last ran */
+} memo;
+static MemoryContext memo_cxt = NULL;
+static bool memo_callbacks = false;
+
+static void
+memo_forget(void)
+{
+	memo.valid = false;
+}
+
+static void
+memo_relcache_cb(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) || relid == memo.key_relid || relid == memo.grant_relid)
+		memo_forget();
+}
+
+static void
+memo_syscache_cb(Datum arg, int cacheid, uint32 hashvalue)
+{
+	memo_forget();
+}
+
+static void
+memo_xact_cb(XactEvent event, void *arg)
+{
+	memo_forget();
+}
+
+static void
+memo_subxact_cb(SubXactEvent event, SubTransactionId mySubid,
+				SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		memo_forget();
+}
+
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
@@ -122,6 +213,18 @@ keys_init(void)
 		ctl.hcxt = TopMemoryContext;
 		key_cache = hash_create("health_pass signing keys", 16, &ctl,
 								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	if (!memo_callbacks)
+	{
+		memo_cxt = AllocSetContextCreate(TopMemoryContext, "health_pass signer memo",
+										 ALLOCSET_SMALL_SIZES);
+		CacheRegisterRelcacheCallback(memo_relcache_cb, (Datum) 0);
+		CacheRegisterSyscacheCallback(AUTHOID, memo_syscache_cb, (Datum) 0);
+		CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, memo_syscache_cb, (Datum) 0);
+		CacheRegisterSyscacheCallback(AUTHMEMMEMROLE, memo_syscache_cb, (Datum) 0);
+		RegisterXactCallback(memo_xact_cb, NULL);
+		RegisterSubXactCallback(memo_subxact_cb, NULL);
+		memo_callbacks = true;
 	}
 }
 
@@ -150,6 +253,8 @@ sha256_of(const uint8 *a, size_t alen, const uint8 *b, size_t blen,
 static void
 cached_key_clear(CachedKey *ck)
 {
+	if (memo.ck == ck)
+		memo_forget();
 	EVP_PKEY_CTX_free(ck->sctx);
 	EVP_PKEY_free(ck->pkey);
 	ck->sctx = NULL;
@@ -418,7 +523,7 @@ secure_heap(void)
 
 /* Load (or reuse) the PEM key of ck; sets ck->pkey and its sign context */
 static void
-pem_load(CachedKey *ck, const char *keyname, const char *name, int alg)
+pem_load(CachedKey *ck, const char *keyname, const char *name, int alg, bool recheck)
 {
 	int			fd;
 	struct stat st;
@@ -436,10 +541,13 @@ pem_load(CachedKey *ck, const char *keyname, const char *name, int alg)
 	 * calls instead of resolving and opening the file again
 	 */
 	if (ck->valid && ck->pkey != NULL && ck->full != NULL &&
-		strcmp(ck->dir_setting, hp_key_directory) == 0)
+		hp_key_directory != NULL && strcmp(ck->dir_setting, hp_key_directory) == 0)
 	{
 		struct stat ds;
 
+		/* checked earlier in this statement, less than a second ago */
+		if (!recheck)
+			return;
 		if (stat(ck->dir, &ds) == 0 && S_ISDIR(ds.st_mode) && ds.st_uid == geteuid() &&
 			!(ds.st_mode & (S_IWGRP | S_IWOTH)) &&
 			lstat(ck->full, &st) == 0 &&
@@ -515,6 +623,49 @@ pem_load(CachedKey *ck, const char *keyname, const char *name, int alg)
 	ck->proven = false;
 }
 
+/*
+ * One DER INTEGER of an ECDSA-Sig-Value (non-negative, at most 32 bytes of
+ * value) at *p (end e) into out, 32 bytes big-endian; false if malformed
+ */
+static bool
+der_int32(const uint8 **p, const uint8 *e, uint8 *out)
+{
+	const uint8 *q = *p;
+	size_t		n;
+
+	if (e - q < 2 || q[0] != 0x02 || q[1] == 0 || q[1] > 33 || (size_t) (e - q - 2) < q[1])
+		return false;
+	n = q[1];
+	q += 2;
+	if (q[0] & 0x80)
+		return false;			/* negative */
+	if (n == 33)
+	{
+		if (q[0] != 0)
+			return false;
+		q++;
+		n--;
+	}
+	memset(out, 0, 32 - n);
+	memcpy(out + 32 - n, q, n);
+	*p = q + n;
+	return true;
+}
+
+/* An ES256 signature in DER (ECDSA-Sig-Value) as r || s, 64 bytes */
+static bool
+der_to_rs(const uint8 *der, size_t len, uint8 *sig)
+{
+	const uint8 *p = der;
+	const uint8 *e = der + len;
+
+	/* SEQUENCE, short-form length (at most 2 + 35 + 35 bytes) */
+	if (len < 8 || p[0] != 0x30 || p[1] != len - 2)
+		return false;
+	p += 2;
+	return der_int32(&p, e, sig) && der_int32(&p, e, sig + 32) && p == e;
+}
+
 /* Sign a SHA-256 digest with a PEM key: the COSE form in sig */
 static bool
 pem_sign(CachedKey *ck, int alg, const uint8 *digest, uint8 *sig, size_t *sig_len)
@@ -529,17 +680,8 @@ pem_sign(CachedKey *ck, int alg, const uint8 *digest, uint8 *sig, size_t *sig_le
 	}
 	if (alg == HP_ALG_ES256)
 	{
-		const unsigned char *p = out;
-		ECDSA_SIG  *es = d2i_ECDSA_SIG(NULL, &p, (long) olen);
-		bool		ok;
-
-		ok = es != NULL &&
-			BN_bn2binpad(ECDSA_SIG_get0_r(es), sig, 32) == 32 &&
-			BN_bn2binpad(ECDSA_SIG_get0_s(es), sig + 32, 32) == 32;
-		ECDSA_SIG_free(es);
-		ERR_clear_error();
 		*sig_len = 64;
-		return ok;
+		return der_to_rs(out, olen, sig);
 	}
 	if (olen > HP_MAX_SIG)
 		return false;
@@ -642,10 +784,10 @@ cache_entry(int64 id, const char *key_ref, const uint8 *der, size_t der_len)
 /* Reach the private key of ck and prove it once; raises with stage "key" */
 static void
 open_private(CachedKey *ck, const char *keyname, const char *key_ref, int alg,
-			 const uint8 *der, size_t der_len)
+			 const uint8 *der, size_t der_len, bool recheck)
 {
 	if (strncmp(key_ref, "file:", 5) == 0)
-		pem_load(ck, keyname, key_ref + 5, alg);
+		pem_load(ck, keyname, key_ref + 5, alg, recheck);
 	else
 	{
 		HpP11Key   *k = hp_p11_open(keyname, key_ref, alg);
@@ -711,7 +853,12 @@ usage_bits(Datum d, bool isnull)
 Oid
 hp_signing_key_relid(void)
 {
-	Oid			relid = hp_extension_relation_oid("signing_key");
+	Oid			relid;
+
+	/* as found by the statement memo: a relcache invalidation forgets it */
+	if (memo.valid && OidIsValid(memo.key_relid))
+		return memo.key_relid;
+	relid = hp_extension_relation_oid("signing_key");
 
 	if (!OidIsValid(relid))
 		ereport(ERROR,
@@ -865,34 +1012,153 @@ may_sign(int64 id)
 /* The interface of hp_issue.h                                         */
 /* ------------------------------------------------------------------ */
 
+/* The active snapshot, when the memo may be keyed by it; else NULL */
+static Snapshot
+memo_snapshot(void)
+{
+	Snapshot	snap;
+
+	if (!ActiveSnapshotSet())
+		return NULL;
+	snap = GetActiveSnapshot();
+	if (snap->snapshot_type != SNAPSHOT_MVCC)
+		return NULL;
+	return snap;
+}
+
+/* Does the memo hold name for the current user under snap? */
+static bool
+memo_hit(const char *name, Snapshot snap)
+{
+	return memo.valid && snap != NULL &&
+		memo.snap == snap &&
+		memo.lxid == MyProc->lxid &&
+		memo.xmin == snap->xmin && memo.xmax == snap->xmax &&
+		memo.curcid == snap->curcid &&
+		memo.xcnt == snap->xcnt && memo.subxcnt == snap->subxcnt &&
+		memo.suboverflowed == snap->suboverflowed &&
+		memo.recovery == snap->takenDuringRecovery &&
+		memo.whenTaken == snap->whenTaken &&
+		(snap->xcnt == 0 ||
+		 memcmp(memo.xip, snap->xip, snap->xcnt * sizeof(TransactionId)) == 0) &&
+		(snap->subxcnt <= 0 ||
+		 memcmp(memo.subxip, snap->subxip, snap->subxcnt * sizeof(TransactionId)) == 0) &&
+		memo.user == GetUserId() &&
+		strcmp(memo.name, name) == 0;
+}
+
+/* Remember what the full path found for s under snap */
+static void
+memo_fill(const HpSigner *s, Snapshot snap)
+{
+	MemoryContext old;
+	uint8	   *b;
+
+	memo.valid = false;
+	if (snap == NULL)
+		return;
+	MemoryContextReset(memo_cxt);
+	old = MemoryContextSwitchTo(memo_cxt);
+	memo.name = pstrdup(s->info.name);
+	memo.info = s->info;
+	memo.info.name = memo.name;
+	b = palloc(s->info.kid_len + s->info.certificate_len);
+	memcpy(b, s->info.kid, s->info.kid_len);
+	memcpy(b + s->info.kid_len, s->info.certificate, s->info.certificate_len);
+	memo.info.kid = b;
+	memo.info.certificate = b + s->info.kid_len;
+	memo.key_ref = pstrdup(s->key_ref);
+	memo.xcnt = snap->xcnt;
+	memo.xip = snap->xcnt > 0 ? palloc(snap->xcnt * sizeof(TransactionId)) : NULL;
+	if (snap->xcnt > 0)
+		memcpy(memo.xip, snap->xip, snap->xcnt * sizeof(TransactionId));
+	memo.subxcnt = snap->subxcnt;
+	memo.subxip = snap->subxcnt > 0 ? palloc(snap->subxcnt * sizeof(TransactionId)) : NULL;
+	if (snap->subxcnt > 0)
+		memcpy(memo.subxip, snap->subxip, snap->subxcnt * sizeof(TransactionId));
+	memo.suboverflowed = snap->suboverflowed;
+	memo.recovery = snap->takenDuringRecovery;
+	memo.whenTaken = snap->whenTaken;
+	MemoryContextSwitchTo(old);
+	memo.user = GetUserId();
+	memo.lxid = MyProc->lxid;
+	memo.snap = snap;
+	memo.xmin = snap->xmin;
+	memo.xmax = snap->xmax;
+	memo.curcid = snap->curcid;
+	memo.key_relid = hp_signing_key_relid();
+	memo.grant_relid = hp_extension_relation_oid("signing_grant");
+	memo.ck = s->ck;
+	memo.file_checked = GetCurrentTimestamp();
+	memo.valid = true;
+}
+
+/* open_private for s; on an error the key is loaded afresh next time */
+static void
+signer_private(HpSigner *s, const char *name, bool recheck)
+{
+	PG_TRY();
+	{
+		open_private(s->ck, name, s->key_ref, s->info.alg,
+					 s->info.certificate, s->info.certificate_len, recheck);
+	}
+	PG_CATCH();
+	{
+		cached_key_clear(s->ck);
+		memo_forget();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
 HpSigner *
 hp_signer_open(const char *name)
 {
 	HpSigner   *s = palloc0(sizeof(HpSigner));
+	Snapshot	snap;
+	bool		recheck = true;
 
 	keys_init();
-	if (!read_key_row(name, s))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("key: signing key \"%s\" does not exist", name)));
-	if (!may_sign(s->info.keyid))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("key: permission denied to sign with key \"%s\"", name),
-				 errhint("A superuser grants it with health_pass.grant_signing(role, '%s').", name)));
-	s->ck = cache_entry(s->info.keyid, s->key_ref, s->info.certificate, s->info.certificate_len);
-	PG_TRY();
+	snap = memo_snapshot();
+	if (memo_hit(name, snap))
 	{
-		open_private(s->ck, name, s->key_ref, s->info.alg,
-					 s->info.certificate, s->info.certificate_len);
+		TimestampTz now = GetCurrentTimestamp();
+
+		/*
+		 * The row and the grant as read earlier in this statement; the
+		 * private key as loaded then, its file checked again once a second
+		 */
+		uint8	   *b = palloc(memo.info.kid_len + memo.info.certificate_len);
+
+		s->info = memo.info;
+		s->info.name = pstrdup(memo.name);
+		memcpy(b, memo.info.kid, memo.info.kid_len);
+		memcpy(b + memo.info.kid_len, memo.info.certificate, memo.info.certificate_len);
+		s->info.kid = b;
+		s->info.certificate = b + memo.info.kid_len;
+		s->key_ref = pstrdup(memo.key_ref);
+		s->ck = memo.ck;
+		recheck = now - memo.file_checked >= HP_FILE_RECHECK_USECS;
+		if (recheck)
+			memo.file_checked = now;
 	}
-	PG_CATCH();
+	else
 	{
-		/* load afresh next time */
-		cached_key_clear(s->ck);
-		PG_RE_THROW();
+		if (!read_key_row(name, s))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("key: signing key \"%s\" does not exist", name)));
+		if (!may_sign(s->info.keyid))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("key: permission denied to sign with key \"%s\"", name),
+					 errhint("A superuser grants it with health_pass.grant_signing(role, '%s').", name)));
+		s->ck = cache_entry(s->info.keyid, s->key_ref, s->info.certificate, s->info.certificate_len);
+		memo_forget();
 	}
-	PG_END_TRY();
+	signer_private(s, name, recheck);
+	if (!memo.valid)
+		memo_fill(s, snap);
 	return s;
 }
 
@@ -974,7 +1240,7 @@ hp_signing_key_prove(PG_FUNCTION_ARGS)
 	PG_TRY();
 	{
 		open_private(&ck, name, ref, alg,
-					 (const uint8 *) VARDATA_ANY(der), VARSIZE_ANY_EXHDR(der));
+					 (const uint8 *) VARDATA_ANY(der), VARSIZE_ANY_EXHDR(der), true);
 	}
 	PG_FINALLY();
 	{

@@ -6,7 +6,10 @@
 #   - payload(p), passes/s
 #   - pass @@ now() with 1,000,000 entries in health_pass.revocation, as a
 #     ratio to the rate with none (alternated, best of each)
-# and print the ratios the README reports.  Not a test: numbers vary by machine.
+# and print the ratios the README reports; then test/bench/signing.sh (the
+# key store: PEM and SoftHSM2 sign/s).  make bench runs test/bench/issue.sh
+# next, so issue()'s ratio and the SoftHSM2 rate come from the same run.
+# Not a test: numbers vary by machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${HP_BENCH_N:-20000}      # distinct signed passes
@@ -83,3 +86,5 @@ print("pass @@ now(), no revocations     : %10.0f  passes/s" % rev_empty)
 print("pass @@ now(), %d revocations: %10.0f  passes/s  ratio %.2f (goal >= 0.9); valid %d of %d"
       % (rev_entries, rev_full, rev_full / rev_empty, rev_valid, n))
 PY
+# the key store: PEM keys and a SoftHSM2 token (its own cluster)
+bash test/bench/signing.sh
