@@ -23,6 +23,7 @@
 #include "postgres.h"
 
 #include <math.h>
+#include <openssl/evp.h>
 
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -375,19 +376,20 @@ issue_with(FunctionCallInfo fcinfo, HpSigner *signer, Datum payload_d,
 
 	/*
 	 * The record names this one pass: its UVCI is the subject, and the
-	 * reason carries its SIGNATURE revocation hash (two passes may share a
-	 * UVCI only if a registry reuses one; their signatures differ)
+	 * reason carries its SIGNATURE revocation hash (SHA-256 of r for
+	 * ES256, of the whole signature for PS256, first 16 bytes: as
+	 * revocation_hashes() computes it), since a registry may reuse a UVCI
 	 */
 	{
-		HpRevHashes h;
-		HpCose		signed_c;
+		uint8		h[32];
+		unsigned int hlen = 0;
 
-		if (!hp_cose_parse(cose_buf, cose_len, &signed_c, &err))
-			payload_error("%s: %s", hp_stage_name(err.stage), err.msg);
-		hp_revocation_hashes(&signed_c, &h);
+		if (!EVP_Digest(sig, info->alg == HP_ALG_ES256 ? 32 : sig_len, h, &hlen,
+						EVP_sha256(), NULL) || hlen != 32)
+			elog(ERROR, "could not compute SHA-256 of a signature");
 		snprintf(reason, HP_REASON_LEN, "signed with key \"%s\"; signature hash ", info->name);
-		for (int i = 0; i < HP_REV_HASH_LEN; i++)
-			snprintf(reason + strlen(reason), 3, "%02x", h.hash[HP_REV_SIGNATURE][i]);
+		for (int i = 0; i < 16; i++)
+			snprintf(reason + strlen(reason), 3, "%02x", h[i]);
 	}
 
 	p = palloc(offsetof(HealthPass, data) + cose_len);
@@ -469,7 +471,7 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 	bool	   *nulls;
 	int			n;
 	HpSigner   *signer;
-	HealthPass **passes;
+	MemoryContext each;
 	volatile uint64 upto = 0;
 	Oid			actor = GetUserId();
 
@@ -480,26 +482,39 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("cannot issue pass: payloads must be a one-dimensional array")));
 	deconstruct_array(arr, JSONBOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-	passes = palloc(sizeof(HealthPass *) * Max(n, 1));
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 
+	/*
+	 * Each pass goes into the result as it is signed (nobody sees the
+	 * result before this function returns, after the wait below); what
+	 * signing one pass allocates is freed with it.
+	 */
+	each = AllocSetContextCreate(CurrentMemoryContext, "issue_batch pass",
+								 ALLOCSET_DEFAULT_SIZES);
 	signer = hp_signer_open(text_to_cstring(PG_GETARG_TEXT_PP(1)));
 	PG_TRY();
 	{
 		for (int i = 0; i < n; i++)
 		{
+			MemoryContext old;
 			char	   *u;
 			char		reason[HP_REASON_LEN];
+			Datum		v;
+			bool		isnull = false;
 
 			CHECK_FOR_INTERRUPTS();
 			if (nulls[i])
 				ereport(ERROR,
 						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 						 errmsg("cannot issue pass: payloads[%d] must not be null", i + 1)));
-			passes[i] = issue_with(fcinfo, signer, elems[i], PG_GETARG_INTERVAL_P(2),
-								   PG_GETARG_TIMESTAMPTZ(3), &u, reason);
+			old = MemoryContextSwitchTo(each);
+			v = PointerGetDatum(issue_with(fcinfo, signer, elems[i], PG_GETARG_INTERVAL_P(2),
+										   PG_GETARG_TIMESTAMPTZ(3), &u, reason));
 			upto = hp_audit_event_queue(HP_ISSUED, hp_signing_key_relid(), u,
 										NULL, reason, actor);
+			MemoryContextSwitchTo(old);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &v, &isnull);
+			MemoryContextReset(each);
 		}
 	}
 	PG_FINALLY();
@@ -507,16 +522,10 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 		hp_signer_close(signer);
 	}
 	PG_END_TRY();
+	MemoryContextDelete(each);
 
 	/* every record durable before any pass leaves this function */
 	if (upto > 0)
 		hp_wait_durable(upto);
-	for (int i = 0; i < n; i++)
-	{
-		Datum		v = PointerGetDatum(passes[i]);
-		bool		isnull = false;
-
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &v, &isnull);
-	}
 	return (Datum) 0;
 }
