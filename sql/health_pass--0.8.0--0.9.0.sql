@@ -128,10 +128,10 @@ BEGIN
     -- the batch by its country, hash type and a digest of its sorted hashes
     PERFORM health_pass._revocation_imported(
         format('batch %s %s %s', v_country, v_type,
-               left(encode(sha256(convert_to((SELECT string_agg(e ->> 'hash', ',' ORDER BY e ->> 'hash')
+               left(encode(sha256(convert_to((SELECT string_agg(e ->> 'hash', ',' ORDER BY e ->> 'hash' COLLATE "C")
                                                FROM jsonb_array_elements(v_entries) AS x(e)), 'UTF8')), 'hex'), 32)),
         format('imported %s of %s entries (kid %s, expires %s)', n, jsonb_array_length(v_entries),
-               coalesce(encode(v_kid, 'base64'), 'none'), coalesce(v_expires::text, 'never')));
+               coalesce(translate(encode(v_kid, 'base64'), E'\n', ''), 'none'), coalesce(v_expires::text, 'never')));
     RETURN n;
 END $$;
 COMMENT ON FUNCTION health_pass.revocation_import(jsonb) IS

@@ -381,15 +381,27 @@ issue_with(FunctionCallInfo fcinfo, HpSigner *signer, Datum payload_d,
 	 * revocation_hashes() computes it), since a registry may reuse a UVCI
 	 */
 	{
+		static const char hx[] = "0123456789abcdef";
 		uint8		h[32];
 		unsigned int hlen = 0;
+		char		hex[33];
+		int			nlen = strlen(info->name);
+		const int	namemax = HP_REASON_LEN - 1 - (int) strlen("signed with key \"\"; signature hash ") - 32;
 
 		if (!EVP_Digest(sig, info->alg == HP_ALG_ES256 ? 32 : sig_len, h, &hlen,
 						EVP_sha256(), NULL) || hlen != 32)
 			elog(ERROR, "could not compute SHA-256 of a signature");
-		snprintf(reason, HP_REASON_LEN, "signed with key \"%s\"; signature hash ", info->name);
 		for (int i = 0; i < 16; i++)
-			snprintf(reason + strlen(reason), 3, "%02x", h[i]);
+		{
+			hex[2 * i] = hx[h[i] >> 4];
+			hex[2 * i + 1] = hx[h[i] & 15];
+		}
+		hex[32] = '\0';
+		/* a long key name is clipped (on a character boundary), never the hash */
+		if (nlen > namemax)
+			nlen = pg_mbcliplen(info->name, nlen, namemax);
+		snprintf(reason, HP_REASON_LEN, "signed with key \"%.*s\"; signature hash %s",
+				 nlen, info->name, hex);
 	}
 
 	p = palloc(offsetof(HealthPass, data) + cose_len);
@@ -471,6 +483,7 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 	bool	   *nulls;
 	int			n;
 	HpSigner   *signer;
+	HealthPass **passes;
 	MemoryContext each;
 	volatile uint64 upto = 0;
 	Oid			actor = GetUserId();
@@ -485,10 +498,12 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 
 	/*
-	 * Each pass goes into the result as it is signed (nobody sees the
-	 * result before this function returns, after the wait below); what
-	 * signing one pass allocates is freed with it.
+	 * Each pass is copied out of the scratch memory its signing used; the
+	 * passes go into the result only after the wait below (the result's
+	 * tuplestore may spill to a temporary file: no pass is written anywhere
+	 * before its record is durable)
 	 */
+	passes = palloc(sizeof(HealthPass *) * Max(n, 1));
 	each = AllocSetContextCreate(CurrentMemoryContext, "issue_batch pass",
 								 ALLOCSET_DEFAULT_SIZES);
 	signer = hp_signer_open(text_to_cstring(PG_GETARG_TEXT_PP(1)));
@@ -499,8 +514,7 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 			MemoryContext old;
 			char	   *u;
 			char		reason[HP_REASON_LEN];
-			Datum		v;
-			bool		isnull = false;
+			HealthPass *p;
 
 			CHECK_FOR_INTERRUPTS();
 			if (nulls[i])
@@ -508,12 +522,13 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 						 errmsg("cannot issue pass: payloads[%d] must not be null", i + 1)));
 			old = MemoryContextSwitchTo(each);
-			v = PointerGetDatum(issue_with(fcinfo, signer, elems[i], PG_GETARG_INTERVAL_P(2),
-										   PG_GETARG_TIMESTAMPTZ(3), &u, reason));
+			p = issue_with(fcinfo, signer, elems[i], PG_GETARG_INTERVAL_P(2),
+						   PG_GETARG_TIMESTAMPTZ(3), &u, reason);
 			upto = hp_audit_event_queue(HP_ISSUED, hp_signing_key_relid(), u,
 										NULL, reason, actor);
 			MemoryContextSwitchTo(old);
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &v, &isnull);
+			passes[i] = palloc(VARSIZE(p));
+			memcpy(passes[i], p, VARSIZE(p));
 			MemoryContextReset(each);
 		}
 	}
@@ -527,5 +542,12 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 	/* every record durable before any pass leaves this function */
 	if (upto > 0)
 		hp_wait_durable(upto);
+	for (int i = 0; i < n; i++)
+	{
+		Datum		v = PointerGetDatum(passes[i]);
+		bool		isnull = false;
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &v, &isnull);
+	}
 	return (Datum) 0;
 }

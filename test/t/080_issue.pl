@@ -193,6 +193,22 @@ $node->safe_psql('postgres', 'SELECT health_pass.audit_flush()');
 is($node->safe_psql('postgres', q{SELECT session_user_name || ' ' || current_user_name FROM health_pass.audit_log
   WHERE outcome = 'issued' AND subject LIKE 'URN:UVCI:01:FR:WRAP/W1%'}),
 	'stranger registrar', 'its record: session user stranger, current user registrar (whose grant signed)');
+
+# a key with a long name: the record's reason clips the name (on a character
+# boundary), never the hash, and nothing overflows (a 240-byte name smashed
+# the stack of an earlier version)
+my $long = 'é' x 120;
+$node->safe_psql('postgres', qq{
+SELECT health_pass.signing_key_add('$long', @{[cert('es')]}, 'file:es.pem');
+SELECT health_pass.grant_signing('registrar', '$long');
+});
+like(sq("SELECT health_pass.issue(jsonb_set($g, '{v,0,ci}', to_jsonb(health_pass.uvci('FR', 'LONG', 'L1'))), '$long')::text", 'registrar'),
+	qr/^HC1:/, 'a key named by 240 bytes signs');
+$node->safe_psql('postgres', 'SELECT health_pass.audit_flush()');
+like($node->safe_psql('postgres', q{SELECT octet_length(reason) <= 255 AND reason ~ '; signature hash [0-9a-f]{32}$'
+  AND reason LIKE 'signed with key "éé%' FROM health_pass.audit_log
+  WHERE outcome = 'issued' AND subject LIKE 'URN:UVCI:01:FR:LONG/L1%'}), qr/^t$/,
+	'its record: the name clipped, the whole hash kept, within the 255 bytes a reason holds');
 like(issue_as("jsonb_set($g, '{x}', '9223372036854775808')", "'fr'"),
 	qr/YHI01: cannot issue pass: payload: the integer 9223372036854775808 is out of range/,
 	'an integer beyond 64 bits: YHI01');
