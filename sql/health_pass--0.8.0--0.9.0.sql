@@ -192,6 +192,11 @@ REVOKE EXECUTE ON FUNCTION health_pass.revocation_import(jsonb) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION health_pass.revocation_export(text, timestamptz) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION health_pass.revocation_purge(timestamptz) FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('health_pass.revocation', '');
+-- The trust list is the DBA's data like the revocations (revoked DSCs among
+-- it): pg_dump keeps its rows and its identity sequence (up to 0.8.0 it kept
+-- neither, so a restored database trusted nobody)
+SELECT pg_catalog.pg_extension_config_dump('health_pass.trust_list', '');
+SELECT pg_catalog.pg_extension_config_dump('health_pass.trust_list_id_seq', '');
 
 -- 7. Signing keys and issuing passes =========================================
 

@@ -990,6 +990,11 @@ REVOKE EXECUTE ON FUNCTION health_pass.revocation_import(jsonb) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION health_pass.revocation_export(text, timestamptz) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION health_pass.revocation_purge(timestamptz) FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('health_pass.revocation', '');
+-- The trust list is the DBA's data like the revocations (revoked DSCs among
+-- it): pg_dump keeps its rows and its identity sequence (up to 0.8.0 it kept
+-- neither, so a restored database trusted nobody)
+SELECT pg_catalog.pg_extension_config_dump('health_pass.trust_list', '');
+SELECT pg_catalog.pg_extension_config_dump('health_pass.trust_list_id_seq', '');
 
 -- 7. Signing keys and issuing passes =========================================
 
@@ -1219,8 +1224,8 @@ REVOKE ALL ON FUNCTION health_pass._protect_one(regclass, name, regclass) FROM P
 REVOKE ALL ON FUNCTION health_pass._forget_dropped() FROM PUBLIC;
 REVOKE ALL ON FUNCTION health_pass._protect_new_children() FROM PUBLIC;
 
--- Tables whose rows pg_dump keeps: the rules and the log.  (trust_list has
--- never been registered, so pg_dump does not dump its rows.)
+-- Tables whose rows pg_dump keeps: the rules and the log (the trust list, the
+-- revocations and the signing keys: sections 6 and 7).
 SELECT pg_catalog.pg_extension_config_dump('health_pass.protected_table', '');
 SELECT pg_catalog.pg_extension_config_dump('health_pass.access_rule', '');
 SELECT pg_catalog.pg_extension_config_dump('health_pass.audit_block', '');

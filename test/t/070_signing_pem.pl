@@ -274,6 +274,17 @@ for my $f ('es', 'rsa', 'es2')
 }
 push @secret, 'SECRET-CONTENT-7731', 's3cr3t-9';
 ok(@secret >= 10, 'collected ' . scalar(@secret) . ' secret strings (PEM lines, private scalars)');
+# the trust list is the DBA's too: a revoked DSC among its rows (0.8.0's dump
+# lost them all)
+$node->safe_psql('postgres', qq{
+SELECT health_pass.trust_add(@{[cert('es')]});
+SELECT health_pass.trust_add(@{[cert('rsa')]});
+UPDATE health_pass.trust_list SET revoked_at = '2026-11-01 00:00+00', revocation_reason = 'key leaked'
+ WHERE country = 'DE';
+});
+my $trust_rows = q{SELECT string_agg(concat_ws(' ', id, encode(kid, 'hex'), country, encode(fingerprint, 'hex'),
+  valid_from, valid_until, key_usage, revoked_at, revocation_reason), ',' ORDER BY id) FROM health_pass.trust_list};
+my $trust_before = $node->safe_psql('postgres', $trust_rows);
 my $dump = '';
 IPC::Run::run([ $node->installed_command('pg_dump'), '-d', $node->connstr('postgres') ], '>', \$dump)
   or die 'pg_dump failed';
@@ -301,6 +312,11 @@ is($node->safe_psql('restored', q{SELECT string_agg(s.name || ':' || g.role::tex
 	JOIN health_pass.signing_grant g ON g.key_id = s.id}), 'fr:signer', 'restored: the keys and the grant');
 is(sq("\\c restored signer\nSELECT health_pass.signer_check('fr') IS NOT NULL"), 't',
 	'restored: the granted role signs');
+is($node->safe_psql('restored', $trust_rows), $trust_before,
+	'restored: the trust list, row for row, the revoked DSC still revoked');
+is($node->safe_psql('restored', qq{SELECT health_pass.trust_add(@{[cert('es2')]}) IS NOT NULL;
+  SELECT count(DISTINCT id) FROM health_pass.trust_list}), "t\n3",
+	'restored: the trust list takes a new DSC (its identity sequence was restored too)');
 
 # no directory set: refused, no crash
 $node->safe_psql('postgres', "ALTER SYSTEM SET health_pass.key_directory = ''; SELECT pg_reload_conf()");
