@@ -146,6 +146,7 @@ static struct
 	bool		suboverflowed;
 	bool		recovery;		/* takenDuringRecovery */
 	TimestampTz whenTaken;
+	TimestampTz stmt_start;		/* the top-level statement it was filled in */
 	/* the relations whose invalidation forgets the memo */
 	Oid			key_relid;
 	Oid			grant_relid;
@@ -885,7 +886,7 @@ read_key_row(const char *name, HpSigner *s)
 	ScanKeyData skey;
 	HeapTuple	tup;
 	bool		found = false;
-	Snapshot	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+	Snapshot	snap;
 
 	if (!OidIsValid(idx))
 		ereport(ERROR,
@@ -906,6 +907,7 @@ read_key_row(const char *name, HpSigner *s)
 		kcols.usage = key_attnum(relid, "signing_key", "key_usage");
 		kcols.relid = relid;
 	}
+	snap = RegisterSnapshot(GetLatestSnapshot());
 	rel = table_open(relid, AccessShareLock);
 	/* name is COLLATE "C", as ScanKeyInit's comparison */
 	ScanKeyInit(&skey, kcols.name, BTEqualStrategyNumber,
@@ -946,6 +948,7 @@ read_key_row(const char *name, HpSigner *s)
 		s->info.key_usage = usage_bits(d, isnull);
 	}
 	systable_endscan(scan);
+	UnregisterSnapshot(snap);
 	table_close(rel, AccessShareLock);
 	return found;
 }
@@ -982,7 +985,7 @@ may_sign(int64 id)
 				 errmsg("key: health_pass.signing_grant or its index is missing")));
 	att_role = key_attnum(relid, "signing_grant", "role");
 	att_name = key_attnum(relid, "signing_grant", "role_name");
-	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+	snap = RegisterSnapshot(GetLatestSnapshot());
 	rel = table_open(relid, AccessShareLock);
 	ScanKeyInit(&skey, key_attnum(relid, "signing_grant", "key_id"), BTEqualStrategyNumber,
 				F_INT8EQ, Int64GetDatum(id));
@@ -1004,6 +1007,7 @@ may_sign(int64 id)
 		ok = has_privs_of_role(me, role);
 	}
 	systable_endscan(scan);
+	UnregisterSnapshot(snap);
 	table_close(rel, AccessShareLock);
 	return ok;
 }
@@ -1043,6 +1047,7 @@ memo_hit(const char *name, Snapshot snap)
 		 memcmp(memo.xip, snap->xip, snap->xcnt * sizeof(TransactionId)) == 0) &&
 		(snap->subxcnt <= 0 ||
 		 memcmp(memo.subxip, snap->subxip, snap->subxcnt * sizeof(TransactionId)) == 0) &&
+		memo.stmt_start == GetCurrentStatementStartTimestamp() &&
 		memo.user == GetUserId() &&
 		strcmp(memo.name, name) == 0;
 }
@@ -1068,6 +1073,7 @@ memo_fill(const HpSigner *s, Snapshot snap)
 	memo.info.kid = b;
 	memo.info.certificate = b + s->info.kid_len;
 	memo.key_ref = pstrdup(s->key_ref);
+	memo.stmt_start = GetCurrentStatementStartTimestamp();
 	memo.xcnt = snap->xcnt;
 	memo.xip = snap->xcnt > 0 ? palloc(snap->xcnt * sizeof(TransactionId)) : NULL;
 	if (snap->xcnt > 0)

@@ -105,7 +105,8 @@ hp_uvci_problem(const char *u, size_t len, const char *country)
 	if ((size_t) (body - u) + 6 > blen || strncmp(body, "01:", 3) != 0 ||
 		body[5] != ':')
 		return "its ci is not a UVCI of version 01 (URN:UVCI:01:<country>:...)";
-	if (strlen(country) != 2 || strncmp(body + 3, country, 2) != 0)
+	if (strlen(country) != 2 || country[0] < 'A' || country[0] > 'Z' ||
+		country[1] < 'A' || country[1] > 'Z' || strncmp(body + 3, country, 2) != 0)
 		return "its ci names another country than the signing key's certificate";
 	for (const char *c = body + 6; c < u + blen; c++)
 	{

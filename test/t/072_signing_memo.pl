@@ -10,7 +10,11 @@
 #   3. a grant's role renamed in the same transaction loses the grant at the
 #      next call (pg_authid invalidation);
 #   4. a key file made readable by others: within one statement it is
-#      refused at most a second later; the next statement refuses it.
+#      refused at most a second later; the next statement refuses it;
+#   5. a grant revoked, or a key deleted, by another session is refused at
+#      the next statement of a signer whose REPEATABLE READ transaction
+#      still sees it (grants and keys are read under the latest snapshot,
+#      not the transaction's: the red team signed on until COMMIT).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -125,5 +129,30 @@ like(sq("SELECT health_pass._sign('fr', 'x')"), qr/YHK01/,
 	'... and at the first call of the next statement');
 $node->safe_psql('postgres', "SELECT key_mode('600')");
 is(sq("SELECT health_pass._sign('fr', 'x') IS NOT NULL"), 't', 'mode 0600 again: signs');
+
+# 5. ---------------------------------------------------------------------
+$node->safe_psql('postgres', "SELECT health_pass.grant_signing('signer', 'fr')");
+my $bg = $node->background_psql('postgres', on_error_stop => 0);
+$bg->query_safe("SET ROLE signer");
+$bg->query_safe("BEGIN ISOLATION LEVEL REPEATABLE READ");
+is($bg->query("SELECT health_pass.signer_check('fr') IS NOT NULL"), 't',
+	'a signer in a REPEATABLE READ transaction signs');
+is($node->safe_psql('postgres', "SELECT health_pass.revoke_signing('signer', 'fr')"), 't',
+	'another session revokes the grant');
+$bg->query("SELECT health_pass.signer_check('fr')");
+like($bg->{stderr}, qr/permission denied to sign with key "fr"/,
+	'the signer\'s next statement, same transaction: refused');
+$bg->{stderr} = '';
+$bg->query("ROLLBACK");
+$node->safe_psql('postgres', "SELECT health_pass.grant_signing('signer', 'fr')");
+$bg->query_safe("BEGIN ISOLATION LEVEL REPEATABLE READ");
+is($bg->query("SELECT health_pass.signer_check('fr') IS NOT NULL"), 't', 'granted again: signs');
+$node->safe_psql('postgres', q{
+ALTER TABLE health_pass.signing_key DISABLE TRIGGER USER;
+DELETE FROM health_pass.signing_grant; DELETE FROM health_pass.signing_key WHERE name = 'fr';
+ALTER TABLE health_pass.signing_key ENABLE TRIGGER USER;});
+$bg->query("SELECT health_pass.signer_check('fr')");
+like($bg->{stderr}, qr/key: /, 'a key deleted by another session: the signer\'s next statement is refused');
+$bg->quit;
 
 done_testing();
