@@ -89,6 +89,9 @@ BEGIN
             RAISE EXCEPTION 'revocation batch: "kid" must be base64' USING ERRCODE = 'YHR01';
         END IF;
         v_kid := decode(batch ->> 'kid', 'base64');
+        IF octet_length(v_kid) > 64 THEN
+            RAISE EXCEPTION 'revocation batch: "kid" must be at most 64 bytes' USING ERRCODE = 'YHR01';
+        END IF;
     END IF;
     IF batch ? 'expires' AND jsonb_typeof(batch -> 'expires') IS DISTINCT FROM 'null' THEN
         IF jsonb_typeof(batch -> 'expires') IS DISTINCT FROM 'string'

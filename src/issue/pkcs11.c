@@ -220,14 +220,17 @@ uri_error(const char *what)
 static void
 parse_uri(const char *uri, P11Uri *u)
 {
-	const char *p = uri + 7;
-	const char *q = strchr(p, '?');
-	size_t		plen = q ? (size_t) (q - p) : strlen(p);
+	const char *p;
+	const char *q;
+	size_t		plen;
 	bool		seen_type = false;
 
 	memset(u, 0, sizeof(*u));
 	if (strncmp(uri, "pkcs11:", 7) != 0)
 		uri_error("it does not start with pkcs11:");
+	p = uri + 7;
+	q = strchr(p, '?');
+	plen = q ? (size_t) (q - p) : strlen(p);
 	if (q != NULL)
 	{
 		/* every query attribute is refused; name the dangerous ones */
@@ -279,7 +282,7 @@ parse_uri(const char *uri, P11Uri *u)
 			if (seen_type)
 				uri_error("attribute type repeated");
 			seen_type = true;
-			if (strcmp(val, "private") != 0)
+			if (vlen != strlen("private") || memcmp(val, "private", vlen) != 0)
 				uri_error("type must be private (the private key object)");
 		}
 		else if (ATTR("slot-id"))
@@ -290,7 +293,7 @@ parse_uri(const char *uri, P11Uri *u)
 				uri_error("attribute slot-id repeated");
 			errno = 0;
 			u->slot_id = strtoul(val, &end, 10);
-			if (vlen == 0 || *end != '\0' || errno != 0)
+			if (vlen == 0 || strspn(val, "0123456789") != vlen || *end != '\0' || errno != 0)
 				uri_error("slot-id must be a decimal number");
 			u->has_slot_id = true;
 		}

@@ -200,5 +200,12 @@ $node->safe_psql('registry', "INSERT INTO health_pass.revocation (hash, hash_typ
 is($node->safe_psql('registry', "SELECT (health_pass.check('$ctxt')).reason"), 'revoked',
 	'the entry with its bytes does');
 
+# a batch's kid is bounded (the red team stored a 6 MB one)
+my ($ret, $o, $e) = $node->psql('registry', q{SELECT health_pass.revocation_import(jsonb_build_object(
+  'country', 'DE', 'hashType', 'UCI', 'kid', translate(encode(repeat('k', 65)::bytea, 'base64'), E'\n', ''),
+  'entries', jsonb_build_array(jsonb_build_object('hash', encode(repeat('h', 16)::bytea, 'base64')))))},
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($e, qr/YHR01: revocation batch: "kid" must be at most 64 bytes/, 'a kid over 64 bytes: the batch is refused');
+
 $node->stop;
 done_testing();
