@@ -99,8 +99,11 @@ tally "$(echo "$line" | sed -E 's/.* ([0-9]+) passed.*/\1/')" "$(echo "$line" | 
 if psql -XAtqc "SELECT 1" >/dev/null 2>&1; then tally 1 0 "server alive"; else tally 0 1 "server alive"; fi
 # a backend that crashed is restarted and the server answers again: read its log
 # too, and the logs of make installcheck's temporary instances
-crashes=$(grep -HE "terminated by signal|PANIC" "$WORK/pg/server.log" \
-    test/output/log/postmaster.log test/isolation/output/log/postmaster.log 2>/dev/null || true)
+# and every TAP script's servers (tmp_check/log/*.log; a SIGKILL, signal 9, is
+# only ever sent by the crash scripts, which account for each of theirs)
+crashes=$( { grep -HE "terminated by signal|PANIC" "$WORK/pg/server.log" \
+    test/output/log/postmaster.log test/isolation/output/log/postmaster.log 2>/dev/null
+    grep -HE "terminated by signal|PANIC" tmp_check/log/*.log 2>/dev/null | grep -v "terminated by signal 9:"; } || true)
 if [ -z "$crashes" ]; then tally 1 0 "no backend crashed (server log)"
 else echo "$crashes" | head -5; tally 0 1 "no backend crashed (server log)"; fi
 
