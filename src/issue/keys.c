@@ -81,7 +81,6 @@
 #include "common/hp_common.h"
 #include "issue/hp_signing.h"
 
-#define HP_ALL_KINDS (HP_KIND_VACCINATION | HP_KIND_TEST | HP_KIND_RECOVERY)
 #define HP_KEY_FILE_MAX (64 * 1024)
 /* how long a PEM file's checks are trusted within a statement */
 #define HP_FILE_RECHECK_USECS 1000000
@@ -820,37 +819,6 @@ key_attnum(Oid relid, const char *rel, const char *name)
 	return a;
 }
 
-/* Kinds a key_usage text[] allows; NULL allows all */
-static int
-usage_bits(Datum d, bool isnull)
-{
-	ArrayType  *a;
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
-	int			bits = 0;
-
-	if (isnull)
-		return HP_ALL_KINDS;
-	a = DatumGetArrayTypeP(d);
-	deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-	for (int i = 0; i < n; i++)
-	{
-		char	   *s;
-
-		if (nulls[i])
-			continue;
-		s = TextDatumGetCString(elems[i]);
-		if (strcmp(s, "vaccination") == 0)
-			bits |= HP_KIND_VACCINATION;
-		else if (strcmp(s, "test") == 0)
-			bits |= HP_KIND_TEST;
-		else if (strcmp(s, "recovery") == 0)
-			bits |= HP_KIND_RECOVERY;
-	}
-	return bits;
-}
-
 Oid
 hp_signing_key_relid(void)
 {
@@ -945,7 +913,7 @@ read_key_row(const char *name, HpSigner *s)
 		d = heap_getattr(tup, kcols.until, desc, &isnull);
 		s->info.not_after = isnull ? DT_NOEND : DatumGetTimestampTz(d);
 		d = heap_getattr(tup, kcols.usage, desc, &isnull);
-		s->info.key_usage = usage_bits(d, isnull);
+		s->info.key_usage = hp_key_usage_bits(d, isnull);
 	}
 	systable_endscan(scan);
 	UnregisterSnapshot(snap);

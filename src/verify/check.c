@@ -113,9 +113,12 @@ trust_ref(FunctionCallInfo fcinfo)
 	return t;
 }
 
-/* Kinds a key_usage text[] allows; NULL allows all */
-static int
-usage_bits(Datum d, bool isnull)
+/*
+ * Kinds (HpKind bits) a key_usage text[] allows, as trust_list and
+ * signing_key store them; NULL allows all
+ */
+int
+hp_key_usage_bits(Datum d, bool isnull)
 {
 	ArrayType  *a;
 	Datum	   *elems;
@@ -161,7 +164,7 @@ dsc_failures(HeapTuple tup, TupleDesc desc, TrustRef *t, const HpCose *c,
 		r |= 1u << HP_R_KEY_REVOKED;
 
 	d = heap_getattr(tup, t->att_usage, desc, &isnull);
-	allowed = usage_bits(d, isnull);
+	allowed = hp_key_usage_bits(d, isnull);
 	if (c->kind == HP_KIND_NONE
 		? allowed != (HP_KIND_VACCINATION | HP_KIND_TEST | HP_KIND_RECOVERY)
 		: (allowed & c->kind) == 0)

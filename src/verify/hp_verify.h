@@ -77,5 +77,6 @@ extern bool hp_revoked(const HpRevRef *r, const HpRevHashes *h, TimestampTz at,
 
 /* check.c: defines health_pass.clock_skew */
 extern void hp_verify_init(void);
+extern int	hp_key_usage_bits(Datum d, bool isnull);
 
 #endif
