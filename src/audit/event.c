@@ -17,26 +17,37 @@
 #include "audit/hp_audit.h"
 
 /*
- * Queue a record of an event: outcome (HP_ISSUED, HP_REVOKED), on relation
- * relid, about subject (NULL: none), with purpose and reason (NULL or "":
- * none), done with the privileges of role actor (its name is the record's
- * current user: the role whose grant or EXECUTE right was used, which under
- * a SECURITY DEFINER function is the definer; the session user is the
- * session's).  Returns the sequence number to wait for (hp_wait_durable).
- * Raises YHA01 when the queue cannot take it within audit_timeout.
+ * The fields every event record of this session shares, done with the
+ * privileges of role actor: its name is the record's current user (the role
+ * whose grant or EXECUTE right was used, which under a SECURITY DEFINER
+ * function is the definer; the session user is the session's).  A batch
+ * builds it once (issue_batch).
  */
-uint64
-hp_audit_event_queue(HpOutcome outcome, Oid relid, const char *subject,
-					 const char *purpose, const char *reason, Oid actor)
+void
+hp_audit_event_template(HpRecord *tmpl, Oid actor)
 {
-	HpRecord	rec;
 	char	   *name;
 
-	Assert(outcome == HP_ISSUED || outcome == HP_REVOKED);
 	hp_require_preload();
-	hp_record_session(&rec);
+	hp_record_session(tmpl);
 	name = GetUserNameFromId(actor, true);
-	namestrcpy(&rec.current_user_name, name ? name : "");
+	namestrcpy(&tmpl->current_user_name, name ? name : "");
+}
+
+/*
+ * Queue a record of an event from template tmpl: outcome (HP_ISSUED,
+ * HP_REVOKED), on relation relid, about subject (NULL: none), with purpose
+ * and reason (NULL or "": none).  Returns the sequence number to wait for
+ * (hp_wait_durable).  Raises YHA01 when the queue cannot take it within
+ * audit_timeout.
+ */
+uint64
+hp_audit_event_queue(const HpRecord *tmpl, HpOutcome outcome, Oid relid,
+					 const char *subject, const char *purpose, const char *reason)
+{
+	HpRecord	rec = *tmpl;
+
+	Assert(outcome == HP_ISSUED || outcome == HP_REVOKED);
 	rec.logged_at = GetCurrentTimestamp();
 	rec.statement_id = hp_next_statement_id();
 	rec.relid = relid;
@@ -56,6 +67,9 @@ void
 hp_audit_event(HpOutcome outcome, Oid relid, const char *subject,
 			   const char *purpose, const char *reason, Oid actor)
 {
-	hp_wait_durable(hp_audit_event_queue(outcome, relid, subject, purpose,
-										 reason, actor));
+	HpRecord	tmpl;
+
+	hp_audit_event_template(&tmpl, actor);
+	hp_wait_durable(hp_audit_event_queue(&tmpl, outcome, relid, subject,
+										 purpose, reason));
 }

@@ -174,8 +174,10 @@ extern void hp_writer_register(void);
 extern void hp_writer_request(HpQueue *q);
 
 /* event.c: an issued or revoked pass; hp_audit_event returns once durable */
-extern uint64 hp_audit_event_queue(HpOutcome outcome, Oid relid, const char *subject,
-								   const char *purpose, const char *reason, Oid actor);
+extern void hp_audit_event_template(HpRecord *tmpl, Oid actor);
+extern uint64 hp_audit_event_queue(const HpRecord *tmpl, HpOutcome outcome, Oid relid,
+								   const char *subject, const char *purpose,
+								   const char *reason);
 extern void hp_audit_event(HpOutcome outcome, Oid relid, const char *subject,
 						   const char *purpose, const char *reason, Oid actor);
 

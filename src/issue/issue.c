@@ -484,6 +484,7 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 	int			n;
 	HpSigner   *signer;
 	HealthPass **passes;
+	HpRecord	tmpl;			/* the session's fields, once for all records */
 	MemoryContext each;
 	volatile uint64 upto = 0;
 	Oid			actor = GetUserId();
@@ -506,6 +507,7 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 	passes = palloc(sizeof(HealthPass *) * Max(n, 1));
 	each = AllocSetContextCreate(CurrentMemoryContext, "issue_batch pass",
 								 ALLOCSET_DEFAULT_SIZES);
+	hp_audit_event_template(&tmpl, actor);
 	signer = hp_signer_open(text_to_cstring(PG_GETARG_TEXT_PP(1)));
 	PG_TRY();
 	{
@@ -524,8 +526,8 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 			old = MemoryContextSwitchTo(each);
 			p = issue_with(fcinfo, signer, elems[i], PG_GETARG_INTERVAL_P(2),
 						   PG_GETARG_TIMESTAMPTZ(3), &u, reason);
-			upto = hp_audit_event_queue(HP_ISSUED, hp_signing_key_relid(), u,
-										NULL, reason, actor);
+			upto = hp_audit_event_queue(&tmpl, HP_ISSUED, hp_signing_key_relid(), u,
+										NULL, reason);
 			MemoryContextSwitchTo(old);
 			passes[i] = palloc(VARSIZE(p));
 			memcpy(passes[i], p, VARSIZE(p));
