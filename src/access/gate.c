@@ -1159,6 +1159,9 @@ hp_executor_run(QueryDesc *qd, ScanDirection dir, uint64 count, bool once)
 	EState	   *saved_top = top_estate;
 	DestReceiver *saved_dest = NULL;
 
+	/* a client's statement begins (not one a utility statement runs) */
+	if (depth == 0 && !hp_send_in_utility())
+		hp_statement_count++;
 	if (depth == 0)
 	{
 		top_estate = qd->estate;

@@ -63,6 +63,7 @@ extern void hp_quota_forget(Oid dbid);
 /* send.c */
 extern void hp_send_init(void);
 extern void hp_send_sync(void);
+extern bool hp_send_in_utility(void);
 extern void hp_send_utility_enter(void);
 extern void hp_send_utility_leave(void);
 extern void hp_send_wrap(QueryDesc *qd, DestReceiver **saved);

@@ -392,6 +392,8 @@ hp_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		   ProcessUtilityContext context, ParamListInfo params,
 		   QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
+	if (context == PROCESS_UTILITY_TOPLEVEL)
+		hp_statement_count++;
 	hp_send_utility_enter();
 	PG_TRY();
 	{

@@ -169,6 +169,12 @@ hp_send_sync(void)
  * Around every utility statement (plan.c's ProcessUtility hook, which also
  * ends a client's statement synced): count the nesting
  */
+bool
+hp_send_in_utility(void)
+{
+	return utility_depth > 0;
+}
+
 void
 hp_send_utility_enter(void)
 {

@@ -12,6 +12,9 @@ bool		hp_preloaded = false;
 /* This process attached to health_pass's shared memory (access/shmem.c) */
 bool		hp_shmem_attached = false;
 
+/* Top-level statements begun (counted by access/plan.c and access/gate.c) */
+uint64		hp_statement_count = 0;
+
 /* Raise unless the library was preloaded (hooks and shared memory exist) */
 void
 hp_require_preload(void)

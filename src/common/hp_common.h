@@ -22,6 +22,13 @@
 extern bool hp_preloaded;		/* loaded through shared_preload_libraries */
 extern bool hp_shmem_attached;	/* ... and this process attached to our shared memory */
 extern void hp_require_preload(void);
+
+/*
+ * Top-level statements this backend began: the access hooks count each
+ * client statement (a query, a utility statement, each FETCH or Execute);
+ * a cache valid for one statement keys on it (issue/keys.c's memo)
+ */
+extern uint64 hp_statement_count;
 extern bytea *hp_bytea(const uint8 *b, size_t len);
 
 /*

@@ -145,7 +145,8 @@ static struct
 	bool		suboverflowed;
 	bool		recovery;		/* takenDuringRecovery */
 	TimestampTz whenTaken;
-	TimestampTz stmt_start;		/* the top-level statement it was filled in */
+	uint64		stmt;			/* the top-level statement it was filled in
+								 * (hp_statement_count) */
 	/* the relations whose invalidation forgets the memo */
 	Oid			key_relid;
 	Oid			grant_relid;
@@ -1015,7 +1016,7 @@ memo_hit(const char *name, Snapshot snap)
 		 memcmp(memo.xip, snap->xip, snap->xcnt * sizeof(TransactionId)) == 0) &&
 		(snap->subxcnt <= 0 ||
 		 memcmp(memo.subxip, snap->subxip, snap->subxcnt * sizeof(TransactionId)) == 0) &&
-		memo.stmt_start == GetCurrentStatementStartTimestamp() &&
+		memo.stmt == hp_statement_count &&
 		memo.user == GetUserId() &&
 		strcmp(memo.name, name) == 0;
 }
@@ -1041,7 +1042,7 @@ memo_fill(const HpSigner *s, Snapshot snap)
 	memo.info.kid = b;
 	memo.info.certificate = b + s->info.kid_len;
 	memo.key_ref = pstrdup(s->key_ref);
-	memo.stmt_start = GetCurrentStatementStartTimestamp();
+	memo.stmt = hp_statement_count;
 	memo.xcnt = snap->xcnt;
 	memo.xip = snap->xcnt > 0 ? palloc(snap->xcnt * sizeof(TransactionId)) : NULL;
 	if (snap->xcnt > 0)
@@ -1092,6 +1093,11 @@ hp_signer_open(const char *name)
 	Snapshot	snap;
 	bool		recheck = true;
 
+	/* the grant is read under the latest snapshot, which a worker cannot take */
+	if (IsInParallelMode())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("key: a signing key cannot be opened during a parallel operation")));
 	keys_init();
 	snap = memo_snapshot();
 	if (memo_hit(name, snap))

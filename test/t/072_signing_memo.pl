@@ -20,6 +20,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IPC::Run;
 use File::Path qw(make_path);
 
 my $node = PostgreSQL::Test::Cluster->new('signing_memo');
@@ -154,5 +155,33 @@ ALTER TABLE health_pass.signing_key ENABLE TRIGGER USER;});
 $bg->query("SELECT health_pass.signer_check('fr')");
 like($bg->{stderr}, qr/key: /, 'a key deleted by another session: the signer\'s next statement is refused');
 $bg->quit;
+
+# ... and when the statements come in one message (one statement start
+# time), or a cursor's FETCHes push the same snapshot: each client statement
+# reads the grant again (the memo outlived them before).  The revoke comes
+# while the signer sleeps 3 s between its two statements.
+$node->safe_psql('postgres', q{
+SELECT health_pass.signing_key_add('fr', pg_read_binary_file('} . "$out/es.der" . q{'), 'file:es.pem');
+SELECT health_pass.grant_signing('signer', 'fr');});
+for my $c (
+	[ q{BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT health_pass.signer_check('fr') IS NOT NULL; SELECT pg_sleep(3); SELECT health_pass.signer_check('fr') IS NOT NULL; COMMIT;},
+	  'statements of one message in a REPEATABLE READ transaction' ],
+	[ q{BEGIN; DECLARE c CURSOR FOR SELECT health_pass.signer_check('fr') IS NOT NULL FROM generate_series(1, 10); FETCH 1 FROM c; SELECT pg_sleep(3); FETCH 1 FROM c; COMMIT;},
+	  'FETCHes of one cursor' ])
+{
+	my ($sql, $what) = @$c;
+	my ($o, $e) = ('', '');
+	my $h = IPC::Run::start([ $node->installed_command('psql'), '-XAtq', '-d',
+		$node->connstr('postgres') . ' user=signer', '-c', $sql ], '>', \$o, '2>', \$e);
+	$node->poll_query_until('postgres',
+		q{SELECT count(*) FROM pg_stat_activity WHERE usename = 'signer' AND wait_event = 'PgSleep'}, '1')
+	  or die 'the signer never slept';
+	is($node->safe_psql('postgres', "SELECT health_pass.revoke_signing('signer', 'fr')"), 't', "revoked during $what");
+	$h->finish;
+	like($e, qr/permission denied to sign with key "fr"/,
+		"$what: the statement after the revoke is refused");
+	like($o, qr/^t\n/, "$what: the one before it signed");
+	$node->safe_psql('postgres', "SELECT health_pass.grant_signing('signer', 'fr')");
+}
 
 done_testing();
