@@ -35,7 +35,9 @@ PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter \
               -Wno-missing-field-initializers -Wno-sign-compare
 # the PKCS#11 header (p11-kit/pkcs11.h, libp11-kit-dev); modules are dlopen'ed
 PG_CPPFLAGS += $(shell pkg-config --cflags p11-kit-1 2>/dev/null || echo -I/usr/include/p11-kit-1)
-SHLIB_LINK = -lcrypto -lz -ldl
+# libpq: a standby ships its audit records to the primary (src/audit/ship.c)
+PG_CPPFLAGS += -I$(shell $(PG_CONFIG) --includedir)
+SHLIB_LINK = -lcrypto -lz -ldl -lpq
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

@@ -782,7 +782,7 @@ def run(cl, t_start):
         if flush:
             c.execute("SELECT health_pass.audit_flush()")
         c.execute("SELECT r.id, r.backend_pid, r.current_user_name, r.relation::oid, r.subject, r.outcome "
-                  "FROM health_pass.audit_block b CROSS JOIN LATERAL health_pass._audit_records(b.records) r "
+                  "FROM health_pass.audit_block b CROSS JOIN LATERAL health_pass._audit_rows(b.records) r "
                   "WHERE b.max_id > %s AND r.id > %s", (mark, mark))
         return c.fetchall()
 

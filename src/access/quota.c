@@ -38,7 +38,10 @@
 
 #include <signal.h>
 
+#include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xlog.h"
+#include "funcapi.h"
 #include "access/tableam.h"
 #include "common/hashfn.h"
 #include "mb/pg_wchar.h"
@@ -287,6 +290,11 @@ hp_quota_admit(const HpRule *rule, const uint8 *subject_key, int *count)
 	HpSubjectEntry *e;
 	TimestampTz now = GetCurrentTimestamp();
 	bool		full;
+
+	/* a standby's reads count against the primary's counters (audit/ship.c) */
+	if (RecoveryInProgress())
+		return hp_ship_quota_admit(rule->grantee, rule->relid, rule->purpose,
+								   subject_key, count);
 
 	memset(&sk, 0, sizeof(sk));
 	hp_counter_key(rule, &sk.rule);
@@ -577,6 +585,9 @@ hp_quota_ready(void)
 
 	if (ready)
 		return;
+	/* a standby counts on the primary; it rebuilds here once promoted */
+	if (RecoveryInProgress())
+		return;
 	ld = hp_quota_load_state();
 	for (;;)
 	{
@@ -651,4 +662,54 @@ hp_quota_ready(void)
 	ld->loader = 0;
 	LWLockRelease(quota_lock);
 	ready = true;
+}
+
+PG_FUNCTION_INFO_V1(hp_audit_quota_admit);
+
+/*
+ * _audit_quota_admit(grantee, relid, purpose, subject_key) on the primary:
+ * what hp_quota_admit() says of the rule (grantee, relid, purpose) as this
+ * server has it, for a standby's read (audit/ship.c).  Returns (admitted,
+ * subjects); subjects -1 when this server has no such rule with a quota.
+ * subject_key NULL: a NULL subject.  Who may call it is who has EXECUTE
+ * (revoked from PUBLIC): a call counts a subject against a rule.
+ */
+Datum
+hp_audit_quota_admit(PG_FUNCTION_ARGS)
+{
+	TupleDesc	rdesc;
+	Datum		out[2];
+	bool		outnull[2] = {false, false};
+	const HpRule *rule;
+	bytea	   *key = PG_ARGISNULL(3) ? NULL : PG_GETARG_BYTEA_PP(3);
+	int			count = -1;
+	bool		admitted = false;
+
+	if (get_call_result_type(fcinfo, NULL, &rdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "_audit_quota_admit must return a composite type");
+	hp_require_preload();
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("a quota question needs the rule's grantee, table and purpose")));
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_HP_AUDIT_STANDBY),
+				 errmsg("this server is a standby: quotas are counted on the primary"),
+				 errhint("Point health_pass.primary_conninfo of the standby at the primary.")));
+	if (key && VARSIZE_ANY_EXHDR(key) != HP_SUBJECT_KEY_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a subject key is %d bytes", HP_SUBJECT_KEY_LEN)));
+	rule = hp_rule_exact(PG_GETARG_OID(0), PG_GETARG_OID(1),
+						 text_to_cstring(PG_GETARG_TEXT_PP(2)));
+	if (rule && rule->max_subjects > 0)
+	{
+		hp_quota_ready();
+		count = 0;				/* a live subject's admission leaves it alone */
+		admitted = hp_quota_admit(rule, key ? (const uint8 *) VARDATA_ANY(key) : NULL, &count);
+	}
+	out[0] = BoolGetDatum(admitted);
+	out[1] = Int32GetDatum(count);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(rdesc), out, outnull)));
 }

@@ -6,11 +6,13 @@
  * so that small negative steps stay small; a text is varint length + 1
  * then its bytes, 0 meaning NULL):
  *
- *   "HB" 0x01                       magic and version
+ *   "HB" 0x01 or 0x02               magic and version (2: contexts carry
+ *                                   a node; written only when a record
+ *                                   has one, so local blocks stay 1)
  *   prev_hash[32]                   hash the first record chains to
  *   nctx, then nctx contexts:       fields records share
  *     session_user_name current_user_name client_addr application_name
- *     z backend_pid  purpose  relid
+ *     z backend_pid  purpose  relid  [node: version 2]
  *   nrec, then nrec records:
  *     ctx  z id  z logged_at  z statement_id   (each a step from the
  *                                               record before; the first
@@ -27,6 +29,7 @@
 #include "audit/hp_block.h"
 
 #define HP_BLOCK_VERSION 1
+#define HP_BLOCK_VERSION_NODE 2
 #define HP_BLOOM_BITS_PER_SUBJECT 16
 #define HP_BLOOM_HASHES 7
 
@@ -186,7 +189,7 @@ same_context(const HpEntry *a, const HpEntry *b)
 		same_text(a->current_user_name, b->current_user_name) &&
 		same_text(a->client_addr, b->client_addr) &&
 		same_text(a->application_name, b->application_name) &&
-		same_text(a->purpose, b->purpose);
+		same_text(a->purpose, b->purpose) && same_text(a->node, b->node);
 }
 
 /* Bytes a text takes at most */
@@ -205,7 +208,8 @@ hp_block_encoded_max(const HpEntry *e, int n)
 		total += 7 * 10 + 1 + 32 + 10 +
 			text_max(e[i].session_user_name) + text_max(e[i].current_user_name) +
 			text_max(e[i].client_addr) + text_max(e[i].application_name) +
-			text_max(e[i].purpose) + text_max(e[i].subject) + text_max(e[i].reason);
+			text_max(e[i].purpose) + text_max(e[i].subject) + text_max(e[i].reason) +
+			text_max(e[i].node);
 	return total;
 }
 
@@ -217,7 +221,13 @@ hp_block_encode(const uint8_t *prev, const HpEntry *e, int n, int *ctx,
 	int		   *leader = ctx + n;	/* entry index of each context */
 	int			nctx = 0;
 	const HpEntry *last = NULL;
-	static const uint8_t magic[3] = {'H', 'B', HP_BLOCK_VERSION};
+	uint8_t		magic[3] = {'H', 'B', HP_BLOCK_VERSION};
+	bool		nodes = false;
+
+	for (int i = 0; i < n && !nodes; i++)
+		nodes = e[i].node != NULL;
+	if (nodes)
+		magic[2] = HP_BLOCK_VERSION_NODE;
 
 	/* contexts, newest first in the search: runs from one backend hit at once */
 	for (int i = 0; i < n; i++)
@@ -248,6 +258,8 @@ hp_block_encode(const uint8_t *prev, const HpEntry *e, int n, int *ctx,
 		put_int(&o, l->backend_pid);
 		put_text(&o, l->purpose);
 		put_uint(&o, l->relid);
+		if (nodes)
+			put_text(&o, l->node);
 	}
 	put_uint(&o, (uint64_t) n);
 	for (int i = 0; i < n; i++)
@@ -280,13 +292,15 @@ hp_block_decode(const uint8_t *buf, size_t len, HpAlloc alloc, void *arg,
 	int64_t		id = 0,
 				at = 0,
 				stmt = 0;
+	bool		nodes = len >= 3 && buf[2] == HP_BLOCK_VERSION_NODE;
 
 	b->n = 0;
 	b->entries = NULL;
 	if (len > HP_BLOCK_MAX_BYTES)
 		in_fail(&in, "block is larger than 1 MB");
-	else if (len < 35 || buf[0] != 'H' || buf[1] != 'B' || buf[2] != HP_BLOCK_VERSION)
-		in_fail(&in, "not a version 1 audit block");
+	else if (len < 35 || buf[0] != 'H' || buf[1] != 'B' ||
+			 (buf[2] != HP_BLOCK_VERSION && !nodes))
+		in_fail(&in, "not a version 1 or 2 audit block");
 	if (in.why)
 	{
 		*why = in.why;
@@ -310,6 +324,7 @@ hp_block_decode(const uint8_t *buf, size_t len, HpAlloc alloc, void *arg,
 		ctxs[c].backend_pid = (int32_t) get_int(&in);
 		ctxs[c].purpose = get_text(&in, &arena);
 		ctxs[c].relid = (uint32_t) get_uint(&in);
+		ctxs[c].node = nodes ? get_text(&in, &arena) : NULL;
 	}
 
 	nrec = in.why ? 0 : get_uint(&in);
@@ -903,6 +918,8 @@ hp_outcome_name(HpOutcome outcome)
 			return "issued";
 		case HP_REVOKED:
 			return "revoked";
+		case HP_FAILOVER:
+			return "failover";
 	}
 	return "unknown";
 }

@@ -74,5 +74,8 @@ hp_record_hash(const uint8 *prev, const HpEntry *e, uint8 *out)
 	hp_hash_field(ctx, e->purpose);
 	hp_hash_field(ctx, hp_outcome_name((HpOutcome) e->outcome));
 	hp_hash_field(ctx, e->reason);
+	/* a shipped record's node; a local record hashes as before 0.10.0 */
+	if (e->node)
+		hp_hash_field(ctx, e->node);
 	EVP_DigestFinal_ex(ctx, out, &len);
 }

@@ -65,6 +65,8 @@ typedef struct HpRecord
 	char		subject[HP_SUBJECT_LEN];
 	char		purpose[HP_PURPOSE_LEN];	/* "" means no purpose */
 	char		reason[HP_REASON_LEN];		/* "" means no reason */
+	char		node[HP_NODE_MAX + 1];	/* "" this server; else the standby
+										 * that read (shipped, ship.c) */
 } HpRecord;
 
 /*
@@ -119,7 +121,31 @@ typedef struct HpQueue
 	LOCKTAG		wait_tag;
 	LOCKMODE	wait_mode;
 	char		wait_error[HP_WAIT_ERROR_LEN];
+
+	/*
+	 * On a standby (ship.c): the slot's worker ships the queue to the
+	 * primary instead of writing it.  ship_state says whether backends may
+	 * queue records (HP_SHIP_UP), must fail at once (HP_SHIP_DOWN, with
+	 * ship_error) or wait for the worker to find out (HP_SHIP_UNKNOWN).
+	 * primary_last_id and primary_last_hash: the primary's chain head as
+	 * its last answer gave it (primary_known), what a promotion reports
+	 * as lost when this server's log has not reached it.
+	 */
+	uint8		ship_state;
+	TimestampTz ship_since;
+	char		ship_error[HP_WAIT_ERROR_LEN];
+	bool		primary_known;
+	int64		primary_last_id;
+	uint8		primary_last_hash[32];
 } HpQueue;
+
+/* HpQueue.ship_state */
+#define HP_SHIP_UNKNOWN 0
+#define HP_SHIP_UP 1
+#define HP_SHIP_DOWN 2
+
+/* A standby cannot have its reads audited now: shipping is off or the primary unreachable */
+#define ERRCODE_HP_AUDIT_STANDBY  MAKE_SQLSTATE('Y','H','A','0','2')
 
 /* The queues in shared memory: one per database that audits (health_pass.max_databases) */
 typedef struct HpQueueSet
@@ -136,7 +162,16 @@ extern int	hp_queue_size;
 extern int	hp_max_databases;
 extern int	hp_denial_interval_s;
 extern int	hp_denial_slots;
+extern char *hp_primary_conninfo;
+extern char *hp_node_name;
 extern void hp_audit_init(void);
+
+/* ship.c: a standby's records written into the primary's chain */
+extern void hp_standby_admit(HpQueue *q);
+extern bool hp_ship_main(HpQueue *q, Oid dbid);
+extern const char *hp_node_name_now(void);
+extern bool hp_ship_quota_admit(Oid grantee, Oid relid, const char *purpose,
+								const uint8 *subject_key, int *count);
 
 /* queue.c */
 extern HpQueueSet *hp_queues;
@@ -185,6 +220,7 @@ extern void hp_audit_event(HpOutcome outcome, Oid relid, const char *subject,
 extern void hp_record_hash(const uint8 *prev, const HpEntry *e, uint8 *out);
 
 /* records.c */
+extern bool hp_node_name_ok(const char *s, size_t len);
 extern void hp_entry_of_record(const HpRecord *r, HpEntry *e);
 extern void hp_block_summary(const HpEntry *e, int n, Datum *values, bool *nulls);
 extern void hp_block_form(const uint8 *prev, const HpEntry *e, int n,

@@ -29,10 +29,12 @@ typedef enum HpOutcome
 	HP_BREAK_GLASS,
 	HP_SUPERUSER,				/* a superuser or BYPASSRLS role: audited, not gated */
 	HP_ISSUED,					/* a pass was signed (subject: its UVCI) */
-	HP_REVOKED					/* a pass was revoked (subject: its UVCI) */
+	HP_REVOKED,					/* a pass was revoked (subject: its UVCI) */
+	HP_FAILOVER					/* the chain continues on a new timeline
+								 * (a promoted standby, a restored backup) */
 } HpOutcome;
 
-#define HP_OUTCOME_LAST HP_REVOKED
+#define HP_OUTCOME_LAST HP_FAILOVER
 
 /* audit_log.outcome text of an outcome: "unknown" for a byte past the last */
 extern const char *hp_outcome_name(HpOutcome outcome);
@@ -40,6 +42,7 @@ extern const char *hp_outcome_name(HpOutcome outcome);
 #define HP_BLOCK_RECORDS   256		/* records the writer packs per block */
 #define HP_BLOCK_MAX_BYTES (1024 * 1024)	/* largest block packed or unpacked */
 #define HP_BLOCK_MAX_TEXT  65535	/* longest text field in a block */
+#define HP_NODE_MAX 63			/* longest node name (health_pass.node_name) */
 #define HP_BLOCK_MIN_ENTRY 39		/* bytes of the smallest packed record */
 
 /* One audit record, as packed, unpacked, hashed and shown by audit_log */
@@ -59,6 +62,8 @@ typedef struct HpEntry
 	uint8_t		outcome;		/* HpOutcome; a forged block may hold any byte */
 	const char *reason;
 	uint8_t		hash[32];
+	const char *node;			/* NULL: this server; else the standby that
+								 * read (shipped records, block version 2) */
 } HpEntry;
 
 /* A decoded block: the hash its first record chains to, and its records */

@@ -8,6 +8,7 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "port/atomics.h"
@@ -218,6 +219,13 @@ hp_ms_left(TimestampTz deadline)
 static void
 hp_audit_unavailable(const char *why)
 {
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_HP_AUDIT_STANDBY),
+				 errmsg("the primary is not writing this standby's audit records: %s", why),
+				 errdetail("No rows of a protected table are returned until their reads are recorded on the primary; waited %d ms (health_pass.audit_timeout).",
+						   hp_audit_timeout_ms),
+				 errhint("Check that the primary is up, that health_pass.primary_conninfo reaches it, and the \"health_pass audit shipper\" process in this server's log.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_HP_AUDIT_UNAVAILABLE),
 			 errmsg("health_pass audit log is not being written: %s", why),
@@ -304,6 +312,23 @@ hp_enqueue_ext(const HpRecord *rec, TimestampTz now, bool wait, uint64 *seqp)
 	const char *why = NULL;
 	uint64		seq;
 
+	/* a standby queues only while its worker ships to the primary (ship.c) */
+	if (RecoveryInProgress())
+	{
+		if (wait)
+			hp_standby_admit(q);
+		else
+		{
+			uint8		state;
+
+			LWLockAcquire(q->lock, LW_SHARED);
+			state = q->ship_state;
+			LWLockRelease(q->lock);
+			if (state != HP_SHIP_UP)
+				return false;
+		}
+	}
+
 	for (;; now = GetCurrentTimestamp())
 	{
 		Latch	   *latch;
@@ -350,7 +375,9 @@ hp_enqueue_ext(const HpRecord *rec, TimestampTz now, bool wait, uint64 *seqp)
 		}
 		LWLockRelease(q->lock);
 
-		why = full ? "the queue is full" : "the writer has stopped taking records";
+		why = full ? "the queue is full" :
+			RecoveryInProgress() ? "records wait to be shipped" :
+			"the writer has stopped taking records";
 		if (!wait)
 			return false;
 		hp_writer_request(q);

@@ -44,6 +44,9 @@ StaticAssertDecl(HP_TS_MIN == MIN_TIMESTAMP && HP_TS_END == END_TIMESTAMP,
 StaticAssertDecl(HP_OUTCOME_DENIED == HP_DENIED, "an invalid outcome is written as denied");
 StaticAssertDecl(HP_NTEXT == 7, "seven text fields in a record");
 
+/* Columns of audit_log and _audit_rows() */
+#define HP_LOG_COLS 16
+
 /* Valid prefix of s in the database encoding (HpTextValid) */
 size_t
 hp_db_text_valid(void *arg, const char *s, size_t len)
@@ -64,6 +67,33 @@ hp_fields_text(uint32 bad)
 		if (bad & (1u << f))
 			appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", hp_field_name((HpField) f));
 	return buf.data;
+}
+
+/*
+ * True when s is a node name: 1 to HP_NODE_MAX bytes of letters, digits
+ * and "_.:-" (what health_pass.node_name and _audit_ship() accept)
+ */
+bool
+hp_node_name_ok(const char *s, size_t len)
+{
+	if (len == 0 || len > HP_NODE_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+			  (s[i] >= '0' && s[i] <= '9') || strchr("_.:-", s[i]) != NULL) || s[i] == '\0')
+			return false;
+	return true;
+}
+
+/* The node of a queued record: NULL for this server's own, "invalid" for bad bytes */
+static const char *
+hp_node_of_record(const HpRecord *r)
+{
+	const char *nul = memchr(r->node, '\0', sizeof(r->node));
+
+	if (r->node[0] == '\0')
+		return NULL;
+	return nul && hp_node_name_ok(r->node, nul - r->node) ? r->node : "invalid";
 }
 
 /*
@@ -103,13 +133,14 @@ hp_entry_of_record(const HpRecord *r, HpEntry *e)
 	raw.size[HP_F_PURPOSE] = HP_PURPOSE_LEN;
 	raw.text[HP_F_REASON] = r->reason;
 	raw.size[HP_F_REASON] = HP_REASON_LEN;
-
 	bad = hp_record_check(&raw, hp_db_text_valid, NULL, GetCurrentTimestamp(), e, NULL, 0);
+	e->node = hp_node_of_record(r);
 	if (bad == 0)
 		return;
 	cap = hp_record_arena_size(&raw);
 	arena = palloc(cap);
 	hp_record_check(&raw, hp_db_text_valid, NULL, GetCurrentTimestamp(), e, arena, cap);
+	e->node = hp_node_of_record(r);
 	ereport(LOG,
 			(errmsg("health_pass: an audit record of backend %d had invalid fields: %s",
 					(int) r->backend_pid, hp_fields_text(bad)),
@@ -244,7 +275,7 @@ hp_inet_datum(const HpInet *a)
 }
 
 /*
- * The 15 audit_log columns of entry e, chained to prev.  A field that
+ * The HP_LOG_COLS audit_log columns of entry e, chained to prev.  A field that
  * cannot be shown as it is (hp_entry_check) is shown in a safe form: text
  * rendered with its invalid bytes as \xNN, an address, outcome or time
  * NULL; and the reason starts with "unreadable record: " and those fields.
@@ -258,7 +289,7 @@ hp_entry_datums(const HpEntry *e, const uint8 *prev, Datum *v, bool *nulls)
 	const char *reason = e->reason;
 
 #define HP_BAD(f) ((bad & (1u << (f))) != 0)
-	memset(nulls, 0, 15 * sizeof(bool));
+	memset(nulls, 0, HP_LOG_COLS * sizeof(bool));
 	v[0] = Int64GetDatum(e->id);
 	nulls[1] = HP_BAD(HP_F_LOGGED_AT);
 	v[1] = TimestampTzGetDatum(e->logged_at);
@@ -284,13 +315,17 @@ hp_entry_datums(const HpEntry *e, const uint8 *prev, Datum *v, bool *nulls)
 	v[12] = hp_text_datum(reason, &nulls[12]);
 	v[13] = PointerGetDatum(hp_bytea(prev, 32));
 	v[14] = PointerGetDatum(hp_bytea(e->hash, 32));
+	/* the standby that read (a shipped record); not a field hp_entry_check() knows */
+	v[15] = hp_text_datum(hp_shown_text(e->node, e->node &&
+										hp_db_text_valid(NULL, e->node, strlen(e->node)) !=
+										strlen(e->node)), &nulls[15]);
 #undef HP_BAD
 }
 
 PG_FUNCTION_INFO_V1(hp_audit_records);
 
 /*
- * _audit_records(records bytea): the audit_log rows of one block, in the
+ * _audit_rows(records bytea): the audit_log rows of one block, in the
  * order they were written.  prev_hash is the hash of the record before:
  * the block's own for the first, the previous record's for the others.
  * Never fails on what the block holds: a block that does not decode is
@@ -309,12 +344,12 @@ hp_audit_records(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	if (!hp_block_unpack(records, &b, &why))
 	{
-		Datum		v[15] = {0};
-		bool		nulls[15];
+		Datum		v[HP_LOG_COLS] = {0};
+		bool		nulls[HP_LOG_COLS];
 		const uint8 *raw = (const uint8 *) VARDATA_ANY(records);
 		size_t		len = VARSIZE_ANY_EXHDR(records);
 
-		for (int i = 0; i < 15; i++)
+		for (int i = 0; i < HP_LOG_COLS; i++)
 			nulls[i] = true;
 		nulls[12] = false;
 		v[12] = CStringGetTextDatum(psprintf("unreadable block: %s", why ? why : "unknown"));
@@ -329,8 +364,8 @@ hp_audit_records(PG_FUNCTION_ARGS)
 	prev = b.prev_hash;
 	for (int i = 0; i < b.n; i++)
 	{
-		Datum		v[15];
-		bool		nulls[15];
+		Datum		v[HP_LOG_COLS];
+		bool		nulls[HP_LOG_COLS];
 
 		hp_entry_datums(&b.entries[i], prev, v, nulls);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
@@ -383,7 +418,7 @@ hp_col_datum(HeapTuple t, TupleDesc d, int i)
 }
 
 /*
- * Entry of an audit_log row (the view's 15 columns), as a superuser's
+ * Entry of an audit_log row (the view's HP_LOG_COLS columns), as a superuser's
  * UPDATE sets it.  prev_hash is not kept: it is the previous record's hash.
  */
 static void
@@ -406,6 +441,11 @@ hp_entry_of_row(HeapTuple t, TupleDesc d, HpEntry *e, bool replacement)
 	e->subject = hp_col_text(t, d, 10);
 	e->purpose = hp_col_text(t, d, 11);
 	e->reason = hp_col_text(t, d, 13);
+	e->node = d->natts >= 16 ? hp_col_text(t, d, 16) : NULL;
+	if (e->node && strlen(e->node) > HP_NODE_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("audit_log.node is at most %d bytes", HP_NODE_MAX)));
 	for (o = 0; o <= HP_OUTCOME_LAST; o++)
 		if (outcome && strcmp(outcome, hp_outcome_name((HpOutcome) o)) == 0)
 			break;
@@ -413,7 +453,7 @@ hp_entry_of_row(HeapTuple t, TupleDesc d, HpEntry *e, bool replacement)
 	if (o > HP_OUTCOME_LAST && replacement)
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECK_VIOLATION),
-				 errmsg("audit_log.outcome must be allowed, denied, quota_exceeded, break_glass, superuser, issued or revoked")));
+				 errmsg("audit_log.outcome must be allowed, denied, quota_exceeded, break_glass, superuser, issued, revoked or failover")));
 	e->outcome = (uint8) o;
 	if (isnull || VARSIZE_ANY_EXHDR(DatumGetByteaPP(hash)) != 32)
 		ereport(ERROR,

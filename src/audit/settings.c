@@ -32,6 +32,26 @@ int			hp_denial_interval_s = 10;
 /* health_pass.denial_slots: (role, table, reason) keys counted at a time */
 int			hp_denial_slots = 1024;
 
+/* health_pass.primary_conninfo: on a standby, where its audit records go
+ * (libpq connection string; a password belongs in a password file) */
+char	   *hp_primary_conninfo = NULL;
+
+/* health_pass.node_name: how the primary's records name this standby
+ * ("": cluster_name, else "standby") */
+char	   *hp_node_name = NULL;
+
+/* A node name is letters, digits and "_.:-", 1 to 63 of them, or empty */
+static bool
+hp_check_node_name(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || (*newval)[0] == '\0' ||
+		hp_node_name_ok(*newval, strlen(*newval)))
+		return true;
+	GUC_check_errdetail("A node name is 1 to %d letters, digits, \"_\", \".\", \":\" or \"-\".",
+						HP_NODE_MAX);
+	return false;
+}
+
 /* Define the settings; register the writers when preloaded */
 void
 hp_audit_init(void)
@@ -50,6 +70,15 @@ hp_audit_init(void)
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 	if (!hp_preloaded)
 		return;
+	DefineCustomStringVariable("health_pass.primary_conninfo",
+							   "On a standby: connection string of the primary, where the audit records of this standby's reads are written.",
+							   "Empty: protected tables cannot be read on a standby. The role it connects as needs EXECUTE on health_pass._audit_ship() and health_pass._audit_quota_admit() there.",
+							   &hp_primary_conninfo, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomStringVariable("health_pass.node_name",
+							   "How the primary's audit records name this standby (empty: cluster_name, else \"standby\").",
+							   NULL, &hp_node_name, "",
+							   PGC_SIGHUP, 0, hp_check_node_name, NULL, NULL);
 	DefineCustomIntVariable("health_pass.audit_queue_size",
 							"Audit records each database's queue holds.",
 							NULL, &hp_queue_size, 8192, 64, 1024 * 1024,

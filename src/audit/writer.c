@@ -19,6 +19,8 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_type_d.h"
+#include "executor/spi.h"
 #include "catalog/pg_authid_d.h"
 #include "catalog/pg_class_d.h"
 #include "executor/executor.h"
@@ -95,7 +97,7 @@ hp_writer_register(void)
 
 		memset(&w, 0, sizeof(w));
 		w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-		w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+		w.bgw_start_time = BgWorkerStart_ConsistentState;	/* a standby ships (ship.c) */
 		/*
 		 * a writer never exits with code 0: that would unregister it; after
 		 * code 1, started again at once to wait for the next database
@@ -465,6 +467,114 @@ typedef struct HpWriterStep
 	Oid			relid;			/* the audit_block written to (or read) */
 } HpWriterStep;
 
+static Oid hp_writer_batch(HpQueue *q, uint64 from, int n, int64 *id, uint8 *hash,
+							const HpRecord *only);
+
+/* This worker shipped a standby's records until it was promoted (ship.c) */
+static bool hp_was_shipping = false;
+
+/* The reason of a failover record: where the chain continues, what was lost */
+static char *
+hp_failover_reason(HpQueue *q, int64 prev_tli, TimeLineID tli, int64 id, const uint8 *hash)
+{
+	bool		known;
+	int64		pid;
+	uint8		phash[32];
+	char	   *lost;
+
+	LWLockAcquire(q->lock, LW_SHARED);
+	known = q->primary_known && hp_was_shipping;
+	pid = q->primary_last_id;
+	memcpy(phash, q->primary_last_hash, 32);
+	LWLockRelease(q->lock);
+	if (!known)
+		lost = "records the old primary wrote after it, if any, did not reach this server";
+	else if (pid > id)
+		lost = psprintf("the old primary had written records %lld to %lld, which did not reach this server",
+						(long long) id + 1, (long long) pid);
+	else if (pid == id && memcmp(phash, hash, 32) != 0)
+		lost = psprintf("the old primary's record %lld has another hash: the logs forked there",
+						(long long) id);
+	else
+		lost = "every record the old primary was last known to have is here";
+	return psprintf("timeline %u (was %lld): the chain continues after record %lld, hash %02x%02x%02x%02x%02x%02x%02x%02x; %s",
+					tli, (long long) prev_tli, (long long) id,
+					hash[0], hash[1], hash[2], hash[3], hash[4], hash[5], hash[6], hash[7], lost);
+}
+
+/*
+ * Inside the transaction that reads the chain head at start: when the
+ * server's timeline is not the one health_pass.audit_timeline last noted (a
+ * standby was promoted, or a backup restored), write a "failover" record,
+ * chained to the head, that says so and what may be lost, and note the new
+ * timeline with the record the chain continues after.  The first time
+ * (an empty table) only notes the timeline.  docs/design/standby.md.
+ */
+static void
+hp_writer_timeline(HpQueue *q, HpWriterStep *step)
+{
+	TimeLineID	tli = GetWALInsertionTimeLine();
+	Oid			relid = hp_extension_relation_oid("audit_timeline");
+	bool		isnull;
+	int64		last_tli;
+	Datum		args[5];
+	Oid			types[5] = {INT8OID, INT8OID, BYTEAOID, TEXTOID, INT8OID};
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	char	   *reason = NULL;
+	int64		after_id = step->id;
+	uint8		after_hash[32];
+
+	if (!OidIsValid(relid))
+		return;					/* an extension older than 0.10.0 */
+	memcpy(after_hash, step->hash, 32);
+	SPI_connect();
+	if (SPI_execute("SELECT max(timeline) FROM health_pass.audit_timeline", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read health_pass.audit_timeline");
+	last_tli = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (!isnull && last_tli == (int64) tli)
+	{
+		SPI_finish();
+		return;
+	}
+	if (!isnull)
+	{
+		HpRecord	rec;
+		char	   *user = GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false);
+
+		reason = hp_failover_reason(q, last_tli, tli, step->id, step->hash);
+		memset(&rec, 0, sizeof(rec));
+		rec.logged_at = GetCurrentTimestamp();
+		rec.statement_id = hp_next_statement_id();
+		rec.relid = step->relid;
+		rec.backend_pid = MyProcPid;
+		rec.outcome = HP_FAILOVER;
+		rec.subject_null = true;
+		rec.client_addr_null = true;
+		namestrcpy(&rec.session_user_name, user);
+		namestrcpy(&rec.current_user_name, user);
+		strlcpy(rec.application_name, "health_pass audit writer", HP_APPNAME_LEN);
+		hp_copy_field(rec.reason, HP_REASON_LEN, reason);
+		(void) hp_writer_batch(q, 0, 1, &step->id, step->hash, &rec);
+		ereport(LOG,
+				(errmsg("health_pass audit log: %s", reason)));
+	}
+	else
+		nulls[3] = 'n';
+	args[0] = Int64GetDatum((int64) tli);
+	args[1] = Int64GetDatum(after_id);
+	args[2] = PointerGetDatum(hp_bytea(after_hash, 32));
+	args[3] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
+	args[4] = Int64GetDatum(isnull ? 0 : last_tli);
+	if (isnull)
+		nulls[4] = 'n';
+	if (SPI_execute_with_args("INSERT INTO health_pass.audit_timeline "
+							  "(timeline, previous, after_id, after_hash, note) "
+							  "VALUES ($1, $5, $2, $3, $4)",
+							  5, types, args, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write health_pass.audit_timeline");
+	SPI_finish();
+}
+
 /* Transaction body at start: read the chain head */
 static void
 hp_writer_load_head(HpQueue *q, HpWriterStep *step)
@@ -476,6 +586,7 @@ hp_writer_load_head(HpQueue *q, HpWriterStep *step)
 	{
 		hp_writer_lock_audit(q, step->relid);
 		hp_writer_read_head(step->relid, &step->id, step->hash);
+		hp_writer_timeline(q, step);
 	}
 }
 
@@ -486,7 +597,7 @@ hp_writer_load_head(HpQueue *q, HpWriterStep *step)
  * writer's hot path).  *id and hash are the chain head, advanced per record.
  */
 static Oid
-hp_writer_batch(HpQueue *q, uint64 from, int n, int64 *id, uint8 *hash)
+hp_writer_batch(HpQueue *q, uint64 from, int n, int64 *id, uint8 *hash, const HpRecord *only)
 {
 	Oid			relid = hp_extension_relation_oid("audit_block");
 	CommandId	cid = GetCurrentCommandId(true);
@@ -534,7 +645,7 @@ hp_writer_batch(HpQueue *q, uint64 from, int n, int64 *id, uint8 *hash)
 		memcpy(prev, hash, 32);
 		for (int i = 0; i < k; i++)
 		{
-			hp_entry_of_record(&q->ring[(from + done + i) % hp_queue_size], &e[i]);
+			hp_entry_of_record(only ? only : &q->ring[(from + done + i) % hp_queue_size], &e[i]);
 			e[i].id = ++(*id);
 			hp_record_hash(hash, &e[i], e[i].hash);
 			memcpy(hash, e[i].hash, 32);
@@ -599,7 +710,7 @@ static void
 hp_writer_write(HpQueue *q, HpWriterStep *step)
 {
 	pgstat_report_activity(STATE_RUNNING, "writing health_pass audit records");
-	step->relid = hp_writer_batch(q, step->from, step->n, &step->id, step->hash);
+	step->relid = hp_writer_batch(q, step->from, step->n, &step->id, step->hash, NULL);
 }
 
 /*
@@ -882,6 +993,18 @@ hp_writer_main(Datum arg)
 	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
 	hp_writer_errcxt = AllocSetContextCreate(TopMemoryContext, "health_pass writer errors",
 											 ALLOCSET_SMALL_SIZES);
+
+	/*
+	 * On a standby this worker ships the queue to the primary (ship.c)
+	 * until recovery ends; then it writes here, starting a new timeline of
+	 * the chain (hp_writer_timeline)
+	 */
+	if (RecoveryInProgress())
+	{
+		hp_was_shipping = hp_ship_main(q, dbid);
+		SetConfigOption("application_name", "health_pass audit writer", PGC_USERSET, PGC_S_OVERRIDE);
+		pgstat_report_activity(STATE_IDLE, NULL);
+	}
 
 	/* at start: publish the chain head, so audit_verify() can check the tail */
 	for (;;)
