@@ -69,11 +69,12 @@ COMMENT ON COLUMN health_pass.audit_block.records IS
 -- (_audit_ship), and asks the primary's quota counters (_audit_quota_admit).
 -- The role in the standby's health_pass.primary_conninfo needs EXECUTE on
 -- both; they are revoked from PUBLIC (section 9).
-CREATE FUNCTION health_pass._audit_ship(node text, records bytea,
+CREATE FUNCTION health_pass._audit_ship(node text, boot timestamptz, first_seq bigint,
+                                        records bytea,
                                         OUT last_id bigint, OUT last_hash bytea)
     AS 'MODULE_PATHNAME', 'hp_audit_ship' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION health_pass._audit_ship(text, bytea) IS
-    'on the primary: write a standby''s audit records (a packed block; ids and hashes are this server''s) into the chain, each naming node, and return once they are durable, with the chain''s head; records NULL: only the head';
+COMMENT ON FUNCTION health_pass._audit_ship(text, timestamptz, bigint, bytea) IS
+    'on the primary: write a standby''s audit records (a packed block; ids and hashes are this server''s) into the chain, each naming node, and return once they are durable, with the chain''s head; first_seq is the first record''s number in the queue of the standby started at boot, so a batch shipped again after a failed answer is not written twice; records NULL: only the head';
 CREATE FUNCTION health_pass._audit_quota_admit(grantee oid, relid oid, purpose text,
                                                subject_key bytea,
                                                OUT admitted boolean, OUT subjects integer)
@@ -96,7 +97,7 @@ CREATE TABLE health_pass.audit_timeline (
 COMMENT ON TABLE health_pass.audit_timeline IS
     'each WAL timeline the audit chain was written on: the record it continues after (after_id, after_hash), and the failover record''s text (note; NULL for the first timeline noted)';
 
-REVOKE ALL ON FUNCTION health_pass._audit_ship(text, bytea) FROM PUBLIC;
+REVOKE ALL ON FUNCTION health_pass._audit_ship(text, timestamptz, bigint, bytea) FROM PUBLIC;
 REVOKE ALL ON FUNCTION health_pass._audit_quota_admit(oid, oid, text, bytea) FROM PUBLIC;
 REVOKE ALL ON health_pass.audit_timeline FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('health_pass.audit_timeline', '');

@@ -774,11 +774,12 @@ COMMENT ON FUNCTION health_pass.audit_flush() IS
 -- (_audit_ship), and asks the primary's quota counters (_audit_quota_admit).
 -- The role in the standby's health_pass.primary_conninfo needs EXECUTE on
 -- both; they are revoked from PUBLIC (section 9).
-CREATE FUNCTION health_pass._audit_ship(node text, records bytea,
+CREATE FUNCTION health_pass._audit_ship(node text, boot timestamptz, first_seq bigint,
+                                        records bytea,
                                         OUT last_id bigint, OUT last_hash bytea)
     AS 'MODULE_PATHNAME', 'hp_audit_ship' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION health_pass._audit_ship(text, bytea) IS
-    'on the primary: write a standby''s audit records (a packed block; ids and hashes are this server''s) into the chain, each naming node, and return once they are durable, with the chain''s head; records NULL: only the head';
+COMMENT ON FUNCTION health_pass._audit_ship(text, timestamptz, bigint, bytea) IS
+    'on the primary: write a standby''s audit records (a packed block; ids and hashes are this server''s) into the chain, each naming node, and return once they are durable, with the chain''s head; first_seq is the first record''s number in the queue of the standby started at boot, so a batch shipped again after a failed answer is not written twice; records NULL: only the head';
 CREATE FUNCTION health_pass._audit_quota_admit(grantee oid, relid oid, purpose text,
                                                subject_key bytea,
                                                OUT admitted boolean, OUT subjects integer)
@@ -1250,7 +1251,7 @@ REVOKE EXECUTE ON FUNCTION health_pass.break_glass(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION health_pass.audit_status() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION health_pass.audit_status() TO pg_monitor;
 REVOKE EXECUTE ON FUNCTION health_pass.audit_flush() FROM PUBLIC;
-REVOKE ALL ON FUNCTION health_pass._audit_ship(text, bytea) FROM PUBLIC;
+REVOKE ALL ON FUNCTION health_pass._audit_ship(text, timestamptz, bigint, bytea) FROM PUBLIC;
 REVOKE ALL ON FUNCTION health_pass._audit_quota_admit(oid, oid, text, bytea) FROM PUBLIC;
 REVOKE ALL ON health_pass.audit_timeline FROM PUBLIC;
 

@@ -45,6 +45,9 @@
 /* What audit_status() shows of a stalled writer (docs/design/writer.md) */
 #define HP_WAIT_ERROR_LEN 160	/* the error a failed batch ended with */
 
+/* Standbys a primary's queue remembers the last shipped record of */
+#define HP_SHIPPERS 8
+
 /* A read could not be audited in time: the writer is missing, stalled or blocked */
 #define ERRCODE_HP_AUDIT_UNAVAILABLE  MAKE_SQLSTATE('Y','H','A','0','1')
 
@@ -137,6 +140,20 @@ typedef struct HpQueue
 	bool		primary_known;
 	int64		primary_last_id;
 	uint8		primary_last_hash[32];
+
+	/*
+	 * On a primary: per standby (node, boot time) that shipped, the number
+	 * of its next record not yet queued here, so a batch shipped again
+	 * after a lost answer is not written twice (ship.c).  The least
+	 * recently used entry makes room for a new standby.
+	 */
+	struct
+	{
+		char		node[HP_NODE_MAX + 1];
+		TimestampTz boot;
+		uint64		next_seq;
+		TimestampTz used_at;
+	}			shipped[HP_SHIPPERS];
 } HpQueue;
 
 /* HpQueue.ship_state */

@@ -565,6 +565,10 @@ hp_queue_free_locked(HpQueue *q)
 	q->hold_until = 0;
 	q->committed_batches = 0;
 	q->wait_since = 0;
+	/* what standbys shipped to the database that had the slot */
+	memset(q->shipped, 0, sizeof(q->shipped));
+	q->ship_state = HP_SHIP_UNKNOWN;
+	q->primary_known = false;
 }
 
 /* Free the queue slot of a dropped database, and its pending denial counts

@@ -40,6 +40,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/interrupt.h"
+#include "postmaster/postmaster.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
@@ -241,9 +242,10 @@ hp_ship_state(HpQueue *q, uint8 state, const char *why)
 static int
 hp_ship_batch(PGconn *conn, HpQueue *q, uint64 from, int n, char *err, size_t errlen)
 {
-	const char *vals[2];
-	int			lens[2] = {0, 0};
-	int			fmts[2] = {0, 1};
+	const char *vals[4];
+	int			lens[4] = {0, 0, 0, 0};
+	int			fmts[4] = {0, 0, 0, 1};
+	char		seq[24];
 	PGresult   *res;
 	HpEntry    *e = NULL;
 	uint8		zero[32] = {0};
@@ -278,11 +280,14 @@ hp_ship_batch(PGconn *conn, HpQueue *q, uint64 from, int n, char *err, size_t er
 			return -1;
 		}
 	}
+	snprintf(seq, sizeof(seq), UINT64_FORMAT, from);
 	vals[0] = hp_node_name_now();
-	vals[1] = (const char *) buf;
-	lens[1] = (int) len;
-	res = hp_pq_exec(conn, "SELECT last_id, last_hash FROM health_pass._audit_ship($1, $2)",
-					 2, vals, lens, fmts, Max(hp_audit_timeout_ms, 1000) + HP_SHIP_CONNECT_MS,
+	vals[1] = timestamptz_to_str(PgStartTime);
+	vals[2] = seq;
+	vals[3] = (const char *) buf;
+	lens[3] = (int) len;
+	res = hp_pq_exec(conn, "SELECT last_id, last_hash FROM health_pass._audit_ship($1, $2, $3, $4)",
+					 4, vals, lens, fmts, Max(hp_audit_timeout_ms, 1000) + HP_SHIP_CONNECT_MS,
 					 err, errlen);
 	if (res == NULL)
 		return -1;
@@ -606,6 +611,47 @@ hp_ship_quota_admit(Oid grantee, Oid relid, const char *purpose,
 	return admitted;
 }
 
+/*
+ * The entry of q->shipped for (node, boot), taking the least recently used
+ * one for a standby not seen before
+ */
+static int
+hp_shipped_slot(HpQueue *q, const char *node, TimestampTz boot)
+{
+	int			found = -1;
+	int			oldest = 0;
+
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < HP_SHIPPERS && found < 0; i++)
+	{
+		if (q->shipped[i].boot == boot && strcmp(q->shipped[i].node, node) == 0)
+			found = i;
+		else if (q->shipped[i].used_at < q->shipped[oldest].used_at)
+			oldest = i;
+	}
+	if (found < 0)
+	{
+		found = oldest;
+		strlcpy(q->shipped[found].node, node, sizeof(q->shipped[found].node));
+		q->shipped[found].boot = boot;
+		q->shipped[found].next_seq = 0;
+	}
+	q->shipped[found].used_at = GetCurrentTimestamp();
+	LWLockRelease(q->lock);
+	return found;
+}
+
+/* Record next_seq of (node, boot) in its entry, unless another took it meanwhile */
+static void
+hp_shipped_note(HpQueue *q, int slot, const char *node, TimestampTz boot, uint64 next_seq)
+{
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	if (q->shipped[slot].boot == boot && strcmp(q->shipped[slot].node, node) == 0 &&
+		q->shipped[slot].next_seq < next_seq)
+		q->shipped[slot].next_seq = next_seq;
+	LWLockRelease(q->lock);
+}
+
 PG_FUNCTION_INFO_V1(hp_audit_ship);
 
 /*
@@ -646,17 +692,35 @@ hp_audit_ship(PG_FUNCTION_ARGS)
 				 errmsg("this server is a standby: it cannot write audit records for another"),
 				 errhint("Point health_pass.primary_conninfo of the standby \"%s\" at the primary.",
 						 node)));
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("shipped audit records need the standby's start time and the first record's number")));
 	q = hp_queue_for_database(MyDatabaseId, true);
-	if (!PG_ARGISNULL(1))
+	if (!PG_ARGISNULL(3))
 	{
 		HpBlock		b;
 		const char *why = NULL;
+		TimestampTz boot = PG_GETARG_TIMESTAMPTZ(1);
+		int64		first_seq = PG_GETARG_INT64(2);
+		int			slot;
+		int			skip;
 
-		if (!hp_block_unpack(PG_GETARG_BYTEA_PP(1), &b, &why))
+		if (!hp_block_unpack(PG_GETARG_BYTEA_PP(3), &b, &why))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
 					 errmsg("shipped audit records do not decode: %s", why ? why : "unknown")));
-		for (int i = 0; i < b.n; i++)
+		if (first_seq < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a shipped record's number cannot be negative")));
+		/* records of this standby queued here already: a batch shipped again */
+		slot = hp_shipped_slot(q, node, boot);
+		LWLockAcquire(q->lock, LW_SHARED);
+		skip = q->shipped[slot].next_seq > (uint64) first_seq ?
+			(int) Min(q->shipped[slot].next_seq - (uint64) first_seq, (uint64) b.n) : 0;
+		LWLockRelease(q->lock);
+		for (int i = skip; i < b.n; i++)
 		{
 			const HpEntry *e = &b.entries[i];
 			HpRecord	rec;
@@ -679,6 +743,7 @@ hp_audit_ship(PG_FUNCTION_ARGS)
 			hp_copy_field(rec.reason, HP_REASON_LEN, e->reason);
 			strlcpy(rec.node, node, sizeof(rec.node));
 			(void) hp_enqueue(&rec);
+			hp_shipped_note(q, slot, node, boot, (uint64) first_seq + i + 1);
 		}
 		if (b.n > 0)
 			hp_wait_durable(hp_last_enqueued);
