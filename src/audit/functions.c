@@ -8,6 +8,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -307,6 +308,13 @@ hp_audit_status(PG_FUNCTION_ARGS)
 		mode = q->wait_mode;
 		pid = q->writer_pid;
 		memcpy(error, q->wait_error, sizeof(error));
+		/* a standby's shipper that cannot reach the primary (ship.c) */
+		if (RecoveryInProgress() && q->ship_state == HP_SHIP_DOWN)
+		{
+			since = q->ship_since;
+			is_lock = false;
+			snprintf(error, sizeof(error), "the primary: %s", q->ship_error);
+		}
 		LWLockRelease(q->lock);
 		error[HP_WAIT_ERROR_LEN - 1] = '\0';
 

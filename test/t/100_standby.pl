@@ -229,6 +229,8 @@ my ($replicated_id, $lost_id);
 	is($out, '', 'primary down: no row');
 	like($err, qr/primary/, 'the error names the primary');
 	cmp_ok($took, '<', 2.5, "primary down: refused at once (${took}s)");
+	like($standby->safe_psql('postgres', 'SELECT waiting_on FROM health_pass.audit_status()'),
+		qr/^error: the primary: /, 'audit_status() on the standby says the primary cannot be reached');
 }
 
 # 5. Promotion: the chain continues from the last record that reached the
