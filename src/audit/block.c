@@ -791,6 +791,7 @@ hp_record_check(const HpRawRecord *r, HpTextValid valid, void *arg, int64_t now,
 	e->statement_id = r->statement_id;
 	e->relid = r->relid;
 	e->outcome = r->outcome;
+	e->node = NULL;				/* a raw record has none: the caller sets a shipped one's */
 	for (int f = 0; f < HP_NTEXT; f++)
 		*fields[f] = isnull[f] ? NULL : r->text[f];
 	if (bad == 0)

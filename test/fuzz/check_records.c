@@ -185,7 +185,7 @@ same_entry(const HpEntry *x, const HpEntry *y)
 		same_text(x->client_addr, y->client_addr) &&
 		same_text(x->application_name, y->application_name) &&
 		same_text(x->subject, y->subject) && same_text(x->purpose, y->purpose) &&
-		same_text(x->reason, y->reason);
+		same_text(x->reason, y->reason) && same_text(x->node, y->node);
 }
 
 static int64_t
@@ -343,6 +343,8 @@ main(int argc, char **argv)
 		e2.id = it + 1;
 		for (int k = 0; k < 32; k++)
 			e2.hash[k] = (uint8_t) rnd();
+		/* some records shipped by a standby: a version 2 block */
+		e2.node = (blocks % 3 == 1 && rnd_below(2)) ? (rnd_below(2) ? "replica-a" : "b:2") : NULL;
 		batch[nb++] = e2;
 
 		/* a block of what was checked: packs, unpacks the same, reads as readable */

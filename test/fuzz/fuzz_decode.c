@@ -51,7 +51,7 @@ same_entry(const HpEntry *x, const HpEntry *y)
 		same_text(x->client_addr, y->client_addr) &&
 		same_text(x->application_name, y->application_name) &&
 		same_text(x->subject, y->subject) && same_text(x->purpose, y->purpose) &&
-		same_text(x->reason, y->reason);
+		same_text(x->reason, y->reason) && same_text(x->node, y->node);
 }
 
 /* Text validity for hp_entry_check: anything but a zero byte */
