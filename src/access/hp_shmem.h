@@ -20,6 +20,10 @@
  *                       reservations (a backend copies its record into the
  *                       reserved slot after releasing it, then publishes it
  *                       with a write barrier and the ready flag)
+ *        On a standby q->lock also guards the shipper's state (ship_state,
+ *        ship_error, the primary's last known head); on a primary, the
+ *        last record number each standby shipped (shipped[]).  audit/ship.c
+ *        takes it only to copy them, never across a libpq call.
  *        next_statement_id is an atomic, read without a lock.
  *
  *    Denial counts (audit/denials.c, "health_pass denials"): a fixed-size
