@@ -703,7 +703,7 @@ COMMENT ON TABLE health_pass.audit_block IS
 COMMENT ON COLUMN health_pass.audit_block.subjects IS
     'bloom filter of the (relation, subject) pairs of the block''s records: who_read() unpacks only blocks it matches';
 COMMENT ON COLUMN health_pass.audit_block.records IS
-    'the packed records (src/audit/block.c); outcome codes 0 allowed, 1 denied, 2 quota_exceeded, 3 break_glass, 4 superuser, 5 issued, 6 revoked';
+    'the packed records (src/audit/block.c); outcome codes 0 allowed, 1 denied, 2 quota_exceeded, 3 break_glass, 4 superuser, 5 issued, 6 revoked, 7 failover, 8 archived, 9 verified';
 
 CREATE FUNCTION health_pass._audit_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'hp_audit_guard' LANGUAGE C;
@@ -779,38 +779,25 @@ CREATE FUNCTION health_pass.subject_text(subject anyelement) RETURNS text
 COMMENT ON FUNCTION health_pass.subject_text(anyelement) IS
     'the text the audit log keeps of a subject value (printed under fixed settings; longer than 127 bytes: ''sha256:'' and its hex digest): what who_read() matches';
 
--- who_read() reads only the blocks whose bloom filter matches, so it needs
+-- The subject index: the 64-bit keys of a block's (relation, subject) pairs,
+-- computed from its records (a damaged block: the one key 0), in a GIN index
+-- the writer maintains as it inserts; who_read() asks it for the blocks that
+-- hold a key (docs/design/audit_index.md)
+CREATE FUNCTION health_pass._audit_keys(records bytea) RETURNS bigint[]
+    AS 'MODULE_PATHNAME', 'hp_audit_keys' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_pass._audit_keys(bytea) IS
+    'the subject-index keys of one audit_block.records value: the distinct 64-bit hashes of its records'' (relation, subject) pairs, or {0} when the block does not decode';
+CREATE INDEX audit_block_keys ON health_pass.audit_block
+    USING gin (health_pass._audit_keys(records)) WITH (fastupdate = on, gin_pending_list_limit = 256);
+
+-- who_read() reads only the blocks the subject index names, so it needs
 -- SELECT on audit_block; it matches the recorded form of the text it is given
 -- and returns the one row of a block that does not decode when its bloom
 -- filter matches (the investigator sees the log is damaged there)
 CREATE FUNCTION health_pass.who_read(tbl regclass, subject text)
     RETURNS SETOF health_pass.audit_log
-    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
-DECLARE
-    rels regclass[];
-    s text := health_pass.subject_text(who_read.subject);
-BEGIN
-    WITH RECURSIVE tree(rel) AS (
-        SELECT tbl::oid
-        UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree t ON i.inhparent = t.rel)
-    SELECT pg_catalog.array_agg(t.rel::regclass) INTO rels FROM tree t;
-    IF pg_catalog.cardinality(rels) = 1 THEN
-        RETURN QUERY
-        SELECT r.* FROM ONLY health_pass.audit_block b
-        CROSS JOIN LATERAL health_pass._audit_records(b.records) r
-        WHERE health_pass._audit_may_hold(b.subjects, tbl, s)
-          AND ((r.relation = tbl AND r.subject = s) OR r.id IS NULL)
-        ORDER BY r.id DESC;
-    ELSE
-        RETURN QUERY
-        SELECT r.* FROM ONLY health_pass.audit_block b
-        CROSS JOIN LATERAL health_pass._audit_records(b.records) r
-        WHERE EXISTS (SELECT 1 FROM pg_catalog.unnest(rels) t(rel)
-                      WHERE health_pass._audit_may_hold(b.subjects, t.rel, s))
-          AND ((r.relation = ANY (rels) AND r.subject = s) OR r.id IS NULL)
-        ORDER BY r.id DESC;
-    END IF;
-END $$;
+    AS 'MODULE_PATHNAME', 'hp_who_read' LANGUAGE C STABLE STRICT
+    SET search_path = pg_catalog, pg_temp SET jit = off SET enable_seqscan = off;
 COMMENT ON FUNCTION health_pass.who_read(regclass, text) IS
     'every audit record of one subject (its text as health_pass.subject_text() gives it) of one table and of its partitions and children, newest first, and the "unreadable block" row of a damaged block that may hold one (needs SELECT on audit_block)';
 

@@ -191,6 +191,7 @@ extern void hp_block_form(const uint8 *prev, const HpEntry *e, int n,
 						  Datum *values, bool *nulls);
 extern bool hp_block_unpack(bytea *records, HpBlock *b, const char **why);
 extern void hp_audit_refuse_unless_superuser(const char *what);
+extern void hp_audit_who_read(FunctionCallInfo fcinfo, Oid tbl, const char *subject);
 
 /* A scan of audit_block newest block first (records.c) */
 typedef struct HpBlockScan

@@ -14,6 +14,7 @@
 #include "access/relscan.h"
 #include "access/tableam.h"
 #include "catalog/pg_am_d.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type_d.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -21,6 +22,7 @@
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/inet.h"
 #include "utils/lsyscache.h"
@@ -43,6 +45,8 @@ StaticAssertDecl(HP_TS_MIN == MIN_TIMESTAMP && HP_TS_END == END_TIMESTAMP,
 				 "the record checks use timestamptz's range");
 StaticAssertDecl(HP_OUTCOME_DENIED == HP_DENIED, "an invalid outcome is written as denied");
 StaticAssertDecl(HP_NTEXT == 7, "seven text fields in a record");
+
+#define HP_LOG_COLUMNS 15		/* audit_log's columns (and _audit_records' OUT columns) */
 
 /* Valid prefix of s in the database encoding (HpTextValid) */
 size_t
@@ -244,7 +248,8 @@ hp_inet_datum(const HpInet *a)
 }
 
 /*
- * The 15 audit_log columns of entry e, chained to prev.  A field that
+ * The HP_LOG_COLUMNS audit_log columns of entry e (the one function that
+ * turns a record into a row: _audit_records() and who_read() use it), chained to prev.  A field that
  * cannot be shown as it is (hp_entry_check) is shown in a safe form: text
  * rendered with its invalid bytes as \xNN, an address, outcome or time
  * NULL; and the reason starts with "unreadable record: " and those fields.
@@ -258,7 +263,7 @@ hp_entry_datums(const HpEntry *e, const uint8 *prev, Datum *v, bool *nulls)
 	const char *reason = e->reason;
 
 #define HP_BAD(f) ((bad & (1u << (f))) != 0)
-	memset(nulls, 0, 15 * sizeof(bool));
+	memset(nulls, 0, HP_LOG_COLUMNS * sizeof(bool));
 	v[0] = Int64GetDatum(e->id);
 	nulls[1] = HP_BAD(HP_F_LOGGED_AT);
 	v[1] = TimestampTzGetDatum(e->logged_at);
@@ -287,6 +292,31 @@ hp_entry_datums(const HpEntry *e, const uint8 *prev, Datum *v, bool *nulls)
 #undef HP_BAD
 }
 
+/*
+ * The one audit_log row of a block that does not decode: every column NULL
+ * but reason, "unreadable block: <why>", and prev_hash when the block's
+ * header holds it.
+ */
+static void
+hp_unreadable_block_datums(bytea *records, const char *why, Datum *v, bool *nulls)
+{
+	const uint8 *raw = (const uint8 *) VARDATA_ANY(records);
+	size_t		len = VARSIZE_ANY_EXHDR(records);
+
+	for (int i = 0; i < HP_LOG_COLUMNS; i++)
+	{
+		nulls[i] = true;
+		v[i] = (Datum) 0;
+	}
+	nulls[12] = false;
+	v[12] = CStringGetTextDatum(psprintf("unreadable block: %s", why ? why : "unknown"));
+	if (len >= 35 && raw[0] == 'H' && raw[1] == 'B')
+	{
+		nulls[13] = false;
+		v[13] = PointerGetDatum(hp_bytea(raw + 3, 32));
+	}
+}
+
 PG_FUNCTION_INFO_V1(hp_audit_records);
 
 /*
@@ -305,38 +335,244 @@ hp_audit_records(PG_FUNCTION_ARGS)
 	HpBlock		b;
 	const uint8 *prev;
 	const char *why = NULL;
+	Datum		v[HP_LOG_COLUMNS];
+	bool		nulls[HP_LOG_COLUMNS];
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (!hp_block_unpack(records, &b, &why))
 	{
-		Datum		v[15] = {0};
-		bool		nulls[15];
-		const uint8 *raw = (const uint8 *) VARDATA_ANY(records);
-		size_t		len = VARSIZE_ANY_EXHDR(records);
-
-		for (int i = 0; i < 15; i++)
-			nulls[i] = true;
-		nulls[12] = false;
-		v[12] = CStringGetTextDatum(psprintf("unreadable block: %s", why ? why : "unknown"));
-		if (len >= 35 && raw[0] == 'H' && raw[1] == 'B')
-		{
-			nulls[13] = false;
-			v[13] = PointerGetDatum(hp_bytea(raw + 3, 32));
-		}
+		hp_unreadable_block_datums(records, why, v, nulls);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
 		return (Datum) 0;
 	}
 	prev = b.prev_hash;
 	for (int i = 0; i < b.n; i++)
 	{
-		Datum		v[15];
-		bool		nulls[15];
-
 		hp_entry_datums(&b.entries[i], prev, v, nulls);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
 		prev = b.entries[i].hash;
 	}
 	return (Datum) 0;
+}
+
+/* qsort: int64 keys ascending */
+static int
+hp_cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a,
+				y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+PG_FUNCTION_INFO_V1(hp_audit_keys);
+
+/*
+ * _audit_keys(records bytea) returns bigint[]: the subject-index keys of a
+ * block (docs/design/audit_index.md), each distinct (relation, subject)
+ * of its records hashed to 64 bits (hp_subject_key), sorted; a block that
+ * does not decode has the one key HP_KEY_UNREADABLE, so the GIN index on
+ * this expression finds it too.  Computed from the records themselves, not
+ * from the block's summary columns, which a superuser can change apart.
+ * IMMUTABLE: the key of a record never changes (the hash is fixed).
+ */
+Datum
+hp_audit_keys(PG_FUNCTION_ARGS)
+{
+	bytea	   *records = PG_GETARG_BYTEA_PP(0);
+	HpBlock		b;
+	const char *why = NULL;
+	Datum	   *keys;
+	int64	   *k;
+	int			n = 0;
+
+	if (!hp_block_unpack(records, &b, &why))
+	{
+		Datum		unreadable = Int64GetDatum(HP_KEY_UNREADABLE);
+
+		PG_RETURN_ARRAYTYPE_P(construct_array(&unreadable, 1, INT8OID, 8, FLOAT8PASSBYVAL,
+											  TYPALIGN_DOUBLE));
+	}
+	k = palloc(sizeof(int64) * Max(b.n, 1));
+	for (int i = 0; i < b.n; i++)
+		if (b.entries[i].subject)
+			k[n++] = (int64) hp_subject_key(b.entries[i].relid, b.entries[i].subject);
+	qsort(k, n, sizeof(int64), hp_cmp_int64);
+	keys = palloc(sizeof(Datum) * Max(n, 1));
+	{
+		int			m = 0;
+
+		for (int i = 0; i < n; i++)
+			if (m == 0 || k[i] != k[i - 1])
+				keys[m++] = Int64GetDatum(k[i]);
+		n = m;
+	}
+	PG_RETURN_ARRAYTYPE_P(construct_array(keys, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/* A row who_read() returns, with the id it is sorted by */
+typedef struct HpFound
+{
+	bool		unreadable;		/* a block that does not decode: first */
+	int64		id;
+	Datum	   *v;
+	bool	   *nulls;
+} HpFound;
+
+/* qsort: unreadable blocks first, then newest record first (ORDER BY id DESC) */
+static int
+hp_cmp_found(const void *a, const void *b)
+{
+	const HpFound *x = a,
+			   *y = b;
+
+	if (x->unreadable != y->unreadable)
+		return x->unreadable ? -1 : 1;
+	return x->id > y->id ? -1 : x->id < y->id;
+}
+
+/* The plan of who_read()'s query, kept for the session */
+static SPIPlanPtr hp_who_read_plan = NULL;
+
+/*
+ * who_read(tbl, subject) after the caller turned subject into the text the
+ * log keeps (subject_text()): every audit_log row of that subject of tbl
+ * and of its partitions and children (pg_inherits, as of now), newest
+ * first, and first the one row of each block that does not decode and
+ * whose bloom filter may hold the subject.  The blocks come from the GIN
+ * index on _audit_keys(records) (docs/design/audit_index.md), as the
+ * caller: SELECT on audit_block is needed, as before.  Rows are built by
+ * hp_entry_datums(), as audit_log's, and matched on the shown subject.
+ */
+void
+hp_audit_who_read(FunctionCallInfo fcinfo, Oid tbl, const char *subject)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	List	   *rels;
+	int			nrels;
+	Oid		   *relids;
+	Datum	   *keys;
+	ArrayType  *keyarr;
+	HpFound    *found = NULL;
+	int			nfound = 0,
+				cap = 0;
+	Portal		portal;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	rels = find_all_inheritors(tbl, NoLock, NULL);
+	nrels = list_length(rels);
+	relids = palloc(sizeof(Oid) * nrels);
+	keys = palloc(sizeof(Datum) * (nrels + 1));
+	for (i = 0; i < nrels; i++)
+	{
+		relids[i] = list_nth_oid(rels, i);
+		keys[i] = Int64GetDatum((int64) hp_subject_key(relids[i], subject));
+	}
+	keys[nrels] = Int64GetDatum(HP_KEY_UNREADABLE);
+	keyarr = construct_array(keys, nrels + 1, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+
+	SPI_connect();
+	if (hp_who_read_plan == NULL)
+	{
+		Oid			argtypes[1] = {INT8ARRAYOID};
+		SPIPlanPtr	plan;
+
+		plan = SPI_prepare("SELECT subjects, records FROM ONLY health_pass.audit_block "
+						   "WHERE health_pass._audit_keys(records) OPERATOR(pg_catalog.&&) $1",
+						   1, argtypes);
+		if (plan == NULL)
+			elog(ERROR, "could not prepare who_read's query: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		hp_who_read_plan = plan;
+	}
+	portal = SPI_cursor_open(NULL, hp_who_read_plan, (Datum[]) {PointerGetDatum(keyarr)},
+							 NULL, true);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 64);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	t = SPI_tuptable->vals[r];
+			TupleDesc	d = SPI_tuptable->tupdesc;
+			bool		isnull;
+			Datum		bloom = SPI_getbinval(t, d, 1, &isnull);
+			Datum		rec = SPI_getbinval(t, d, 2, &isnull);
+			bytea	   *records;
+			HpBlock		b;
+			const char *why = NULL;
+			const uint8 *prev;
+
+			CHECK_FOR_INTERRUPTS();
+			if (isnull)
+				continue;
+			records = DatumGetByteaPP(rec);
+			if (!hp_block_unpack(records, &b, &why))
+			{
+				bytea	   *bl = DatumGetByteaPP(bloom);
+				bool		may = false;
+
+				/* the block's bloom filter says whether it may hold the subject */
+				for (int k = 0; k < nrels && !may; k++)
+					may = hp_bloom_test((const uint8 *) VARDATA_ANY(bl), VARSIZE_ANY_EXHDR(bl),
+										relids[k], subject);
+				if (!may)
+					continue;
+				if (nfound == cap)
+				{
+					cap = Max(16, cap * 2);
+					found = found ? repalloc(found, cap * sizeof(HpFound)) : palloc(cap * sizeof(HpFound));
+				}
+				found[nfound].unreadable = true;
+				found[nfound].id = 0;
+				found[nfound].v = palloc(HP_LOG_COLUMNS * sizeof(Datum));
+				found[nfound].nulls = palloc(HP_LOG_COLUMNS * sizeof(bool));
+				hp_unreadable_block_datums(records, why, found[nfound].v, found[nfound].nulls);
+				nfound++;
+				continue;
+			}
+			prev = b.prev_hash;
+			for (int k = 0; k < b.n; prev = b.entries[k].hash, k++)
+			{
+				const HpEntry *e = &b.entries[k];
+				bool		rel_ok = false;
+				HpFound    *f;
+
+				if (e->subject == NULL)
+					continue;
+				for (int j = 0; j < nrels && !rel_ok; j++)
+					rel_ok = (e->relid == relids[j]);
+				/* a subject shown rendered may match only as rendered */
+				if (!rel_ok || (strcmp(e->subject, subject) != 0 &&
+								(hp_entry_check(e, hp_db_text_valid, NULL) & (1u << HP_F_SUBJECT)) == 0))
+					continue;
+				if (nfound == cap)
+				{
+					cap = Max(16, cap * 2);
+					found = found ? repalloc(found, cap * sizeof(HpFound)) : palloc(cap * sizeof(HpFound));
+				}
+				f = &found[nfound];
+				f->unreadable = false;
+				f->id = e->id;
+				f->v = palloc(HP_LOG_COLUMNS * sizeof(Datum));
+				f->nulls = palloc(HP_LOG_COLUMNS * sizeof(bool));
+				hp_entry_datums(e, prev, f->v, f->nulls);
+				if (f->nulls[9] || strcmp(TextDatumGetCString(f->v[9]), subject) != 0)
+					continue;
+				nfound++;
+			}
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	if (nfound > 1)
+		qsort(found, nfound, sizeof(HpFound), hp_cmp_found);
+	for (i = 0; i < nfound; i++)
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, found[i].v, found[i].nulls);
+	SPI_finish();
 }
 
 PG_FUNCTION_INFO_V1(hp_audit_may_hold);
@@ -413,7 +649,7 @@ hp_entry_of_row(HeapTuple t, TupleDesc d, HpEntry *e, bool replacement)
 	if (o > HP_OUTCOME_LAST && replacement)
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECK_VIOLATION),
-				 errmsg("audit_log.outcome must be allowed, denied, quota_exceeded, break_glass, superuser, issued or revoked")));
+				 errmsg("audit_log.outcome must be allowed, denied, quota_exceeded, break_glass, superuser, issued, revoked, failover, archived or verified")));
 	e->outcome = (uint8) o;
 	if (isnull || VARSIZE_ANY_EXHDR(DatumGetByteaPP(hash)) != 32)
 		ereport(ERROR,
