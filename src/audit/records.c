@@ -12,6 +12,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/relscan.h"
+#include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/pg_am_d.h"
 #include "catalog/pg_inherits.h"
@@ -903,4 +904,79 @@ hp_block_scan_end(HpBlockScan *bs)
 	ExecDropSingleTupleTableSlot(bs->slot);
 	UnregisterSnapshot(bs->snap);
 	index_close(bs->idx, NoLock);
+}
+
+/*
+ * The anchors of the chain (health_pass.audit_anchor, docs/design/
+ * audit_index.md): every row, sorted by id, into *out (palloc'd in the
+ * current context); returns how many.  A direct scan of the table, no
+ * SQL and no privilege check: the writer reads its chain head from it when
+ * every block was archived, and audit_verify() reads it for whoever may
+ * read audit_block.  A row of the wrong shape (a superuser's) is skipped.
+ * No table (an extension script before 0.10.0): none.
+ */
+int
+hp_anchors_read(HpAnchor **out)
+{
+	Oid			relid = hp_extension_relation_oid("audit_anchor");
+	Relation	rel;
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+	Snapshot	snap;
+	int			n = 0,
+				cap = 8;
+	HpAnchor   *a = palloc(cap * sizeof(HpAnchor));
+
+	*out = a;
+	if (!OidIsValid(relid))
+		return 0;
+	rel = table_open(relid, AccessShareLock);
+	if (RelationGetDescr(rel)->natts < 3 ||
+		TupleDescAttr(RelationGetDescr(rel), 0)->atttypid != INT8OID ||
+		TupleDescAttr(RelationGetDescr(rel), 1)->atttypid != BYTEAOID ||
+		TupleDescAttr(RelationGetDescr(rel), 2)->atttypid != TEXTOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("health_pass.audit_anchor is not the table health_pass expects (id bigint, hash bytea, kind text, ...)")));
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	slot = table_slot_create(rel, NULL);
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		bool		n1,
+					n2,
+					n3;
+		Datum		id = slot_getattr(slot, 1, &n1);
+		Datum		hash = slot_getattr(slot, 2, &n2);
+		Datum		kind = slot_getattr(slot, 3, &n3);
+		bytea	   *h;
+		char	   *k;
+
+		CHECK_FOR_INTERRUPTS();
+		if (n1 || n2 || n3)
+			continue;
+		h = DatumGetByteaPP(hash);
+		k = TextDatumGetCString(kind);
+		if (VARSIZE_ANY_EXHDR(h) != 32 ||
+			(strcmp(k, "archived") != 0 && strcmp(k, "verified") != 0))
+			continue;
+		if (n == cap)
+		{
+			cap *= 2;
+			a = repalloc(a, cap * sizeof(HpAnchor));
+		}
+		a[n].id = DatumGetInt64(id);
+		memcpy(a[n].hash, VARDATA_ANY(h), 32);
+		a[n].archived = (strcmp(k, "archived") == 0);
+		a[n].recorded = false;
+		n++;
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	if (n > 1)
+		qsort(a, n, sizeof(HpAnchor), hp_cmp_int64);	/* id is the first member */
+	*out = a;
+	return n;
 }
