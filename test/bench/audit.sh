@@ -47,7 +47,8 @@ now_ms() { date +%s%3N; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b ? a / b : 0) }'; }
 NEXT=1      # next row of people to read
 TOTAL=0     # records written by the reads
-fill() { # fill RECORDS: read that many subjects (ranges of people, wrapping); prints records/s
+RATE=0      # records/s of the last fill
+fill() { # fill RECORDS: read that many subjects (ranges of people, wrapping); sets RATE
     local want=$1 t0 t1 done=0 chunk
     t0=$(now_ms)
     while [ "$done" -lt "$want" ]; do
@@ -59,23 +60,23 @@ fill() { # fill RECORDS: read that many subjects (ranges of people, wrapping); p
     PGOPTIONS="-c health_pass.audit_timeout=30min" q -c "SELECT health_pass.audit_flush()" >/dev/null
     t1=$(now_ms)
     TOTAL=$(( TOTAL + want ))
-    awk -v r="$want" -v ms="$(( t1 - t0 ))" 'BEGIN { printf "%.0f", r / (ms / 1000) }'
+    RATE=$(awk -v r="$want" -v ms="$(( t1 - t0 ))" 'BEGIN { printf "%.0f", r / (ms / 1000) }')
 }
 timed() { # timed SQL...: mean ms of the statements after the first, one session
-    { echo "$1"; echo '\timing on'; shift; printf '%s\n' "$@"; } | psql -XAq |
+    { echo "$1;"; echo '\timing on'; shift; printf '%s;\n' "$@"; } | psql -XAq |
         sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p' | awk '{ s += $1 } END { printf "%.2f", s / NR }'
 }
 first_call() { # first_call SQL: ms of SQL as the first statement of a new session, mean of 5
     for i in 1 2 3 4 5; do
-        printf '\\timing on\n%s\n' "$1" | psql -XAq | sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p'
+        printf '\\timing on\n%s;\n' "$1" | psql -XAq | sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p'
     done | awk '{ s += $1 } END { printf "%.2f", s / NR }'
 }
-one_ms() { printf '\\timing on\n%s\n' "$1" | psql -XAq | sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p' | tail -1; }
+one_ms() { printf '\\timing on\n%s;\n' "$1" | psql -XAq | sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p' | tail -1; }
 
 OUT=
 if [ "${HP_AUDIT_NOINDEX:-1}" = 1 ]; then
     q -c "DROP INDEX health_pass.audit_block_keys"
-    rate0=$(fill 1000000)
+    fill 1000000; rate0=$RATE
     t0=$(now_ms)
     q -c "CREATE INDEX audit_block_keys ON health_pass.audit_block USING gin (health_pass._audit_keys(records)) WITH (fastupdate = on, gin_pending_list_limit = 256)"
     idx_ms=$(( $(now_ms) - t0 ))
@@ -84,7 +85,7 @@ if [ "${HP_AUDIT_NOINDEX:-1}" = 1 ]; then
 fi
 for size in $SIZES; do
     want=$(( size * 1000000 - TOTAL ))
-    [ "$want" -gt 0 ] && rate=$(fill "$want") || rate=-
+    rate=-; [ "$want" -gt 0 ] && { fill "$want"; rate=$RATE; }
     q -c "VACUUM ANALYZE health_pass.audit_block"
     read -r recs bytes keys <<<"$(q -F' ' -c "SELECT max(max_id), pg_total_relation_size('health_pass.audit_block'), pg_relation_size('health_pass.audit_block_keys') FROM health_pass.audit_block")"
     s1="P$(( (RANDOM * 32768 + RANDOM) % NEXT + 1 ))"
@@ -103,9 +104,9 @@ for size in $SIZES; do
          "SELECT count(*) FROM health_pass.who_read('people', 'nobody5')")
     f=$(first_call "SELECT count(*) FROM health_pass.who_read('people', 'P424242')")
     full=$(one_ms "SELECT ok, checked FROM health_pass.audit_verify()")
-    okfull=$(q -c "SELECT ok FROM health_pass.audit_verify(true)")
+    okfull=$(q -c "SELECT ok FROM health_pass.audit_verify()")
     cp=$(one_ms "SELECT id FROM health_pass.audit_checkpoint()")
-    fill 100000 >/dev/null
+    fill 100000
     inc=$(one_ms "SELECT ok, checked FROM health_pass.audit_verify(true)")
     incn=$(q -c "SELECT checked FROM health_pass.audit_verify(true)")
     OUT="$OUT
@@ -118,7 +119,7 @@ $recs records (audit_block $(( bytes / 1048576 )) MB, subject index $(( keys / 1
   audit_verify() full:             $full ms (ok: $okfull)
   audit_checkpoint():              $cp ms
   audit_verify(true) after 100,000 more records: $inc ms ($incn records checked)"
-    echo "$OUT" | tail -10
+    echo "$OUT" | tail -10 >&2
 done
 echo
 echo "health_pass audit log at scale, $(nproc) cores, fsync on"
