@@ -703,7 +703,7 @@ COMMENT ON TABLE health_pass.audit_block IS
 COMMENT ON COLUMN health_pass.audit_block.subjects IS
     'bloom filter of the (relation, subject) pairs of the block''s records: who_read() unpacks only blocks it matches';
 COMMENT ON COLUMN health_pass.audit_block.records IS
-    'the packed records (src/audit/block.c); outcome codes 0 allowed, 1 denied, 2 quota_exceeded, 3 break_glass, 4 superuser, 5 issued, 6 revoked, 7 failover';
+    'the packed records (src/audit/block.c); outcome codes 0 allowed, 1 denied, 2 quota_exceeded, 3 break_glass, 4 superuser, 5 issued, 6 revoked, 7 failover, 8 archived, 9 verified';
 
 CREATE FUNCTION health_pass._audit_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'hp_audit_guard' LANGUAGE C;
@@ -755,6 +755,45 @@ CREATE FUNCTION health_pass.audit_verify(OUT ok boolean, OUT checked bigint,
     AS 'MODULE_PATHNAME', 'hp_audit_verify' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION health_pass.audit_verify() IS
     'walk the audit_log hash chain; first_bad is the id of the first record altered, reordered, deleted or unreadable (or where a block that does not decode, or whose summary is wrong, sits), why says which; never fails on what the log holds';
+
+-- Anchors of the chain (docs/design/audit_index.md): a record id and its
+-- hash the chain is checked from.  'verified': a checkpoint set by
+-- audit_checkpoint() after the chain verified up to there; 'archived': the
+-- last record audit_archive() dropped, which the first remaining block
+-- chains to.  Each one is also a record of its own in the chain (outcome
+-- verified or archived, reason "anchor <id> <hash>; ..."), written before the
+-- row: audit_verify() reports an anchor the chain does not name.
+CREATE TABLE health_pass.audit_anchor (
+    id bigint PRIMARY KEY,
+    hash bytea NOT NULL CHECK (pg_catalog.length(hash) = 32),
+    kind text NOT NULL CHECK (kind IN ('verified', 'archived')),
+    made_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    made_by name NOT NULL DEFAULT SESSION_USER
+);
+COMMENT ON TABLE health_pass.audit_anchor IS
+    'anchors of the audit chain: (id, hash) of a record audit_verify() checks from; verified: a checkpoint (audit_checkpoint), archived: the last record dropped by audit_archive; each is named by a record of its own in the chain';
+CREATE TRIGGER audit_anchor_append_only BEFORE INSERT OR UPDATE OR DELETE ON health_pass.audit_anchor
+    FOR EACH ROW EXECUTE FUNCTION health_pass._audit_guard();
+CREATE TRIGGER audit_anchor_no_truncate BEFORE TRUNCATE ON health_pass.audit_anchor
+    FOR EACH STATEMENT EXECUTE FUNCTION health_pass._audit_guard();
+
+CREATE FUNCTION health_pass.audit_verify(incremental boolean,
+    OUT ok boolean, OUT checked bigint, OUT first_bad bigint, OUT why text,
+    OUT from_id bigint, OUT last_id bigint, OUT last_hash bytea)
+    AS 'MODULE_PATHNAME', 'hp_audit_verify' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION health_pass.audit_verify(boolean) IS
+    'audit_verify() from the newest anchor of any kind (a checkpoint) when incremental, else from the newest archive anchor or the first record; also the first record checked and the last one with its hash';
+
+CREATE FUNCTION health_pass.audit_checkpoint(OUT id bigint, OUT hash bytea)
+    AS 'MODULE_PATHNAME', 'hp_audit_checkpoint' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION health_pass.audit_checkpoint() IS
+    'superuser only: verify the chain from the newest anchor and, when it is sound, anchor its last record (a verified record in the chain, and a row in audit_anchor), where audit_verify(true) starts next time';
+
+CREATE FUNCTION health_pass.audit_archive(before timestamptz,
+    OUT blocks bigint, OUT records bigint, OUT last_id bigint, OUT last_hash bytea)
+    AS 'MODULE_PATHNAME', 'hp_audit_archive' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION health_pass.audit_archive(timestamptz) IS
+    'superuser only: drop the oldest audit blocks, up to the first holding a record logged at or after before, once they verify, and anchor the chain at the last record dropped (an archived record in the chain, and a row in audit_anchor); archive them first (COPY)';
 
 CREATE FUNCTION health_pass.audit_status(OUT writer_pid integer, OUT queued bigint,
                                          OUT written bigint, OUT batches bigint,
@@ -812,38 +851,25 @@ CREATE FUNCTION health_pass.subject_text(subject anyelement) RETURNS text
 COMMENT ON FUNCTION health_pass.subject_text(anyelement) IS
     'the text the audit log keeps of a subject value (printed under fixed settings; longer than 127 bytes: ''sha256:'' and its hex digest): what who_read() matches';
 
--- who_read() reads only the blocks whose bloom filter matches, so it needs
+-- The subject index: the 64-bit keys of a block's (relation, subject) pairs,
+-- computed from its records (a damaged block: the one key 0), in a GIN index
+-- the writer maintains as it inserts; who_read() asks it for the blocks that
+-- hold a key (docs/design/audit_index.md)
+CREATE FUNCTION health_pass._audit_keys(records bytea) RETURNS bigint[]
+    AS 'MODULE_PATHNAME', 'hp_audit_keys' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION health_pass._audit_keys(bytea) IS
+    'the subject-index keys of one audit_block.records value: the distinct 64-bit hashes of its records'' (relation, subject) pairs, or {0} when the block does not decode';
+CREATE INDEX audit_block_keys ON health_pass.audit_block
+    USING gin (health_pass._audit_keys(records)) WITH (fastupdate = on, gin_pending_list_limit = 256);
+
+-- who_read() reads only the blocks the subject index names, so it needs
 -- SELECT on audit_block; it matches the recorded form of the text it is given
 -- and returns the one row of a block that does not decode when its bloom
 -- filter matches (the investigator sees the log is damaged there)
 CREATE FUNCTION health_pass.who_read(tbl regclass, subject text)
     RETURNS SETOF health_pass.audit_log
-    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
-DECLARE
-    rels regclass[];
-    s text := health_pass.subject_text(who_read.subject);
-BEGIN
-    WITH RECURSIVE tree(rel) AS (
-        SELECT tbl::oid
-        UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree t ON i.inhparent = t.rel)
-    SELECT pg_catalog.array_agg(t.rel::regclass) INTO rels FROM tree t;
-    IF pg_catalog.cardinality(rels) = 1 THEN
-        RETURN QUERY
-        SELECT r.* FROM ONLY health_pass.audit_block b
-        CROSS JOIN LATERAL health_pass._audit_rows(b.records) r
-        WHERE health_pass._audit_may_hold(b.subjects, tbl, s)
-          AND ((r.relation = tbl AND r.subject = s) OR r.id IS NULL)
-        ORDER BY r.id DESC;
-    ELSE
-        RETURN QUERY
-        SELECT r.* FROM ONLY health_pass.audit_block b
-        CROSS JOIN LATERAL health_pass._audit_rows(b.records) r
-        WHERE EXISTS (SELECT 1 FROM pg_catalog.unnest(rels) t(rel)
-                      WHERE health_pass._audit_may_hold(b.subjects, t.rel, s))
-          AND ((r.relation = ANY (rels) AND r.subject = s) OR r.id IS NULL)
-        ORDER BY r.id DESC;
-    END IF;
-END $$;
+    AS 'MODULE_PATHNAME', 'hp_who_read' LANGUAGE C STABLE STRICT
+    SET search_path = pg_catalog, pg_temp SET jit = off SET enable_seqscan = off;
 COMMENT ON FUNCTION health_pass.who_read(regclass, text) IS
     'every audit record of one subject (its text as health_pass.subject_text() gives it) of one table and of its partitions and children, newest first, and the "unreadable block" row of a damaged block that may hold one (needs SELECT on audit_block)';
 
@@ -1269,3 +1295,9 @@ SELECT pg_catalog.pg_extension_config_dump('health_pass.protected_table', '');
 SELECT pg_catalog.pg_extension_config_dump('health_pass.access_rule', '');
 SELECT pg_catalog.pg_extension_config_dump('health_pass.audit_block', '');
 SELECT pg_catalog.pg_extension_config_dump('health_pass.audit_timeline', '');
+-- the anchors of the chain: only superusers set them (audit_checkpoint,
+-- audit_archive); audit_verify() reads them without a grant
+REVOKE ALL ON health_pass.audit_anchor FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION health_pass.audit_checkpoint() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION health_pass.audit_archive(timestamptz) FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('health_pass.audit_anchor', '');

@@ -26,6 +26,7 @@
 #include "miscadmin.h"
 #include "pgtime.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/bytea.h"
 #include "utils/datetime.h"
 #include "utils/float.h"
@@ -141,4 +142,23 @@ hp_subject_text_sql(PG_FUNCTION_ARGS)
 	getTypeOutputInfo(typoid, &outfn, &varlena);
 	fmgr_info(outfn, &out);
 	PG_RETURN_TEXT_P(cstring_to_text(hp_subject_text(&out, PG_GETARG_DATUM(0))));
+}
+
+PG_FUNCTION_INFO_V1(hp_who_read);
+
+/*
+ * health_pass.who_read(tbl regclass, subject text): the audit records of
+ * one subject of tbl and its partitions and children, newest first.  The
+ * subject is matched in the form the log keeps it (subject_text()); the
+ * rows come from the audit subsystem (hp_audit_who_read), which finds the
+ * blocks through the subject index (docs/design/audit_index.md).
+ */
+Datum
+hp_who_read(PG_FUNCTION_ARGS)
+{
+	FmgrInfo	out;
+
+	fmgr_info(F_TEXTOUT, &out);
+	hp_audit_who_read(fcinfo, PG_GETARG_OID(0), hp_subject_text(&out, PG_GETARG_DATUM(1)));
+	return (Datum) 0;
 }

@@ -394,6 +394,12 @@ bloom_hash(uint32_t relid, const char *subject)
 	return h ^ (h >> 31);
 }
 
+uint64_t
+hp_subject_key(uint32_t relid, const char *subject)
+{
+	return bloom_hash(relid, subject);
+}
+
 size_t
 hp_bloom_size(int n)
 {
@@ -921,6 +927,10 @@ hp_outcome_name(HpOutcome outcome)
 			return "revoked";
 		case HP_FAILOVER:
 			return "failover";
+		case HP_ARCHIVED:
+			return "archived";
+		case HP_VERIFIED:
+			return "verified";
 	}
 	return "unknown";
 }

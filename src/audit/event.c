@@ -47,7 +47,8 @@ hp_audit_event_queue(const HpRecord *tmpl, HpOutcome outcome, Oid relid,
 {
 	HpRecord	rec = *tmpl;
 
-	Assert(outcome == HP_ISSUED || outcome == HP_REVOKED);
+	Assert(outcome == HP_ISSUED || outcome == HP_REVOKED ||
+		   outcome == HP_ARCHIVED || outcome == HP_VERIFIED);
 	rec.logged_at = GetCurrentTimestamp();
 	rec.statement_id = hp_next_statement_id();
 	rec.relid = relid;

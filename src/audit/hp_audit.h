@@ -244,6 +244,17 @@ extern void hp_block_form(const uint8 *prev, const HpEntry *e, int n,
 						  Datum *values, bool *nulls);
 extern bool hp_block_unpack(bytea *records, HpBlock *b, const char **why);
 extern void hp_audit_refuse_unless_superuser(const char *what);
+extern void hp_audit_who_read(FunctionCallInfo fcinfo, Oid tbl, const char *subject);
+
+/* An anchor of the chain: a row of health_pass.audit_anchor (records.c) */
+typedef struct HpAnchor
+{
+	int64		id;				/* first: sorted as an int64 */
+	uint8		hash[32];
+	bool		archived;		/* kind 'archived' (else 'verified') */
+	bool		recorded;		/* a record of its kind names it (audit_verify) */
+} HpAnchor;
+extern int	hp_anchors_read(HpAnchor **out);
 
 /* A scan of audit_block newest block first (records.c) */
 typedef struct HpBlockScan

@@ -30,11 +30,13 @@ typedef enum HpOutcome
 	HP_SUPERUSER,				/* a superuser or BYPASSRLS role: audited, not gated */
 	HP_ISSUED,					/* a pass was signed (subject: its UVCI) */
 	HP_REVOKED,					/* a pass was revoked (subject: its UVCI) */
-	HP_FAILOVER					/* the chain continues on a new timeline
+	HP_FAILOVER,				/* the chain continues on a new timeline
 								 * (a promoted standby, a restored backup) */
+	HP_ARCHIVED,				/* old blocks were archived and dropped: a new anchor */
+	HP_VERIFIED					/* the chain was verified up to a checkpoint */
 } HpOutcome;
 
-#define HP_OUTCOME_LAST HP_FAILOVER
+#define HP_OUTCOME_LAST HP_VERIFIED
 
 /* audit_log.outcome text of an outcome: "unknown" for a byte past the last */
 extern const char *hp_outcome_name(HpOutcome outcome);
@@ -95,6 +97,14 @@ typedef void *(*HpAlloc) (void *arg, size_t size);
  */
 extern bool hp_block_decode(const uint8_t *buf, size_t len, HpAlloc alloc,
 							void *arg, HpBlock *b, const char **why);
+
+/*
+ * The 64-bit key of (relid, subject) in the subject index of audit_block
+ * (_audit_keys(), docs/design/audit_index.md): the hash the bloom filter
+ * probes with.  HP_KEY_UNREADABLE is the key of a block that does not decode.
+ */
+extern uint64_t hp_subject_key(uint32_t relid, const char *subject);
+#define HP_KEY_UNREADABLE 0
 
 /* Bytes of the subject bloom filter of a block of n records */
 extern size_t hp_bloom_size(int n);

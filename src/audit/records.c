@@ -12,8 +12,10 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/relscan.h"
+#include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/pg_am_d.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type_d.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -21,6 +23,7 @@
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/inet.h"
 #include "utils/lsyscache.h"
@@ -44,8 +47,7 @@ StaticAssertDecl(HP_TS_MIN == MIN_TIMESTAMP && HP_TS_END == END_TIMESTAMP,
 StaticAssertDecl(HP_OUTCOME_DENIED == HP_DENIED, "an invalid outcome is written as denied");
 StaticAssertDecl(HP_NTEXT == 7, "seven text fields in a record");
 
-/* Columns of audit_log and _audit_rows() */
-#define HP_LOG_COLS 16
+#define HP_LOG_COLUMNS 16		/* audit_log's columns (and _audit_rows' OUT columns) */
 
 /* Valid prefix of s in the database encoding (HpTextValid) */
 size_t
@@ -275,7 +277,8 @@ hp_inet_datum(const HpInet *a)
 }
 
 /*
- * The HP_LOG_COLS audit_log columns of entry e, chained to prev.  A field that
+ * The HP_LOG_COLUMNS audit_log columns of entry e (the one function that
+ * turns a record into a row: _audit_rows() and who_read() use it), chained to prev.  A field that
  * cannot be shown as it is (hp_entry_check) is shown in a safe form: text
  * rendered with its invalid bytes as \xNN, an address, outcome or time
  * NULL; and the reason starts with "unreadable record: " and those fields.
@@ -289,7 +292,7 @@ hp_entry_datums(const HpEntry *e, const uint8 *prev, Datum *v, bool *nulls)
 	const char *reason = e->reason;
 
 #define HP_BAD(f) ((bad & (1u << (f))) != 0)
-	memset(nulls, 0, HP_LOG_COLS * sizeof(bool));
+	memset(nulls, 0, HP_LOG_COLUMNS * sizeof(bool));
 	v[0] = Int64GetDatum(e->id);
 	nulls[1] = HP_BAD(HP_F_LOGGED_AT);
 	v[1] = TimestampTzGetDatum(e->logged_at);
@@ -322,6 +325,31 @@ hp_entry_datums(const HpEntry *e, const uint8 *prev, Datum *v, bool *nulls)
 #undef HP_BAD
 }
 
+/*
+ * The one audit_log row of a block that does not decode: every column NULL
+ * but reason, "unreadable block: <why>", and prev_hash when the block's
+ * header holds it.
+ */
+static void
+hp_unreadable_block_datums(bytea *records, const char *why, Datum *v, bool *nulls)
+{
+	const uint8 *raw = (const uint8 *) VARDATA_ANY(records);
+	size_t		len = VARSIZE_ANY_EXHDR(records);
+
+	for (int i = 0; i < HP_LOG_COLUMNS; i++)
+	{
+		nulls[i] = true;
+		v[i] = (Datum) 0;
+	}
+	nulls[12] = false;
+	v[12] = CStringGetTextDatum(psprintf("unreadable block: %s", why ? why : "unknown"));
+	if (len >= 35 && raw[0] == 'H' && raw[1] == 'B')
+	{
+		nulls[13] = false;
+		v[13] = PointerGetDatum(hp_bytea(raw + 3, 32));
+	}
+}
+
 PG_FUNCTION_INFO_V1(hp_audit_records);
 
 /*
@@ -340,38 +368,244 @@ hp_audit_records(PG_FUNCTION_ARGS)
 	HpBlock		b;
 	const uint8 *prev;
 	const char *why = NULL;
+	Datum		v[HP_LOG_COLUMNS];
+	bool		nulls[HP_LOG_COLUMNS];
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (!hp_block_unpack(records, &b, &why))
 	{
-		Datum		v[HP_LOG_COLS] = {0};
-		bool		nulls[HP_LOG_COLS];
-		const uint8 *raw = (const uint8 *) VARDATA_ANY(records);
-		size_t		len = VARSIZE_ANY_EXHDR(records);
-
-		for (int i = 0; i < HP_LOG_COLS; i++)
-			nulls[i] = true;
-		nulls[12] = false;
-		v[12] = CStringGetTextDatum(psprintf("unreadable block: %s", why ? why : "unknown"));
-		if (len >= 35 && raw[0] == 'H' && raw[1] == 'B')
-		{
-			nulls[13] = false;
-			v[13] = PointerGetDatum(hp_bytea(raw + 3, 32));
-		}
+		hp_unreadable_block_datums(records, why, v, nulls);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
 		return (Datum) 0;
 	}
 	prev = b.prev_hash;
 	for (int i = 0; i < b.n; i++)
 	{
-		Datum		v[HP_LOG_COLS];
-		bool		nulls[HP_LOG_COLS];
-
 		hp_entry_datums(&b.entries[i], prev, v, nulls);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
 		prev = b.entries[i].hash;
 	}
 	return (Datum) 0;
+}
+
+/* qsort: int64 keys ascending */
+static int
+hp_cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a,
+				y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+PG_FUNCTION_INFO_V1(hp_audit_keys);
+
+/*
+ * _audit_keys(records bytea) returns bigint[]: the subject-index keys of a
+ * block (docs/design/audit_index.md), each distinct (relation, subject)
+ * of its records hashed to 64 bits (hp_subject_key), sorted; a block that
+ * does not decode has the one key HP_KEY_UNREADABLE, so the GIN index on
+ * this expression finds it too.  Computed from the records themselves, not
+ * from the block's summary columns, which a superuser can change apart.
+ * IMMUTABLE: the key of a record never changes (the hash is fixed).
+ */
+Datum
+hp_audit_keys(PG_FUNCTION_ARGS)
+{
+	bytea	   *records = PG_GETARG_BYTEA_PP(0);
+	HpBlock		b;
+	const char *why = NULL;
+	Datum	   *keys;
+	int64	   *k;
+	int			n = 0;
+
+	if (!hp_block_unpack(records, &b, &why))
+	{
+		Datum		unreadable = Int64GetDatum(HP_KEY_UNREADABLE);
+
+		PG_RETURN_ARRAYTYPE_P(construct_array(&unreadable, 1, INT8OID, 8, FLOAT8PASSBYVAL,
+											  TYPALIGN_DOUBLE));
+	}
+	k = palloc(sizeof(int64) * Max(b.n, 1));
+	for (int i = 0; i < b.n; i++)
+		if (b.entries[i].subject)
+			k[n++] = (int64) hp_subject_key(b.entries[i].relid, b.entries[i].subject);
+	qsort(k, n, sizeof(int64), hp_cmp_int64);
+	keys = palloc(sizeof(Datum) * Max(n, 1));
+	{
+		int			m = 0;
+
+		for (int i = 0; i < n; i++)
+			if (m == 0 || k[i] != k[i - 1])
+				keys[m++] = Int64GetDatum(k[i]);
+		n = m;
+	}
+	PG_RETURN_ARRAYTYPE_P(construct_array(keys, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/* A row who_read() returns, with the id it is sorted by */
+typedef struct HpFound
+{
+	bool		unreadable;		/* a block that does not decode: first */
+	int64		id;
+	Datum	   *v;
+	bool	   *nulls;
+} HpFound;
+
+/* qsort: unreadable blocks first, then newest record first (ORDER BY id DESC) */
+static int
+hp_cmp_found(const void *a, const void *b)
+{
+	const HpFound *x = a,
+			   *y = b;
+
+	if (x->unreadable != y->unreadable)
+		return x->unreadable ? -1 : 1;
+	return x->id > y->id ? -1 : x->id < y->id;
+}
+
+/* The plan of who_read()'s query, kept for the session */
+static SPIPlanPtr hp_who_read_plan = NULL;
+
+/*
+ * who_read(tbl, subject) after the caller turned subject into the text the
+ * log keeps (subject_text()): every audit_log row of that subject of tbl
+ * and of its partitions and children (pg_inherits, as of now), newest
+ * first, and first the one row of each block that does not decode and
+ * whose bloom filter may hold the subject.  The blocks come from the GIN
+ * index on _audit_keys(records) (docs/design/audit_index.md), as the
+ * caller: SELECT on audit_block is needed, as before.  Rows are built by
+ * hp_entry_datums(), as audit_log's, and matched on the shown subject.
+ */
+void
+hp_audit_who_read(FunctionCallInfo fcinfo, Oid tbl, const char *subject)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	List	   *rels;
+	int			nrels;
+	Oid		   *relids;
+	Datum	   *keys;
+	ArrayType  *keyarr;
+	HpFound    *found = NULL;
+	int			nfound = 0,
+				cap = 0;
+	Portal		portal;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	rels = find_all_inheritors(tbl, NoLock, NULL);
+	nrels = list_length(rels);
+	relids = palloc(sizeof(Oid) * nrels);
+	keys = palloc(sizeof(Datum) * (nrels + 1));
+	for (i = 0; i < nrels; i++)
+	{
+		relids[i] = list_nth_oid(rels, i);
+		keys[i] = Int64GetDatum((int64) hp_subject_key(relids[i], subject));
+	}
+	keys[nrels] = Int64GetDatum(HP_KEY_UNREADABLE);
+	keyarr = construct_array(keys, nrels + 1, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+
+	SPI_connect();
+	if (hp_who_read_plan == NULL)
+	{
+		Oid			argtypes[1] = {INT8ARRAYOID};
+		SPIPlanPtr	plan;
+
+		plan = SPI_prepare("SELECT subjects, records FROM ONLY health_pass.audit_block "
+						   "WHERE health_pass._audit_keys(records) OPERATOR(pg_catalog.&&) $1",
+						   1, argtypes);
+		if (plan == NULL)
+			elog(ERROR, "could not prepare who_read's query: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		hp_who_read_plan = plan;
+	}
+	portal = SPI_cursor_open(NULL, hp_who_read_plan, (Datum[]) {PointerGetDatum(keyarr)},
+							 NULL, true);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 64);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	t = SPI_tuptable->vals[r];
+			TupleDesc	d = SPI_tuptable->tupdesc;
+			bool		isnull;
+			Datum		bloom = SPI_getbinval(t, d, 1, &isnull);
+			Datum		rec = SPI_getbinval(t, d, 2, &isnull);
+			bytea	   *records;
+			HpBlock		b;
+			const char *why = NULL;
+			const uint8 *prev;
+
+			CHECK_FOR_INTERRUPTS();
+			if (isnull)
+				continue;
+			records = DatumGetByteaPP(rec);
+			if (!hp_block_unpack(records, &b, &why))
+			{
+				bytea	   *bl = DatumGetByteaPP(bloom);
+				bool		may = false;
+
+				/* the block's bloom filter says whether it may hold the subject */
+				for (int k = 0; k < nrels && !may; k++)
+					may = hp_bloom_test((const uint8 *) VARDATA_ANY(bl), VARSIZE_ANY_EXHDR(bl),
+										relids[k], subject);
+				if (!may)
+					continue;
+				if (nfound == cap)
+				{
+					cap = Max(16, cap * 2);
+					found = found ? repalloc(found, cap * sizeof(HpFound)) : palloc(cap * sizeof(HpFound));
+				}
+				found[nfound].unreadable = true;
+				found[nfound].id = 0;
+				found[nfound].v = palloc(HP_LOG_COLUMNS * sizeof(Datum));
+				found[nfound].nulls = palloc(HP_LOG_COLUMNS * sizeof(bool));
+				hp_unreadable_block_datums(records, why, found[nfound].v, found[nfound].nulls);
+				nfound++;
+				continue;
+			}
+			prev = b.prev_hash;
+			for (int k = 0; k < b.n; prev = b.entries[k].hash, k++)
+			{
+				const HpEntry *e = &b.entries[k];
+				bool		rel_ok = false;
+				HpFound    *f;
+
+				if (e->subject == NULL)
+					continue;
+				for (int j = 0; j < nrels && !rel_ok; j++)
+					rel_ok = (e->relid == relids[j]);
+				/* a subject shown rendered may match only as rendered */
+				if (!rel_ok || (strcmp(e->subject, subject) != 0 &&
+								(hp_entry_check(e, hp_db_text_valid, NULL) & (1u << HP_F_SUBJECT)) == 0))
+					continue;
+				if (nfound == cap)
+				{
+					cap = Max(16, cap * 2);
+					found = found ? repalloc(found, cap * sizeof(HpFound)) : palloc(cap * sizeof(HpFound));
+				}
+				f = &found[nfound];
+				f->unreadable = false;
+				f->id = e->id;
+				f->v = palloc(HP_LOG_COLUMNS * sizeof(Datum));
+				f->nulls = palloc(HP_LOG_COLUMNS * sizeof(bool));
+				hp_entry_datums(e, prev, f->v, f->nulls);
+				if (f->nulls[9] || strcmp(TextDatumGetCString(f->v[9]), subject) != 0)
+					continue;
+				nfound++;
+			}
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	if (nfound > 1)
+		qsort(found, nfound, sizeof(HpFound), hp_cmp_found);
+	for (i = 0; i < nfound; i++)
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, found[i].v, found[i].nulls);
+	SPI_finish();
 }
 
 PG_FUNCTION_INFO_V1(hp_audit_may_hold);
@@ -418,7 +652,7 @@ hp_col_datum(HeapTuple t, TupleDesc d, int i)
 }
 
 /*
- * Entry of an audit_log row (the view's HP_LOG_COLS columns), as a superuser's
+ * Entry of an audit_log row (the view's HP_LOG_COLUMNS columns), as a superuser's
  * UPDATE sets it.  prev_hash is not kept: it is the previous record's hash.
  */
 static void
@@ -453,7 +687,7 @@ hp_entry_of_row(HeapTuple t, TupleDesc d, HpEntry *e, bool replacement)
 	if (o > HP_OUTCOME_LAST && replacement)
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECK_VIOLATION),
-				 errmsg("audit_log.outcome must be allowed, denied, quota_exceeded, break_glass, superuser, issued, revoked or failover")));
+				 errmsg("audit_log.outcome must be allowed, denied, quota_exceeded, break_glass, superuser, issued, revoked, failover, archived or verified")));
 	e->outcome = (uint8) o;
 	if (isnull || VARSIZE_ANY_EXHDR(DatumGetByteaPP(hash)) != 32)
 		ereport(ERROR,
@@ -707,4 +941,79 @@ hp_block_scan_end(HpBlockScan *bs)
 	ExecDropSingleTupleTableSlot(bs->slot);
 	UnregisterSnapshot(bs->snap);
 	index_close(bs->idx, NoLock);
+}
+
+/*
+ * The anchors of the chain (health_pass.audit_anchor, docs/design/
+ * audit_index.md): every row, sorted by id, into *out (palloc'd in the
+ * current context); returns how many.  A direct scan of the table, no
+ * SQL and no privilege check: the writer reads its chain head from it when
+ * every block was archived, and audit_verify() reads it for whoever may
+ * read audit_block.  A row of the wrong shape (a superuser's) is skipped.
+ * No table (an extension script before 0.10.0): none.
+ */
+int
+hp_anchors_read(HpAnchor **out)
+{
+	Oid			relid = hp_extension_relation_oid("audit_anchor");
+	Relation	rel;
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+	Snapshot	snap;
+	int			n = 0,
+				cap = 8;
+	HpAnchor   *a = palloc(cap * sizeof(HpAnchor));
+
+	*out = a;
+	if (!OidIsValid(relid))
+		return 0;
+	rel = table_open(relid, AccessShareLock);
+	if (RelationGetDescr(rel)->natts < 3 ||
+		TupleDescAttr(RelationGetDescr(rel), 0)->atttypid != INT8OID ||
+		TupleDescAttr(RelationGetDescr(rel), 1)->atttypid != BYTEAOID ||
+		TupleDescAttr(RelationGetDescr(rel), 2)->atttypid != TEXTOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("health_pass.audit_anchor is not the table health_pass expects (id bigint, hash bytea, kind text, ...)")));
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	slot = table_slot_create(rel, NULL);
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		bool		n1,
+					n2,
+					n3;
+		Datum		id = slot_getattr(slot, 1, &n1);
+		Datum		hash = slot_getattr(slot, 2, &n2);
+		Datum		kind = slot_getattr(slot, 3, &n3);
+		bytea	   *h;
+		char	   *k;
+
+		CHECK_FOR_INTERRUPTS();
+		if (n1 || n2 || n3)
+			continue;
+		h = DatumGetByteaPP(hash);
+		k = TextDatumGetCString(kind);
+		if (VARSIZE_ANY_EXHDR(h) != 32 ||
+			(strcmp(k, "archived") != 0 && strcmp(k, "verified") != 0))
+			continue;
+		if (n == cap)
+		{
+			cap *= 2;
+			a = repalloc(a, cap * sizeof(HpAnchor));
+		}
+		a[n].id = DatumGetInt64(id);
+		memcpy(a[n].hash, VARDATA_ANY(h), 32);
+		a[n].archived = (strcmp(k, "archived") == 0);
+		a[n].recorded = false;
+		n++;
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	if (n > 1)
+		qsort(a, n, sizeof(HpAnchor), hp_cmp_int64);	/* id is the first member */
+	*out = a;
+	return n;
 }

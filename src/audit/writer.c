@@ -421,7 +421,8 @@ hp_writer_lock_audit(HpQueue *q, Oid relid)
 /*
  * Read the last id and hash of the chain from the newest audit_block
  * (relid, which the caller locked with its indexes), in the current
- * transaction (an empty log starts the chain at id 0 and a zero hash).
+ * transaction (an empty log starts the chain at the newest anchor in
+ * audit_anchor, or at id 0 and a zero hash when there is none).
  * A backward scan of the primary key (min_id), not SQL: no planner setting
  * or plan applies.  A damaged newest block stops the writer: it cannot
  * chain to it, and reads fail closed until a superuser repairs or removes
@@ -452,6 +453,18 @@ hp_writer_read_head(Oid relid, int64 *id, uint8 *hash)
 					 errhint("Run health_pass.audit_verify() to find the first damaged record.")));
 		*id = b.entries[b.n - 1].id;
 		memcpy(hash, b.entries[b.n - 1].hash, 32);
+	}
+	else
+	{
+		/* every block was archived: the chain goes on from the newest anchor */
+		HpAnchor   *a;
+		int			n = hp_anchors_read(&a);
+
+		if (n > 0)
+		{
+			*id = a[n - 1].id;
+			memcpy(hash, a[n - 1].hash, 32);
+		}
 	}
 	hp_block_scan_end(&bs);
 	table_close(rel, NoLock);

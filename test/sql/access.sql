@@ -411,8 +411,10 @@ SELECT ok, first_bad = :victim AS at_victim FROM health_pass.audit_verify();
 UPDATE health_pass.audit_log SET id = -id WHERE id IN (:victim, :victim + 1);
 UPDATE health_pass.audit_log SET id = CASE WHEN id = -:victim THEN :victim + 1 ELSE :victim END WHERE id < 0;
 SELECT ok FROM health_pass.audit_verify();
--- a block whose bloom filter was wiped (hiding its subjects from who_read),
--- or whose bytes were damaged, is found at its first record; a damaged
+-- a block whose bloom filter was wiped (before 0.10.0 that hid its subjects
+-- from who_read; the subject index is computed from the records, so it
+-- finds the victim still), or whose bytes were damaged, is found at its
+-- first record; a damaged
 -- block shows in audit_log as one row saying so, rather than be skipped or
 -- make every query on the log fail (test/sql/records.sql)
 SELECT min_id AS blk, subjects AS saved_subjects, records AS saved_records
