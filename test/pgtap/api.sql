@@ -22,6 +22,7 @@ SELECT functions_are('health_pass', ARRAY[
     'protect', 'unprotect', 'allow', 'disallow', 'break_glass', 'audit_verify', 'audit_status',
     'audit_flush', 'who_read', 'subject_text', '_policy_changed', '_preloaded', '_require_admin', '_forget_dropped',
     '_audit_guard', '_subject_statistics', '_hide_subject_statistics', '_audit_rows', '_audit_ship', '_audit_quota_admit',
+    'audit_checkpoint', 'audit_archive', '_audit_keys',
     '_audit_may_hold', '_audit_edit', '_row_security', '_protect_blockers', '_protect_one',
     '_protect_new_children',
     '_signing_key_alg', '_signing_key_ref', '_signing_key_prove', 'signing_key_fill',
