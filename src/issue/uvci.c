@@ -37,6 +37,21 @@ static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
  * The Luhn mod 38 check character of s[0..len), or '\0' when s holds a
  * character outside the set.
  */
+/* Position of c in luhn_set, -1 when it is not there (NUL neither) */
+static inline int
+luhn_index(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= '0' && c <= '9')
+		return 26 + (c - '0');
+	if (c == '/')
+		return 36;
+	if (c == ':')
+		return 37;
+	return -1;
+}
+
 static char
 uvci_check_char(const char *s, size_t len)
 {
@@ -46,12 +61,12 @@ uvci_check_char(const char *s, size_t len)
 
 	for (size_t i = len; i-- > 0;)
 	{
-		const char *at = s[i] ? strchr(luhn_set, s[i]) : NULL;
+		int			at = luhn_index(s[i]);
 		int			addend;
 
-		if (at == NULL)
+		if (at < 0)
 			return '\0';
-		addend = factor * (int) (at - luhn_set);
+		addend = factor * at;
 		factor = factor == 2 ? 1 : 2;
 		sum += addend / n + addend % n;
 	}
