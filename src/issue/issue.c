@@ -137,74 +137,110 @@ put_number(CborOut *o, Numeric num)
 }
 
 /*
- * The payload as one CBOR map, appended to o.  Iterative; nesting, element
- * counts and the size are bounded as the decoder bounds them (the message
- * is parsed again before it is signed).
+ * One value of a jsonb container, appended to o: child index of container
+ * jc, whose data starts at base, at byte offset off.  Containers recurse
+ * through put_container at depth + 1.
+ */
+static void put_container(CborOut *o, JsonbContainer *jc, int depth);
+
+static void
+put_child(CborOut *o, JsonbContainer *jc, int index, char *base, uint32 off,
+		  uint32 end, int depth)
+{
+	JEntry		je = jc->children[index];
+
+	if (JBE_ISSTRING(je))
+		put_string(o, base + off, (int) (end - off));
+	else if (JBE_ISNUMERIC(je))
+		put_number(o, (Numeric) (base + INTALIGN(off)));
+	else if (JBE_ISBOOL_TRUE(je))
+		hp_cbor_put_simple(o, CBOR_TRUE);
+	else if (JBE_ISBOOL_FALSE(je))
+		hp_cbor_put_simple(o, CBOR_FALSE);
+	else if (JBE_ISNULL(je))
+		hp_cbor_put_simple(o, CBOR_NULL);
+	else if (JBE_ISCONTAINER(je))
+		put_container(o, (JsonbContainer *) (base + INTALIGN(off)), depth + 1);
+	else
+		payload_error("unexpected jsonb entry of type %u", (unsigned) (je & JENTRY_TYPEMASK));
+}
+
+/*
+ * A jsonb container (object or array) at nesting depth (the payload's
+ * root: 1), appended to o.  It reads the container the way jsonb's own
+ * iterator does (jsonb.h: JEntry offsets and lengths, JBE_ADVANCE_OFFSET,
+ * numbers and containers at INTALIGN'ed offsets), in the same order: an
+ * object's keys in their stored order, each followed by its value; but
+ * without an iterator, a JsonbValue and a palloc per container.
+ */
+static void
+put_container(CborOut *o, JsonbContainer *jc, int depth)
+{
+	uint32		n = JsonContainerSize(jc);
+
+	CHECK_FOR_INTERRUPTS();
+	if (o->overflow)
+		return;
+	if (depth > HP_MAX_DEPTH - 2)
+		payload_error("nested deeper than %d", HP_MAX_DEPTH - 2);
+	if (JsonContainerIsObject(jc))
+	{
+		char	   *base = (char *) &jc->children[n * 2];
+		uint32		koff = 0;
+		uint32		voff;
+
+		if (n > HP_MAX_MAP_KEYS)
+			payload_error("an object has more than %d keys", HP_MAX_MAP_KEYS);
+		hp_cbor_put_head(o, CBOR_MAP, (uint64) n);
+		voff = getJsonbOffset(jc, (int) n);
+		for (uint32 i = 0; i < n && !o->overflow; i++)
+		{
+			uint32		kend = koff;
+			uint32		vend = voff;
+
+			JBE_ADVANCE_OFFSET(kend, jc->children[i]);
+			JBE_ADVANCE_OFFSET(vend, jc->children[n + i]);
+			if (!JBE_ISSTRING(jc->children[i]))
+				payload_error("unexpected jsonb object key");
+			put_string(o, base + koff, (int) (kend - koff));
+			put_child(o, jc, (int) (n + i), base, voff, vend, depth);
+			koff = kend;
+			voff = vend;
+		}
+	}
+	else if (JsonContainerIsArray(jc) && !JsonContainerIsScalar(jc))
+	{
+		char	   *base = (char *) &jc->children[n];
+		uint32		off = 0;
+
+		if (n > HP_MAX_COUNT)
+			payload_error("an array has more than %d elements", HP_MAX_COUNT);
+		hp_cbor_put_head(o, CBOR_ARRAY, (uint64) n);
+		for (uint32 i = 0; i < n && !o->overflow; i++)
+		{
+			uint32		end = off;
+
+			JBE_ADVANCE_OFFSET(end, jc->children[i]);
+			put_child(o, jc, (int) i, base, off, end, depth);
+			off = end;
+		}
+	}
+	else
+		payload_error("unexpected jsonb container");
+}
+
+/*
+ * The payload as one CBOR map, appended to o.  Nesting (recursion at most
+ * HP_MAX_DEPTH - 2 deep), element counts and the size are bounded as the
+ * decoder bounds them (the message is parsed again before it is signed).
  */
 static void
 put_payload(CborOut *o, Jsonb *jb)
 {
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-	int			depth = 0;
-
 	if (!JB_ROOT_IS_OBJECT(jb))
 		payload_error("must be a JSON object, not %s",
 					  JB_ROOT_IS_ARRAY(jb) ? "an array" : "a scalar");
-	it = JsonbIteratorInit(&jb->root);
-	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
-	{
-		CHECK_FOR_INTERRUPTS();
-		if (o->overflow)
-			break;
-		switch (tok)
-		{
-			case WJB_BEGIN_OBJECT:
-				if (++depth > HP_MAX_DEPTH - 2)
-					payload_error("nested deeper than %d", HP_MAX_DEPTH - 2);
-				if (v.val.object.nPairs > HP_MAX_MAP_KEYS)
-					payload_error("an object has more than %d keys", HP_MAX_MAP_KEYS);
-				hp_cbor_put_head(o, CBOR_MAP, (uint64) v.val.object.nPairs);
-				break;
-			case WJB_BEGIN_ARRAY:
-				if (++depth > HP_MAX_DEPTH - 2)
-					payload_error("nested deeper than %d", HP_MAX_DEPTH - 2);
-				if (v.val.array.nElems > HP_MAX_COUNT)
-					payload_error("an array has more than %d elements", HP_MAX_COUNT);
-				hp_cbor_put_head(o, CBOR_ARRAY, (uint64) v.val.array.nElems);
-				break;
-			case WJB_END_OBJECT:
-			case WJB_END_ARRAY:
-				depth--;
-				break;
-			case WJB_KEY:
-				put_string(o, v.val.string.val, v.val.string.len);
-				break;
-			case WJB_VALUE:
-			case WJB_ELEM:
-				switch (v.type)
-				{
-					case jbvNull:
-						hp_cbor_put_simple(o, CBOR_NULL);
-						break;
-					case jbvBool:
-						hp_cbor_put_simple(o, v.val.boolean ? CBOR_TRUE : CBOR_FALSE);
-						break;
-					case jbvString:
-						put_string(o, v.val.string.val, v.val.string.len);
-						break;
-					case jbvNumeric:
-						put_number(o, v.val.numeric);
-						break;
-					default:
-						payload_error("unexpected jsonb value of type %d", (int) v.type);
-				}
-				break;
-			default:
-				break;
-		}
-	}
+	put_container(o, &jb->root, 1);
 	if (o->overflow)
 		payload_error("the pass would not fit a QR code's %d characters (its COSE message is limited to %zu bytes)",
 					  HP_MAX_TEXT, o->cap);

@@ -37,19 +37,25 @@ static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
  * The Luhn mod 38 check character of s[0..len), or '\0' when s holds a
  * character outside the set.
  */
-/* Position of c in luhn_set, -1 when it is not there (NUL neither) */
+/*
+ * Position of c in luhn_set, -1 when it is not there (NUL neither): a table
+ * built once, since a UVCI's characters are random enough to defeat the
+ * branch predictor in a chain of range tests
+ */
 static inline int
 luhn_index(char c)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= '0' && c <= '9')
-		return 26 + (c - '0');
-	if (c == '/')
-		return 36;
-	if (c == ':')
-		return 37;
-	return -1;
+	static int8 pos[256];
+	static bool ready = false;
+
+	if (!ready)
+	{
+		memset(pos, -1, sizeof(pos));
+		for (int i = 0; luhn_set[i] != '\0'; i++)
+			pos[(unsigned char) luhn_set[i]] = (int8) i;
+		ready = true;
+	}
+	return pos[(unsigned char) c];
 }
 
 static char
