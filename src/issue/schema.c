@@ -218,6 +218,46 @@ key_is(const JsonbValue *kv, const char *k, int klen)
 
 #define KEY_IS(kv, lit) key_is((kv), (lit), (int) sizeof(lit) - 1)
 
+/*
+ * Child index of container jc, stored at base + [off, end), as a
+ * JsonbValue: what jsonb's iterator returns for it with skipNested (a
+ * container as jbvBinary), read as it reads it (jsonb.h: numbers and
+ * containers at INTALIGN'ed offsets).  Lets the entry's fields be walked
+ * without an iterator.
+ */
+static void
+entry_value(JsonbContainer *jc, int index, char *base, uint32 off, uint32 end,
+			JsonbValue *v)
+{
+	JEntry		je = jc->children[index];
+
+	if (JBE_ISNULL(je))
+		v->type = jbvNull;
+	else if (JBE_ISSTRING(je))
+	{
+		v->type = jbvString;
+		v->val.string.val = base + off;
+		v->val.string.len = (int) (end - off);
+	}
+	else if (JBE_ISNUMERIC(je))
+	{
+		v->type = jbvNumeric;
+		v->val.numeric = (Numeric) (base + INTALIGN(off));
+	}
+	else if (JBE_ISBOOL_TRUE(je) || JBE_ISBOOL_FALSE(je))
+	{
+		v->type = jbvBool;
+		v->val.boolean = JBE_ISBOOL_TRUE(je);
+	}
+	else
+	{
+		Assert(JBE_ISCONTAINER(je));
+		v->type = jbvBinary;
+		v->val.binary.data = (JsonbContainer *) (base + INTALIGN(off));
+		v->val.binary.len = (int) (end - INTALIGN(off));
+	}
+}
+
 static void
 add(ArrayBuildState **errs, const char *fmt,...) pg_attribute_printf(2, 3);
 
@@ -343,9 +383,11 @@ hp_schema_check(Jsonb *jb)
 		static const char *const req_t[] = {"tg", "tt", "sc", "tr", "co", "is", "ci", NULL};
 		static const char *const req_r[] = {"tg", "fr", "co", "is", "df", "du", "ci", NULL};
 		const char *const *req;
-		JsonbIterator *it;
-		JsonbValue	kv;
-		JsonbIteratorToken tok;
+		JsonbContainer *ec;
+		uint32		n;
+		char	   *base;
+		uint32		koff,
+					voff;
 		ArrayBuildState *field_errs = NULL;
 		uint32		have = 0;	/* bit j: req[j] is a key of e */
 
@@ -367,23 +409,33 @@ hp_schema_check(Jsonb *jb)
 		 * object, so e ? key is "key is one of its keys"), and the messages
 		 * about its fields, which follow the "required" ones
 		 */
-		it = JsonbIteratorInit(e->val.binary.data);
-		while ((tok = JsonbIteratorNext(&it, &kv, true)) != WJB_DONE)
+		ec = e->val.binary.data;
+		n = JsonContainerSize(ec);
+		base = (char *) &ec->children[n * 2];
+		koff = 0;
+		voff = getJsonbOffset(ec, (int) n);
+		for (uint32 ki = 0; ki < n; ki++)
 		{
+			JsonbValue	kv;
 			JsonbValue *x = &xv;
 			const char *f;
 			int			flen;
+			uint32		kend = koff;
+			uint32		vend = voff;
 
-			if (tok != WJB_KEY)
-				continue;
+			JBE_ADVANCE_OFFSET(kend, ec->children[ki]);
+			JBE_ADVANCE_OFFSET(vend, ec->children[n + ki]);
+			entry_value(ec, (int) ki, base, koff, kend, &kv);
+			entry_value(ec, (int) (n + ki), base, voff, vend, &xv);
+			koff = kend;
+			voff = vend;
+			if (kv.type != jbvString)
+				elog(ERROR, "unexpected jsonb object key");
 			f = kv.val.string.val;
 			flen = kv.val.string.len;
 			for (int j = 0; req[j]; j++)
 				if (flen == 2 && f[0] == req[j][0] && f[1] == req[j][1])
 					have |= 1u << j;
-			/* its value comes next (e -> f, without looking it up again) */
-			tok = JsonbIteratorNext(&it, &xv, true);
-			Assert(tok == WJB_VALUE);
 			if (KEY_IS(&kv, "dn") || KEY_IS(&kv, "sd"))
 			{
 				if (!one_to_nine(x))
