@@ -87,5 +87,7 @@ extern size_t hp_cose_sign1(uint8_t *buf, size_t cap,
 							const uint8_t *prot, size_t prot_len,
 							const uint8_t *payload, size_t payload_len,
 							const uint8_t *sig, size_t sig_len);
+extern size_t hp_cose_sign1_set_signature(uint8_t *buf, size_t cap, size_t len,
+										  const uint8_t *sig, size_t sig_len);
 
 #endif

@@ -447,8 +447,9 @@ issue_with(HpSigner *signer, Datum payload_d, TimestampTz issued_at,
 				(errcode(ERRCODE_HP_ISSUE_SIGN),
 				 errmsg("cannot issue pass: sign: key \"%s\" gave a signature of %zu bytes",
 						info->name, sig_len)));
-	cose_len = hp_cose_sign1(cose_buf, sizeof(cose_buf), prot, prot_len,
-							 claims_buf, claims_len, sig, sig_len);
+	/* the message parsed above, its empty signature replaced by sig */
+	cose_len = hp_cose_sign1_set_signature(cose_buf, sizeof(cose_buf), cose_len,
+										   sig, sig_len);
 	if (cose_len == 0 || cose_len > cap)
 		payload_error("the pass would not fit a QR code's %d characters (its COSE message is limited to %zu bytes)",
 					  HP_MAX_TEXT, cap);

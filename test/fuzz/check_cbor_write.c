@@ -384,6 +384,20 @@ pass_round_trip(void)
 	CHECK(hp_cose_sign1(msg, msg_len - 1, prot, prot_len, claims, claims_len, sig, sig_len) == 0,
 		  "COSE_Sign1: no overflow reported");
 	msg_len = hp_cose_sign1(msg, sizeof(msg), prot, prot_len, claims, claims_len, sig, sig_len);
+	{
+		/* the unsigned message completed in place: the same bytes (issue.c) */
+		uint8_t		two[sizeof(msg)];
+		uint8_t		three[sizeof(msg)];
+		size_t		two_len = hp_cose_sign1(two, sizeof(two), prot, prot_len, claims, claims_len, NULL, 0);
+
+		CHECK(two_len > 0 && two[two_len - 1] == 0x40, "unsigned COSE_Sign1");
+		memcpy(three, two, two_len);
+		CHECK(hp_cose_sign1_set_signature(three, msg_len - 1, two_len, sig, sig_len) == 0,
+			  "set_signature: no overflow reported");
+		two_len = hp_cose_sign1_set_signature(two, sizeof(two), two_len, sig, sig_len);
+		CHECK(two_len == msg_len && memcmp(two, msg, msg_len) == 0,
+			  "set_signature differs from COSE_Sign1 with the signature");
+	}
 	CHECK(msg[0] == 0xD2, "not tag 18");
 	CHECK(hp_cose_parse(msg, msg_len, &c, &err), "the pass does not parse: %s", err.msg);
 	CHECK(c.has_alg && c.alg_is_int && c.alg == alg, "alg");
