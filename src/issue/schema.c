@@ -174,15 +174,6 @@ is_array(const JsonbValue *v)
 		JsonContainerIsArray(v->val.binary.data);
 }
 
-/* v -> key: NULL unless v is an object holding key; the value goes in *res */
-static JsonbValue *
-field(const JsonbValue *v, const char *key, JsonbValue *res)
-{
-	if (!is_object(v))
-		return NULL;
-	return getKeyJsonValueFromContainer(v->val.binary.data, key, strlen(key), res);
-}
-
 /* container ? key (jsonb_exists) */
 static bool
 exists(JsonbContainer *c, const char *key)
@@ -258,6 +249,43 @@ entry_value(JsonbContainer *jc, int index, char *base, uint32 off, uint32 end,
 	}
 }
 
+/*
+ * The values of keys names[0..n) of object container jc, in one walk of
+ * its keys: out[j] and has[j] (jsonb keeps an object's keys unique, so
+ * this is jc -> names[j] for each j).  Returns true.
+ */
+static bool
+pick(JsonbContainer *jc, const char *const *names, int n, JsonbValue *out, bool *has)
+{
+	uint32		count = JsonContainerSize(jc);
+	char	   *base = (char *) &jc->children[count * 2];
+	uint32		koff = 0;
+	uint32		voff = getJsonbOffset(jc, (int) count);
+
+	Assert(JsonContainerIsObject(jc));
+	for (int j = 0; j < n; j++)
+		has[j] = false;
+	for (uint32 i = 0; i < count; i++)
+	{
+		uint32		kend = koff;
+		uint32		vend = voff;
+
+		JBE_ADVANCE_OFFSET(kend, jc->children[i]);
+		JBE_ADVANCE_OFFSET(vend, jc->children[count + i]);
+		for (int j = 0; j < n; j++)
+			if (!has[j] && strlen(names[j]) == kend - koff &&
+				memcmp(base + koff, names[j], kend - koff) == 0)
+			{
+				entry_value(jc, (int) (count + i), base, voff, vend, &out[j]);
+				has[j] = true;
+				break;
+			}
+		koff = kend;
+		voff = vend;
+	}
+	return true;
+}
+
 static void
 add(ArrayBuildState **errs, const char *fmt,...) pg_attribute_printf(2, 3);
 
@@ -309,15 +337,17 @@ hp_schema_check(Jsonb *jb)
 {
 	ArrayBuildState *errs = NULL;
 	JsonbValue	root;
-	JsonbValue	namv,
-				vv,
-				av,
-				xv;
+	JsonbValue	xv;
 	JsonbValue *v;
 	JsonbValue *nam;
+	static const char *const root_fields[] = {"ver", "nam", "dob", "v", "t", "r"};
 	static const char *const nam_fields[] = {"fn", "fnt", "gn", "gnt"};
 	static const char *const kind_names[] = {"v", "t", "r"};
+	JsonbValue	rootf[6];
+	bool		rootf_has[6];
+	bool		rootf_found;
 	const char *kinds[3];
+	JsonbValue *kind_value[3];
 	int			nkinds = 0;
 
 	if (JB_ROOT_IS_SCALAR(jb))
@@ -332,23 +362,30 @@ hp_schema_check(Jsonb *jb)
 		root.val.binary.len = VARSIZE(jb) - VARHDRSZ;
 	}
 
-	v = field(&root, "ver", &vv);
+	/* root -> ver, nam, dob, v, t, r: one walk of its keys (when an object) */
+	rootf_found = is_object(&root) &&
+		pick(root.val.binary.data, root_fields, 6, rootf, rootf_has);
+	v = rootf_found && rootf_has[0] ? &rootf[0] : NULL;
 	if (!is_string(v))
 		add(&errs, "ver: required string");
 	else if (!matches(M_VER, v->val.string.val, v->val.string.len))
 		add(&errs, "ver: not a semantic version");
 
-	nam = field(&root, "nam", &namv);
+	nam = rootf_found && rootf_has[1] ? &rootf[1] : NULL;
 	if (!is_object(nam))
 		add(&errs, "nam: required object");
 	else
 	{
-		if (!is_string(field(nam, "fnt", &xv)))
+		JsonbValue	namf[4];
+		bool		namf_has[4];
+
+		pick(nam->val.binary.data, nam_fields, 4, namf, namf_has);
+		if (!(namf_has[1] && is_string(&namf[1])))
 			add(&errs, "nam.fnt: required string");
 		for (int i = 0; i < 4; i++)
 		{
 			const char *f = nam_fields[i];
-			JsonbValue *x = field(nam, f, &xv);
+			JsonbValue *x = namf_has[i] ? &namf[i] : NULL;
 			bool		is_str = is_string(x);
 
 			/* nam is an object: nam ? f is nam -> f being there */
@@ -362,22 +399,26 @@ hp_schema_check(Jsonb *jb)
 		}
 	}
 
-	v = field(&root, "dob", &vv);
+	v = rootf_found && rootf_has[2] ? &rootf[2] : NULL;
 	if (!is_string(v))
 		add(&errs, "dob: required string");
 	else if (!matches(M_DOB, v->val.string.val, v->val.string.len))
 		add(&errs, "dob: not a date (YYYY, YYYY-MM or YYYY-MM-DD)");
 
+	/* root ? k: for an object its keys (found above), else jsonb_exists */
 	for (int i = 0; i < 3; i++)
-		if (exists(&jb->root, kind_names[i]))
+		if (rootf_found ? rootf_has[3 + i] : exists(&jb->root, kind_names[i]))
+		{
+			kind_value[nkinds] = rootf_found ? &rootf[3 + i] : NULL;	/* root -> k */
 			kinds[nkinds++] = kind_names[i];
+		}
 	if (nkinds != 1)
 		add(&errs, "exactly one of v, t, r required, found %d", nkinds);
 
 	for (int i = 0; i < nkinds; i++)
 	{
 		const char *k = kinds[i];
-		JsonbValue *a = field(&root, k, &av);
+		JsonbValue *a = kind_value[i];
 		JsonbValue *e;
 		static const char *const req_v[] = {"tg", "vp", "mp", "ma", "dn", "sd", "dt", "co", "is", "ci", NULL};
 		static const char *const req_t[] = {"tg", "tt", "sc", "tr", "co", "is", "ci", NULL};
