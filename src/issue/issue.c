@@ -97,7 +97,7 @@ static void
 put_string(CborOut *o, const char *s, int len)
 {
 	if (GetDatabaseEncoding() == PG_UTF8)
-		hp_cbor_put_text(o, s, (size_t) len);
+		hp_cbor_put_short_text(o, s, (size_t) len);
 	else
 	{
 		char	   *u = pg_server_to_any(s, len, PG_UTF8);

@@ -411,6 +411,33 @@ pass_round_trip(void)
 	return true;
 }
 
+/* hp_cbor_put_short_text writes what hp_cbor_put_text writes, overflow included */
+static bool
+short_text_same(void)
+{
+	char		s[40];
+	size_t		n = rnd() % sizeof(s);
+	size_t		cap = rnd() % 48;
+	uint8_t		a[64];
+	uint8_t		b[64];
+	CborOut		oa,
+				ob;
+	bool		ra,
+				rb;
+
+	for (size_t i = 0; i < n; i++)
+		s[i] = (char) ('a' + rnd() % 26);
+	memset(a, 0xAA, sizeof(a));
+	memset(b, 0xAA, sizeof(b));
+	hp_cbor_out_init(&oa, a, cap);
+	hp_cbor_out_init(&ob, b, cap);
+	ra = hp_cbor_put_text(&oa, s, n);
+	rb = hp_cbor_put_short_text(&ob, s, n);
+	CHECK(ra == rb && oa.len == ob.len && oa.overflow == ob.overflow &&
+		  memcmp(a, b, sizeof(a)) == 0, "short text differs (length %zu, cap %zu)", n, cap);
+	return true;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -425,6 +452,8 @@ main(int argc, char **argv)
 		if (round_trip())
 			passed++;
 		if (pass_round_trip())
+			passed++;
+		if (short_text_same())
 			passed++;
 	}
 	printf("check_cbor_write: %d passed, %d failed\n", passed, failed);
