@@ -23,6 +23,7 @@
 #include "postgres.h"
 
 #include <math.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 
 #include "catalog/namespace.h"
@@ -344,7 +345,10 @@ sha256_once(const uint8 *d, size_t len, uint8 *out)
 		EVP_DigestInit_ex(ctx, md, NULL) != 1 ||
 		EVP_DigestUpdate(ctx, d, len) != 1 ||
 		EVP_DigestFinal_ex(ctx, out, &olen) != 1 || olen != 32)
+	{
+		ERR_clear_error();
 		elog(ERROR, "could not compute SHA-256 of a signature");
+	}
 }
 
 /*
@@ -590,19 +594,16 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 
 	/*
-	 * Each pass is allocated in this function's context, the scratch memory
-	 * of its signing in "each", reset after every pass; the passes go into
-	 * the result only after the wait below (the result's
+	 * Each pass is allocated once, in the query's memory, where the result's
+	 * tuples will be: each pass freed as its tuple goes in leaves a chunk of
+	 * the same size for the next tuple, so the result takes no new memory
+	 * (pages a large batch would otherwise fault in and zero once more).
+	 * The scratch memory of its signing is "each", reset after every pass.
+	 * The passes go into the result only after the wait below (the result's
 	 * tuplestore may spill to a temporary file: no pass is written anywhere
-	 * before its record is durable)
+	 * before its record is durable).
 	 */
 	passes = palloc(sizeof(HealthPass *) * Max(n, 1));
-	/*
-	 * The passes live where the result's tuples will (the query's memory):
-	 * each pass freed as its tuple goes in leaves a chunk of the same size
-	 * for the next tuple, so the result takes no new memory (pages a large
-	 * batch would otherwise fault in and zero once more)
-	 */
 	result_cxt = rsinfo->econtext->ecxt_per_query_memory;
 	each = AllocSetContextCreate(CurrentMemoryContext, "issue_batch pass",
 								 ALLOCSET_DEFAULT_SIZES);
@@ -627,7 +628,7 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 			/* the record's slot on its way into the cache while we sign */
 			hp_queue_prefetch_next();
 			old = MemoryContextSwitchTo(each);
-			/* the pass straight into the function's context, the rest in each */
+			/* the pass straight into result_cxt, the rest in each */
 			passes[i] = issue_with(signer, elems[i], PG_GETARG_TIMESTAMPTZ(3), iat, exp,
 								   result_cxt, &u, reason);
 			upto = hp_audit_event_queue(&tmpl, HP_ISSUED, hp_signing_key_relid(), u,
