@@ -201,6 +201,7 @@ extern void hp_record_session(HpRecord *rec);
 extern void hp_copy_field(char *dst, size_t size, const char *src);
 extern uint64 hp_enqueue(const HpRecord *rec);
 extern bool hp_enqueue_ext(const HpRecord *rec, TimestampTz now, bool wait, uint64 *seqp);
+extern void hp_queue_prefetch_next(void);
 extern void hp_wait_durable(uint64 upto);
 extern bool hp_wait_durable_nothrow(uint64 upto);
 extern bool hp_records_pending(void);

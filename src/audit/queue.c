@@ -269,6 +269,32 @@ hp_publish_on_exit(int code, Datum arg)
 }
 
 /*
+ * A hint for a backend that queues records one after another with work in
+ * between (issue_batch: a signature per record): ask this CPU to fetch the
+ * slot the next record will most likely take (the one at head) for
+ * writing, so the copy into it (hp_publish) does not wait for memory.  The
+ * ring is larger than the caches and its slots were last read by the writer
+ * on another CPU: without the hint the 700-byte copy was about 2 % of an
+ * issued pass.  Nothing is locked or changed; when another backend takes
+ * that slot first the hint was only wasted.
+ */
+void
+hp_queue_prefetch_next(void)
+{
+	HpQueue    *q = my_queue;
+	uint64		seq;
+	const char *slot;
+
+	if (q == NULL)
+		return;
+	seq = *(volatile uint64 *) &q->head;	/* a hint: no lock */
+	slot = (const char *) &q->ring[seq % hp_queue_size];
+	for (Size off = 0; off < sizeof(HpRecord); off += 64)
+		__builtin_prefetch(slot + off, 1, 3);
+	__builtin_prefetch(&q->ready[seq % hp_queue_size], 1, 3);
+}
+
+/*
  * Has the record of seq been copied into its slot?  When true, its contents
  * may be read (a read barrier follows the check).
  */

@@ -300,3 +300,23 @@ hp_cose_sign1(uint8_t *buf, size_t cap,
 	hp_cbor_put_bytes(&o, sig, sig_len);
 	return hp_cbor_out_done(&o);
 }
+
+/*
+ * Complete a message hp_cose_sign1 wrote without a signature (buf[0..len),
+ * ending in its empty byte string) with sig, in place: the same bytes as
+ * hp_cose_sign1 with sig, without writing the rest again.  Returns the new
+ * length, 0 when cap is too small or buf does not end so.
+ */
+size_t
+hp_cose_sign1_set_signature(uint8_t *buf, size_t cap, size_t len,
+							const uint8_t *sig, size_t sig_len)
+{
+	CborOut		o;
+
+	if (len == 0 || len > cap || buf[len - 1] != ((CBOR_BYTES << 5) | 0))
+		return 0;
+	hp_cbor_out_init(&o, buf, cap);
+	o.len = len - 1;
+	hp_cbor_put_bytes(&o, sig, sig_len);
+	return hp_cbor_out_done(&o);
+}

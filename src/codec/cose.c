@@ -89,7 +89,8 @@ key_equal(const CborHead *a, const CborHead *b)
 	if (a->major != b->major || a->val != b->val)
 		return false;
 	if (a->major == CBOR_TEXT || a->major == CBOR_BYTES)
-		return memcmp(a->data, b->data, a->val) == 0;
+		return a->val == 0 ||
+			(a->data[0] == b->data[0] && memcmp(a->data, b->data, a->val) == 0);
 	return true;
 }
 

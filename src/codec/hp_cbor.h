@@ -6,6 +6,8 @@
 #ifndef HP_CBOR_H
 #define HP_CBOR_H
 
+#include <string.h>
+
 #include "codec/hp_codec.h"
 
 /* Major types */
@@ -75,6 +77,25 @@ extern bool hp_cbor_put_double(CborOut *o, double d);
 extern bool hp_cbor_put_raw(CborOut *o, const uint8_t *b, size_t n);
 extern size_t hp_cbor_out_done(const CborOut *o);
 
+/*
+ * hp_cbor_put_text, inline for a string shorter than 24 bytes (a one-byte
+ * head), the common case of a payload's keys and values: the same bytes,
+ * the same overflow rule
+ */
+static inline bool
+hp_cbor_put_short_text(CborOut *o, const char *s, size_t n)
+{
+	if (n < 24 && !o->overflow && n + 1 <= o->cap - o->len)
+	{
+		o->buf[o->len] = (uint8_t) ((CBOR_TEXT << 5) | n);
+		if (n > 0)
+			memcpy(o->buf + o->len + 1, s, n);
+		o->len += n + 1;
+		return true;
+	}
+	return hp_cbor_put_text(o, s, n);
+}
+
 /* COSE_Sign1 of a pass (cbor_write.c); sizes returned, 0 when too small */
 extern size_t hp_cose_protected(uint8_t *buf, size_t cap, int64_t alg,
 								const uint8_t *kid, size_t kid_len);
@@ -87,5 +108,7 @@ extern size_t hp_cose_sign1(uint8_t *buf, size_t cap,
 							const uint8_t *prot, size_t prot_len,
 							const uint8_t *payload, size_t payload_len,
 							const uint8_t *sig, size_t sig_len);
+extern size_t hp_cose_sign1_set_signature(uint8_t *buf, size_t cap, size_t len,
+										  const uint8_t *sig, size_t sig_len);
 
 #endif

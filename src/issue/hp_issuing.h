@@ -13,6 +13,8 @@
 
 /* schema.c: the DCC schema rules of schema_errors(), as text[] */
 extern ArrayType *hp_schema_errors(Jsonb *jb);
+/* ... NULL when there are none, else the messages (no array built) */
+extern ArrayBuildState *hp_schema_check(Jsonb *jb);
 
 /* uvci.c: why a ci is not a UVCI issue() may sign for country, or NULL */
 extern const char *hp_uvci_problem(const char *u, size_t len, const char *country);

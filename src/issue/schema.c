@@ -144,45 +144,34 @@ matches(Matcher m, const char *s, size_t len)
 	return match_ascii(m, s, len);
 }
 
-/* jsonb_typeof() of a value, NULL for none */
-static const char *
-type_of(const JsonbValue *v)
+/*
+ * jsonb_typeof(v) = 'string', 'number', 'object', 'array' (v NULL: none of
+ * them), without building the type's name: a container is an object when
+ * it is one, else an array when it is one, as jsonb_typeof() decides.
+ */
+static inline bool
+is_string(const JsonbValue *v)
 {
-	if (v == NULL)
-		return NULL;
-	switch (v->type)
-	{
-		case jbvNull:
-			return "null";
-		case jbvString:
-			return "string";
-		case jbvNumeric:
-			return "number";
-		case jbvBool:
-			return "boolean";
-		case jbvBinary:
-			return JsonContainerIsObject(v->val.binary.data) ? "object" :
-				JsonContainerIsArray(v->val.binary.data) ? "array" : "scalar";
-		default:
-			return "unknown";
-	}
+	return v != NULL && v->type == jbvString;
 }
 
-static bool
-is_type(const JsonbValue *v, const char *t)
+static inline bool
+is_number(const JsonbValue *v)
 {
-	const char *have = type_of(v);
-
-	return have != NULL && strcmp(have, t) == 0;
+	return v != NULL && v->type == jbvNumeric;
 }
 
-/* v -> key: NULL unless v is an object holding key */
-static JsonbValue *
-field(const JsonbValue *v, const char *key)
+static inline bool
+is_object(const JsonbValue *v)
 {
-	if (v == NULL || v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
-		return NULL;
-	return getKeyJsonValueFromContainer(v->val.binary.data, key, strlen(key), NULL);
+	return v != NULL && v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data);
+}
+
+static inline bool
+is_array(const JsonbValue *v)
+{
+	return v != NULL && v->type == jbvBinary && !JsonContainerIsObject(v->val.binary.data) &&
+		JsonContainerIsArray(v->val.binary.data);
 }
 
 /* container ? key (jsonb_exists) */
@@ -191,17 +180,110 @@ exists(JsonbContainer *c, const char *key)
 {
 	JsonbValue	k;
 
+	/* an object's keys: the same binary search, into a local value */
+	if (JsonContainerIsObject(c))
+		return getKeyJsonValueFromContainer(c, key, strlen(key), &k) != NULL;
 	k.type = jbvString;
 	k.val.string.val = (char *) key;
 	k.val.string.len = strlen(key);
 	return findJsonbValueFromContainer(c, JB_FOBJECT | JB_FARRAY, &k) != NULL;
 }
 
-/* A string value's length in characters */
-static int
-chars(const JsonbValue *v)
+/*
+ * A string value's length in characters is over 80 (a character is at
+ * least one byte: 80 bytes or fewer are never more than 80 characters)
+ */
+static bool
+longer_than_80(const JsonbValue *v)
 {
-	return pg_mbstrlen_with_len(v->val.string.val, v->val.string.len);
+	return v->val.string.len > 80 &&
+		pg_mbstrlen_with_len(v->val.string.val, v->val.string.len) > 80;
+}
+
+/* A key (string value) is k */
+static inline bool
+key_is(const JsonbValue *kv, const char *k, int klen)
+{
+	return kv->val.string.len == klen && memcmp(kv->val.string.val, k, klen) == 0;
+}
+
+#define KEY_IS(kv, lit) key_is((kv), (lit), (int) sizeof(lit) - 1)
+
+/*
+ * Child index of container jc, stored at base + [off, end), as a
+ * JsonbValue: what jsonb's iterator returns for it with skipNested (a
+ * container as jbvBinary), read as it reads it (jsonb.h: numbers and
+ * containers at INTALIGN'ed offsets).  Lets the entry's fields be walked
+ * without an iterator.
+ */
+static void
+entry_value(JsonbContainer *jc, int index, char *base, uint32 off, uint32 end,
+			JsonbValue *v)
+{
+	JEntry		je = jc->children[index];
+
+	if (JBE_ISNULL(je))
+		v->type = jbvNull;
+	else if (JBE_ISSTRING(je))
+	{
+		v->type = jbvString;
+		v->val.string.val = base + off;
+		v->val.string.len = (int) (end - off);
+	}
+	else if (JBE_ISNUMERIC(je))
+	{
+		v->type = jbvNumeric;
+		v->val.numeric = (Numeric) (base + INTALIGN(off));
+	}
+	else if (JBE_ISBOOL_TRUE(je) || JBE_ISBOOL_FALSE(je))
+	{
+		v->type = jbvBool;
+		v->val.boolean = JBE_ISBOOL_TRUE(je);
+	}
+	else
+	{
+		Assert(JBE_ISCONTAINER(je));
+		v->type = jbvBinary;
+		v->val.binary.data = (JsonbContainer *) (base + INTALIGN(off));
+		v->val.binary.len = (int) (end - INTALIGN(off));
+	}
+}
+
+/*
+ * The values of keys names[0..n) of object container jc, in one walk of
+ * its keys: out[j] and has[j] (jsonb keeps an object's keys unique, so
+ * this is jc -> names[j] for each j).  Returns true.
+ */
+static bool
+pick(JsonbContainer *jc, const char *const *names, int n, JsonbValue *out, bool *has)
+{
+	uint32		count = JsonContainerSize(jc);
+	char	   *base = (char *) &jc->children[count * 2];
+	uint32		koff = 0;
+	uint32		voff = getJsonbOffset(jc, (int) count);
+
+	Assert(JsonContainerIsObject(jc));
+	for (int j = 0; j < n; j++)
+		has[j] = false;
+	for (uint32 i = 0; i < count; i++)
+	{
+		uint32		kend = koff;
+		uint32		vend = voff;
+
+		JBE_ADVANCE_OFFSET(kend, jc->children[i]);
+		JBE_ADVANCE_OFFSET(vend, jc->children[count + i]);
+		for (int j = 0; j < n; j++)
+			if (!has[j] && strlen(names[j]) == kend - koff &&
+				memcmp(base + koff, names[j], kend - koff) == 0)
+			{
+				entry_value(jc, (int) (count + i), base, voff, vend, &out[j]);
+				has[j] = true;
+				break;
+			}
+		koff = kend;
+		voff = vend;
+	}
+	return true;
 }
 
 static void
@@ -231,13 +313,6 @@ add(ArrayBuildState **errs, const char *fmt,...)
 	pfree(buf.data);
 }
 
-/* The string of a string value, NUL-terminated */
-static char *
-str(const JsonbValue *v)
-{
-	return pnstrdup(v->val.string.val, v->val.string.len);
-}
-
 /* dn, sd: a number that is an integer from 1 to 9 */
 static bool
 one_to_nine(const JsonbValue *v)
@@ -245,7 +320,7 @@ one_to_nine(const JsonbValue *v)
 	char	   *s;
 	bool		ok;
 
-	if (!is_type(v, "number"))
+	if (!is_number(v))
 		return false;
 	s = numeric_normalize(v->val.numeric);
 	ok = s[0] >= '1' && s[0] <= '9' && s[1] == '\0';
@@ -254,18 +329,25 @@ one_to_nine(const JsonbValue *v)
 }
 
 /*
- * The schema errors of a payload, as text[] (empty when none).
+ * The schema errors of a payload: NULL when none, else the messages
+ * accumulated (issue() needs no array when there are none).
  */
-ArrayType *
-hp_schema_errors(Jsonb *jb)
+ArrayBuildState *
+hp_schema_check(Jsonb *jb)
 {
 	ArrayBuildState *errs = NULL;
 	JsonbValue	root;
+	JsonbValue	xv;
 	JsonbValue *v;
 	JsonbValue *nam;
+	static const char *const root_fields[] = {"ver", "nam", "dob", "v", "t", "r"};
 	static const char *const nam_fields[] = {"fn", "fnt", "gn", "gnt"};
 	static const char *const kind_names[] = {"v", "t", "r"};
+	JsonbValue	rootf[6];
+	bool		rootf_has[6];
+	bool		rootf_found;
 	const char *kinds[3];
+	JsonbValue *kind_value[3];
 	int			nkinds = 0;
 
 	if (JB_ROOT_IS_SCALAR(jb))
@@ -280,113 +362,166 @@ hp_schema_errors(Jsonb *jb)
 		root.val.binary.len = VARSIZE(jb) - VARHDRSZ;
 	}
 
-	v = field(&root, "ver");
-	if (!is_type(v, "string"))
+	/* root -> ver, nam, dob, v, t, r: one walk of its keys (when an object) */
+	rootf_found = is_object(&root) &&
+		pick(root.val.binary.data, root_fields, 6, rootf, rootf_has);
+	v = rootf_found && rootf_has[0] ? &rootf[0] : NULL;
+	if (!is_string(v))
 		add(&errs, "ver: required string");
 	else if (!matches(M_VER, v->val.string.val, v->val.string.len))
 		add(&errs, "ver: not a semantic version");
 
-	nam = field(&root, "nam");
-	if (!is_type(nam, "object"))
+	nam = rootf_found && rootf_has[1] ? &rootf[1] : NULL;
+	if (!is_object(nam))
 		add(&errs, "nam: required object");
 	else
 	{
-		if (!is_type(field(nam, "fnt"), "string"))
+		JsonbValue	namf[4];
+		bool		namf_has[4];
+
+		pick(nam->val.binary.data, nam_fields, 4, namf, namf_has);
+		if (!(namf_has[1] && is_string(&namf[1])))
 			add(&errs, "nam.fnt: required string");
 		for (int i = 0; i < 4; i++)
 		{
 			const char *f = nam_fields[i];
-			JsonbValue *x = field(nam, f);
-			bool		is_str = is_type(x, "string");
+			JsonbValue *x = namf_has[i] ? &namf[i] : NULL;
+			bool		is_str = is_string(x);
 
-			if (exists(nam->val.binary.data, f) && !is_str)
+			/* nam is an object: nam ? f is nam -> f being there */
+			if (x != NULL && !is_str)
 				add(&errs, "nam.%s: not a string", f);
-			else if (is_str && chars(x) > 80)
+			else if (is_str && longer_than_80(x))
 				add(&errs, "nam.%s: longer than 80", f);
-			else if (is_str && (strcmp(f, "fnt") == 0 || strcmp(f, "gnt") == 0) &&
+			else if (is_str && (i == 1 || i == 3) &&	/* fnt, gnt */
 					 !matches(M_ICAO, x->val.string.val, x->val.string.len))
 				add(&errs, "nam.%s: not in ICAO 9303 form", f);
 		}
 	}
 
-	v = field(&root, "dob");
-	if (!is_type(v, "string"))
+	v = rootf_found && rootf_has[2] ? &rootf[2] : NULL;
+	if (!is_string(v))
 		add(&errs, "dob: required string");
 	else if (!matches(M_DOB, v->val.string.val, v->val.string.len))
 		add(&errs, "dob: not a date (YYYY, YYYY-MM or YYYY-MM-DD)");
 
+	/* root ? k: for an object its keys (found above), else jsonb_exists */
 	for (int i = 0; i < 3; i++)
-		if (exists(&jb->root, kind_names[i]))
+		if (rootf_found ? rootf_has[3 + i] : exists(&jb->root, kind_names[i]))
+		{
+			kind_value[nkinds] = rootf_found ? &rootf[3 + i] : NULL;	/* root -> k */
 			kinds[nkinds++] = kind_names[i];
+		}
 	if (nkinds != 1)
 		add(&errs, "exactly one of v, t, r required, found %d", nkinds);
 
 	for (int i = 0; i < nkinds; i++)
 	{
 		const char *k = kinds[i];
-		JsonbValue *a = field(&root, k);
+		JsonbValue *a = kind_value[i];
 		JsonbValue *e;
 		static const char *const req_v[] = {"tg", "vp", "mp", "ma", "dn", "sd", "dt", "co", "is", "ci", NULL};
 		static const char *const req_t[] = {"tg", "tt", "sc", "tr", "co", "is", "ci", NULL};
 		static const char *const req_r[] = {"tg", "fr", "co", "is", "df", "du", "ci", NULL};
 		const char *const *req;
-		JsonbIterator *it;
-		JsonbValue	kv;
-		JsonbIteratorToken tok;
+		JsonbContainer *ec;
+		uint32		n;
+		char	   *base;
+		uint32		koff,
+					voff;
+		ArrayBuildState *field_errs = NULL;
+		uint32		have = 0;	/* bit j: req[j] is a key of e */
 
-		if (!is_type(a, "array") || JsonContainerSize(a->val.binary.data) != 1)
+		if (!is_array(a) || JsonContainerSize(a->val.binary.data) != 1)
 		{
 			add(&errs, "%s: must be an array of exactly one entry", k);
 			continue;
 		}
 		e = getIthJsonbValueFromContainer(a->val.binary.data, 0);
-		if (!is_type(e, "object"))
+		if (!is_object(e))
 		{
 			add(&errs, "%s[0]: not an object", k);
 			continue;
 		}
 		req = k[0] == 'v' ? req_v : k[0] == 't' ? req_t : req_r;
-		for (int j = 0; req[j]; j++)
-			if (!exists(e->val.binary.data, req[j]))
-				add(&errs, "%s[0].%s: required", k, req[j]);
 
-		it = JsonbIteratorInit(e->val.binary.data);
-		while ((tok = JsonbIteratorNext(&it, &kv, true)) != WJB_DONE)
+		/*
+		 * One walk of the entry: which of the required keys it has (e is an
+		 * object, so e ? key is "key is one of its keys"), and the messages
+		 * about its fields, which follow the "required" ones
+		 */
+		ec = e->val.binary.data;
+		n = JsonContainerSize(ec);
+		base = (char *) &ec->children[n * 2];
+		koff = 0;
+		voff = getJsonbOffset(ec, (int) n);
+		for (uint32 ki = 0; ki < n; ki++)
 		{
-			char	   *f;
-			JsonbValue	xv;
+			JsonbValue	kv;
 			JsonbValue *x = &xv;
+			const char *f;
+			int			flen;
+			uint32		kend = koff;
+			uint32		vend = voff;
 
-			if (tok != WJB_KEY)
-				continue;
-			f = str(&kv);
-			/* its value comes next (e -> f, without looking it up again) */
-			tok = JsonbIteratorNext(&it, &xv, true);
-			Assert(tok == WJB_VALUE);
-			if (strcmp(f, "dn") == 0 || strcmp(f, "sd") == 0)
+			JBE_ADVANCE_OFFSET(kend, ec->children[ki]);
+			JBE_ADVANCE_OFFSET(vend, ec->children[n + ki]);
+			entry_value(ec, (int) ki, base, koff, kend, &kv);
+			entry_value(ec, (int) (n + ki), base, voff, vend, &xv);
+			koff = kend;
+			voff = vend;
+			if (kv.type != jbvString)
+				elog(ERROR, "unexpected jsonb object key");
+			f = kv.val.string.val;
+			flen = kv.val.string.len;
+			for (int j = 0; req[j]; j++)
+				if (flen == 2 && f[0] == req[j][0] && f[1] == req[j][1])
+					have |= 1u << j;
+			if (KEY_IS(&kv, "dn") || KEY_IS(&kv, "sd"))
 			{
 				if (!one_to_nine(x))
-					add(&errs, "%s[0].%s: not an integer from 1 to 9", k, f);
+					add(&field_errs, "%s[0].%.*s: not an integer from 1 to 9", k, flen, f);
 			}
-			else if (!is_type(x, "string"))
-				add(&errs, "%s[0].%s: not a string", k, f);
-			else if ((strcmp(f, "dt") == 0 || strcmp(f, "fr") == 0 ||
-					  strcmp(f, "df") == 0 || strcmp(f, "du") == 0) &&
+			else if (!is_string(x))
+				add(&field_errs, "%s[0].%.*s: not a string", k, flen, f);
+			else if ((KEY_IS(&kv, "dt") || KEY_IS(&kv, "fr") ||
+					  KEY_IS(&kv, "df") || KEY_IS(&kv, "du")) &&
 					 !matches(M_DATE, x->val.string.val, x->val.string.len))
-				add(&errs, "%s[0].%s: not a date", k, f);
-			else if (strcmp(f, "sc") == 0 &&
+				add(&field_errs, "%s[0].%.*s: not a date", k, flen, f);
+			else if (KEY_IS(&kv, "sc") &&
 					 !matches(M_DT, x->val.string.val, x->val.string.len))
-				add(&errs, "%s[0].%s: not a date-time", k, f);
-			else if (strcmp(f, "co") == 0 &&
+				add(&field_errs, "%s[0].%.*s: not a date-time", k, flen, f);
+			else if (KEY_IS(&kv, "co") &&
 					 !matches(M_CO, x->val.string.val, x->val.string.len))
-				add(&errs, "%s[0].%s: not a country code", k, f);
-			else if ((strcmp(f, "is") == 0 || strcmp(f, "ci") == 0 ||
-					  strcmp(f, "nm") == 0 || strcmp(f, "tc") == 0) &&
-					 chars(x) > 80)
-				add(&errs, "%s[0].%s: longer than 80", k, f);
-			pfree(f);
+				add(&field_errs, "%s[0].%.*s: not a country code", k, flen, f);
+			else if ((KEY_IS(&kv, "is") || KEY_IS(&kv, "ci") ||
+					  KEY_IS(&kv, "nm") || KEY_IS(&kv, "tc")) &&
+					 longer_than_80(x))
+				add(&field_errs, "%s[0].%.*s: longer than 80", k, flen, f);
+		}
+		for (int j = 0; req[j]; j++)
+			if ((have & (1u << j)) == 0)
+				add(&errs, "%s[0].%s: required", k, req[j]);
+		if (field_errs != NULL)
+		{
+			ArrayBuildState *fe = field_errs;
+
+			for (int j = 0; j < fe->nelems; j++)
+				errs = accumArrayResult(errs, fe->dvalues[j], false, TEXTOID,
+										CurrentMemoryContext);
 		}
 	}
+	return errs;
+}
+
+/*
+ * The schema errors of a payload, as text[] (empty when none).
+ */
+ArrayType *
+hp_schema_errors(Jsonb *jb)
+{
+	ArrayBuildState *errs = hp_schema_check(jb);
+
 	if (errs == NULL)
 		return construct_empty_array(TEXTOID);
 	return DatumGetArrayTypeP(makeArrayResult(errs, CurrentMemoryContext));

@@ -37,6 +37,27 @@ static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
  * The Luhn mod 38 check character of s[0..len), or '\0' when s holds a
  * character outside the set.
  */
+/*
+ * Position of c in luhn_set, -1 when it is not there (NUL neither): a table
+ * built once, since a UVCI's characters are random enough to defeat the
+ * branch predictor in a chain of range tests
+ */
+static inline int
+luhn_index(char c)
+{
+	static int8 pos[256];
+	static bool ready = false;
+
+	if (!ready)
+	{
+		memset(pos, -1, sizeof(pos));
+		for (int i = 0; luhn_set[i] != '\0'; i++)
+			pos[(unsigned char) luhn_set[i]] = (int8) i;
+		ready = true;
+	}
+	return pos[(unsigned char) c];
+}
+
 static char
 uvci_check_char(const char *s, size_t len)
 {
@@ -46,12 +67,12 @@ uvci_check_char(const char *s, size_t len)
 
 	for (size_t i = len; i-- > 0;)
 	{
-		const char *at = s[i] ? strchr(luhn_set, s[i]) : NULL;
+		int			at = luhn_index(s[i]);
 		int			addend;
 
-		if (at == NULL)
+		if (at < 0)
 			return '\0';
-		addend = factor * (int) (at - luhn_set);
+		addend = factor * at;
 		factor = factor == 2 ? 1 : 2;
 		sum += addend / n + addend % n;
 	}

@@ -384,6 +384,20 @@ pass_round_trip(void)
 	CHECK(hp_cose_sign1(msg, msg_len - 1, prot, prot_len, claims, claims_len, sig, sig_len) == 0,
 		  "COSE_Sign1: no overflow reported");
 	msg_len = hp_cose_sign1(msg, sizeof(msg), prot, prot_len, claims, claims_len, sig, sig_len);
+	{
+		/* the unsigned message completed in place: the same bytes (issue.c) */
+		uint8_t		two[sizeof(msg)];
+		uint8_t		three[sizeof(msg)];
+		size_t		two_len = hp_cose_sign1(two, sizeof(two), prot, prot_len, claims, claims_len, NULL, 0);
+
+		CHECK(two_len > 0 && two[two_len - 1] == 0x40, "unsigned COSE_Sign1");
+		memcpy(three, two, two_len);
+		CHECK(hp_cose_sign1_set_signature(three, msg_len - 1, two_len, sig, sig_len) == 0,
+			  "set_signature: no overflow reported");
+		two_len = hp_cose_sign1_set_signature(two, sizeof(two), two_len, sig, sig_len);
+		CHECK(two_len == msg_len && memcmp(two, msg, msg_len) == 0,
+			  "set_signature differs from COSE_Sign1 with the signature");
+	}
 	CHECK(msg[0] == 0xD2, "not tag 18");
 	CHECK(hp_cose_parse(msg, msg_len, &c, &err), "the pass does not parse: %s", err.msg);
 	CHECK(c.has_alg && c.alg_is_int && c.alg == alg, "alg");
@@ -394,6 +408,33 @@ pass_round_trip(void)
 	CHECK(c.sig_len == sig_len && memcmp(c.sig, sig, sig_len) == 0, "signature");
 	CHECK(c.kind == HP_KIND_VACCINATION && c.uvci_len == strlen(ci) &&
 		  memcmp(c.uvci, ci, c.uvci_len) == 0, "kind and ci");
+	return true;
+}
+
+/* hp_cbor_put_short_text writes what hp_cbor_put_text writes, overflow included */
+static bool
+short_text_same(void)
+{
+	char		s[40];
+	size_t		n = rnd() % sizeof(s);
+	size_t		cap = rnd() % 48;
+	uint8_t		a[64];
+	uint8_t		b[64];
+	CborOut		oa,
+				ob;
+	bool		ra,
+				rb;
+
+	for (size_t i = 0; i < n; i++)
+		s[i] = (char) ('a' + rnd() % 26);
+	memset(a, 0xAA, sizeof(a));
+	memset(b, 0xAA, sizeof(b));
+	hp_cbor_out_init(&oa, a, cap);
+	hp_cbor_out_init(&ob, b, cap);
+	ra = hp_cbor_put_text(&oa, s, n);
+	rb = hp_cbor_put_short_text(&ob, s, n);
+	CHECK(ra == rb && oa.len == ob.len && oa.overflow == ob.overflow &&
+		  memcmp(a, b, sizeof(a)) == 0, "short text differs (length %zu, cap %zu)", n, cap);
 	return true;
 }
 
@@ -411,6 +452,8 @@ main(int argc, char **argv)
 		if (round_trip())
 			passed++;
 		if (pass_round_trip())
+			passed++;
+		if (short_text_same())
 			passed++;
 	}
 	printf("check_cbor_write: %d passed, %d failed\n", passed, failed);
