@@ -30,6 +30,7 @@ extern void hp_require_preload(void);
  */
 extern uint64 hp_statement_count;
 extern bytea *hp_bytea(const uint8 *b, size_t len);
+extern void hp_sha256(const void *a, size_t alen, const void *b, size_t blen, uint8 *out);
 
 /*
  * catalog.c: the extension's objects, found through pg_extension by OID,

@@ -69,20 +69,9 @@ const char *const hp_rev_type_names[HP_REV_NTYPES] = {
 static void
 rev_digest(const uint8 *a, size_t alen, const uint8 *b, size_t blen, uint8 *out)
 {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	uint8		md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
+	uint8		md[32];
 
-	if (ctx == NULL
-		|| EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1
-		|| (alen > 0 && EVP_DigestUpdate(ctx, a, alen) != 1)
-		|| (blen > 0 && EVP_DigestUpdate(ctx, b, blen) != 1)
-		|| EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen < HP_REV_HASH_LEN)
-	{
-		EVP_MD_CTX_free(ctx);
-		elog(ERROR, "could not compute SHA-256");
-	}
-	EVP_MD_CTX_free(ctx);
+	hp_sha256(a, alen, b, blen, md);
 	memcpy(out, md, HP_REV_HASH_LEN);
 }
 
