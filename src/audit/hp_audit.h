@@ -152,6 +152,9 @@ typedef struct HpQueue
 		char		node[HP_NODE_MAX + 1];
 		TimestampTz boot;
 		uint64		next_seq;
+		uint64		queued_upto;	/* this queue's seq + 1 of the last
+									 * record queued for it */
+		int			busy_pid;	/* a backend in _audit_ship() for it */
 		TimestampTz used_at;
 	}			shipped[HP_SHIPPERS];
 } HpQueue;

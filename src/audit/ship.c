@@ -31,6 +31,8 @@
  */
 #include "postgres.h"
 
+#include <signal.h>
+
 #include "libpq-fe.h"
 
 #include "access/xact.h"
@@ -131,16 +133,31 @@ hp_pq_connect(const char *dbname, const char *appname, char *err, size_t errlen)
 		PQfinish(conn);
 		return NULL;
 	}
-	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED)
+	/* an interrupt (statement_timeout, a cancel) must not leave it open */
+	PG_TRY();
 	{
-		if (!hp_pq_wait(conn, st == PGRES_POLLING_WRITING, deadline))
+		while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED)
 		{
-			snprintf(err, errlen, "could not connect to the primary: no answer within %d ms",
-					 HP_SHIP_CONNECT_MS);
-			PQfinish(conn);
-			return NULL;
+			if (!hp_pq_wait(conn, st == PGRES_POLLING_WRITING, deadline))
+			{
+				snprintf(err, errlen, "could not connect to the primary: no answer within %d ms",
+						 HP_SHIP_CONNECT_MS);
+				st = PGRES_POLLING_ACTIVE;	/* not failed: timed out */
+				break;
+			}
+			st = PQconnectPoll(conn);
 		}
-		st = PQconnectPoll(conn);
+	}
+	PG_CATCH();
+	{
+		PQfinish(conn);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (st == PGRES_POLLING_ACTIVE)
+	{
+		PQfinish(conn);
+		return NULL;
 	}
 	if (st == PGRES_POLLING_FAILED)
 	{
@@ -161,38 +178,56 @@ hp_pq_exec(PGconn *conn, const char *sql, int n, const char *const *vals,
 		   const int *lens, const int *fmts, int timeout_ms, char *err, size_t errlen)
 {
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
-	PGresult   *res = NULL;
+	PGresult   *volatile res = NULL;
 	PGresult   *r;
+	volatile bool failed = false;
 
 	if (!PQsendQueryParams(conn, sql, n, NULL, vals, lens, fmts, 0))
 	{
 		hp_pq_error(conn, "the primary: ", err, errlen);
 		return NULL;
 	}
-	for (;;)
+	/* libpq's results are malloc'd: an interrupt must not leak one */
+	PG_TRY();
 	{
-		while (PQisBusy(conn))
+		while (!failed)
 		{
-			if (!hp_pq_wait(conn, false, deadline))
+			while (PQisBusy(conn))
 			{
-				snprintf(err, errlen, "the primary did not answer within %d ms", timeout_ms);
-				PQclear(res);
-				return NULL;
+				if (!hp_pq_wait(conn, false, deadline))
+				{
+					snprintf(err, errlen, "the primary did not answer within %d ms", timeout_ms);
+					failed = true;
+					break;
+				}
+				if (!PQconsumeInput(conn))
+				{
+					hp_pq_error(conn, "the primary: ", err, errlen);
+					failed = true;
+					break;
+				}
 			}
-			if (!PQconsumeInput(conn))
-			{
-				hp_pq_error(conn, "the primary: ", err, errlen);
-				PQclear(res);
-				return NULL;
-			}
+			if (failed)
+				break;
+			r = PQgetResult(conn);
+			if (r == NULL)
+				break;
+			if (res == NULL)
+				res = r;
+			else
+				PQclear(r);
 		}
-		r = PQgetResult(conn);
-		if (r == NULL)
-			break;
-		if (res == NULL)
-			res = r;
-		else
-			PQclear(r);
+	}
+	PG_CATCH();
+	{
+		PQclear(res);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (failed)
+	{
+		PQclear(res);
+		return NULL;
 	}
 	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
 	{
@@ -338,6 +373,29 @@ hp_ship_next(HpQueue *q, uint64 *from)
 }
 
 /*
+ * Stop shipping (a stop request): say how many queued records were not
+ * shipped, which a server shutdown loses (the rows of their reads may have
+ * left, audit_sync off), then exit
+ */
+static void
+hp_ship_exit(HpQueue *q)
+{
+	uint64		left;
+
+	LWLockAcquire(q->lock, LW_SHARED);
+	left = q->head - q->written;
+	LWLockRelease(q->lock);
+	if (left > 0)
+		ereport(WARNING,
+				(errmsg("%llu audit %s of this standby's reads %s not shipped to the primary",
+						(unsigned long long) left, left == 1 ? "record" : "records",
+						left == 1 ? "was" : "were"),
+				 errdetail("The shipper was asked to stop and could not ship them within %d ms; if the server is shutting down, they are lost.",
+						   HP_SHIP_DRAIN_MS)));
+	proc_exit(1);
+}
+
+/*
  * The slot's worker on a standby: ship q's records to the primary until
  * recovery ends (returns true then, to become the writer) or a stop request
  * (ships what is queued for up to HP_SHIP_DRAIN_MS, then exits).
@@ -414,10 +472,12 @@ hp_ship_main(HpQueue *q, Oid dbid)
 				PQfinish(conn);
 				conn = NULL;
 				hp_ship_state(q, HP_SHIP_DOWN, err);
-				if (drain_until != 0)
-					proc_exit(1);
+				/* stopping: try again until the drain time is over */
+				if (drain_until != 0 && GetCurrentTimestamp() >= drain_until)
+					hp_ship_exit(q);
 				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 HP_SHIP_RETRY_MS, PG_WAIT_EXTENSION);
+								 drain_until != 0 ? HP_SHIP_POLL_MS * 5 : HP_SHIP_RETRY_MS,
+								 PG_WAIT_EXTENSION);
 				continue;
 			}
 			last_call = now;
@@ -429,7 +489,7 @@ hp_ship_main(HpQueue *q, Oid dbid)
 		if (n == 0)
 		{
 			if (drain_until != 0)
-				proc_exit(1);
+				hp_ship_exit(q);
 			if (TimestampDifferenceExceeds(last_call, now, HP_SHIP_HEARTBEAT_MS))
 			{
 				/* idle: is the primary still there, and where is its head? */
@@ -447,7 +507,7 @@ hp_ship_main(HpQueue *q, Oid dbid)
 			continue;
 		}
 		if (drain_until != 0 && now >= drain_until)
-			proc_exit(1);
+			hp_ship_exit(q);
 		if (hp_ship_batch(conn, q, from, n, err, sizeof(err)) < 0)
 		{
 			PQfinish(conn);
@@ -613,13 +673,19 @@ hp_ship_quota_admit(Oid grantee, Oid relid, const char *purpose,
 
 /*
  * The entry of q->shipped for (node, boot), taking the least recently used
- * one for a standby not seen before
+ * one for a standby not seen before, claimed for this backend: one call at
+ * a time writes a standby's records (two calls with the same batch, a
+ * shipper that gave up on a slow call and shipped again while it still
+ * runs, would otherwise both find it not yet queued and both queue it).
+ * Raises when another live backend has it; hp_shipped_release() gives it
+ * back.
  */
-static int
+static pg_noinline int
 hp_shipped_slot(HpQueue *q, const char *node, TimestampTz boot)
 {
 	int			found = -1;
 	int			oldest = 0;
+	int			busy = 0;
 
 	LWLockAcquire(q->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < HP_SHIPPERS && found < 0; i++)
@@ -635,21 +701,108 @@ hp_shipped_slot(HpQueue *q, const char *node, TimestampTz boot)
 		strlcpy(q->shipped[found].node, node, sizeof(q->shipped[found].node));
 		q->shipped[found].boot = boot;
 		q->shipped[found].next_seq = 0;
+		q->shipped[found].queued_upto = 0;
+		q->shipped[found].busy_pid = 0;
 	}
-	q->shipped[found].used_at = GetCurrentTimestamp();
+	/* a backend that died in the middle (FATAL) leaves its pid behind */
+	if (q->shipped[found].busy_pid != 0 && q->shipped[found].busy_pid != MyProcPid &&
+		kill(q->shipped[found].busy_pid, 0) == 0)
+		busy = q->shipped[found].busy_pid;
+	else
+	{
+		q->shipped[found].busy_pid = MyProcPid;
+		q->shipped[found].used_at = GetCurrentTimestamp();
+	}
 	LWLockRelease(q->lock);
+	if (busy != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("audit records of the standby \"%s\" are being written by another call (process %d)",
+						node, busy),
+				 errhint("The standby ships them again once that call ends.")));
 	return found;
 }
 
-/* Record next_seq of (node, boot) in its entry, unless another took it meanwhile */
+/* Give back the entry hp_shipped_slot() claimed */
 static void
-hp_shipped_note(HpQueue *q, int slot, const char *node, TimestampTz boot, uint64 next_seq)
+hp_shipped_release(HpQueue *q, int slot)
 {
 	LWLockAcquire(q->lock, LW_EXCLUSIVE);
-	if (q->shipped[slot].boot == boot && strcmp(q->shipped[slot].node, node) == 0 &&
-		q->shipped[slot].next_seq < next_seq)
-		q->shipped[slot].next_seq = next_seq;
+	if (q->shipped[slot].busy_pid == MyProcPid)
+		q->shipped[slot].busy_pid = 0;
 	LWLockRelease(q->lock);
+}
+
+/*
+ * Record next_seq of (node, boot) in its entry, and that its records are
+ * queued here up to queued_upto (hp_last_enqueued)
+ */
+static void
+hp_shipped_note(HpQueue *q, int slot, uint64 next_seq, uint64 queued_upto)
+{
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	if (q->shipped[slot].busy_pid == MyProcPid)
+	{
+		if (q->shipped[slot].next_seq < next_seq)
+			q->shipped[slot].next_seq = next_seq;
+		if (q->shipped[slot].queued_upto < queued_upto)
+			q->shipped[slot].queued_upto = queued_upto;
+	}
+	LWLockRelease(q->lock);
+}
+
+/*
+ * Queue the records of block b a standby shipped (the first numbered
+ * first_seq), skipping those an earlier call queued, and return once all
+ * of them are durable here.  The caller has claimed the entry slot.
+ */
+static pg_noinline void
+hp_ship_enqueue(HpQueue *q, int slot, const char *node, const HpBlock *bl, int64 first_seq)
+{
+	int			skip;
+	uint64		upto;
+
+	LWLockAcquire(q->lock, LW_SHARED);
+	skip = q->shipped[slot].next_seq > (uint64) first_seq ?
+		(int) Min(q->shipped[slot].next_seq - (uint64) first_seq, (uint64) bl->n) : 0;
+	LWLockRelease(q->lock);
+	for (int i = skip; i < bl->n; i++)
+	{
+		const HpEntry *e = &bl->entries[i];
+		HpRecord	rec;
+
+		CHECK_FOR_INTERRUPTS();
+		memset(&rec, 0, sizeof(rec));
+		rec.logged_at = e->logged_at;
+		rec.statement_id = e->statement_id;
+		rec.relid = e->relid;
+		rec.backend_pid = e->backend_pid;
+		rec.outcome = e->outcome;
+		rec.subject_null = e->subject == NULL;
+		rec.client_addr_null = e->client_addr == NULL;
+		hp_copy_field(NameStr(rec.session_user_name), NAMEDATALEN, e->session_user_name);
+		hp_copy_field(NameStr(rec.current_user_name), NAMEDATALEN, e->current_user_name);
+		hp_copy_field(rec.client_addr, HP_ADDR_LEN, e->client_addr);
+		hp_copy_field(rec.application_name, HP_APPNAME_LEN, e->application_name);
+		hp_copy_field(rec.subject, HP_SUBJECT_LEN, e->subject);
+		hp_copy_field(rec.purpose, HP_PURPOSE_LEN, e->purpose);
+		hp_copy_field(rec.reason, HP_REASON_LEN, e->reason);
+		strlcpy(rec.node, node, sizeof(rec.node));
+		(void) hp_enqueue(&rec);
+		hp_shipped_note(q, slot, (uint64) first_seq + i + 1, hp_last_enqueued);
+	}
+
+	/*
+	 * Durable: the records queued now, and those an earlier call
+	 * queued (skipped now) that may not be durable yet: that call
+	 * may have failed waiting for them, and the standby must not
+	 * take them for durable before they are
+	 */
+	LWLockAcquire(q->lock, LW_SHARED);
+	upto = q->shipped[slot].queued_upto;
+	LWLockRelease(q->lock);
+	if (bl->n > 0)
+		hp_wait_durable(upto);
 }
 
 PG_FUNCTION_INFO_V1(hp_audit_ship);
@@ -704,7 +857,6 @@ hp_audit_ship(PG_FUNCTION_ARGS)
 		TimestampTz boot = PG_GETARG_TIMESTAMPTZ(1);
 		int64		first_seq = PG_GETARG_INT64(2);
 		int			slot;
-		int			skip;
 
 		if (!hp_block_unpack(PG_GETARG_BYTEA_PP(3), &b, &why))
 			ereport(ERROR,
@@ -716,37 +868,17 @@ hp_audit_ship(PG_FUNCTION_ARGS)
 					 errmsg("a shipped record's number cannot be negative")));
 		/* records of this standby queued here already: a batch shipped again */
 		slot = hp_shipped_slot(q, node, boot);
-		LWLockAcquire(q->lock, LW_SHARED);
-		skip = q->shipped[slot].next_seq > (uint64) first_seq ?
-			(int) Min(q->shipped[slot].next_seq - (uint64) first_seq, (uint64) b.n) : 0;
-		LWLockRelease(q->lock);
-		for (int i = skip; i < b.n; i++)
+		PG_TRY();
 		{
-			const HpEntry *e = &b.entries[i];
-			HpRecord	rec;
-
-			CHECK_FOR_INTERRUPTS();
-			memset(&rec, 0, sizeof(rec));
-			rec.logged_at = e->logged_at;
-			rec.statement_id = e->statement_id;
-			rec.relid = e->relid;
-			rec.backend_pid = e->backend_pid;
-			rec.outcome = e->outcome;
-			rec.subject_null = e->subject == NULL;
-			rec.client_addr_null = e->client_addr == NULL;
-			hp_copy_field(NameStr(rec.session_user_name), NAMEDATALEN, e->session_user_name);
-			hp_copy_field(NameStr(rec.current_user_name), NAMEDATALEN, e->current_user_name);
-			hp_copy_field(rec.client_addr, HP_ADDR_LEN, e->client_addr);
-			hp_copy_field(rec.application_name, HP_APPNAME_LEN, e->application_name);
-			hp_copy_field(rec.subject, HP_SUBJECT_LEN, e->subject);
-			hp_copy_field(rec.purpose, HP_PURPOSE_LEN, e->purpose);
-			hp_copy_field(rec.reason, HP_REASON_LEN, e->reason);
-			strlcpy(rec.node, node, sizeof(rec.node));
-			(void) hp_enqueue(&rec);
-			hp_shipped_note(q, slot, node, boot, (uint64) first_seq + i + 1);
+			hp_ship_enqueue(q, slot, node, &b, first_seq);
 		}
-		if (b.n > 0)
-			hp_wait_durable(hp_last_enqueued);
+		PG_CATCH();
+		{
+			hp_shipped_release(q, slot);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		hp_shipped_release(q, slot);
 	}
 	{
 		Oid			relid = hp_extension_relation_oid("audit_block");
