@@ -8,8 +8,10 @@
 #     row leave before its record was durable on the primary.
 #  C. Malformed version 2 blocks: the bounded decoder never crashes.
 #  D. A quota question interrupted (statement_timeout) while connecting to
-#     the primary leaves a file descriptor open per question (TODO: not
-#     fixed yet).
+#     the primary left its connection open (checked after a first question,
+#     so the table's files the backend keeps open are not counted; without
+#     the PQfinish on the error path it shows one descriptor more per
+#     question).
 #  E. A standby stopped while records of reads it returned were unshipped
 #     (primary down) lost them without a word.
 #  F. A standby promoted while records of its reads are still unshipped
@@ -186,8 +188,11 @@ SELECT * FROM health_pass._audit_ship('x', now(), 0,
 		"health_pass.primary_conninfo = 'host=127.0.0.1 port=$port user=shipper'\n");
 	$standby->reload;
 	sleep 0.5;
-	my $sql = q{SELECT count(*) FROM pg_ls_dir('/proc/' || pg_backend_pid() || '/fd');
-SET health_pass.purpose = 'care'; SET statement_timeout = '200ms';
+	# one question first: the table's and index's files the backend opens
+	# (and keeps open, md.c) are not a leak
+	my $sql = q{SET health_pass.purpose = 'care'; SET statement_timeout = '200ms';
+SET ROLE counted; SELECT name FROM people WHERE person_id = 'P300'; RESET ROLE;
+SELECT count(*) FROM pg_ls_dir('/proc/' || pg_backend_pid() || '/fd');
 SET ROLE counted;
 } . join('', map { "SELECT name FROM people WHERE person_id = 'P30$_';\n" } 1 .. 6) . q{
 RESET ROLE; RESET statement_timeout;
@@ -195,7 +200,6 @@ SELECT count(*) FROM pg_ls_dir('/proc/' || pg_backend_pid() || '/fd');};
 	my ($r, $o, $e) = $standby->psql('postgres', $sql, on_error_stop => 0);
 	my ($before, $after) = split /\n/, $o;
 	like($e, qr/statement timeout/, 'D: the quota question was interrupted');
-	local $TODO = 'an fd per interrupted quota question is still left open (PQfinish on the error path in hp_pq_connect did not cure it)';
 	cmp_ok($after, '<=', $before + 1, "D: no socket left open per interrupted question ($before fds before, $after after)");
 	is($standby->safe_psql('postgres', 'SELECT 1'), '1', 'D: the standby is up');
 	close $hole;
