@@ -82,7 +82,7 @@ CREATE FUNCTION health_pass._audit_keys(records bytea) RETURNS bigint[]
 COMMENT ON FUNCTION health_pass._audit_keys(bytea) IS
     'the subject-index keys of one audit_block.records value: the distinct 64-bit hashes of its records'' (relation, subject) pairs, or {0} when the block does not decode';
 CREATE INDEX audit_block_keys ON health_pass.audit_block
-    USING gin (health_pass._audit_keys(records)) WITH (fastupdate = on, gin_pending_list_limit = 256);
+    USING gin (health_pass._audit_keys(records)) WITH (fastupdate = off);
 
 -- who_read() in C on the subject index (was PL/pgSQL over every bloom filter)
 CREATE OR REPLACE FUNCTION health_pass.who_read(tbl regclass, subject text)
