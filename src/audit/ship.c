@@ -552,7 +552,8 @@ hp_standby_admit(HpQueue *q)
 		state = q->ship_state;
 		strlcpy(why, q->ship_error, sizeof(why));
 		LWLockRelease(q->lock);
-		if (state == HP_SHIP_UP)
+		/* up; or promoted meanwhile: this server writes its own log now */
+		if (state == HP_SHIP_UP || !RecoveryInProgress())
 			break;
 		if (state == HP_SHIP_DOWN)
 		{
