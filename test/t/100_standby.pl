@@ -12,29 +12,14 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use HealthPass::Test;
 use Time::HiRes qw(time sleep);
 use IPC::Run;
 
-my $conf = qq{
-shared_preload_libraries = 'health_pass'
-max_connections = 40
-health_pass.audit_timeout = '3s'
-wal_level = replica
-hot_standby = on
-};
-
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', $conf);
-$primary->start;
-$primary->safe_psql('postgres', q{
-CREATE EXTENSION health_pass;
+my $primary = streaming_primary('primary', "health_pass.audit_timeout = '3s'\n", q{
 CREATE ROLE reader LOGIN;
 CREATE ROLE counted LOGIN;
-CREATE ROLE shipper LOGIN;
 GRANT USAGE ON SCHEMA health_pass TO reader, counted;
-GRANT EXECUTE ON FUNCTION health_pass._audit_ship(text, timestamptz, bigint, bytea) TO shipper;
-GRANT EXECUTE ON FUNCTION health_pass._audit_quota_admit(oid, oid, text, bytea) TO shipper;
 CREATE TABLE people (person_id text PRIMARY KEY, name text);
 INSERT INTO people SELECT 'P' || i, 'name ' || i FROM generate_series(1, 100000) i;
 GRANT SELECT ON people TO reader, counted;
@@ -47,21 +32,7 @@ CREATE TABLE plain AS SELECT i FROM generate_series(1, 200000) i;
 $primary->safe_psql('postgres', q{SET ROLE reader; SET health_pass.purpose = 'care';
 SELECT name FROM people WHERE person_id = 'P1'; RESET ROLE; SELECT health_pass.audit_flush()});
 
-$primary->backup('b');
-my $standby = PostgreSQL::Test::Cluster->new('standby1');
-$standby->init_from_backup($primary, 'b', has_streaming => 1);
-$standby->append_conf('postgresql.conf', "cluster_name = 'standby1'\n");
-$standby->start;
-$primary->wait_for_catchup($standby);
-
-sub psql_role
-{
-	my ($node, $role, $sql) = @_;
-	my ($ret, $out, $err) = $node->psql('postgres',
-		"SET health_pass.purpose = 'care'; $sql",
-		connstr => $node->connstr('postgres') . " user=$role");
-	return ($ret, $out // '', $err // '');
-}
+my $standby = streaming_standby($primary, 'standby1', "cluster_name = 'standby1'\n");
 
 sub count_primary
 {
@@ -82,7 +53,7 @@ sub workers
 #    naming recovery and the setting; nothing returned
 {
 	my $t0 = time;
-	my ($ret, $out, $err) = psql_role($standby, 'reader',
+	my ($ret, $out, $err) = psql_care($standby, 'reader',
 		"SELECT name FROM people WHERE person_id = 'P2'");
 	my $took = time - $t0;
 	isnt($ret, 0, 'standby without shipping: a protected read fails');
@@ -94,7 +65,7 @@ sub workers
 
 	# twenty more: no worker is started for each, parallel query still works
 	my $before = workers($standby);
-	psql_role($standby, 'reader', "SELECT name FROM people WHERE person_id = 'P$_'") for 3 .. 22;
+	psql_care($standby, 'reader', "SELECT name FROM people WHERE person_id = 'P$_'") for 3 .. 22;
 	cmp_ok(workers($standby), '<=', $before + 0, 'no writer started per blocked read');
 	my ($launched) = $standby->safe_psql('postgres', q{
 SET max_parallel_workers_per_gather = 2; SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0;
@@ -110,12 +81,15 @@ SELECT count(*) FROM plain}) =~ /"Workers Launched": (\d+)/;
 #    leaves
 {
 	$standby->append_conf('postgresql.conf',
-		"health_pass.primary_conninfo = 'host=" . $primary->host . ' port=' . $primary->port . " user=shipper'\n");
+		"health_pass.primary_conninfo = '" . shipper_conninfo($primary) . "'\n");
 	$standby->reload;
-	my ($ret, $out, $err) = psql_role($standby, 'reader',
+	my ($ret, $out, $err) = psql_care($standby, 'reader',
 		"SELECT name FROM people WHERE person_id = 'P30'");
 	is($ret, 0, 'shipping on: the standby reads') or diag($err);
 	is($out, 'name 30', 'shipping on: the row');
+	# audit_sync is off: the row may leave before the shipper sent its
+	# record; audit_flush() on the standby waits until it is on the primary
+	$standby->safe_psql('postgres', 'SELECT health_pass.audit_flush()');
 	is(count_primary("subject = 'P30' AND node = 'standby1' AND outcome = 'allowed' AND session_user_name = 'reader'"),
 		'1', "the primary's chain holds the standby's read, naming the standby");
 
@@ -123,7 +97,7 @@ SELECT count(*) FROM plain}) =~ /"Workers Launched": (\d+)/;
 	# arrives, the record is already in the primary's log
 	$primary->safe_psql('postgres', q{ALTER ROLE reader SET health_pass.audit_sync = on});
 	$primary->wait_for_catchup($standby);
-	($ret, $out, $err) = psql_role($standby, 'reader',
+	($ret, $out, $err) = psql_care($standby, 'reader',
 		"SELECT name FROM people WHERE person_id = 'P31'");
 	is($out, 'name 31', 'audit_sync on the standby: the row') or diag($err);
 	is($primary->safe_psql('postgres',
@@ -139,7 +113,7 @@ SELECT count(*) FROM plain}) =~ /"Workers Launched": (\d+)/;
 		'<', \undef, '>', \$lout, '2>', \$lerr);
 	$primary->poll_query_until('postgres',
 		"SELECT count(*) > 0 FROM pg_locks WHERE relation = 'health_pass.audit_block'::regclass AND mode = 'AccessExclusiveLock' AND granted");
-	($ret, $out, $err) = psql_role($standby, 'reader',
+	($ret, $out, $err) = psql_care($standby, 'reader',
 		"SELECT name FROM people WHERE person_id = 'P32'");
 	isnt($ret, 0, 'audit_sync, primary cannot write: the read fails');
 	is($out, '', 'audit_sync, primary cannot write: no row leaves the standby');
@@ -152,7 +126,7 @@ SELECT count(*) FROM plain}) =~ /"Workers Launched": (\d+)/;
 	my $ok = 0;
 	for (1 .. 50)
 	{
-		($ret, $out, $err) = psql_role($standby, 'reader',
+		($ret, $out, $err) = psql_care($standby, 'reader',
 			"SELECT name FROM people WHERE person_id = 'P33'");
 		if ($ret == 0) { $ok = 1; last; }
 		sleep 0.2;
@@ -167,7 +141,7 @@ SELECT count(*) FROM plain}) =~ /"Workers Launched": (\d+)/;
 	is($primary->safe_psql('postgres', 'SELECT ok FROM health_pass.audit_verify()'), 't',
 		'the chain with shipped records verifies');
 	# a forged shipment: ordinary roles cannot call _audit_ship
-	my ($r2, $o2, $e2) = psql_role($primary, 'reader',
+	my ($r2, $o2, $e2) = psql_care($primary, 'reader',
 		"SELECT * FROM health_pass._audit_ship('standby1', now(), 0, NULL)");
 	like($e2, qr/permission denied/, 'an ordinary role cannot ship records');
 }
@@ -176,21 +150,21 @@ SELECT count(*) FROM plain}) =~ /"Workers Launched": (\d+)/;
 {
 	for my $i (1 .. 3)
 	{
-		my ($ret, $out, $err) = psql_role($primary, 'counted',
+		my ($ret, $out, $err) = psql_care($primary, 'counted',
 			"SELECT name FROM people WHERE person_id = 'P10$i'");
 		is($ret, 0, "counted reads subject $i on the primary") or diag($err);
 	}
-	my ($ret, $out, $err) = psql_role($standby, 'counted',
+	my ($ret, $out, $err) = psql_care($standby, 'counted',
 		"SELECT name FROM people WHERE person_id IN ('P201', 'P202')");
 	is($ret, 0, 'counted reads subjects 4 and 5 on the standby') or diag($err);
-	($ret, $out, $err) = psql_role($standby, 'counted',
+	($ret, $out, $err) = psql_care($standby, 'counted',
 		"SELECT name FROM people WHERE person_id = 'P203'");
 	isnt($ret, 0, 'a sixth subject on the standby is refused');
 	like($err, qr/quota exceeded/, 'by the quota');
-	($ret, $out, $err) = psql_role($primary, 'counted',
+	($ret, $out, $err) = psql_care($primary, 'counted',
 		"SELECT name FROM people WHERE person_id = 'P204'");
 	like($err, qr/quota exceeded/, 'and on the primary too: the standby counted against it');
-	($ret, $out, $err) = psql_role($standby, 'counted',
+	($ret, $out, $err) = psql_care($standby, 'counted',
 		"SELECT name FROM people WHERE person_id = 'P101'");
 	is($out, 'name 101', 'a subject already counted is read again on the standby');
 }
@@ -206,7 +180,7 @@ my ($replicated_id, $lost_id);
 	$standby->append_conf('postgresql.conf', "primary_conninfo = ''\n");
 	$standby->reload;
 	$standby->poll_query_until('postgres', 'SELECT count(*) = 0 FROM pg_stat_wal_receiver');
-	my ($ret, $out, $err) = psql_role($primary, 'reader',
+	my ($ret, $out, $err) = psql_care($primary, 'reader',
 		"SELECT name FROM people WHERE person_id IN ('P60', 'P61')");
 	is($ret, 0, 'the primary reads while replication is broken') or diag($err);
 	$primary->safe_psql('postgres', 'SELECT health_pass.audit_flush()');
@@ -218,11 +192,11 @@ my ($replicated_id, $lost_id);
 	# the shipper notices within its heartbeat; then every read fails at once
 	do
 	{
-		($ret, $out, $err) = psql_role($standby, 'reader',
+		($ret, $out, $err) = psql_care($standby, 'reader',
 			"SELECT name FROM people WHERE person_id = 'P40'");
 	} while ($ret == 0 && time < $deadline);
 	my $t0 = time;
-	($ret, $out, $err) = psql_role($standby, 'reader',
+	($ret, $out, $err) = psql_care($standby, 'reader',
 		"SELECT name FROM people WHERE person_id = 'P41'");
 	my $took = time - $t0;
 	isnt($ret, 0, 'primary down: a protected read on the standby fails');
@@ -238,7 +212,7 @@ my ($replicated_id, $lost_id);
 {
 	$standby->promote;
 	$standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()');
-	my ($ret, $out, $err) = psql_role($standby, 'reader',
+	my ($ret, $out, $err) = psql_care($standby, 'reader',
 		"SELECT name FROM people WHERE person_id = 'P50'");
 	is($out, 'name 50', 'after promotion the new primary reads') or diag($err);
 	$standby->safe_psql('postgres', 'SELECT health_pass.audit_flush()');

@@ -21,32 +21,19 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use HealthPass::Test;
 use Time::HiRes qw(time sleep);
 use IO::Socket::INET;
 use IPC::Run;
 
-my $conf = qq{
-shared_preload_libraries = 'health_pass'
-max_connections = 40
+my $primary = streaming_primary('rt_primary', qq{
 health_pass.audit_timeout = '1s'
 health_pass.audit_queue_size = 64
-wal_level = replica
-hot_standby = on
-};
-
-my $primary = PostgreSQL::Test::Cluster->new('rt_primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', $conf);
-$primary->start;
-$primary->safe_psql('postgres', q{
-CREATE EXTENSION health_pass;
+}, q{
 CREATE ROLE reader LOGIN;
 CREATE ROLE syncer LOGIN;
 CREATE ROLE counted LOGIN;
-CREATE ROLE shipper LOGIN;
 GRANT USAGE ON SCHEMA health_pass TO reader, syncer, counted;
-GRANT EXECUTE ON FUNCTION health_pass._audit_ship(text, timestamptz, bigint, bytea) TO shipper;
-GRANT EXECUTE ON FUNCTION health_pass._audit_quota_admit(oid, oid, text, bytea) TO shipper;
 CREATE TABLE people (person_id text PRIMARY KEY, name text);
 INSERT INTO people SELECT 'P' || i, 'name ' || i FROM generate_series(1, 1000) i;
 GRANT SELECT ON people TO reader, syncer, counted;
@@ -60,23 +47,9 @@ ALTER ROLE syncer SET health_pass.audit_timeout = '8s';
 $primary->safe_psql('postgres', q{SET ROLE reader; SET health_pass.purpose = 'care';
 SELECT name FROM people WHERE person_id = 'P1'; RESET ROLE; SELECT health_pass.audit_flush()});
 
-$primary->backup('b');
-my $standby = PostgreSQL::Test::Cluster->new('rt_standby');
-$standby->init_from_backup($primary, 'b', has_streaming => 1);
-my $ship_conninfo = 'host=' . $primary->host . ' port=' . $primary->port . ' user=shipper';
-$standby->append_conf('postgresql.conf', "cluster_name = 'standby1'\n"
+my $ship_conninfo = shipper_conninfo($primary);
+my $standby = streaming_standby($primary, 'rt_standby', "cluster_name = 'standby1'\n"
 	  . "health_pass.primary_conninfo = '$ship_conninfo'\n");
-$standby->start;
-$primary->wait_for_catchup($standby);
-
-sub psql_role
-{
-	my ($node, $role, $sql) = @_;
-	my ($ret, $out, $err) = $node->psql('postgres',
-		"SET health_pass.purpose = 'care'; $sql",
-		connstr => $node->connstr('postgres') . " user=$role");
-	return ($ret, $out // '', $err // '');
-}
 
 # a read on the standby that succeeds (the shipper may still be connecting)
 sub standby_read
@@ -85,7 +58,7 @@ sub standby_read
 	my ($ret, $out, $err);
 	for (1 .. 50)
 	{
-		($ret, $out, $err) = psql_role($standby, $role,
+		($ret, $out, $err) = psql_care($standby, $role,
 			"SELECT name FROM people WHERE person_id = '$id'");
 		return ($ret, $out, $err) if $ret == 0;
 		sleep 0.2;
@@ -165,7 +138,7 @@ SELECT * FROM health_pass._audit_ship('x', now(), 0,
 {
 	my $locker = lock_primary_log(5);
 	my $t0 = time;
-	my ($ret, $out, $err) = psql_role($standby, 'syncer',
+	my ($ret, $out, $err) = psql_care($standby, 'syncer',
 		"SELECT name FROM people WHERE person_id = 'P70'");
 	my $took = time - $t0;
 	my $on_primary = primary_count("subject = 'P70'");
@@ -212,7 +185,7 @@ SELECT count(*) FROM pg_ls_dir('/proc/' || pg_backend_pid() || '/fd');};
 # E. a standby stopped with records of returned rows unshipped says so
 {
 	my $locker = lock_primary_log(30);
-	my ($ret, $out, $err) = psql_role($standby, 'reader',
+	my ($ret, $out, $err) = psql_care($standby, 'reader',
 		"SELECT name FROM people WHERE person_id = 'P80'");
 	is($out, 'name 80', 'E: the row left (audit_sync off)') or diag($err);
 	sleep 0.3;
@@ -236,7 +209,7 @@ SELECT count(*) FROM pg_ls_dir('/proc/' || pg_backend_pid() || '/fd');};
 		"SELECT health_pass.audit_flush() >= 0 AND count(*) = 1 FROM health_pass.audit_log WHERE subject = 'P90' AND outcome = 'allowed'");
 	$primary->wait_for_catchup($standby);
 	my $locker = lock_primary_log(30);
-	($ret, $out, $err) = psql_role($standby, 'reader',
+	($ret, $out, $err) = psql_care($standby, 'reader',
 		"SELECT name FROM people WHERE person_id = 'P91'");
 	is($out, 'name 91', 'F: the row left (audit_sync off)') or diag($err);
 	sleep 0.3;

@@ -9,6 +9,8 @@
 #                             purpose care
 #   psql_as, merged, read_in, count_records, chain_ok, writer_pid,
 #   start_psql, missing_of, wait_crash_restart: see each below
+#   streaming_primary, streaming_standby, shipper_conninfo, psql_care:
+#                             the standby tests' pair of servers (test/t/10x)
 package HealthPass::Test;
 
 use strict;
@@ -19,7 +21,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 
 our @EXPORT = qw(hp_node audited_db psql_as merged read_in count_records
-  chain_ok writer_pid start_psql missing_of wait_crash_restart);
+  chain_ok writer_pid start_psql missing_of wait_crash_restart
+  streaming_primary streaming_standby shipper_conninfo psql_care);
 
 our $node;
 
@@ -131,6 +134,61 @@ sub wait_crash_restart
 		$offset);
 	$node->poll_query_until('postgres', 'SELECT 1', '1')
 	  or die 'the server did not come back after a crash';
+}
+
+# streaming_primary NAME, CONF, SQL: a started primary that streams, with the
+# extension preloaded and created, a role shipper granted the two functions a
+# standby ships through, and SQL run after that
+sub streaming_primary
+{
+	my ($name, $conf, $sql) = @_;
+	my $p = PostgreSQL::Test::Cluster->new($name);
+	$p->init(allows_streaming => 1);
+	$p->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'health_pass'
+max_connections = 40
+wal_level = replica
+hot_standby = on
+} . ($conf // ''));
+	$p->start;
+	$p->safe_psql('postgres', q{
+CREATE EXTENSION health_pass;
+CREATE ROLE shipper LOGIN;
+GRANT EXECUTE ON FUNCTION health_pass._audit_ship(text, timestamptz, bigint, bytea) TO shipper;
+GRANT EXECUTE ON FUNCTION health_pass._audit_quota_admit(oid, oid, text, bytea) TO shipper;
+} . $sql);
+	return $p;
+}
+
+# the connection string a standby of PRIMARY ships through (as shipper)
+sub shipper_conninfo
+{
+	my ($primary) = @_;
+	return 'host=' . $primary->host . ' port=' . $primary->port . ' user=shipper';
+}
+
+# streaming_standby PRIMARY, NAME, CONF: a started streaming standby of
+# PRIMARY from a new backup, caught up
+sub streaming_standby
+{
+	my ($primary, $name, $conf) = @_;
+	$primary->backup("b_$name");
+	my $s = PostgreSQL::Test::Cluster->new($name);
+	$s->init_from_backup($primary, "b_$name", has_streaming => 1);
+	$s->append_conf('postgresql.conf', $conf // '');
+	$s->start;
+	$primary->wait_for_catchup($s);
+	return $s;
+}
+
+# psql on NODE's postgres as ROLE with purpose care: ($ret, $stdout, $stderr)
+sub psql_care
+{
+	my ($node, $role, $sql) = @_;
+	my ($ret, $out, $err) = $node->psql('postgres',
+		"SET health_pass.purpose = 'care'; $sql",
+		connstr => $node->connstr('postgres') . " user=$role");
+	return ($ret, $out // '', $err // '');
 }
 
 1;
