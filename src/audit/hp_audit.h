@@ -172,6 +172,8 @@ typedef struct HpQueueSet
 {
 	LWLock	   *slots_lock;		/* guards claiming a queue slot */
 	pg_atomic_uint64 next_statement_id;
+	TimestampTz made_at;		/* when this memory was laid out: a standby
+								 * names its queues' numbering by it (ship.c) */
 	HpQueue		queues[FLEXIBLE_ARRAY_MEMBER];
 } HpQueueSet;
 

@@ -100,6 +100,7 @@ hp_queue_shmem_init(LWLockPadded *locks)
 		memset(hp_queues, 0, hp_queue_header_size());
 		hp_queues->slots_lock = &locks[0].lock;
 		/* statement ids grow across restarts: start at the clock, in us */
+		hp_queues->made_at = GetCurrentTimestamp();
 		pg_atomic_init_u64(&hp_queues->next_statement_id,
 						   (uint64) GetCurrentTimestamp());
 		for (int i = 0; i < hp_max_databases; i++)

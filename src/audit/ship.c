@@ -42,7 +42,6 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/interrupt.h"
-#include "postmaster/postmaster.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
@@ -129,7 +128,15 @@ hp_pq_connect(const char *dbname, const char *appname, char *err, size_t errlen)
 
 	if (conn == NULL || PQstatus(conn) == CONNECTION_BAD)
 	{
-		hp_pq_error(conn, "could not connect to the primary: ", err, errlen);
+		/*
+		 * libpq quotes a connection string it cannot parse, password
+		 * included: to the server log only, not to readers' errors or
+		 * audit_status()
+		 */
+		hp_pq_error(conn, "", err, errlen);
+		ereport(LOG,
+				(errmsg("health_pass could not use health_pass.primary_conninfo: %s", err)));
+		snprintf(err, errlen, "could not connect to the primary: health_pass.primary_conninfo is not a usable connection string (see the server log)");
 		PQfinish(conn);
 		return NULL;
 	}
@@ -165,6 +172,13 @@ hp_pq_connect(const char *dbname, const char *appname, char *err, size_t errlen)
 		PQfinish(conn);
 		return NULL;
 	}
+	/* sends wait on the socket with a deadline (hp_pq_exec), never inside libpq */
+	if (PQsetnonblocking(conn, 1) != 0)
+	{
+		hp_pq_error(conn, "could not connect to the primary: ", err, errlen);
+		PQfinish(conn);
+		return NULL;
+	}
 	return conn;
 }
 
@@ -186,6 +200,29 @@ hp_pq_exec(PGconn *conn, const char *sql, int n, const char *const *vals,
 	{
 		hp_pq_error(conn, "the primary: ", err, errlen);
 		return NULL;
+	}
+	/* a nonblocking connection: send the rest as the socket takes it */
+	for (;;)
+	{
+		int			f = PQflush(conn);
+
+		if (f == 0)
+			break;
+		if (f < 0)
+		{
+			hp_pq_error(conn, "the primary: ", err, errlen);
+			return NULL;
+		}
+		if (!hp_pq_wait(conn, true, deadline))
+		{
+			snprintf(err, errlen, "the primary did not take the request within %d ms", timeout_ms);
+			return NULL;
+		}
+		if (!PQconsumeInput(conn))
+		{
+			hp_pq_error(conn, "the primary: ", err, errlen);
+			return NULL;
+		}
 	}
 	/* libpq's results are malloc'd: an interrupt must not leak one */
 	PG_TRY();
@@ -229,10 +266,15 @@ hp_pq_exec(PGconn *conn, const char *sql, int n, const char *const *vals,
 		PQclear(res);
 		return NULL;
 	}
-	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
+		PQnfields(res) != 2)
 	{
 		if (res && PQresultStatus(res) == PGRES_FATAL_ERROR)
-			snprintf(err, errlen, "the primary: %s", PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+		{
+			const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+			snprintf(err, errlen, "the primary: %s", m ? m : "unknown error");
+		}
 		else
 			snprintf(err, errlen, "the primary gave an unexpected answer");
 		PQclear(res);
@@ -317,7 +359,8 @@ hp_ship_batch(PGconn *conn, HpQueue *q, uint64 from, int n, char *err, size_t er
 	}
 	snprintf(seq, sizeof(seq), UINT64_FORMAT, from);
 	vals[0] = hp_node_name_now();
-	vals[1] = timestamptz_to_str(PgStartTime);
+	/* when this server's queues were made: new after a crash restart too */
+	vals[1] = timestamptz_to_str(hp_queues->made_at);
 	vals[2] = seq;
 	vals[3] = (const char *) buf;
 	lens[3] = (int) len;
@@ -414,7 +457,10 @@ hp_ship_main(HpQueue *q, Oid dbid)
 											  ALLOCSET_DEFAULT_SIZES);
 
 	StartTransactionCommand();
-	dbname = MemoryContextStrdup(TopMemoryContext, get_database_name(dbid));
+	dbname = get_database_name(dbid);
+	if (dbname == NULL)
+		proc_exit(1);			/* dropped meanwhile: wait for the next database */
+	dbname = MemoryContextStrdup(TopMemoryContext, dbname);
 	CommitTransactionCommand();
 	SetConfigOption("application_name", "health_pass audit shipper", PGC_USERSET, PGC_S_OVERRIDE);
 	pgstat_report_activity(STATE_RUNNING, "shipping health_pass audit records to the primary");
@@ -863,6 +909,13 @@ hp_audit_ship(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
 					 errmsg("shipped audit records do not decode: %s", why ? why : "unknown")));
+		/* a standby records reads only: no anchor, failover or issuance */
+		for (int i = 0; i < b.n; i++)
+			if (b.entries[i].outcome > HP_SUPERUSER)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("a shipped audit record must be of a read, not of outcome %d",
+								(int) b.entries[i].outcome)));
 		if (first_seq < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

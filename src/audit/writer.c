@@ -156,6 +156,9 @@ hp_writer_detach(int code, Datum arg)
 		q->writer_latch = NULL;
 		q->writer_dozing = false;
 		q->wait_since = 0;
+		/* a standby's shipper gone: backends wait for the next one's answer */
+		if (q->ship_state == HP_SHIP_UP)
+			q->ship_state = HP_SHIP_UNKNOWN;
 		/* its database was dropped while this worker held the slot */
 		if (q->forgotten)
 			hp_queue_free_locked(q);

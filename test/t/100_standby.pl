@@ -32,7 +32,7 @@ CREATE TABLE plain AS SELECT i FROM generate_series(1, 200000) i;
 $primary->safe_psql('postgres', q{SET ROLE reader; SET health_pass.purpose = 'care';
 SELECT name FROM people WHERE person_id = 'P1'; RESET ROLE; SELECT health_pass.audit_flush()});
 
-my $standby = streaming_standby($primary, 'standby1', "cluster_name = 'standby1'\n");
+my $standby = streaming_standby($primary, 'standby1', "cluster_name = 'standby1'\nrestart_after_crash = on\n");
 
 sub count_primary
 {
@@ -136,6 +136,33 @@ SELECT count(*) FROM plain}) =~ /"Workers Launched": (\d+)/;
 	is($primary->safe_psql('postgres',
 		"SELECT count(*) FROM health_pass.audit_log WHERE subject = 'P32' AND node = 'standby1'"),
 		'1', 'a batch shipped again is not written twice');
+
+	# a crash restart of the standby (a backend killed): its queues start
+	# numbering again under the same postmaster start time; the primary must
+	# not take its next records for ones it already has (review finding)
+	my ($sout, $serr) = ('', '');
+	my $sleeper = IPC::Run::start(
+		[ $standby->installed_command('psql'), '-XAtq', '-d', $standby->connstr('postgres'),
+		  '-c', 'SELECT pg_sleep(60)' ], '<', \undef, '>', \$sout, '2>', \$serr);
+	$standby->poll_query_until('postgres',
+		"SELECT count(*) > 0 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'");
+	my $victim = $standby->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'");
+	kill 'KILL', $victim;
+	$sleeper->finish;
+	$standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery() OR true');
+	my $ok = 0;
+	for (1 .. 100)
+	{
+		($ret, $out, $err) = psql_care($standby, 'reader',
+			"SELECT name FROM people WHERE person_id = 'P34'");
+		if ($ret == 0) { $ok = 1; last; }
+		sleep 0.2;
+	}
+	ok($ok, 'the standby reads after its crash restart') or diag($err);
+	$standby->safe_psql('postgres', 'SELECT health_pass.audit_flush()');
+	is(count_primary("subject = 'P34' AND node = 'standby1'"), '1',
+		"after the standby's crash restart its read is written on the primary");
 
 	# the whole chain still verifies, with the shipped records in it
 	is($primary->safe_psql('postgres', 'SELECT ok FROM health_pass.audit_verify()'), 't',
