@@ -21,6 +21,8 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
 use HealthPass::Test;
 use Time::HiRes qw(time sleep);
 use IO::Socket::INET;
