@@ -27,6 +27,7 @@
 #include "storage/latch.h"
 #include "storage/lock.h"
 #include "storage/lockdefs.h"
+#include "utils/snapshot.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 
@@ -251,6 +252,17 @@ extern void hp_block_form(const uint8 *prev, const HpEntry *e, int n,
 extern bool hp_block_unpack(bytea *records, HpBlock *b, const char **why);
 extern void hp_audit_refuse_unless_superuser(const char *what);
 extern void hp_audit_who_read(FunctionCallInfo fcinfo, Oid tbl, const char *subject);
+
+/* keyindex.c: the subject index (docs/design/audit_index.md) */
+typedef enum HpKeyUrgency
+{
+	HP_KEY_IDLE,				/* the queue is empty: any index work */
+	HP_KEY_SHORT,				/* after a short batch */
+	HP_KEY_BUSY					/* after a full batch: only what must not wait */
+} HpKeyUrgency;
+extern bool hp_keyidx_writer_step(int64 written, HpKeyUrgency urgency);
+extern int	hp_keyidx_lookup(Snapshot snap, const int64 *keys, int nkeys, int64 **blocks,
+							 int64 *mark);
 
 /* An anchor of the chain: a row of health_pass.audit_anchor (records.c) */
 typedef struct HpAnchor

@@ -23,6 +23,7 @@
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/inet.h"
@@ -464,17 +465,153 @@ hp_cmp_found(const void *a, const void *b)
 	return x->id > y->id ? -1 : x->id < y->id;
 }
 
-/* The plan of who_read()'s query, kept for the session */
-static SPIPlanPtr hp_who_read_plan = NULL;
+/* who_read()'s state while it reads blocks */
+typedef struct HpWhoRead
+{
+	Oid		   *relids;
+	int			nrels;
+	const char *subject;
+	HpFound    *found;
+	int			nfound;
+	int			cap;
+} HpWhoRead;
+
+static HpFound *
+hp_who_read_add(HpWhoRead *w)
+{
+	if (w->nfound == w->cap)
+	{
+		w->cap = Max(16, w->cap * 2);
+		w->found = w->found ? repalloc(w->found, w->cap * sizeof(HpFound))
+			: palloc(w->cap * sizeof(HpFound));
+	}
+	return &w->found[w->nfound];
+}
+
+/*
+ * One block who_read() reads (subjects: its bloom filter, records): its
+ * records of the subject, or its "unreadable block" row when it does not
+ * decode and its bloom filter may hold the subject.  Each block's scratch
+ * memory is freed before the next (cxt); only the rows kept stay.
+ */
+static void
+hp_who_read_block(HpWhoRead *w, Datum subjects, Datum rec, MemoryContext cxt)
+{
+	MemoryContext keep = MemoryContextSwitchTo(cxt);
+	bytea	   *records = DatumGetByteaPP(rec);
+	HpBlock		b;
+	const char *why = NULL;
+	const uint8 *prev;
+
+	CHECK_FOR_INTERRUPTS();
+	if (!hp_block_unpack(records, &b, &why))
+	{
+		bytea	   *bl = DatumGetByteaPP(subjects);
+		bool		may = false;
+
+		/* the block's bloom filter says whether it may hold the subject */
+		for (int k = 0; k < w->nrels && !may; k++)
+			may = hp_bloom_test((const uint8 *) VARDATA_ANY(bl), VARSIZE_ANY_EXHDR(bl),
+								w->relids[k], w->subject);
+		if (may)
+		{
+			HpFound    *f;
+
+			MemoryContextSwitchTo(keep);
+			f = hp_who_read_add(w);
+			f->unreadable = true;
+			f->id = 0;
+			f->v = palloc(HP_LOG_COLUMNS * sizeof(Datum));
+			f->nulls = palloc(HP_LOG_COLUMNS * sizeof(bool));
+			hp_unreadable_block_datums(records, why, f->v, f->nulls);
+			w->nfound++;
+		}
+		MemoryContextSwitchTo(keep);
+		MemoryContextReset(cxt);
+		return;
+	}
+	prev = b.prev_hash;
+	for (int k = 0; k < b.n; prev = b.entries[k].hash, k++)
+	{
+		const HpEntry *e = &b.entries[k];
+		bool		rel_ok = false;
+		HpFound    *f;
+
+		if (e->subject == NULL)
+			continue;
+		for (int j = 0; j < w->nrels && !rel_ok; j++)
+			rel_ok = (e->relid == w->relids[j]);
+		/* a subject shown rendered may match only as rendered */
+		if (!rel_ok || (strcmp(e->subject, w->subject) != 0 &&
+						(hp_entry_check(e, hp_db_text_valid, NULL) & (1u << HP_F_SUBJECT)) == 0))
+			continue;
+		MemoryContextSwitchTo(keep);
+		f = hp_who_read_add(w);
+		f->unreadable = false;
+		f->id = e->id;
+		f->v = palloc(HP_LOG_COLUMNS * sizeof(Datum));
+		f->nulls = palloc(HP_LOG_COLUMNS * sizeof(bool));
+		hp_entry_datums(e, prev, f->v, f->nulls);
+		MemoryContextSwitchTo(cxt);
+		if (f->nulls[9] || strcmp(TextDatumGetCString(f->v[9]), w->subject) != 0)
+			continue;
+		w->nfound++;
+	}
+	MemoryContextSwitchTo(keep);
+	MemoryContextReset(cxt);
+}
+
+/* The plans of who_read()'s queries, kept for the session */
+static SPIPlanPtr hp_who_read_tail_plan = NULL;
+static SPIPlanPtr hp_who_read_ids_plan = NULL;
+
+static SPIPlanPtr
+hp_who_read_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
+{
+	if (*cache == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "could not prepare who_read's query: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		*cache = plan;
+	}
+	return *cache;
+}
+
+/* Is block (a min_id) one of the n sorted ones? */
+static bool
+hp_block_listed(const int64 *blocks, int n, int64 block)
+{
+	int			lo = 0,
+				hi = n;
+
+	while (lo < hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+
+		if (blocks[mid] == block)
+			return true;
+		if (blocks[mid] < block)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
 
 /*
  * who_read(tbl, subject) after the caller turned subject into the text the
  * log keeps (subject_text()): every audit_log row of that subject of tbl
  * and of its partitions and children (pg_inherits, as of now), newest
  * first, and first the one row of each block that does not decode and
- * whose bloom filter may hold the subject.  The blocks come from the GIN
- * index on _audit_keys(records) (docs/design/audit_index.md), as the
- * caller: SELECT on audit_block is needed, as before.  Rows are built by
+ * whose bloom filter may hold the subject.  The blocks are those the
+ * subject index names (keyindex.c, docs/design/audit_index.md) and those
+ * after its mark whose bloom filter may hold one of the keys, all read
+ * under the statement's snapshot; the queries run as the caller, so
+ * SELECT on audit_block is needed, as before.  Rows are built by
  * hp_entry_datums(), as audit_log's, and matched on the shown subject.
  */
 void
@@ -482,46 +619,60 @@ hp_audit_who_read(FunctionCallInfo fcinfo, Oid tbl, const char *subject)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	List	   *rels;
-	int			nrels;
-	Oid		   *relids;
-	Datum	   *keys;
-	ArrayType  *keyarr;
-	HpFound    *found = NULL;
-	int			nfound = 0,
-				cap = 0;
+	int64	   *keys;
+	int64	   *blocks;
+	int			nblocks;
+	int64		mark;
+	HpWhoRead	w = {0};
+	MemoryContext blockcxt;
 	Portal		portal;
 	int			i;
 
 	InitMaterializedSRF(fcinfo, 0);
 	rels = find_all_inheritors(tbl, NoLock, NULL);
-	nrels = list_length(rels);
-	relids = palloc(sizeof(Oid) * nrels);
-	keys = palloc(sizeof(Datum) * (nrels + 1));
-	for (i = 0; i < nrels; i++)
+	w.nrels = list_length(rels);
+	w.relids = palloc(sizeof(Oid) * w.nrels);
+	w.subject = subject;
+	keys = palloc(sizeof(int64) * (w.nrels + 1));
+	for (i = 0; i < w.nrels; i++)
 	{
-		relids[i] = list_nth_oid(rels, i);
-		keys[i] = Int64GetDatum((int64) hp_subject_key(relids[i], subject));
+		w.relids[i] = list_nth_oid(rels, i);
+		keys[i] = (int64) hp_subject_key(w.relids[i], subject);
 	}
-	keys[nrels] = Int64GetDatum(HP_KEY_UNREADABLE);
-	keyarr = construct_array(keys, nrels + 1, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	keys[w.nrels] = (int64) HP_KEY_UNREADABLE;
+	blockcxt = AllocSetContextCreate(CurrentMemoryContext, "health_pass who_read block",
+									 ALLOCSET_DEFAULT_SIZES);
+
+	/* as the queries below would: the caller needs SELECT on audit_block */
+	{
+		Oid			blockrel = hp_extension_relation_oid("audit_block");
+
+		if (!OidIsValid(blockrel))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("health_pass.audit_block does not exist")));
+		if (pg_class_aclcheck(blockrel, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, "audit_block");
+	}
+	nblocks = hp_keyidx_lookup(GetActiveSnapshot(), keys, w.nrels + 1, &blocks, &mark);
 
 	SPI_connect();
-	if (hp_who_read_plan == NULL)
-	{
-		Oid			argtypes[1] = {INT8ARRAYOID};
-		SPIPlanPtr	plan;
 
-		plan = SPI_prepare("SELECT subjects, records FROM ONLY health_pass.audit_block "
-						   "WHERE health_pass._audit_keys(records) OPERATOR(pg_catalog.&&) $1",
-						   1, argtypes);
-		if (plan == NULL)
-			elog(ERROR, "could not prepare who_read's query: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		hp_who_read_plan = plan;
+	/*
+	 * The tail: blocks after the index's mark, each read when its bloom
+	 * filter may hold the subject, or when the index names it (a block a
+	 * superuser changed is indexed again at once, whatever its filter).
+	 */
+	{
+		Oid			types[1] = {INT8OID};
+		Datum		arg = Int64GetDatum(mark);
+
+		portal = SPI_cursor_open(NULL,
+								 hp_who_read_plan(&hp_who_read_tail_plan,
+												  "SELECT min_id, subjects, records FROM ONLY health_pass.audit_block "
+												  "WHERE min_id OPERATOR(pg_catalog.>) $1", 1, types),
+								 &arg, NULL, true);
 	}
-	portal = SPI_cursor_open(NULL, hp_who_read_plan, (Datum[]) {PointerGetDatum(keyarr)},
-							 NULL, true);
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, 64);
@@ -531,81 +682,82 @@ hp_audit_who_read(FunctionCallInfo fcinfo, Oid tbl, const char *subject)
 		{
 			HeapTuple	t = SPI_tuptable->vals[r];
 			TupleDesc	d = SPI_tuptable->tupdesc;
-			bool		isnull;
-			Datum		bloom = SPI_getbinval(t, d, 1, &isnull);
-			Datum		rec = SPI_getbinval(t, d, 2, &isnull);
-			bytea	   *records;
-			HpBlock		b;
-			const char *why = NULL;
-			const uint8 *prev;
+			bool		n0,
+						n1,
+						n2;
+			Datum		id = SPI_getbinval(t, d, 1, &n0);
+			Datum		bloom = SPI_getbinval(t, d, 2, &n1);
+			Datum		rec = SPI_getbinval(t, d, 3, &n2);
+			bool		may = false;
 
-			CHECK_FOR_INTERRUPTS();
-			if (isnull)
+			if (n0 || n1 || n2)
 				continue;
-			records = DatumGetByteaPP(rec);
-			if (!hp_block_unpack(records, &b, &why))
+			may = hp_block_listed(blocks, nblocks, DatumGetInt64(id));
+			if (!may)
 			{
 				bytea	   *bl = DatumGetByteaPP(bloom);
-				bool		may = false;
 
-				/* the block's bloom filter says whether it may hold the subject */
-				for (int k = 0; k < nrels && !may; k++)
+				for (int k = 0; k < w.nrels && !may; k++)
 					may = hp_bloom_test((const uint8 *) VARDATA_ANY(bl), VARSIZE_ANY_EXHDR(bl),
-										relids[k], subject);
-				if (!may)
-					continue;
-				if (nfound == cap)
-				{
-					cap = Max(16, cap * 2);
-					found = found ? repalloc(found, cap * sizeof(HpFound)) : palloc(cap * sizeof(HpFound));
-				}
-				found[nfound].unreadable = true;
-				found[nfound].id = 0;
-				found[nfound].v = palloc(HP_LOG_COLUMNS * sizeof(Datum));
-				found[nfound].nulls = palloc(HP_LOG_COLUMNS * sizeof(bool));
-				hp_unreadable_block_datums(records, why, found[nfound].v, found[nfound].nulls);
-				nfound++;
-				continue;
+										w.relids[k], subject);
+				if ((Pointer) bl != DatumGetPointer(bloom))
+					pfree(bl);
 			}
-			prev = b.prev_hash;
-			for (int k = 0; k < b.n; prev = b.entries[k].hash, k++)
-			{
-				const HpEntry *e = &b.entries[k];
-				bool		rel_ok = false;
-				HpFound    *f;
-
-				if (e->subject == NULL)
-					continue;
-				for (int j = 0; j < nrels && !rel_ok; j++)
-					rel_ok = (e->relid == relids[j]);
-				/* a subject shown rendered may match only as rendered */
-				if (!rel_ok || (strcmp(e->subject, subject) != 0 &&
-								(hp_entry_check(e, hp_db_text_valid, NULL) & (1u << HP_F_SUBJECT)) == 0))
-					continue;
-				if (nfound == cap)
-				{
-					cap = Max(16, cap * 2);
-					found = found ? repalloc(found, cap * sizeof(HpFound)) : palloc(cap * sizeof(HpFound));
-				}
-				f = &found[nfound];
-				f->unreadable = false;
-				f->id = e->id;
-				f->v = palloc(HP_LOG_COLUMNS * sizeof(Datum));
-				f->nulls = palloc(HP_LOG_COLUMNS * sizeof(bool));
-				hp_entry_datums(e, prev, f->v, f->nulls);
-				if (f->nulls[9] || strcmp(TextDatumGetCString(f->v[9]), subject) != 0)
-					continue;
-				nfound++;
-			}
+			if (may)
+				hp_who_read_block(&w, bloom, rec, blockcxt);
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}
 	SPI_cursor_close(portal);
-	if (nfound > 1)
-		qsort(found, nfound, sizeof(HpFound), hp_cmp_found);
-	for (i = 0; i < nfound; i++)
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, found[i].v, found[i].nulls);
+
+	/* the blocks the index names, up to its mark (those after it: above) */
+	for (int start = 0; start < nblocks && blocks[start] <= mark; start += 256)
+	{
+		int			n = 0;
+		Datum	   *ids = palloc(256 * sizeof(Datum));
+		Datum		arr;
+		Oid			types[1] = {INT8ARRAYOID};
+
+		while (n < 256 && start + n < nblocks && blocks[start + n] <= mark)
+		{
+			ids[n] = Int64GetDatum(blocks[start + n]);
+			n++;
+		}
+		arr = PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		portal = SPI_cursor_open(NULL,
+								 hp_who_read_plan(&hp_who_read_ids_plan,
+												  "SELECT subjects, records FROM ONLY health_pass.audit_block "
+												  "WHERE min_id OPERATOR(pg_catalog.=) ANY ($1)", 1, types),
+								 &arr, NULL, true);
+		for (;;)
+		{
+			SPI_cursor_fetch(portal, true, 64);
+			if (SPI_processed == 0)
+				break;
+			for (uint64 r = 0; r < SPI_processed; r++)
+			{
+				HeapTuple	t = SPI_tuptable->vals[r];
+				TupleDesc	d = SPI_tuptable->tupdesc;
+				bool		n1,
+							n2;
+				Datum		bloom = SPI_getbinval(t, d, 1, &n1);
+				Datum		rec = SPI_getbinval(t, d, 2, &n2);
+
+				if (!n1 && !n2)
+					hp_who_read_block(&w, bloom, rec, blockcxt);
+			}
+			SPI_freetuptable(SPI_tuptable);
+		}
+		SPI_cursor_close(portal);
+		pfree(ids);
+	}
+
+	if (w.nfound > 1)
+		qsort(w.found, w.nfound, sizeof(HpFound), hp_cmp_found);
+	for (i = 0; i < w.nfound; i++)
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, w.found[i].v, w.found[i].nulls);
 	SPI_finish();
+	MemoryContextDelete(blockcxt);
 }
 
 PG_FUNCTION_INFO_V1(hp_audit_may_hold);

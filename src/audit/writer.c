@@ -1068,8 +1068,16 @@ hp_writer_main(Datum arg)
 
 		if (n == 0)
 		{
+			bool		doze;
+
+			/* nothing queued: a step of the subject index's upkeep, if due */
+			if (hp_keyidx_writer_step(q->last_id, HP_KEY_IDLE))
+			{
+				hp_writer_settle(q, false);
+				continue;
+			}
 			/* poll every HP_POLL_MS; after a second of nothing, doze */
-			bool		doze = ++idle_polls > 1000 / HP_POLL_MS;
+			doze = ++idle_polls > 1000 / HP_POLL_MS;
 
 			hp_writer_settle(q, doze);
 			if (doze)
@@ -1109,7 +1117,13 @@ hp_writer_main(Datum arg)
 		 * the latch and ends the wait.
 		 */
 		if (n < HP_BATCH)
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 HP_POLL_MS, PG_WAIT_EXTENSION);
+		{
+			/* the pause may index instead (keyindex.c) */
+			if (!hp_keyidx_writer_step(q->last_id, HP_KEY_SHORT))
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 HP_POLL_MS, PG_WAIT_EXTENSION);
+		}
+		else
+			(void) hp_keyidx_writer_step(q->last_id, HP_KEY_BUSY);
 	}
 }

@@ -3,16 +3,17 @@
 # cluster: the log is filled through the real path (a superuser reads ranges
 # of a protected 5,000,000-row table; the gate records every subject, the
 # writer chains and packs them), and at each size:
-#   writer records/s (read until audit_flush() returns), bytes per record
-#   (audit_block with its TOAST and indexes; the subject index apart),
+#   writer records/s (read until audit_flush() returns), then how long the
+#   subject index took to cover them after that (the writer indexes between
+#   its batches: docs/design/audit_index.md) and the rate of the two together,
+#   bytes per record (audit_block with its TOAST and indexes; the subject
+#   index apart),
 #   who_read() warm (mean of 5 subjects, one session) and at the first call
 #   of a new session (mean of 5 sessions), for a subject read about
 #   size/5 M times and for one never read,
 #   audit_verify() full, audit_checkpoint(), and audit_verify(true) after
 #   100,000 more records.
 # HP_AUDIT_SIZES: the sizes, in millions of records ("1 10 50").
-# HP_AUDIT_NOINDEX=1: also measure the writer without the subject index
-# (the first million, before the index is created).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$(pg_config --bindir):$PATH"
@@ -71,24 +72,26 @@ first_call() { # first_call SQL: ms of SQL as the first statement of a new sessi
         printf '\\timing on\n%s;\n' "$1" | psql -XAq | sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p'
     done | awk '{ s += $1 } END { printf "%.2f", s / NR }'
 }
+settle() { # until the subject index covers the log and no merge is due; sets SETTLE_MS
+    local t0; t0=$(now_ms)
+    until [ "$(q -c "SELECT s.unindexed = 0 AND NOT s.merging AND NOT EXISTS (SELECT FROM health_pass.audit_key_run WHERE live GROUP BY level HAVING count(*) >= 8) FROM health_pass.audit_index_status() s")" = t ]; do
+        sleep 0.1
+    done
+    SETTLE_MS=$(( $(now_ms) - t0 ))
+}
 one_ms() { printf '\\timing on\n%s;\n' "$1" | psql -XAq | sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p' | tail -1; }
 
 OUT=
-if [ "${HP_AUDIT_NOINDEX:-1}" = 1 ]; then
-    idxdef=$(q -c "SELECT pg_get_indexdef('health_pass.audit_block_keys'::regclass)")
-    q -c "DROP INDEX health_pass.audit_block_keys"
-    fill 1000000; rate0=$RATE
-    t0=$(now_ms)
-    q -c "$idxdef"     # as the extension defines it
-    idx_ms=$(( $(now_ms) - t0 ))
-    OUT="writer without the subject index (first 1,000,000 records): $rate0 records/s
-  building the subject index over them: $idx_ms ms"
-fi
 for size in $SIZES; do
     want=$(( size * 1000000 - TOTAL ))
-    rate=-; [ "$want" -gt 0 ] && { fill "$want"; rate=$RATE; }
-    q -c "VACUUM ANALYZE health_pass.audit_block"
-    read -r recs bytes keys <<<"$(q -F' ' -c "SELECT max(max_id), pg_total_relation_size('health_pass.audit_block'), pg_relation_size('health_pass.audit_block_keys') FROM health_pass.audit_block")"
+    rate=- settle_s=- both=-
+    if [ "$want" -gt 0 ]; then
+        t0=$(now_ms); fill "$want"; rate=$RATE
+        settle; settle_s=$(awk -v ms="$SETTLE_MS" 'BEGIN { printf "%.1f", ms / 1000 }')
+        both=$(awk -v r="$want" -v ms="$(( $(now_ms) - t0 ))" 'BEGIN { printf "%.0f", r / (ms / 1000) }')
+    fi
+    q -c "VACUUM ANALYZE health_pass.audit_block, health_pass.audit_key_page, health_pass.audit_key_run"
+    read -r recs bytes keys runs <<<"$(q -F' ' -c "SELECT max(max_id), pg_total_relation_size('health_pass.audit_block'), pg_total_relation_size('health_pass.audit_key_page') + pg_total_relation_size('health_pass.audit_key_run'), (SELECT runs || '/' || levels FROM health_pass.audit_index_status()) FROM health_pass.audit_block")"
     s1="P$(( (RANDOM * 32768 + RANDOM) % NEXT + 1 ))"
     w=$(timed "SELECT count(*) FROM health_pass.who_read('people', 'P1')" \
         "SELECT count(*) FROM health_pass.who_read('people', 'P12345')" \
@@ -107,20 +110,21 @@ for size in $SIZES; do
     full=$(one_ms "SELECT ok, checked FROM health_pass.audit_verify()")
     okfull=$(q -c "SELECT ok FROM health_pass.audit_verify()")
     cp=$(one_ms "SELECT id FROM health_pass.audit_checkpoint()")
-    fill 100000
+    fill 100000; settle
     inc=$(one_ms "SELECT ok, checked FROM health_pass.audit_verify(true)")
     incn=$(q -c "SELECT checked FROM health_pass.audit_verify(true)")
     OUT="$OUT
-$recs records (audit_block $(( bytes / 1048576 )) MB, subject index $(( keys / 1048576 )) MB)
+$recs records (audit_block $(( bytes / 1048576 )) MB, subject index $(( keys / 1048576 )) MB in $runs runs/levels)
   writer, reads until flushed:     $rate records/s
-  bytes per record:                $(ratio "$bytes" "$recs") (subject index $(ratio "$keys" "$recs"))
+  subject index covered them:      $settle_s s after the flush; reads to indexed: $both records/s
+  bytes per record:                $(ratio "$(( bytes + keys ))" "$recs") (subject index $(ratio "$keys" "$recs"))
   who_read, warm, subject read $hits times: $w ms (mean of 5)
   who_read, warm, subject never read:   $wn ms (mean of 5)
   who_read, first call of a session:    $f ms (mean of 5 sessions)
   audit_verify() full:             $full ms (ok: $okfull)
   audit_checkpoint():              $cp ms
   audit_verify(true) after 100,000 more records: $inc ms ($incn records checked)"
-    echo "$OUT" | tail -10 >&2
+    echo "$OUT" | tail -11 >&2
 done
 echo
 echo "health_pass audit log at scale, $(nproc) cores, fsync on"
