@@ -21,7 +21,7 @@ CREATE TABLE health_pass.audit_key_mark (
 );
 INSERT INTO health_pass.audit_key_mark VALUES (0);
 COMMENT ON TABLE health_pass.audit_key_mark IS
-    'the subject index covers the blocks whose records'' ids are at most mark; who_read() tests the bloom filters of the blocks after it';
+    'the subject index covers the blocks whose min_id is at most mark; who_read() tests the bloom filters of the blocks after it';
 CREATE TABLE health_pass.audit_key_run (
     run bigint PRIMARY KEY,
     level integer NOT NULL,
@@ -32,7 +32,7 @@ CREATE TABLE health_pass.audit_key_run (
     live boolean NOT NULL
 );
 COMMENT ON TABLE health_pass.audit_key_run IS
-    'runs of the subject index: each a list of (key, block) pairs sorted by key, in audit_key_page; level 0 from new or changed blocks, level n+1 merged from 8 of level n; a run not live is a merge under way';
+    'runs of the subject index: each a list of (key, block) pairs sorted by key, in audit_key_page; level 0 from new or changed blocks, level n+1 merged from 8 of level n; a run not live is a merge under way, or at level -1 one whose pages are being deleted';
 CREATE SEQUENCE health_pass.audit_key_run_seq;
 CREATE TABLE health_pass.audit_key_page (
     run bigint NOT NULL,
@@ -41,7 +41,10 @@ CREATE TABLE health_pass.audit_key_page (
     hi bigint NOT NULL,
     pairs bytea NOT NULL,
     PRIMARY KEY (run, page)
-);
+) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 2000,
+        autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 20000);
+-- merges delete the pages of their inputs: vacuumed every 2,000 dead pages
+-- (16 MB), so the next merges reuse the space instead of growing the file
 -- a page is at most 496 pairs of 16 bytes: one row per heap page, never
 -- compressed (the pairs are random) nor moved out of line
 ALTER TABLE health_pass.audit_key_page ALTER COLUMN pairs SET STORAGE PLAIN;
@@ -84,7 +87,7 @@ CREATE FUNCTION health_pass.audit_index_status(OUT indexed_to bigint, OUT uninde
            (SELECT count(*) FROM health_pass.audit_key_run r WHERE r.live)::integer,
            (SELECT count(DISTINCT r.level) FROM health_pass.audit_key_run r WHERE r.live)::integer,
            (SELECT coalesce(sum(r.pairs), 0) FROM health_pass.audit_key_run r WHERE r.live)::bigint,
-           EXISTS (SELECT FROM health_pass.audit_key_run r WHERE NOT r.live)
+           EXISTS (SELECT FROM health_pass.audit_key_run r WHERE NOT r.live AND r.level >= 0)
     FROM (SELECT max(mark) AS mark FROM health_pass.audit_key_mark) m
 $$;
 COMMENT ON FUNCTION health_pass.audit_index_status() IS
@@ -96,8 +99,12 @@ BEGIN
         RAISE EXCEPTION 'only superusers may rebuild the audit log''s subject index'
             USING ERRCODE = '42501';
     END IF;
-    TRUNCATE health_pass.audit_key_page, health_pass.audit_key_run;
+    -- the mark first: its row lock keeps the writer's steps out until
+    -- COMMIT (they skip a locked mark); DELETE, not TRUNCATE, so a snapshot
+    -- taken before sees the old mark with the old runs
     UPDATE health_pass.audit_key_mark SET mark = 0;
+    DELETE FROM health_pass.audit_key_page;
+    DELETE FROM health_pass.audit_key_run;
 END
 $$;
 COMMENT ON FUNCTION health_pass.audit_reindex() IS

@@ -19,29 +19,34 @@
  *    Who writes:
  *    - the audit writer, between its batches (hp_keyidx_writer_step), each
  *      step a transaction of its own: a level-0 run of the blocks after the
- *      mark, moving the mark in the same transaction; or one step of a merge
- *      of HP_KEY_FANIN live runs of one level into one run of the next.  The
- *      merged run is built not live over as many steps as it takes, then
- *      made live, and its inputs deleted, in one transaction.  The merge's
- *      state (the inputs' current pages, the output page being filled) is
- *      this process's; a merge it does not finish (an error, a restart)
- *      leaves a run that is not live, deleted when the next merge starts;
+ *      mark (and at most the chain head), moving the mark to the last one's
+ *      min_id in the same transaction; one step of a merge of HP_KEY_FANIN
+ *      live runs of one level into one run of the next; or a sweep of a dead
+ *      run's pages.  The merged run is built not live over as many steps as
+ *      it takes, then made live, and its inputs made dead (level -1), in one
+ *      transaction; dead runs' pages are deleted HP_KEY_SWEEP_PAGES at a
+ *      time.  The merge's state (the inputs' current pages, the output page
+ *      being filled) is this process's; a merge it does not finish (an
+ *      error, a restart) leaves a run that is not live, made dead when the
+ *      next merge starts.  Merges leave out pairs of blocks older than the
+ *      oldest block (archived);
  *    - a superuser's INSERT or UPDATE of audit_block (statement triggers,
  *      _audit_key_patch): a level-0 run of those blocks' keys, taken from
- *      their records, for every updated block and every inserted block at
- *      or behind the mark, so an edited block is found by what it now holds.
+ *      their records, whatever the mark, so an edited block, a block
+ *      inserted behind the mark and a wiped bloom filter are found by what
+ *      the records hold.
  *    Who reads: who_read() (hp_keyidx_lookup), under the statement's
  *    snapshot: the mark, the live runs, and for each run and key the pages
  *    whose key range holds the key.  The mark and the runs change only in
  *    transactions that commit them together, so a snapshot sees the runs
  *    and the mark that cover the same blocks.
  *
- *    Locks: a level-0 step and a patch take the object lock on
- *    (audit_key_mark, 1) in ExclusiveLock for the rest of their
- *    transaction, so a patch reads a mark no step is about to move; the
- *    writer only tries it (it never waits on a superuser's transaction).
- *    Merges take nothing but the tables' ordinary locks: only the writer
- *    merges.
+ *    Locks: the writer never waits.  A step takes the index's tables and
+ *    audit_block with conditional locks, then claims the mark's row FOR
+ *    UPDATE SKIP LOCKED; when either is taken, it does nothing.
+ *    audit_reindex() updates the mark's row before it deletes the runs, so
+ *    no step runs beside it.  Patches take nothing but ordinary row and
+ *    table locks: they only insert new runs.
  */
 #include "postgres.h"
 
@@ -80,6 +85,8 @@
 #define HP_KEY_BUSY_LAG 131072	/* records behind the mark that a busy writer lets be */
 #define HP_KEY_SHORT_LAG 8192	/* ... after a short batch */
 #define HP_KEY_RETRY_MS 10000	/* pause after a step failed */
+#define HP_KEY_SWEEP_PAGES 2000	/* pages of dead runs a step deletes, at most */
+#define HP_KEY_SWEEP_BUSY 20000	/* dead pages a busy writer lets be */
 
 typedef struct HpKeyPair
 {
@@ -117,19 +124,6 @@ hp_key_rels(HpKeyRels *r)
 	r->page_hi = hp_extension_relation_oid("audit_key_page_hi");
 	return OidIsValid(r->mark) && OidIsValid(r->run) && OidIsValid(r->page) &&
 		OidIsValid(r->page_hi);
-}
-
-/*
- * Take the mark's lock (see the header); false when wait is false and
- * another transaction holds it.
- */
-static bool
-hp_key_mark_lock(Oid markrel, bool wait)
-{
-	LOCKTAG		tag;
-
-	SET_LOCKTAG_OBJECT(tag, MyDatabaseId, RelationRelationId, markrel, 1);
-	return LockAcquire(&tag, ExclusiveLock, false, !wait) != LOCKACQUIRE_NOT_AVAIL;
 }
 
 /* ---- SPI helpers (the caller is connected) ---- */
@@ -181,7 +175,11 @@ static SPIPlanPtr plan_page_insert,
 			plan_inputs,
 			plan_run_live,
 			plan_drop_runs,
-			plan_drop_dead;
+			plan_drop_dead,
+			plan_floor,
+			plan_sweep_pick,
+			plan_sweep_pages,
+			plan_sweep_run;
 
 static int64
 hp_key_next_run(void)
@@ -192,20 +190,36 @@ hp_key_next_run(void)
 	return hp_key_int8(0, 1);
 }
 
+/*
+ * Claim the mark: its row, locked FOR UPDATE SKIP LOCKED, so a step never
+ * waits for audit_reindex() or a superuser's edit of it; every step of the
+ * writer claims it first, and audit_reindex() updates it first.  Returns
+ * the mark, or -1 when the row is locked by another transaction (or gone:
+ * then nothing is indexed, and who_read() reads the whole log as tail).
+ */
 static int64
-hp_key_mark_read(void)
+hp_key_mark_claim(void)
 {
 	hp_key_exec(hp_key_plan(&plan_mark_read,
-							"SELECT pg_catalog.max(mark) FROM health_pass.audit_key_mark", 0, NULL),
+							"SELECT mark FROM health_pass.audit_key_mark FOR UPDATE SKIP LOCKED",
+							0, NULL),
 				NULL, SPI_OK_SELECT, 1);
 	if (SPI_processed != 1)
-		elog(ERROR, "subject index: no mark");
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		return -1;
+	return hp_key_int8(0, 1);
+}
 
-		return isnull ? 0 : DatumGetInt64(d);
-	}
+static void
+hp_key_mark_set(int64 mark)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(mark)};
+
+	hp_key_exec(hp_key_plan(&plan_mark_set,
+							"UPDATE health_pass.audit_key_mark SET mark = $1", 1, types),
+				args, SPI_OK_UPDATE, 0);
+	if (SPI_processed != 1)
+		elog(ERROR, "subject index: health_pass.audit_key_mark does not hold one row");
 }
 
 /* ---- writing a run: pairs in order, cut into pages ---- */
@@ -353,6 +367,7 @@ typedef struct HpKeyState
 	Oid			pagerel;		/* the tables this state is of */
 	int64		mark;			/* -1: not known */
 	int			fullest;		/* most live runs of one level, at the last step */
+	int64		dead_pages;		/* pages of dead runs, at the last step */
 	TimestampTz retry_after;
 	bool		warned;
 	bool		tail_empty;		/* the last level-0 step found no block after the mark */
@@ -363,6 +378,7 @@ typedef struct HpKeyState
 	HpMergeIn	in[HP_KEY_FANIN];
 	HpRunWriter *out;
 	int			out_level;
+	int64		floor;			/* the oldest block's min_id at the merge's start */
 	MemoryContext cxt;
 } HpKeyState;
 
@@ -378,41 +394,57 @@ hp_merge_forget(void)
 		MemoryContextReset(hp_ks.cxt);
 }
 
-/* Refresh hp_ks.fullest: the most live runs any one level has */
+/*
+ * Refresh what decides the next step: hp_ks.fullest, the most live runs any
+ * one level has, and hp_ks.dead_pages, the pages of dead runs to sweep
+ */
 static void
 hp_key_count_levels(void)
 {
 	hp_key_exec(hp_key_plan(&plan_levels,
-							"SELECT pg_catalog.count(*)::int8 FROM health_pass.audit_key_run "
-							"WHERE live GROUP BY level ORDER BY 1 DESC", 0, NULL),
+							"SELECT coalesce((SELECT pg_catalog.count(*) FROM health_pass.audit_key_run "
+							"  WHERE live GROUP BY level ORDER BY 1 DESC LIMIT 1), 0)::int8, "
+							"coalesce((SELECT pg_catalog.sum(pages) FROM health_pass.audit_key_run "
+							"  WHERE level OPERATOR(pg_catalog.=) -1), 0)::int8", 0, NULL),
 				NULL, SPI_OK_SELECT, 1);
-	hp_ks.fullest = SPI_processed ? (int) hp_key_int8(0, 1) : 0;
+	hp_ks.fullest = (int) hp_key_int8(0, 1);
+	hp_ks.dead_pages = hp_key_int8(0, 2);
 }
 
 /*
- * A level-0 step: the blocks after the mark (at most HP_KEY_STEP_BLOCKS)
- * become a run, and the mark moves past them.  False when another
- * transaction holds the mark's lock or there is nothing after the mark.
+ * A level-0 step, the mark claimed: the blocks after the mark and at most
+ * the chain head written (at most HP_KEY_STEP_BLOCKS) become a run, and the
+ * mark moves to the last one's min_id.  A mark past the head (the newest
+ * records deleted by a superuser, the chain continued from before them) is
+ * first brought back to it, so the blocks written next are in the tail; a
+ * block a superuser inserted past the head stays in the tail (and was
+ * indexed by its trigger).  False when there is nothing to index.
  */
 static bool
-hp_key_level0(const HpKeyRels *r)
+hp_key_level0(int64 mark, int64 written)
 {
-	Oid			types[2] = {INT8OID, INT8OID};
-	Datum		args[2];
+	Oid			types[3] = {INT8OID, INT8OID, INT8OID};
+	Datum		args[3];
 	HpPairs		a = {0};
 	int64		first_id,
-				last_id;
+				last_id,
+				last_min;
 	uint64		nblocks;
 
-	if (!hp_key_mark_lock(r->mark, false))
-		return false;
-	hp_ks.mark = hp_key_mark_read();
-	args[0] = Int64GetDatum(hp_ks.mark);
-	args[1] = Int64GetDatum(HP_KEY_STEP_BLOCKS);
+	if (mark > written)
+	{
+		hp_key_mark_set(written);
+		mark = written;
+	}
+	hp_ks.mark = mark;
+	args[0] = Int64GetDatum(mark);
+	args[1] = Int64GetDatum(written);
+	args[2] = Int64GetDatum(HP_KEY_STEP_BLOCKS);
 	hp_key_exec(hp_key_plan(&plan_blocks_after,
 							"SELECT min_id, max_id, records FROM ONLY health_pass.audit_block "
-							"WHERE min_id OPERATOR(pg_catalog.>) $1 ORDER BY min_id LIMIT $2",
-							2, types),
+							"WHERE min_id OPERATOR(pg_catalog.>) $1 AND min_id OPERATOR(pg_catalog.<=) $2 "
+							"ORDER BY min_id LIMIT $3",
+							3, types),
 				args, SPI_OK_SELECT, 0);
 	nblocks = SPI_processed;
 	if (nblocks == 0)
@@ -421,7 +453,8 @@ hp_key_level0(const HpKeyRels *r)
 		return false;
 	}
 	first_id = hp_key_int8(0, 1);
-	last_id = hp_key_int8(nblocks - 1, 2);
+	last_min = hp_key_int8(nblocks - 1, 1);
+	last_id = last_min;
 	for (uint64 i = 0; i < nblocks; i++)
 	{
 		bool		isnull;
@@ -434,13 +467,8 @@ hp_key_level0(const HpKeyRels *r)
 	}
 	SPI_freetuptable(SPI_tuptable);
 	(void) hp_run_write(&a, 0, first_id, last_id);
-	args[0] = Int64GetDatum(last_id);
-	hp_key_exec(hp_key_plan(&plan_mark_set,
-							"UPDATE health_pass.audit_key_mark SET mark = $1", 1, types),
-				args, SPI_OK_UPDATE, 0);
-	if (SPI_processed != 1)
-		elog(ERROR, "subject index: health_pass.audit_key_mark does not hold one row");
-	hp_ks.mark = last_id;
+	hp_key_mark_set(last_min);
+	hp_ks.mark = last_min;
 	return true;
 }
 
@@ -491,12 +519,17 @@ hp_merge_start(void)
 	int64		first_id = PG_INT64_MAX,
 				last_id = PG_INT64_MIN;
 
-	/* what a merge left unfinished */
+	/* what a merge left unfinished is swept later (hp_key_sweep) */
 	hp_key_exec(hp_key_plan(&plan_drop_dead,
-							"WITH dead AS (DELETE FROM health_pass.audit_key_run WHERE NOT live "
-							"RETURNING run) DELETE FROM health_pass.audit_key_page "
-							"WHERE run IN (SELECT run FROM dead)", 0, NULL),
-				NULL, SPI_OK_DELETE, 0);
+							"UPDATE health_pass.audit_key_run SET level = -1 "
+							"WHERE NOT live AND level OPERATOR(pg_catalog.>=) 0", 0, NULL),
+				NULL, SPI_OK_UPDATE, 0);
+	/* pairs of blocks archived away are left out of the merged run */
+	hp_key_exec(hp_key_plan(&plan_floor,
+							"SELECT coalesce(pg_catalog.min(min_id), 0) FROM ONLY health_pass.audit_block",
+							0, NULL),
+				NULL, SPI_OK_SELECT, 1);
+	hp_ks.floor = hp_key_int8(0, 1);
 	args[0] = Int32GetDatum(HP_KEY_FANIN);
 	args[1] = Int32GetDatum(HP_KEY_FANIN);
 	hp_key_exec(hp_key_plan(&plan_inputs,
@@ -578,26 +611,88 @@ hp_merge_step(void)
 			for (int i = 0; i < hp_ks.nin; i++)
 				runs[i] = Int64GetDatum(hp_ks.in[i].run);
 			arr = construct_array(runs, hp_ks.nin, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+			/* the inputs leave in this transaction; their pages are swept later */
 			hp_key_exec(hp_key_plan(&plan_drop_runs,
-									"WITH gone AS (DELETE FROM health_pass.audit_key_run "
-									"WHERE run OPERATOR(pg_catalog.=) ANY ($1) RETURNING run) "
-									"DELETE FROM health_pass.audit_key_page "
-									"WHERE run IN (SELECT run FROM gone)", 1, atypes),
-						(Datum[]) {PointerGetDatum(arr)}, SPI_OK_DELETE, 0);
+									"UPDATE health_pass.audit_key_run SET live = false, level = -1 "
+									"WHERE run OPERATOR(pg_catalog.=) ANY ($1) AND live", 1, atypes),
+						(Datum[]) {PointerGetDatum(arr)}, SPI_OK_UPDATE, 0);
+			if (SPI_processed != (uint64) hp_ks.nin)
+				elog(ERROR, "subject index: the inputs of merged run " INT64_FORMAT " changed",
+					 hp_ks.out->run);
 			hp_merge_forget();
 			return;
 		}
-		hp_run_put(hp_ks.out, &best->p[best->pos]);
+		if (best->p[best->pos].block >= hp_ks.floor)
+			hp_run_put(hp_ks.out, &best->p[best->pos]);
 		best->pos++;
 	}
 }
 
-/* One step, in the writer's transaction; false when there was nothing to do */
+/*
+ * Delete up to HP_KEY_SWEEP_PAGES pages of one dead run (level -1: the
+ * inputs of a merge, a merge abandoned), and the run once it has none:
+ * bounded, so a merge's swap never deletes a level's pages at once.  False
+ * when no run is dead.
+ */
 static bool
-hp_key_step(bool level0)
+hp_key_sweep(void)
+{
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		args[2];
+	int64		run;
+
+	hp_key_exec(hp_key_plan(&plan_sweep_pick,
+							"SELECT run FROM health_pass.audit_key_run "
+							"WHERE level OPERATOR(pg_catalog.=) -1 AND NOT live ORDER BY run LIMIT 1",
+							0, NULL),
+				NULL, SPI_OK_SELECT, 1);
+	if (SPI_processed == 0)
+		return false;
+	run = hp_key_int8(0, 1);
+	args[0] = Int64GetDatum(run);
+	args[1] = Int32GetDatum(HP_KEY_SWEEP_PAGES);
+	hp_key_exec(hp_key_plan(&plan_sweep_pages,
+							"DELETE FROM health_pass.audit_key_page WHERE run OPERATOR(pg_catalog.=) $1 "
+							"AND page OPERATOR(pg_catalog.<) ((SELECT pg_catalog.min(page) "
+							"FROM health_pass.audit_key_page WHERE run OPERATOR(pg_catalog.=) $1) "
+							"OPERATOR(pg_catalog.+) $2)", 2, types),
+				args, SPI_OK_DELETE, 0);
+	if (SPI_processed == 0)
+		hp_key_exec(hp_key_plan(&plan_sweep_run,
+								"DELETE FROM health_pass.audit_key_run WHERE run OPERATOR(pg_catalog.=) $1 "
+								"AND level OPERATOR(pg_catalog.=) -1", 1, types),
+					args, SPI_OK_DELETE, 0);
+	return true;
+}
+
+typedef enum HpKeyWork
+{
+	HP_KEY_NONE,
+	HP_KEY_LEVEL0,
+	HP_KEY_MERGE,
+	HP_KEY_SWEEP
+} HpKeyWork;
+
+/* Try a lock on an index table without waiting (the writer never waits) */
+static bool
+hp_key_try_lock(Oid relid, LOCKMODE mode)
+{
+	return OidIsValid(relid) && ConditionalLockRelationOid(relid, mode);
+}
+
+/*
+ * One step, in the writer's transaction: the work asked for, or when that
+ * has nothing to do, a merge or a sweep that is due.  Nothing waits: the
+ * tables are locked conditionally and the mark claimed with SKIP LOCKED;
+ * when any is taken by another transaction, nothing is done.  False when
+ * nothing was done.
+ */
+static bool
+hp_key_step(HpKeyWork work, int64 written)
 {
 	HpKeyRels	r;
-	bool		did;
+	bool		did = false;
+	int64		mark;
 
 	if (!hp_key_rels(&r))
 	{
@@ -605,7 +700,6 @@ hp_key_step(bool level0)
 		hp_ks.tail_empty = true;
 		return false;
 	}
-
 	if (r.page != hp_ks.pagerel)
 	{
 		/* the extension was made again: start from its tables */
@@ -613,21 +707,31 @@ hp_key_step(bool level0)
 		hp_ks.pagerel = r.page;
 		hp_ks.mark = -1;
 	}
+	if (!hp_key_try_lock(r.mark, RowExclusiveLock) ||
+		!hp_key_try_lock(r.run, RowExclusiveLock) ||
+		!hp_key_try_lock(r.page, RowExclusiveLock) ||
+		!hp_key_try_lock(r.page_hi, RowExclusiveLock) ||
+		!hp_key_try_lock(hp_extension_relation_oid("audit_block"), AccessShareLock))
+		return false;
 	SPI_connect();
 	hp_ks.tail_empty = false;
-	did = false;
-	if (level0)
+	mark = hp_key_mark_claim();
+	if (mark >= 0)
 	{
-		hp_ks.checked = GetCurrentTimestamp();
-		did = hp_key_level0(&r);
-		hp_key_count_levels();
-	}
-	/* a merge when due, also when the level-0 step had nothing to do */
-	if (!did && (hp_ks.merging || hp_ks.fullest >= HP_KEY_FANIN))
-	{
-		did = hp_ks.merging || hp_merge_start();
-		if (did)
-			hp_merge_step();
+		if (work == HP_KEY_LEVEL0)
+		{
+			hp_ks.checked = GetCurrentTimestamp();
+			did = hp_key_level0(mark, written);
+			hp_key_count_levels();
+		}
+		if (!did && work != HP_KEY_SWEEP && (hp_ks.merging || hp_ks.fullest >= HP_KEY_FANIN))
+		{
+			did = hp_ks.merging || hp_merge_start();
+			if (did)
+				hp_merge_step();
+		}
+		if (!did && (work == HP_KEY_SWEEP || hp_ks.dead_pages > 0))
+			did = hp_key_sweep();
 	}
 	hp_key_count_levels();
 	SPI_finish();
@@ -638,19 +742,22 @@ hp_key_step(bool level0)
  * Called by the audit writer between its batches (writer.c), with the chain
  * head at written: do one step of index work when it is due, in a
  * transaction of its own, as the bootstrap superuser.  busy: the last batch
- * was full, so only work that must not wait (the tail past HP_KEY_BUSY_LAG,
- * a level with twice HP_KEY_FANIN runs); short: a short batch, so a step of
- * at least HP_KEY_SHORT_LAG records or a merge; otherwise (the queue is
- * empty) any.  Returns true when it did work; never throws: a step that
- * fails is logged and the index waits
- * HP_KEY_RETRY_MS (each failure is logged, so at most that often); who_read()
- * stays complete meanwhile (it tests the tail).
+ * was full, so only work that must not wait (a level with twice
+ * HP_KEY_FANIN runs, the tail past HP_KEY_BUSY_LAG, dead pages past
+ * HP_KEY_SWEEP_BUSY); short: a short batch, so a level-0 step of at least
+ * HP_KEY_SHORT_LAG records, a merge or a sweep; otherwise (the queue is
+ * empty) any.  A level-0 step also runs at least once a second (every 10 s
+ * while busy) whatever the lag this process remembers: the table's mark is
+ * the truth (audit_reindex(), the extension made again).  Returns true when
+ * it did work; never throws: a step that fails is logged, the index waits
+ * HP_KEY_RETRY_MS (so that is how often it can be logged), and who_read()
+ * stays complete meanwhile (it reads the tail).
  */
 bool
 hp_keyidx_writer_step(int64 written, HpKeyUrgency urgency)
 {
-	bool		level0,
-				stale;
+	volatile HpKeyWork work = HP_KEY_NONE;
+	bool		stale;
 	int64		lag;
 	volatile bool did = false;
 	Oid			save_userid;
@@ -660,32 +767,37 @@ hp_keyidx_writer_step(int64 written, HpKeyUrgency urgency)
 	if (RecoveryInProgress() || GetCurrentTimestamp() < hp_ks.retry_after)
 		return false;
 	lag = hp_ks.mark < 0 ? PG_INT64_MAX : written - hp_ks.mark;
-
-	/*
-	 * The mark this process remembers may be wrong (audit_reindex(), the
-	 * extension made again); the table's is not: a level-0 step reads it at
-	 * least once a second (every 10 s while busy), whatever the lag says.
-	 */
 	stale = TimestampDifferenceExceeds(hp_ks.checked, GetCurrentTimestamp(),
 									   urgency == HP_KEY_BUSY ? 10000 : 1000);
 	switch (urgency)
 	{
 		case HP_KEY_BUSY:
-			level0 = lag > HP_KEY_BUSY_LAG || stale;
-			if (!level0 && !(hp_ks.fullest >= 2 * HP_KEY_FANIN))
-				return false;
+			if (hp_ks.fullest >= 2 * HP_KEY_FANIN)
+				work = HP_KEY_MERGE;
+			else if (lag > HP_KEY_BUSY_LAG || stale)
+				work = HP_KEY_LEVEL0;
+			else if (hp_ks.dead_pages > HP_KEY_SWEEP_BUSY)
+				work = HP_KEY_SWEEP;
 			break;
 		case HP_KEY_SHORT:
-			level0 = lag >= HP_KEY_SHORT_LAG || stale;
-			if (!level0 && !hp_ks.merging && hp_ks.fullest < HP_KEY_FANIN)
-				return false;
+			if (lag >= HP_KEY_SHORT_LAG || stale)
+				work = HP_KEY_LEVEL0;
+			else if (hp_ks.merging || hp_ks.fullest >= HP_KEY_FANIN)
+				work = HP_KEY_MERGE;
+			else if (hp_ks.dead_pages > 0)
+				work = HP_KEY_SWEEP;
 			break;
 		default:
-			level0 = lag > 0 || stale;
-			if (!level0 && !hp_ks.merging && hp_ks.fullest < HP_KEY_FANIN)
-				return false;
+			if (lag > 0 || stale)
+				work = HP_KEY_LEVEL0;
+			else if (hp_ks.merging || hp_ks.fullest >= HP_KEY_FANIN)
+				work = HP_KEY_MERGE;
+			else if (hp_ks.dead_pages > 0)
+				work = HP_KEY_SWEEP;
 			break;
 	}
+	if (work == HP_KEY_NONE)
+		return false;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
@@ -695,9 +807,11 @@ hp_keyidx_writer_step(int64 written, HpKeyUrgency urgency)
 	PG_TRY();
 	{
 		PushActiveSnapshot(GetTransactionSnapshot());
-		pgstat_report_activity(STATE_RUNNING, level0 ? "indexing the audit log's new blocks"
-							   : "merging runs of the audit log's subject index");
-		did = hp_key_step(level0);
+		pgstat_report_activity(STATE_RUNNING,
+							   work == HP_KEY_LEVEL0 ? "indexing the audit log's new blocks"
+							   : work == HP_KEY_MERGE ? "merging runs of the audit log's subject index"
+							   : "sweeping merged runs of the audit log's subject index");
+		did = hp_key_step(work, written);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		if (hp_ks.tail_empty)
@@ -900,39 +1014,41 @@ PG_FUNCTION_INFO_V1(hp_audit_key_patch);
 /*
  * _audit_key_patch(blocks bigint[], updated boolean) → bigint: called by
  * audit_block's statement triggers after a superuser's INSERT (updated
- * false) or UPDATE (true) with the min_ids of the rows it wrote: indexes the
- * updated blocks, and the inserted ones at or behind the mark (those after
- * it are the writer's level-0 steps'), as level-0 runs; returns the pairs
- * added.  Waits for the mark's lock, so no step moves the mark past an
- * inserted block meanwhile.
+ * false) or UPDATE (true) with the min_ids of the rows written: indexes them
+ * all, from their records, as level-0 runs of at most HP_KEY_PATCH_PAIRS
+ * pairs; returns the pairs added.  Whatever the mark: a block written behind
+ * it would otherwise never be found, one after it is indexed twice (the
+ * duplicate pairs merge away).  Reads the blocks HP_KEY_STEP_BLOCKS at a
+ * time, each batch's memory freed before the next.
  */
 Datum
 hp_audit_key_patch(PG_FUNCTION_ARGS)
 {
 	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(0);
-	bool		updated = PG_GETARG_BOOL(1);
 	HpKeyRels	r;
 	Datum	   *ids;
 	bool	   *nulls;
 	int			nids;
-	int64		mark;
 	int64		added = 0;
 	HpPairs		a = {0};
 	int64		first_id = PG_INT64_MAX,
 				last_id = PG_INT64_MIN;
 	Oid			types[1] = {INT8ARRAYOID};
 	int			kept = 0;
+	MemoryContext chunkcxt,
+				outer;
 
 	hp_audit_refuse_unless_superuser("_audit_key_patch()");
 	if (!hp_key_rels(&r))
 		PG_RETURN_INT64(0);
 	deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &ids, &nulls, &nids);
-	(void) hp_key_mark_lock(r.mark, true);
-	SPI_connect();
-	mark = hp_key_mark_read();	/* a fresh snapshot: after the lock */
 	for (int i = 0; i < nids; i++)
-		if (!nulls[i] && (updated || DatumGetInt64(ids[i]) <= mark))
+		if (!nulls[i])
 			ids[kept++] = ids[i];
+	SPI_connect();
+	outer = CurrentMemoryContext;
+	chunkcxt = AllocSetContextCreate(outer, "health_pass subject index patch",
+									 ALLOCSET_DEFAULT_SIZES);
 	for (int start = 0; start < kept; start += HP_KEY_STEP_BLOCKS)
 	{
 		int			n = Min(kept - start, HP_KEY_STEP_BLOCKS);
@@ -952,9 +1068,27 @@ hp_audit_key_patch(PG_FUNCTION_ARGS)
 			first_id = Min(first_id, hp_key_int8(i, 1));
 			last_id = Max(last_id, hp_key_int8(i, 2));
 			if (!isnull)
-				hp_pairs_of_block(&a, hp_key_int8(i, 1), DatumGetByteaPP(rec));
+			{
+				/* the detoasted records and their decoding: this block's only */
+				MemoryContext old = MemoryContextSwitchTo(chunkcxt);
+				HpBlock		b;
+				const char *why = NULL;
+				int64		block = hp_key_int8(i, 1);
+				bool		ok = hp_block_unpack(DatumGetByteaPP(rec), &b, &why);
+
+				MemoryContextSwitchTo(old);
+				if (!ok)
+					hp_pairs_add(&a, (int64) HP_KEY_UNREADABLE, block);
+				else
+					for (int k = 0; k < b.n; k++)
+						if (b.entries[k].subject)
+							hp_pairs_add(&a, (int64) hp_subject_key(b.entries[k].relid,
+																	 b.entries[k].subject), block);
+				MemoryContextReset(chunkcxt);
+			}
 		}
 		SPI_freetuptable(SPI_tuptable);
+		pfree(some);
 		if (a.n >= HP_KEY_PATCH_PAIRS || start + n >= kept)
 		{
 			if (a.n > 0)
@@ -964,6 +1098,7 @@ hp_audit_key_patch(PG_FUNCTION_ARGS)
 			last_id = PG_INT64_MIN;
 		}
 	}
+	MemoryContextDelete(chunkcxt);
 	SPI_finish();
 	PG_RETURN_INT64(added);
 }

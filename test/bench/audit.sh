@@ -91,7 +91,7 @@ for size in $SIZES; do
         both=$(awk -v r="$want" -v ms="$(( $(now_ms) - t0 ))" 'BEGIN { printf "%.0f", r / (ms / 1000) }')
     fi
     q -c "VACUUM ANALYZE health_pass.audit_block, health_pass.audit_key_page, health_pass.audit_key_run"
-    read -r recs bytes keys runs <<<"$(q -F' ' -c "SELECT max(max_id), pg_total_relation_size('health_pass.audit_block'), pg_total_relation_size('health_pass.audit_key_page') + pg_total_relation_size('health_pass.audit_key_run'), (SELECT runs || '/' || levels FROM health_pass.audit_index_status()) FROM health_pass.audit_block")"
+    read -r recs bytes keys runs live <<<"$(q -F' ' -c "SELECT max(max_id), pg_total_relation_size('health_pass.audit_block'), pg_total_relation_size('health_pass.audit_key_page') + pg_total_relation_size('health_pass.audit_key_run'), (SELECT runs || '/' || levels FROM health_pass.audit_index_status()), (SELECT coalesce(sum(pages), 0) * 8192 FROM health_pass.audit_key_run WHERE live) FROM health_pass.audit_block")"
     s1="P$(( (RANDOM * 32768 + RANDOM) % NEXT + 1 ))"
     w=$(timed "SELECT count(*) FROM health_pass.who_read('people', 'P1')" \
         "SELECT count(*) FROM health_pass.who_read('people', 'P12345')" \
@@ -117,7 +117,7 @@ for size in $SIZES; do
 $recs records (audit_block $(( bytes / 1048576 )) MB, subject index $(( keys / 1048576 )) MB in $runs runs/levels)
   writer, reads until flushed:     $rate records/s
   subject index covered them:      $settle_s s after the flush; reads to indexed: $both records/s
-  bytes per record:                $(ratio "$(( bytes + keys ))" "$recs") (subject index $(ratio "$keys" "$recs"))
+  bytes per record:                $(ratio "$(( bytes + keys ))" "$recs") (subject index $(ratio "$keys" "$recs") on disk, of which its live pages $(ratio "$live" "$recs"))
   who_read, warm, subject read $hits times: $w ms (mean of 5)
   who_read, warm, subject never read:   $wn ms (mean of 5)
   who_read, first call of a session:    $f ms (mean of 5 sessions)

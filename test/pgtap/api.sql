@@ -22,7 +22,8 @@ SELECT functions_are('health_pass', ARRAY[
     'protect', 'unprotect', 'allow', 'disallow', 'break_glass', 'audit_verify', 'audit_status',
     'audit_flush', 'who_read', 'subject_text', '_policy_changed', '_preloaded', '_require_admin', '_forget_dropped',
     '_audit_guard', '_subject_statistics', '_hide_subject_statistics', '_audit_rows', '_audit_ship', '_audit_quota_admit',
-    'audit_checkpoint', 'audit_archive', '_audit_keys',
+    'audit_checkpoint', 'audit_archive', '_audit_keys', 'audit_index_status', 'audit_reindex',
+    '_audit_key_patch', '_audit_block_indexed',
     '_audit_may_hold', '_audit_edit', '_row_security', '_protect_blockers', '_protect_one',
     '_protect_new_children',
     '_signing_key_alg', '_signing_key_ref', '_signing_key_prove', 'signing_key_fill',
@@ -37,9 +38,9 @@ SELECT is((SELECT array_agg(p.proname || ':' || coalesce(p.proconfig::text LIKE 
                       ORDER BY p.proname)
             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'health_pass' AND p.prosecdef),
-          ARRAY['_forget_dropped:true', '_protect_new_children:true', 'revocation_export:true',
-                'revocation_import:true', 'revocation_purge:true'],
-          'SECURITY DEFINER functions: the event triggers and revocation import, export, purge, with search_path pinned');
+          ARRAY['_forget_dropped:true', '_protect_new_children:true', 'audit_index_status:true',
+                'revocation_export:true', 'revocation_import:true', 'revocation_purge:true'],
+          'SECURITY DEFINER functions: the event triggers, the subject index''s status and revocation import, export, purge, with search_path pinned');
 SELECT is((SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'health_pass' AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'plpgsql')
               AND NOT coalesce(p.proconfig::text LIKE '%search_path%', false))::int, 0,

@@ -65,6 +65,8 @@ CREATE FUNCTION pg_temp.differences(subjects text[]) RETURNS bigint LANGUAGE sql
          WHERE relation = 'ki_people'::regclass AND subject = s.subject
          EXCEPT ALL SELECT * FROM health_pass.who_read('ki_people', s.subject))) d
 $$;
+-- from a clean index: earlier tests' edits left runs of their own
+SELECT health_pass.audit_reindex();
 SELECT pg_temp.settle() AS settled;
 
 -- 1. Rounds of random reads, each flushed and indexed apart, so the log
@@ -158,6 +160,37 @@ RESET ROLE;
 -- put both back: the chain verifies again
 UPDATE health_pass.audit_log SET subject = 'K1' WHERE id = :edited;
 UPDATE health_pass.audit_block SET subjects = :'saved_subjects' WHERE min_id = :wiped;
+SELECT ok FROM health_pass.audit_verify();
+
+-- 3b. Attacks on the mark (review of 0.11.0: each hid reads before the
+-- fix).  A rebuild left open while new blocks arrive: the writer's level-0
+-- step wrote its run after the rebuild and moved the mark past every block
+-- the rebuild had emptied.
+BEGIN;
+SELECT health_pass.audit_reindex();
+SELECT pg_temp.read('ki_people', ARRAY['K5', 'K6']) AS read_during_rebuild;
+SELECT pg_sleep(1.5);
+COMMIT;
+SELECT pg_temp.settle() AS settled;
+SET ROLE regress_ki_auditor;
+SELECT pg_temp.differences(ARRAY['K1', 'K5', 'K6', 'K7']) AS differences_after_open_rebuild;
+RESET ROLE;
+-- A block a superuser inserts far ahead of the chain: the mark followed it
+-- (a watermark of the highest id), so once it was deleted again every
+-- later block was behind the mark and never indexed.
+INSERT INTO health_pass.audit_block
+SELECT 100000000, 100000000 + max_id - min_id, min_at, max_at, subjects, records
+FROM health_pass.audit_block ORDER BY min_id DESC LIMIT 1;
+SELECT pg_sleep(1.5);    -- the writer's steps, which left the mark where it was
+SELECT unindexed AS forged_block_in_tail FROM health_pass.audit_index_status();
+DELETE FROM health_pass.audit_block WHERE min_id = 100000000;
+SELECT pg_temp.read('ki_people', ARRAY['K8', 'K9']) AS read_after_forged_block;
+SELECT pg_temp.settle() AS settled;
+SELECT indexed_to < 100000000 AS mark_not_moved_by_forgery FROM health_pass.audit_index_status();
+SET ROLE regress_ki_auditor;
+SELECT count(*) AS k8_found FROM health_pass.who_read('ki_people', 'K8');
+SELECT pg_temp.differences(ARRAY['K1', 'K8', 'K9']) AS differences_after_forged_block;
+RESET ROLE;
 SELECT ok FROM health_pass.audit_verify();
 
 -- 4. A rebuild: the writer indexes the whole log again, the same answers
