@@ -245,9 +245,11 @@ sha256_of(const uint8 *a, size_t alen, const uint8 *b, size_t blen,
 		(blen == 0 || EVP_DigestUpdate(md, b, blen) == 1) &&
 		(clen == 0 || EVP_DigestUpdate(md, c, clen) == 1) &&
 		EVP_DigestFinal_ex(md, out, &olen) == 1 && olen == 32;
-	ERR_clear_error();
 	if (!ok)
+	{
+		ERR_clear_error();
 		elog(ERROR, "SHA-256 failed in OpenSSL");
+	}
 }
 
 /* Free what a cache entry holds (not the entry) */
