@@ -119,55 +119,6 @@ put_string(CborOut *o, const char *s, int len)
 	}
 }
 
-/*
- * A small integer read straight from the numeric's stored form, or false.
- * Only the short format (numeric.c: NUMERIC_SHORT, the form numeric_in gives
- * every finite value that fits it) with display scale 0 and at most four
- * base-10000 digits of weight at most 3 is read; anything else (NaN,
- * infinities, a scale, long or large values) goes the general way below,
- * which gives the same answer for these.  The layout is the on-disk format,
- * fixed since 9.1 (pg_upgrade keeps numerics as they are): a uint16 header
- * (0x8000 short; 0x2000 negative; dscale in bits 7..12; weight in bits 0..5,
- * bit 6 its sign), then int16 digits, most significant first.
- */
-static bool
-small_integer(Numeric num, int64 *v)
-{
-	const char *d = VARDATA_ANY(num);
-	int			len = VARSIZE_ANY_EXHDR(num);
-	uint16		h;
-	int			ndigits;
-	int			weight;
-	int64		r = 0;
-
-	if (len < (int) sizeof(uint16))
-		return false;
-	memcpy(&h, d, sizeof(h));
-	if ((h & 0xC000) != 0x8000 || ((h >> 7) & 0x3F) != 0)
-		return false;
-	ndigits = (len - (int) sizeof(uint16)) / (int) sizeof(int16);
-	weight = (h & 0x0040) ? (int) (h | ~0x003F) : (int) (h & 0x003F);
-	if (ndigits == 0)
-	{
-		*v = 0;
-		return true;
-	}
-	if (ndigits > 4 || weight > 3 || weight < ndigits - 1)
-		return false;
-	for (int k = 0; k <= weight; k++)
-	{
-		int16		dig = 0;
-
-		if (k < ndigits)
-			memcpy(&dig, d + sizeof(uint16) + k * sizeof(int16), sizeof(dig));
-		if (dig < 0 || dig >= 10000)
-			return false;
-		r = r * 10000 + dig;
-	}
-	*v = (h & 0x2000) ? -r : r;
-	return true;
-}
-
 /* Write one jsonb number: an integer as an int, else the nearest double */
 static void
 put_number(CborOut *o, Numeric num)
@@ -176,7 +127,7 @@ put_number(CborOut *o, Numeric num)
 	char	   *end;
 	int64		small;
 
-	if (small_integer(num, &small))
+	if (hp_numeric_small_integer(num, &small))
 	{
 		hp_cbor_put_int(o, small);
 		return;
@@ -444,8 +395,34 @@ issue_with(HpSigner *signer, Datum payload_d, TimestampTz issued_at,
 	hp_cwt_claims_start(&o, info->country, strlen(info->country), iat, exp);
 	put_payload(&o, payload);
 	claims_len = hp_cbor_out_done(&o);
-	prot_len = hp_cose_protected(prot, sizeof(prot), info->alg,
-								 info->kid, info->kid_len);
+	/* the protected header: the same for every pass of a key */
+	{
+		static uint8 last[64 + 256];
+		static size_t last_len = 0;
+		static int	last_alg;
+		static uint8 last_kid[256];
+		static size_t last_kid_len;
+
+		if (last_len > 0 && last_alg == info->alg && last_kid_len == info->kid_len &&
+			memcmp(last_kid, info->kid, info->kid_len) == 0)
+		{
+			memcpy(prot, last, last_len);
+			prot_len = last_len;
+		}
+		else
+		{
+			prot_len = hp_cose_protected(prot, sizeof(prot), info->alg,
+										 info->kid, info->kid_len);
+			if (prot_len > 0 && info->kid_len <= sizeof(last_kid))
+			{
+				memcpy(last, prot, prot_len);
+				last_len = prot_len;
+				last_alg = info->alg;
+				memcpy(last_kid, info->kid, info->kid_len);
+				last_kid_len = info->kid_len;
+			}
+		}
+	}
 	if (prot_len == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_ISSUE_KEY),
