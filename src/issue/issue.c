@@ -392,7 +392,34 @@ issue_with(HpSigner *signer, Datum payload_d, TimestampTz issued_at,
 
 	/* the claims, with the payload encoded in place */
 	hp_cbor_out_init(&o, claims_buf, Min(cap, sizeof(claims_buf)));
-	hp_cwt_claims_start(&o, info->country, strlen(info->country), iat, exp);
+	{
+		/* the claims up to the payload: the same for a batch (iss, iat, exp) */
+		static uint8 head[64];
+		static size_t head_len = 0;
+		static char head_iss[3];
+		static int64 head_iat,
+					head_exp;
+
+		if (head_len == 0 || head_iat != iat || head_exp != exp ||
+			strcmp(head_iss, info->country) != 0)
+		{
+			CborOut		h;
+
+			hp_cbor_out_init(&h, head, sizeof(head));
+			head_len = 0;
+			if (hp_cwt_claims_start(&h, info->country, strlen(info->country), iat, exp))
+			{
+				head_len = hp_cbor_out_done(&h);
+				strlcpy(head_iss, info->country, sizeof(head_iss));
+				head_iat = iat;
+				head_exp = exp;
+			}
+		}
+		if (head_len > 0)
+			hp_cbor_put_raw(&o, head, head_len);
+		else
+			hp_cwt_claims_start(&o, info->country, strlen(info->country), iat, exp);
+	}
 	put_payload(&o, payload);
 	claims_len = hp_cbor_out_done(&o);
 	/* the protected header: the same for every pass of a key */

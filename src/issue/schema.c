@@ -273,7 +273,8 @@ pick(JsonbContainer *jc, const char *const *names, int n, JsonbValue *out, bool 
 		JBE_ADVANCE_OFFSET(kend, jc->children[i]);
 		JBE_ADVANCE_OFFSET(vend, jc->children[count + i]);
 		for (int j = 0; j < n; j++)
-			if (!has[j] && strlen(names[j]) == kend - koff &&
+			if (!has[j] && kend > koff && names[j][0] == base[koff] &&
+				strlen(names[j]) == kend - koff &&
 				memcmp(base + koff, names[j], kend - koff) == 0)
 			{
 				entry_value(jc, (int) (count + i), base, voff, vend, &out[j]);
