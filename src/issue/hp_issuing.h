@@ -8,6 +8,7 @@
 
 #include "utils/array.h"
 #include "utils/jsonb.h"
+#include "utils/numeric.h"
 
 #include "issue/hp_issue.h"
 
@@ -17,6 +18,8 @@ extern ArrayType *hp_schema_errors(Jsonb *jb);
 extern ArrayBuildState *hp_schema_check(Jsonb *jb);
 
 /* uvci.c: why a ci is not a UVCI issue() may sign for country, or NULL */
+/* schema.c: a small integer read from a numeric's stored form, or false */
+extern bool hp_numeric_small_integer(Numeric num, int64 *v);
 extern const char *hp_uvci_problem(const char *u, size_t len, const char *country);
 
 #endif

@@ -26,6 +26,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
+#include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -73,7 +74,18 @@ max_cose_len(void)
 /* Scratch space, backend-local: the claims, the Sig_structure, the message */
 static uint8 claims_buf[HP_MAX_INFLATED];
 static uint8 tbs_buf[HP_MAX_INFLATED + 128];
-static uint8 cose_buf[HP_MAX_INFLATED + HP_MAX_SIG + 128];
+/*
+ * The message is written straight after a pass's header, so the finished
+ * pass is this buffer (issue_with() returns it; valid until the next call)
+ */
+static union
+{
+	HealthPass	hdr;
+	uint8		bytes[offsetof(HealthPass, data) + HP_MAX_INFLATED + HP_MAX_SIG + 128];
+}			pass_buf;
+
+#define cose_buf (pass_buf.bytes + offsetof(HealthPass, data))
+#define COSE_BUF_SIZE (sizeof(pass_buf.bytes) - offsetof(HealthPass, data))
 
 static void
 payload_error(const char *fmt,...) pg_attribute_printf(1, 2) pg_attribute_noreturn();
@@ -113,7 +125,13 @@ put_number(CborOut *o, Numeric num)
 {
 	char	   *s;
 	char	   *end;
+	int64		small;
 
+	if (hp_numeric_small_integer(num, &small))
+	{
+		hp_cbor_put_int(o, small);
+		return;
+	}
 	if (numeric_is_nan(num) || numeric_is_inf(num))
 		payload_error("a number is not finite");
 	s = numeric_normalize(num);
@@ -327,13 +345,13 @@ issue_dates(Interval *valid_for, TimestampTz issued_at, int64 *iat_out, int64 *e
 
 /*
  * Everything between opening the key and closing it, for one payload
- * (iat and exp from issue_dates()).  The pass is allocated in result_cxt,
- * everything else in the current memory context.
+ * (iat and exp from issue_dates()).  The pass returned is the static
+ * pass_buf, valid until the next call: the caller copies it where it must
+ * go.  Everything else is allocated in the current memory context.
  */
 static HealthPass *
 issue_with(HpSigner *signer, Datum payload_d, TimestampTz issued_at,
-		   int64 iat, int64 exp, MemoryContext result_cxt,
-		   char **uvci, char *reason)
+		   int64 iat, int64 exp, char **uvci, char *reason)
 {
 	const HpSignerInfo *info = hp_signer_info(signer);
 	Jsonb	   *payload = DatumGetJsonbP(payload_d);
@@ -374,11 +392,64 @@ issue_with(HpSigner *signer, Datum payload_d, TimestampTz issued_at,
 
 	/* the claims, with the payload encoded in place */
 	hp_cbor_out_init(&o, claims_buf, Min(cap, sizeof(claims_buf)));
-	hp_cwt_claims_start(&o, info->country, strlen(info->country), iat, exp);
+	{
+		/* the claims up to the payload: the same for a batch (iss, iat, exp) */
+		static uint8 head[64];
+		static size_t head_len = 0;
+		static char head_iss[3];
+		static int64 head_iat,
+					head_exp;
+
+		if (head_len == 0 || head_iat != iat || head_exp != exp ||
+			strcmp(head_iss, info->country) != 0)
+		{
+			CborOut		h;
+
+			hp_cbor_out_init(&h, head, sizeof(head));
+			head_len = 0;
+			if (hp_cwt_claims_start(&h, info->country, strlen(info->country), iat, exp))
+			{
+				head_len = hp_cbor_out_done(&h);
+				strlcpy(head_iss, info->country, sizeof(head_iss));
+				head_iat = iat;
+				head_exp = exp;
+			}
+		}
+		if (head_len > 0)
+			hp_cbor_put_raw(&o, head, head_len);
+		else
+			hp_cwt_claims_start(&o, info->country, strlen(info->country), iat, exp);
+	}
 	put_payload(&o, payload);
 	claims_len = hp_cbor_out_done(&o);
-	prot_len = hp_cose_protected(prot, sizeof(prot), info->alg,
-								 info->kid, info->kid_len);
+	/* the protected header: the same for every pass of a key */
+	{
+		static uint8 last[64 + 256];
+		static size_t last_len = 0;
+		static int	last_alg;
+		static uint8 last_kid[256];
+		static size_t last_kid_len;
+
+		if (last_len > 0 && last_alg == info->alg && last_kid_len == info->kid_len &&
+			memcmp(last_kid, info->kid, info->kid_len) == 0)
+		{
+			memcpy(prot, last, last_len);
+			prot_len = last_len;
+		}
+		else
+		{
+			prot_len = hp_cose_protected(prot, sizeof(prot), info->alg,
+										 info->kid, info->kid_len);
+			if (prot_len > 0 && info->kid_len <= sizeof(last_kid))
+			{
+				memcpy(last, prot, prot_len);
+				last_len = prot_len;
+				last_alg = info->alg;
+				memcpy(last_kid, info->kid, info->kid_len);
+				last_kid_len = info->kid_len;
+			}
+		}
+	}
 	if (prot_len == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_ISSUE_KEY),
@@ -388,7 +459,7 @@ issue_with(HpSigner *signer, Datum payload_d, TimestampTz issued_at,
 	 * Parse the message as every reader will (unsigned yet): the limits of
 	 * the decoder hold, and it finds the kind and the UVCI.
 	 */
-	cose_len = hp_cose_sign1(cose_buf, sizeof(cose_buf), prot, prot_len,
+	cose_len = hp_cose_sign1(cose_buf, COSE_BUF_SIZE, prot, prot_len,
 							 claims_buf, claims_len, NULL, 0);
 	if (cose_len == 0 || cose_len + HP_MAX_SIG > cap)
 		payload_error("the pass would not fit a QR code's %d characters (its COSE message is limited to %zu bytes)",
@@ -426,7 +497,7 @@ issue_with(HpSigner *signer, Datum payload_d, TimestampTz issued_at,
 				 errmsg("cannot issue pass: sign: key \"%s\" gave a signature of %zu bytes",
 						info->name, sig_len)));
 	/* the message parsed above, its empty signature replaced by sig */
-	cose_len = hp_cose_sign1_set_signature(cose_buf, sizeof(cose_buf), cose_len,
+	cose_len = hp_cose_sign1_set_signature(cose_buf, COSE_BUF_SIZE, cose_len,
 										   sig, sig_len);
 	if (cose_len == 0 || cose_len > cap)
 		payload_error("the pass would not fit a QR code's %d characters (its COSE message is limited to %zu bytes)",
@@ -467,10 +538,9 @@ issue_with(HpSigner *signer, Datum payload_d, TimestampTz issued_at,
 		Assert(r - reason < HP_REASON_LEN);
 	}
 
-	p = MemoryContextAlloc(result_cxt, offsetof(HealthPass, data) + cose_len);
+	p = &pass_buf.hdr;
 	SET_VARSIZE(p, offsetof(HealthPass, data) + cose_len);
 	p->format = HP_FORMAT_EU_DCC;
-	memcpy(p->data, cose_buf, cose_len);
 	return p;
 }
 
@@ -513,10 +583,14 @@ hp_issue(PG_FUNCTION_ARGS)
 		char	   *u;
 		int64		iat,
 					exp;
+		HealthPass *b;
 
 		issue_dates(PG_GETARG_INTERVAL_P(2), PG_GETARG_TIMESTAMPTZ(3), &iat, &exp);
-		p = issue_with(signer, PG_GETARG_DATUM(0), PG_GETARG_TIMESTAMPTZ(3),
-					   iat, exp, CurrentMemoryContext, &u, reason);
+		b = issue_with(signer, PG_GETARG_DATUM(0), PG_GETARG_TIMESTAMPTZ(3),
+					   iat, exp, &u, reason);
+
+		p = palloc(VARSIZE(b));
+		memcpy(p, b, VARSIZE(b));
 		uvci = u;
 	}
 	PG_FINALLY();
@@ -539,6 +613,16 @@ PG_FUNCTION_INFO_V1(hp_issue_batch);
  * their records queued, and the passes are returned only once every record
  * is durable.  A payload refused fails the whole call (records already
  * queued stay: they name passes that were signed and then dropped).
+ *
+ * Where the passes wait.  Each pass goes from the signing buffer straight
+ * into the result's tuplestore (one copy), which is made here to stay in
+ * memory: its limit is MAX_KILOBYTES and nothing is put in it past half of
+ * that (an upper bound of what each tuple takes is counted), so it never
+ * spills to a temporary file before the wait.  A batch larger than that
+ * keeps its later passes in the query's memory and puts them in after the
+ * wait (where spilling is harmless).  The executor reads the tuplestore only
+ * once this function has returned, that is after the wait; on an error it
+ * is freed with the query's memory, unread.
  */
 Datum
 hp_issue_batch(PG_FUNCTION_ARGS)
@@ -549,12 +633,16 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 	bool	   *nulls;
 	int			n;
 	HpSigner   *signer;
-	HealthPass **passes;
+	HealthPass **later;			/* passes put in after the wait */
+	volatile int nlater = 0;
+	volatile Size stored = 0;	/* bound of the tuplestore's memory so far */
+	const Size	store_max = (Size) MAX_KILOBYTES * 1024 / 2;
 	HpRecord	tmpl;			/* the session's fields, once for all records */
 	MemoryContext each;
 	volatile uint64 upto = 0;
 	Oid			actor = GetUserId();
 	MemoryContext result_cxt;
+	MemoryContext old;
 	int64		iat = 0,
 				exp = 0;
 
@@ -567,18 +655,16 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 	deconstruct_array(arr, JSONBOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 
-	/*
-	 * Each pass is allocated once, in the query's memory, where the result's
-	 * tuples will be: each pass freed as its tuple goes in leaves a chunk of
-	 * the same size for the next tuple, so the result takes no new memory
-	 * (pages a large batch would otherwise fault in and zero once more).
-	 * The scratch memory of its signing is "each", reset after every pass.
-	 * The passes go into the result only after the wait below (the result's
-	 * tuplestore may spill to a temporary file: no pass is written anywhere
-	 * before its record is durable).
-	 */
-	passes = palloc(sizeof(HealthPass *) * Max(n, 1));
+	/* the result: a tuplestore that does not spill (above) */
 	result_cxt = rsinfo->econtext->ecxt_per_query_memory;
+	old = MemoryContextSwitchTo(result_cxt);
+	tuplestore_end(rsinfo->setResult);
+	rsinfo->setResult =
+		tuplestore_begin_heap((rsinfo->allowedModes & SFRM_Materialize_Random) != 0,
+							  false, MAX_KILOBYTES);
+	MemoryContextSwitchTo(old);
+
+	later = palloc(sizeof(HealthPass *) * Max(n, 1));
 	each = AllocSetContextCreate(CurrentMemoryContext, "issue_batch pass",
 								 ALLOCSET_DEFAULT_SIZES);
 	hp_audit_event_template(&tmpl, actor);
@@ -587,9 +673,10 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 	{
 		for (int i = 0; i < n; i++)
 		{
-			MemoryContext old;
 			char	   *u;
 			char		reason[HP_REASON_LEN];
+			HealthPass *p;
+			Size		bound;
 
 			CHECK_FOR_INTERRUPTS();
 			if (nulls[i])
@@ -602,12 +689,33 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 			/* the record's slot on its way into the cache while we sign */
 			hp_queue_prefetch_next();
 			old = MemoryContextSwitchTo(each);
-			/* the pass straight into result_cxt, the rest in each */
-			passes[i] = issue_with(signer, elems[i], PG_GETARG_TIMESTAMPTZ(3), iat, exp,
-								   result_cxt, &u, reason);
+			p = issue_with(signer, elems[i], PG_GETARG_TIMESTAMPTZ(3), iat, exp,
+						   &u, reason);
 			upto = hp_audit_event_queue(&tmpl, HP_ISSUED, hp_signing_key_relid(), u,
 										NULL, reason);
 			MemoryContextSwitchTo(old);
+
+			/*
+			 * What the tuple may take: its header and the pass, rounded up to
+			 * a power of two by the allocator, the chunk's header, and a slot
+			 * of the tuplestore's array (which at most doubles)
+			 */
+			bound = 2 * (MAXALIGN(SizeofMinimalTupleHeader + 8) + VARSIZE(p)) + 64;
+			if (nlater == 0 && stored + bound <= store_max)
+			{
+				Datum		v = PointerGetDatum(p);
+				bool		isnull = false;
+
+				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &v, &isnull);
+				stored += bound;
+			}
+			else
+			{
+				HealthPass *copy = MemoryContextAlloc(result_cxt, VARSIZE(p));
+
+				memcpy(copy, p, VARSIZE(p));
+				later[nlater++] = copy;
+			}
 			MemoryContextReset(each);
 		}
 	}
@@ -622,41 +730,13 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 	if (upto > 0)
 		hp_wait_durable(upto);
 
-	/*
-	 * The result holds what this function already held in memory: each
-	 * pass is freed as it goes in, so the result's tuplestore may take as
-	 * much memory as the passes did instead of spilling to a temporary file
-	 * at work_mem (writing every pass of a large batch to disk and reading
-	 * it back: about 3 % of a pass in the 20,000-pass benchmark).  Twice
-	 * the passes' bytes cover the tuple headers and the allocator's
-	 * rounding up.
-	 */
-	if (n > 0)
+	for (int i = 0; i < nlater; i++)
 	{
-		Size		bytes = 0;
-		MemoryContext old;
-		int64		kb;
-
-		for (int i = 0; i < n; i++)
-			bytes += VARSIZE(passes[i]) + 64;
-		kb = (int64) (2 * bytes / 1024) + 64;
-		if (kb > work_mem)
-		{
-			old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
-			tuplestore_end(rsinfo->setResult);
-			rsinfo->setResult =
-				tuplestore_begin_heap((rsinfo->allowedModes & SFRM_Materialize_Random) != 0,
-									  false, (int) Min(kb, (int64) MAX_KILOBYTES));
-			MemoryContextSwitchTo(old);
-		}
-	}
-	for (int i = 0; i < n; i++)
-	{
-		Datum		v = PointerGetDatum(passes[i]);
+		Datum		v = PointerGetDatum(later[i]);
 		bool		isnull = false;
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &v, &isnull);
-		pfree(passes[i]);
+		pfree(later[i]);
 	}
 	return (Datum) 0;
 }

@@ -245,9 +245,11 @@ sha256_of(const uint8 *a, size_t alen, const uint8 *b, size_t blen,
 		(blen == 0 || EVP_DigestUpdate(md, b, blen) == 1) &&
 		(clen == 0 || EVP_DigestUpdate(md, c, clen) == 1) &&
 		EVP_DigestFinal_ex(md, out, &olen) == 1 && olen == 32;
-	ERR_clear_error();
 	if (!ok)
+	{
+		ERR_clear_error();
 		elog(ERROR, "SHA-256 failed in OpenSSL");
+	}
 }
 
 /* Free what a cache entry holds (not the entry) */
@@ -1230,11 +1232,41 @@ hp_signing_key_prove(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * A COSE signing input: a CBOR array whose first element is one of COSE's
+ * signature context strings (RFC 9052 §4.4, RFC 9338), in the canonical
+ * heads every verifier encodes them with.  A signature over one is a
+ * signature of a COSE message, a pass among them: those are made only by
+ * issue(), which checks the pass and writes its audit record.
+ */
+static bool
+is_cose_signing_input(const uint8 *d, size_t len)
+{
+	static const char *const contexts[] = {
+		"Signature", "Signature1", "CounterSignature", "CounterSignature0",
+		"CounterSignatureV2", "CounterSignature0V2"
+	};
+	size_t		tlen;
+
+	/* an array of at most 23 elements, then a text string of at most 23 bytes */
+	if (len < 2 || (d[0] & 0xE0) != 0x80 || d[0] > 0x97 ||
+		(d[1] & 0xE0) != 0x60 || d[1] > 0x77)
+		return false;
+	tlen = d[1] & 0x1F;
+	if (len < 2 + tlen)
+		return false;
+	for (int i = 0; i < (int) lengthof(contexts); i++)
+		if (strlen(contexts[i]) == tlen && memcmp(d + 2, contexts[i], tlen) == 0)
+			return true;
+	return false;
+}
+
 PG_FUNCTION_INFO_V1(hp_signing_key_sign);
 /*
  * _sign(key text, data bytea) -> bytea: the COSE signature of SHA-256(data)
- * with the key.  Superusers only: signing arbitrary bytes is issuing any
- * pass without issue()'s checks and audit record.  Tests and benchmarks.
+ * with the key.  Superusers only, and never over a COSE signing input
+ * (is_cose_signing_input): that would be a pass signed without issue()'s
+ * checks and audit record.  Tests and benchmarks.
  */
 Datum
 hp_signing_key_sign(PG_FUNCTION_ARGS)
@@ -1249,6 +1281,11 @@ hp_signing_key_sign(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("sign: only a superuser may sign raw bytes")));
+	if (is_cose_signing_input((const uint8 *) VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sign: _sign() does not sign a COSE signing input (a Sig_structure)"),
+				 errdetail("Passes are signed only by issue() and issue_batch(), which check them and write their audit records.")));
 	s = hp_signer_open(name);
 
 	hp_signer_sign(s, (const uint8 *) VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data), sig, &sig_len);

@@ -16,8 +16,9 @@
  * that is wiped right after); objects are looked up once and kept by URI.
  * At backend exit: C_Logout, C_CloseSession, C_Finalize.  A session or
  * object error drops the token's session and objects, so the next call
- * starts afresh; a wrong PIN is not tried again until the PIN file
- * changes (a token locks its PIN after a few failures).
+ * starts afresh; a wrong PIN is not tried again, by any backend, until
+ * the PIN file changes (a token locks its PIN after a few failures: a mark
+ * in shared memory, pinmark.c).
  *
  * Signing: CKM_ECDSA over the SHA-256 digest (the token returns r || s,
  * the COSE form); CKM_RSA_PKCS_PSS over the digest with SHA-256, MGF1
@@ -33,6 +34,7 @@
 #include "storage/ipc.h"
 #include "utils/memutils.h"
 
+#include "common/hp_common.h"
 #include "issue/hp_signing.h"
 
 /* after every PostgreSQL header: the GNU names define no macros */
@@ -90,13 +92,14 @@ static struct
 	bool		exit_hook;
 	P11Token	tokens[P11_MAX_TOKENS];
 	HpP11Key   *keys;
-	/* a login that failed: not retried with the same PIN file */
+	/*
+	 * A login that failed with a PIN error, when the marks are not shared
+	 * (not preloaded; pinmark.c): not retried by this backend with the same
+	 * PIN source
+	 */
 	bool		pin_failed;
-	ck_slot_id_t pin_failed_slot;
-	dev_t		pin_dev;
-	ino_t		pin_ino;
-	struct timespec pin_mtime;
-	off_t		pin_size;
+	uint8		pin_key[HP_PIN_KEY_LEN];
+	ck_rv_t		pin_rv;
 } p11;
 
 /* ------------------------------------------------------------------ */
@@ -149,6 +152,13 @@ rv_name(ck_rv_t rv)
 			snprintf(buf, sizeof(buf), "CKR 0x%lx", (unsigned long) rv);
 			return buf;
 	}
+}
+
+/* A return value's name, for messages of other files (pinmark.c) */
+const char *
+hp_p11_rv_name(unsigned long rv)
+{
+	return rv_name((ck_rv_t) rv);
 }
 
 /* ------------------------------------------------------------------ */
@@ -527,9 +537,57 @@ p11_tokens_in_use(void)
 	return false;
 }
 
-/* Log in with the PIN of health_pass.pkcs11_pin_file */
+/*
+ * The identity of the PIN about to be used, as the wrong-PIN marks key it
+ * (pinmark.c): SHA-256 of the module setting, the token's identity and the
+ * PIN file's (device, inode, size, modification time).  Rewriting the file,
+ * replacing it, naming another file or module, or another token, each give
+ * another key.
+ */
 static void
-token_login(P11Token *t, const char *keyname)
+pin_source_key(const struct ck_token_info *ti, const struct stat *st, uint8 *key)
+{
+	struct
+	{
+		uint8		label[32];
+		uint8		manufacturer[32];
+		uint8		model[16];
+		uint8		serial[16];
+		uint64		dev;
+		uint64		ino;
+		int64		size;
+		int64		mtime_sec;
+		int64		mtime_nsec;
+	}			id;
+	const char *module = hp_pkcs11_module ? hp_pkcs11_module : "";
+
+	memset(&id, 0, sizeof(id));
+	memcpy(id.label, ti->label, sizeof(id.label));
+	memcpy(id.manufacturer, ti->manufacturer_id, sizeof(id.manufacturer));
+	memcpy(id.model, ti->model, sizeof(id.model));
+	memcpy(id.serial, ti->serial_number, sizeof(id.serial));
+	id.dev = (uint64) st->st_dev;
+	id.ino = (uint64) st->st_ino;
+	id.size = (int64) st->st_size;
+	id.mtime_sec = (int64) st->st_mtim.tv_sec;
+	id.mtime_nsec = (int64) st->st_mtim.tv_nsec;
+	/* the module path with its terminating NUL, then the fixed-size fields */
+	hp_sha256(module, strlen(module) + 1, &id, sizeof(id), key);
+}
+
+static bool
+is_pin_error(ck_rv_t rv)
+{
+	return rv == CKR_PIN_INCORRECT || rv == CKR_PIN_INVALID || rv == CKR_PIN_LEN_RANGE;
+}
+
+/*
+ * Log in with the PIN of health_pass.pkcs11_pin_file.  A PIN the token
+ * refused is not offered again, by this backend or any other, until the
+ * PIN file changes (pinmark.c; without preloading, by this backend only).
+ */
+static void
+token_login(P11Token *t, const struct ck_token_info *ti, const char *keyname)
 {
 	char		pin[P11_PIN_MAX + 2];
 	size_t		len = 0;
@@ -537,6 +595,8 @@ token_login(P11Token *t, const char *keyname)
 	struct stat st;
 	bool		ok;
 	ck_rv_t		rv;
+	uint8		key[HP_PIN_KEY_LEN];
+	bool		shared = hp_pin_marks_shared();
 
 	if (hp_pkcs11_pin_file == NULL || hp_pkcs11_pin_file[0] == '\0')
 		ereport(ERROR,
@@ -550,15 +610,28 @@ token_login(P11Token *t, const char *keyname)
 				(errcode(ERRCODE_HP_KEY_UNAVAILABLE),
 				 errmsg("key: the PIN file of signing key \"%s\" cannot be read", keyname)));
 	}
-	if (p11.pin_failed && p11.pin_failed_slot == t->slot &&
-		p11.pin_dev == st.st_dev && p11.pin_ino == st.st_ino && p11.pin_size == st.st_size &&
-		p11.pin_mtime.tv_sec == st.st_mtim.tv_sec && p11.pin_mtime.tv_nsec == st.st_mtim.tv_nsec)
+	pin_source_key(ti, &st, key);
+	if (!shared && p11.pin_failed && memcmp(p11.pin_key, key, sizeof(key)) == 0)
 	{
 		close(fd);
 		ereport(ERROR,
-				(errcode(ERRCODE_HP_KEY_UNAVAILABLE),
-				 errmsg("key: login to the token of signing key \"%s\" failed before with this PIN file; not tried again until the file changes", keyname)));
+				(errcode(ERRCODE_HP_PIN_REFUSED),
+				 errmsg("key: login to the token of signing key \"%s\" failed before with this PIN file (%s); not tried again by any backend until the file changes",
+						keyname, rv_name(p11.pin_rv)),
+				 errdetail("Without shared_preload_libraries only this backend remembers it.")));
 	}
+	/* may wait for another backend's login with the same PIN, or refuse */
+	PG_TRY();
+	{
+		hp_pin_claim(key, keyname);
+	}
+	PG_CATCH();
+	{
+		close(fd);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	/* from here until hp_pin_settle(): no error raised */
 	ok = hp_read_fd(fd, pin, sizeof(pin), &len);
 	close(fd);
 	while (ok && len > 0 && (pin[len - 1] == '\n' || pin[len - 1] == '\r'))
@@ -566,6 +639,7 @@ token_login(P11Token *t, const char *keyname)
 	if (!ok || len == 0 || len > P11_PIN_MAX)
 	{
 		explicit_bzero(pin, sizeof(pin));
+		hp_pin_settle(key, false, 0);
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_KEY_UNAVAILABLE),
 				 errmsg("key: the PIN file of signing key \"%s\" holds no PIN of 1 to %d bytes", keyname, P11_PIN_MAX)));
@@ -584,14 +658,12 @@ token_login(P11Token *t, const char *keyname)
 		pg_usleep(2000L * (attempt + 1) + (long) (random() % 10000));
 	}
 	explicit_bzero(pin, sizeof(pin));
-	if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_INVALID || rv == CKR_PIN_LEN_RANGE)
+	hp_pin_settle(key, is_pin_error(rv), (unsigned long) rv);
+	if (is_pin_error(rv))
 	{
 		p11.pin_failed = true;
-		p11.pin_failed_slot = t->slot;
-		p11.pin_dev = st.st_dev;
-		p11.pin_ino = st.st_ino;
-		p11.pin_size = st.st_size;
-		p11.pin_mtime = st.st_mtim;
+		memcpy(p11.pin_key, key, sizeof(key));
+		p11.pin_rv = rv;
 	}
 	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN)
 		ereport(ERROR,
@@ -630,7 +702,7 @@ token_session(ck_slot_id_t slot, const struct ck_token_info *ti, const char *key
 	{
 		PG_TRY();
 		{
-			token_login(t, keyname);
+			token_login(t, ti, keyname);
 		}
 		PG_CATCH();
 		{

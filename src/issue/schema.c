@@ -273,7 +273,8 @@ pick(JsonbContainer *jc, const char *const *names, int n, JsonbValue *out, bool 
 		JBE_ADVANCE_OFFSET(kend, jc->children[i]);
 		JBE_ADVANCE_OFFSET(vend, jc->children[count + i]);
 		for (int j = 0; j < n; j++)
-			if (!has[j] && strlen(names[j]) == kend - koff &&
+			if (!has[j] && kend > koff && names[j][0] == base[koff] &&
+				strlen(names[j]) == kend - koff &&
 				memcmp(base + koff, names[j], kend - koff) == 0)
 			{
 				entry_value(jc, (int) (count + i), base, voff, vend, &out[j]);
@@ -313,15 +314,67 @@ add(ArrayBuildState **errs, const char *fmt,...)
 	pfree(buf.data);
 }
 
+/*
+ * A small integer read straight from the numeric's stored form, or false.
+ * Only the short format (numeric.c: NUMERIC_SHORT, the form numeric_in gives
+ * every finite value that fits it) with display scale 0 and at most four
+ * base-10000 digits of weight at most 3 is read; anything else (NaN,
+ * infinities, a scale, long or large values) goes the general way below,
+ * which gives the same answer for these.  The layout is the on-disk format,
+ * fixed since 9.1 (pg_upgrade keeps numerics as they are): a uint16 header
+ * (0x8000 short; 0x2000 negative; dscale in bits 7..12; weight in bits 0..5,
+ * bit 6 its sign), then int16 digits, most significant first.
+ */
+bool
+hp_numeric_small_integer(Numeric num, int64 *v)
+{
+	const char *d = VARDATA_ANY(num);
+	int			len = VARSIZE_ANY_EXHDR(num);
+	uint16		h;
+	int			ndigits;
+	int			weight;
+	int64		r = 0;
+
+	if (len < (int) sizeof(uint16))
+		return false;
+	memcpy(&h, d, sizeof(h));
+	if ((h & 0xC000) != 0x8000 || ((h >> 7) & 0x3F) != 0)
+		return false;
+	ndigits = (len - (int) sizeof(uint16)) / (int) sizeof(int16);
+	weight = (h & 0x0040) ? (int) (h | ~0x003F) : (int) (h & 0x003F);
+	if (ndigits == 0)
+	{
+		*v = 0;
+		return true;
+	}
+	if (ndigits > 4 || weight > 3 || weight < ndigits - 1)
+		return false;
+	for (int k = 0; k <= weight; k++)
+	{
+		int16		dig = 0;
+
+		if (k < ndigits)
+			memcpy(&dig, d + sizeof(uint16) + k * sizeof(int16), sizeof(dig));
+		if (dig < 0 || dig >= 10000)
+			return false;
+		r = r * 10000 + dig;
+	}
+	*v = (h & 0x2000) ? -r : r;
+	return true;
+}
+
 /* dn, sd: a number that is an integer from 1 to 9 */
 static bool
 one_to_nine(const JsonbValue *v)
 {
 	char	   *s;
 	bool		ok;
+	int64		small;
 
 	if (!is_number(v))
 		return false;
+	if (hp_numeric_small_integer(v->val.numeric, &small))
+		return small >= 1 && small <= 9;
 	s = numeric_normalize(v->val.numeric);
 	ok = s[0] >= '1' && s[0] <= '9' && s[1] == '\0';
 	pfree(s);

@@ -15,6 +15,7 @@
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "issue/hp_signing.h"
@@ -41,4 +42,7 @@ hp_issue_init(void)
 							   "Empty: no login (tokens that need none).",
 							   &hp_pkcs11_pin_file, "", PGC_SIGHUP,
 							   GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	/* wrong-PIN marks shared by every backend (pinmark.c) */
+	if (process_shared_preload_libraries_in_progress)
+		hp_pin_marks_install();
 }

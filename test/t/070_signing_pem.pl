@@ -204,6 +204,19 @@ is(sq("SET ROLE signer; SELECT health_pass.signer_check('fr') IS NOT NULL", 'noi
 	'... until it SETs ROLE to the granted role');
 like(sq("SELECT health_pass._sign('fr', 'x')", 'signer'), qr/42501/,
 	'a granted role cannot sign raw bytes (_sign is for superusers)');
+# _sign() signs no COSE signing input: a pass is signed only through issue(),
+# which checks it and writes its audit record (a superuser with an HSM key
+# could otherwise make pass signatures that no record names)
+my $sigstr = '846a5369676e61747572653143a1012640' . '4a' . unpack('H*', '{"x":"y"}!');
+like(sq("SELECT health_pass._sign('fr', '\\x$sigstr')"),
+	qr/22023: sign: _sign\(\) does not sign a COSE signing input/,
+	'a superuser cannot sign a COSE Sig_structure ("Signature1") with _sign (22023)');
+like(sq("SELECT health_pass._sign('fr', '\\x85695369676e617475726543a10126')"), qr/22023/,
+	'... nor a COSE_Sign one ("Signature")');
+like(sq("SELECT health_pass._sign('fr', '\\x8570436f756e7465725369676e6174757265')"), qr/22023/,
+	'... nor a countersignature\'s ("CounterSignature")');
+is(sq("SELECT length(health_pass._sign('fr', '\\x846a5369676e6174757265'))"), '64',
+	'... while other bytes, even a prefix of one, sign as before');
 like(sq("SELECT key_ref FROM health_pass.signing_key", 'signer'), qr/42501: permission denied/,
 	'signers cannot read key_ref');
 is(sq("SELECT name FROM health_pass.signing_key WHERE name = 'fr'", 'signer'), 'fr',

@@ -8,8 +8,10 @@
 #      a missing token or object, a key that is not the certificate's, a key
 #      on another curve;
 #   4. the PIN: a wrong one fails with its return code and is not tried
-#      again until the PIN file changes; no PIN file, a PIN file others may
-#      read; the PIN never in an error, the log or a dump;
+#      again, by that backend or any other (a mark in shared memory), until
+#      the PIN file changes; six backends at once after it changed: one
+#      tries; no PIN file, a PIN file others may read; the PIN never in an
+#      error, the log or a dump;
 #   5. the module: unset, not a shared library, not a PKCS#11 module: errors,
 #      never a crash;
 #   6. grants apply as for files; many backends sign at once.
@@ -156,9 +158,38 @@ spew("$dir/pin", "11112222\n");
 my $r = sq("SELECT health_pass.signer_check('fr'); SELECT health_pass.signer_check('fr');");
 like($r, qr/YHK03: key: login to the token of signing key "fr" failed \(CKR_PIN_INCORRECT\)/,
 	'a wrong PIN: the login fails with its return code (YHK03)');
-like($r, qr/failed before with this PIN file; not tried again until the file changes/,
-	'... and is not tried again in that backend while the file is the same');
+like($r, qr/YHK04: key: login to the token of signing key "fr" failed before with this PIN file \(CKR_PIN_INCORRECT\); not tried again by any backend until the file changes/,
+	'... and is not tried again in that backend while the file is the same (YHK04)');
 unlike($r, qr/11112222|$pin/, '... the error holds no PIN');
+
+# 4b. the wrong PIN across backends: a token locks its PIN after a few
+# failures, so a PIN that failed once is not tried by any other backend
+# (a new connection each) until the PIN file changes
+my @again = map { sq("SELECT health_pass.signer_check('fr')") } 1 .. 3;
+is(scalar(grep { /YHK04: key: login to the token of signing key "fr" failed before with this PIN file \(CKR_PIN_INCORRECT\); not tried again by any backend until the file changes/ } @again),
+	3, 'three new backends: none tries the wrong PIN again (YHK04)');
+is(scalar(grep { /CKR_PIN_INCORRECT\)$|failed \(CKR_PIN/m } @again), 0, '... none got a login answer from the token');
+# the file changes (same wrong PIN written again: another modification time):
+# one new attempt, by one backend, and the others refuse again
+sleep 1;
+spew("$dir/pin", "11112222\n");
+my @par;
+{
+	my @h;
+	for my $i (1 .. 6)
+	{
+		my ($o, $e) = ('', '');
+		push @h, [ IPC::Run::start([ 'psql', '-X', '-d', $node->connstr('postgres'), '-v', 'VERBOSITY=verbose',
+			'-c', "SELECT health_pass.signer_check('fr')" ], '>', \$o, '2>', \$e), \$o, \$e ];
+	}
+	for my $h (@h) { $h->[0]->finish; push @par, ${ $h->[1] } . ${ $h->[2] }; }
+}
+is(scalar(grep { /YHK03: key: login to the token of signing key "fr" failed \(CKR_PIN_INCORRECT\)/ } @par), 1,
+	'the PIN file changed, six backends at once: exactly one logs in with it and fails')
+  or diag(join("\n--\n", @par));
+is(scalar(grep { /YHK04: / } @par), 5, '... the five others refuse without trying it (YHK04)')
+  or diag(join("\n--\n", @par));
+unlike(join('', @par), qr/11112222|$pin/, '... no error holds a PIN');
 spew("$dir/pin", "$pin\n");
 is(sq("SELECT health_pass.signer_check('fr') IS NOT NULL"), 't', 'the right PIN back: signs');
 chmod 0644, "$dir/pin";
