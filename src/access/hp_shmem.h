@@ -7,6 +7,11 @@
  *
  * What lives there, who owns each part, and what guards it:
  *
+ *    (Not through this file: the wrong-PIN marks of issue/pinmark.c, a
+ *        64-entry "health_pass pin marks" segment with its own shmem hooks
+ *        and one spinlock, held only to read or set a mark; its lock rule
+ *        is in that file's header.)
+ *
  *    HpQueueSet (audit/queue.c, "health_pass queues"): one HpQueue per
  *        database that audits (health_pass.max_databases), each with a ring
  *        of health_pass.audit_queue_size HpRecords, their ready flags

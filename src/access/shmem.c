@@ -2,8 +2,11 @@
  * shmem.c
  *    The owner of health_pass's shared memory and LWLocks: every structure
  *    and every lock rule is listed in hp_shmem.h.  Each subsystem says how
- *    much it needs and lays out its part; only this file installs the
- *    hooks and hands out the locks of the "health_pass" tranche.
+ *    much it needs and lays out its part; this file installs the hooks
+ *    for them and hands out the locks of the "health_pass" tranche.  One
+ *    exception, listed in hp_shmem.h: the signing subsystem's wrong-PIN
+ *    marks (issue/pinmark.c) have hooks of their own and one spinlock, so
+ *    that src/issue/ does not depend on src/access/.
  */
 #include "postgres.h"
 
