@@ -867,6 +867,8 @@ CREATE TABLE health_pass.audit_key_mark (
     mark bigint NOT NULL
 );
 INSERT INTO health_pass.audit_key_mark VALUES (0);
+-- one row, always (who_read() trusts no run when it finds another count)
+CREATE UNIQUE INDEX audit_key_mark_one ON health_pass.audit_key_mark ((true));
 COMMENT ON TABLE health_pass.audit_key_mark IS
     'the subject index covers the blocks whose min_id is at most mark; who_read() tests the bloom filters of the blocks after it';
 CREATE TABLE health_pass.audit_key_run (

@@ -261,6 +261,7 @@ typedef enum HpKeyUrgency
 	HP_KEY_BUSY					/* after a full batch: only what must not wait */
 } HpKeyUrgency;
 extern bool hp_keyidx_writer_step(int64 written, HpKeyUrgency urgency);
+extern void hp_keyidx_clamp(int64 head);
 extern int	hp_keyidx_lookup(Snapshot snap, const int64 *keys, int nkeys, int64 **blocks,
 							 int64 *mark);
 

@@ -524,12 +524,6 @@ hp_merge_start(void)
 							"UPDATE health_pass.audit_key_run SET level = -1 "
 							"WHERE NOT live AND level OPERATOR(pg_catalog.>=) 0", 0, NULL),
 				NULL, SPI_OK_UPDATE, 0);
-	/* pairs of blocks archived away are left out of the merged run */
-	hp_key_exec(hp_key_plan(&plan_floor,
-							"SELECT coalesce(pg_catalog.min(min_id), 0) FROM ONLY health_pass.audit_block",
-							0, NULL),
-				NULL, SPI_OK_SELECT, 1);
-	hp_ks.floor = hp_key_int8(0, 1);
 	args[0] = Int32GetDatum(HP_KEY_FANIN);
 	args[1] = Int32GetDatum(HP_KEY_FANIN);
 	hp_key_exec(hp_key_plan(&plan_inputs,
@@ -559,6 +553,17 @@ hp_merge_start(void)
 	}
 	hp_ks.nin = HP_KEY_FANIN;
 	SPI_freetuptable(SPI_tuptable);
+
+	/*
+	 * pairs of blocks archived away are left out of the merged run: the
+	 * oldest block now, read after the inputs were chosen, so a block whose
+	 * run is an input is counted in it
+	 */
+	hp_key_exec(hp_key_plan(&plan_floor,
+							"SELECT coalesce(pg_catalog.min(min_id), 0) FROM ONLY health_pass.audit_block",
+							0, NULL),
+				NULL, SPI_OK_SELECT, 1);
+	hp_ks.floor = hp_key_int8(0, 1);
 	hp_ks.out = MemoryContextAllocZero(hp_ks.cxt, sizeof(HpRunWriter));
 	hp_ks.out->run = hp_key_next_run();
 	hp_ks.out_level = level + 1;
@@ -694,6 +699,7 @@ hp_key_step(HpKeyWork work, int64 written)
 	bool		did = false;
 	int64		mark;
 
+	hp_ks.tail_empty = false;
 	if (!hp_key_rels(&r))
 	{
 		/* an extension older than the index, or none: nothing to keep */
@@ -850,6 +856,41 @@ hp_keyidx_writer_step(int64 written, HpKeyUrgency urgency)
 	return did;
 }
 
+/*
+ * Called by the writer in the transaction that reads the chain head, before
+ * it writes any block (writer.c): a mark past the head (a superuser deleted
+ * the newest blocks; the chain goes on from before them, writing their ids
+ * again) is brought back to the head now, in that transaction, so no block
+ * the writer writes can have a min_id at or behind a mark that does not
+ * cover it.  A level-0 step does the same, but may come after the writer's
+ * first batch.  The mark's row is locked NOWAIT: when another transaction
+ * holds it (an open audit_reindex()), the head is not loaded and the writer
+ * tries again, as after any failed load.
+ */
+void
+hp_keyidx_clamp(int64 head)
+{
+	HpKeyRels	r;
+	Oid			types[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(head)};
+	SPIPlanPtr	plan;
+
+	if (!hp_key_rels(&r))
+		return;
+	SPI_connect();
+	plan = SPI_prepare("SELECT mark FROM health_pass.audit_key_mark "
+					   "WHERE mark OPERATOR(pg_catalog.>) $1 FOR UPDATE NOWAIT", 1, types);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the subject index's clamp: %s",
+			 SPI_result_code_string(SPI_result));
+	hp_key_exec(plan, args, SPI_OK_SELECT, 0);
+	if (SPI_processed > 0)
+		hp_key_mark_set(head);
+	SPI_freeplan(plan);
+	SPI_finish();
+	hp_ks.mark = -1;
+}
+
 /* ---- who_read()'s side ---- */
 
 static int
@@ -910,16 +951,27 @@ hp_keyidx_lookup(Snapshot snap, const int64 *keys, int nkeys, int64 **blocks, in
 		return 0;
 	markrel = table_open(r.mark, AccessShareLock);
 	scan = table_beginscan(markrel, snap, 0, NULL);
-	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
-		bool		isnull;
-		Datum		d = heap_getattr(tup, 1, RelationGetDescr(markrel), &isnull);
+		int			rows = 0;
 
-		if (!isnull)
-			*mark = Max(*mark, DatumGetInt64(d));
+		while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+		{
+			bool		isnull;
+			Datum		d = heap_getattr(tup, 1, RelationGetDescr(markrel), &isnull);
+
+			rows++;
+			if (!isnull)
+				*mark = DatumGetInt64(d);
+		}
+		table_endscan(scan);
+		table_close(markrel, AccessShareLock);
+		/* a mark table a superuser changed: trust no runs, read every block */
+		if (rows != 1)
+		{
+			*mark = 0;
+			return 0;
+		}
 	}
-	table_endscan(scan);
-	table_close(markrel, AccessShareLock);
 
 	runrel = table_open(r.run, AccessShareLock);
 	scan = table_beginscan(runrel, snap, 0, NULL);
@@ -961,13 +1013,18 @@ hp_keyidx_lookup(Snapshot snap, const int64 *keys, int nkeys, int64 **blocks, in
 							n3;
 				int64		lo = DatumGetInt64(heap_getattr(tup, 3, RelationGetDescr(pagerel), &n1));
 				int64		hi = DatumGetInt64(heap_getattr(tup, 4, RelationGetDescr(pagerel), &n2));
-				bytea	   *b = DatumGetByteaPP(heap_getattr(tup, 5, RelationGetDescr(pagerel), &n3));
+				Datum		pd = heap_getattr(tup, 5, RelationGetDescr(pagerel), &n3);
+				bytea	   *b;
 				const HpKeyPair *p;
 				int			np,
 							j;
 
-				if (n1 || n2 || n3 || lo > keys[k])
+				if (n1 || n2 || n3)
+					elog(ERROR, "subject index: a page of run " INT64_FORMAT " has a NULL column",
+						 runs[i]);
+				if (lo > keys[k])
 					break;
+				b = DatumGetByteaPP(pd);
 				if (VARSIZE_ANY_EXHDR(b) % sizeof(HpKeyPair) != 0)
 					elog(ERROR, "subject index: a page of run " INT64_FORMAT " is malformed", runs[i]);
 				/* the pairs are not aligned in the tuple: copy them */

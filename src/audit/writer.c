@@ -602,6 +602,8 @@ hp_writer_load_head(HpQueue *q, HpWriterStep *step)
 	{
 		hp_writer_lock_audit(q, step->relid);
 		hp_writer_read_head(step->relid, &step->id, step->hash);
+		/* before any block: ids past the head may be written again */
+		hp_keyidx_clamp(step->id);
 		hp_writer_timeline(q, step);
 	}
 }
@@ -639,6 +641,7 @@ hp_writer_batch(HpQueue *q, uint64 from, int n, int64 *id, uint8 *hash, const Hp
 		 * (hp_head_relid moves when this transaction commits)
 		 */
 		hp_writer_read_head(relid, id, hash);
+		hp_keyidx_clamp(*id);
 	}
 	if (rel->rd_rel->relkind != RELKIND_RELATION || RelationGetDescr(rel)->natts != 6)
 		ereport(ERROR,
