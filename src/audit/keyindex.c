@@ -312,22 +312,28 @@ hp_pairs_add(HpPairs *a, int64 key, int64 block)
 	a->n++;
 }
 
-/* The pairs of one block's records (HP_KEY_UNREADABLE when it does not decode) */
+/*
+ * Add the pairs of one block's records to a (HP_KEY_UNREADABLE when it
+ * does not decode).  The detoasted records and their decoding live in
+ * scratch, reset before returning.
+ */
 static void
-hp_pairs_of_block(HpPairs *a, int64 block, bytea *records)
+hp_pairs_of_block(HpPairs *a, int64 block, Datum records, MemoryContext scratch)
 {
+	MemoryContext old = MemoryContextSwitchTo(scratch);
 	HpBlock		b;
 	const char *why = NULL;
+	bool		ok = hp_block_unpack(DatumGetByteaPP(records), &b, &why);
 
-	if (!hp_block_unpack(records, &b, &why))
-	{
+	MemoryContextSwitchTo(old);
+	if (!ok)
 		hp_pairs_add(a, (int64) HP_KEY_UNREADABLE, block);
-		return;
-	}
-	for (int i = 0; i < b.n; i++)
-		if (b.entries[i].subject)
-			hp_pairs_add(a, (int64) hp_subject_key(b.entries[i].relid, b.entries[i].subject), block);
-	pfree(b.entries);
+	else
+		for (int i = 0; i < b.n; i++)
+			if (b.entries[i].subject)
+				hp_pairs_add(a, (int64) hp_subject_key(b.entries[i].relid, b.entries[i].subject),
+							 block);
+	MemoryContextReset(scratch);
 }
 
 /* Sort a's pairs and write them as a new live run; returns its pairs */
@@ -430,6 +436,7 @@ hp_key_level0(int64 mark, int64 written)
 				last_id,
 				last_min;
 	uint64		nblocks;
+	MemoryContext scratch;
 
 	if (mark > written)
 	{
@@ -455,6 +462,8 @@ hp_key_level0(int64 mark, int64 written)
 	first_id = hp_key_int8(0, 1);
 	last_min = hp_key_int8(nblocks - 1, 1);
 	last_id = last_min;
+	scratch = AllocSetContextCreate(CurrentMemoryContext, "health_pass subject index block",
+									ALLOCSET_DEFAULT_SIZES);
 	for (uint64 i = 0; i < nblocks; i++)
 	{
 		bool		isnull;
@@ -462,9 +471,10 @@ hp_key_level0(int64 mark, int64 written)
 
 		CHECK_FOR_INTERRUPTS();
 		if (!isnull)
-			hp_pairs_of_block(&a, hp_key_int8(i, 1), DatumGetByteaPP(rec));
+			hp_pairs_of_block(&a, hp_key_int8(i, 1), rec, scratch);
 		last_id = Max(last_id, hp_key_int8(i, 2));
 	}
+	MemoryContextDelete(scratch);
 	SPI_freetuptable(SPI_tuptable);
 	(void) hp_run_write(&a, 0, first_id, last_id);
 	hp_key_mark_set(last_min);
@@ -1092,8 +1102,7 @@ hp_audit_key_patch(PG_FUNCTION_ARGS)
 				last_id = PG_INT64_MIN;
 	Oid			types[1] = {INT8ARRAYOID};
 	int			kept = 0;
-	MemoryContext chunkcxt,
-				outer;
+	MemoryContext chunkcxt;
 
 	hp_audit_refuse_unless_superuser("_audit_key_patch()");
 	if (!hp_key_rels(&r))
@@ -1103,8 +1112,7 @@ hp_audit_key_patch(PG_FUNCTION_ARGS)
 		if (!nulls[i])
 			ids[kept++] = ids[i];
 	SPI_connect();
-	outer = CurrentMemoryContext;
-	chunkcxt = AllocSetContextCreate(outer, "health_pass subject index patch",
+	chunkcxt = AllocSetContextCreate(CurrentMemoryContext, "health_pass subject index patch",
 									 ALLOCSET_DEFAULT_SIZES);
 	for (int start = 0; start < kept; start += HP_KEY_STEP_BLOCKS)
 	{
@@ -1125,24 +1133,7 @@ hp_audit_key_patch(PG_FUNCTION_ARGS)
 			first_id = Min(first_id, hp_key_int8(i, 1));
 			last_id = Max(last_id, hp_key_int8(i, 2));
 			if (!isnull)
-			{
-				/* the detoasted records and their decoding: this block's only */
-				MemoryContext old = MemoryContextSwitchTo(chunkcxt);
-				HpBlock		b;
-				const char *why = NULL;
-				int64		block = hp_key_int8(i, 1);
-				bool		ok = hp_block_unpack(DatumGetByteaPP(rec), &b, &why);
-
-				MemoryContextSwitchTo(old);
-				if (!ok)
-					hp_pairs_add(&a, (int64) HP_KEY_UNREADABLE, block);
-				else
-					for (int k = 0; k < b.n; k++)
-						if (b.entries[k].subject)
-							hp_pairs_add(&a, (int64) hp_subject_key(b.entries[k].relid,
-																	 b.entries[k].subject), block);
-				MemoryContextReset(chunkcxt);
-			}
+				hp_pairs_of_block(&a, hp_key_int8(i, 1), rec, chunkcxt);
 		}
 		SPI_freetuptable(SPI_tuptable);
 		pfree(some);

@@ -603,6 +603,54 @@ hp_block_listed(const int64 *blocks, int n, int64 block)
 }
 
 /*
+ * Read the blocks a who_read() cursor of (min_id, subjects, records)
+ * returns.  In the tail, a block is read only when its bloom filter may
+ * hold the subject or the index names it (listed, sorted, nlisted of them,
+ * maybe none); else (the blocks the index names) every block is read.
+ */
+static void
+hp_who_read_portal(HpWhoRead *w, Portal portal, MemoryContext cxt, bool tail,
+				   const int64 *listed, int nlisted)
+{
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 64);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	t = SPI_tuptable->vals[r];
+			TupleDesc	d = SPI_tuptable->tupdesc;
+			bool		n0,
+						n1,
+						n2;
+			Datum		id = SPI_getbinval(t, d, 1, &n0);
+			Datum		bloom = SPI_getbinval(t, d, 2, &n1);
+			Datum		rec = SPI_getbinval(t, d, 3, &n2);
+			bool		may = !tail;
+
+			if (n0 || n1 || n2)
+				continue;
+			if (!may)
+				may = hp_block_listed(listed, nlisted, DatumGetInt64(id));
+			if (!may)
+			{
+				bytea	   *bl = DatumGetByteaPP(bloom);
+
+				for (int k = 0; k < w->nrels && !may; k++)
+					may = hp_bloom_test((const uint8 *) VARDATA_ANY(bl), VARSIZE_ANY_EXHDR(bl),
+										w->relids[k], w->subject);
+				if ((Pointer) bl != DatumGetPointer(bloom))
+					pfree(bl);
+			}
+			if (may)
+				hp_who_read_block(w, bloom, rec, cxt);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+}
+
+/*
  * who_read(tbl, subject) after the caller turned subject into the text the
  * log keeps (subject_text()): every audit_log row of that subject of tbl
  * and of its partitions and children (pg_inherits, as of now), newest
@@ -673,41 +721,7 @@ hp_audit_who_read(FunctionCallInfo fcinfo, Oid tbl, const char *subject)
 												  "WHERE min_id OPERATOR(pg_catalog.>) $1", 1, types),
 								 &arg, NULL, true);
 	}
-	for (;;)
-	{
-		SPI_cursor_fetch(portal, true, 64);
-		if (SPI_processed == 0)
-			break;
-		for (uint64 r = 0; r < SPI_processed; r++)
-		{
-			HeapTuple	t = SPI_tuptable->vals[r];
-			TupleDesc	d = SPI_tuptable->tupdesc;
-			bool		n0,
-						n1,
-						n2;
-			Datum		id = SPI_getbinval(t, d, 1, &n0);
-			Datum		bloom = SPI_getbinval(t, d, 2, &n1);
-			Datum		rec = SPI_getbinval(t, d, 3, &n2);
-			bool		may = false;
-
-			if (n0 || n1 || n2)
-				continue;
-			may = hp_block_listed(blocks, nblocks, DatumGetInt64(id));
-			if (!may)
-			{
-				bytea	   *bl = DatumGetByteaPP(bloom);
-
-				for (int k = 0; k < w.nrels && !may; k++)
-					may = hp_bloom_test((const uint8 *) VARDATA_ANY(bl), VARSIZE_ANY_EXHDR(bl),
-										w.relids[k], subject);
-				if ((Pointer) bl != DatumGetPointer(bloom))
-					pfree(bl);
-			}
-			if (may)
-				hp_who_read_block(&w, bloom, rec, blockcxt);
-		}
-		SPI_freetuptable(SPI_tuptable);
-	}
+	hp_who_read_portal(&w, portal, blockcxt, true, blocks, nblocks);
 	SPI_cursor_close(portal);
 
 	/* the blocks the index names, up to its mark (those after it: above) */
@@ -726,28 +740,10 @@ hp_audit_who_read(FunctionCallInfo fcinfo, Oid tbl, const char *subject)
 		arr = PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		portal = SPI_cursor_open(NULL,
 								 hp_who_read_plan(&hp_who_read_ids_plan,
-												  "SELECT subjects, records FROM ONLY health_pass.audit_block "
+												  "SELECT min_id, subjects, records FROM ONLY health_pass.audit_block "
 												  "WHERE min_id OPERATOR(pg_catalog.=) ANY ($1)", 1, types),
 								 &arr, NULL, true);
-		for (;;)
-		{
-			SPI_cursor_fetch(portal, true, 64);
-			if (SPI_processed == 0)
-				break;
-			for (uint64 r = 0; r < SPI_processed; r++)
-			{
-				HeapTuple	t = SPI_tuptable->vals[r];
-				TupleDesc	d = SPI_tuptable->tupdesc;
-				bool		n1,
-							n2;
-				Datum		bloom = SPI_getbinval(t, d, 1, &n1);
-				Datum		rec = SPI_getbinval(t, d, 2, &n2);
-
-				if (!n1 && !n2)
-					hp_who_read_block(&w, bloom, rec, blockcxt);
-			}
-			SPI_freetuptable(SPI_tuptable);
-		}
+		hp_who_read_portal(&w, portal, blockcxt, false, NULL, 0);
 		SPI_cursor_close(portal);
 		pfree(ids);
 	}
