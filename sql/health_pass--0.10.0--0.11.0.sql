@@ -93,7 +93,7 @@ CREATE FUNCTION health_pass.audit_index_status(OUT indexed_to bigint, OUT uninde
     FROM (SELECT max(mark) AS mark FROM health_pass.audit_key_mark) m
 $$;
 COMMENT ON FUNCTION health_pass.audit_index_status() IS
-    'the subject index: the last record id it covers, the records after it (who_read() tests their bloom filters), its live runs, their levels and pairs, and whether a merge is under way';
+    'the subject index: its mark (the min_id of the last block it covers), the records of the blocks after it (who_read() tests their bloom filters), its live runs, their levels and pairs, and whether a merge is under way';
 CREATE FUNCTION health_pass.audit_reindex() RETURNS void
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN

@@ -109,6 +109,13 @@ typedef struct HpWalk
 	uint8		last_hash[32];
 } HpWalk;
 
+/* A lower-case hex digit's value, or -1 (a forged reason never throws) */
+static int
+hp_hex_digit(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
 /* "anchor <id> <64 hex digits>" at the start of an anchor record's reason */
 static bool
 hp_anchor_parse(const char *reason, int64 *id, uint8 *hash)
@@ -126,15 +133,9 @@ hp_anchor_parse(const char *reason, int64 *id, uint8 *hash)
 	p = end + 1;
 	for (int i = 0; i < 32; i++)
 	{
-		int			hi,
-					lo;
+		int			hi = hp_hex_digit(p[2 * i]),
+					lo = hi < 0 ? -1 : hp_hex_digit(p[2 * i + 1]);
 
-		hi = p[2 * i] >= '0' && p[2 * i] <= '9' ? p[2 * i] - '0' :
-			p[2 * i] >= 'a' && p[2 * i] <= 'f' ? p[2 * i] - 'a' + 10 : -1;
-		if (hi < 0)
-			return false;
-		lo = p[2 * i + 1] >= '0' && p[2 * i + 1] <= '9' ? p[2 * i + 1] - '0' :
-			p[2 * i + 1] >= 'a' && p[2 * i + 1] <= 'f' ? p[2 * i + 1] - 'a' + 10 : -1;
 		if (lo < 0)
 			return false;
 		hash[i] = (uint8) (hi * 16 + lo);
@@ -147,13 +148,10 @@ hp_anchor_parse(const char *reason, int64 *id, uint8 *hash)
 static char *
 hp_anchor_text(int64 id, const uint8 *hash)
 {
-	StringInfoData buf;
+	char		hex[65];
 
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "anchor " INT64_FORMAT " ", id);
-	for (int i = 0; i < 32; i++)
-		appendStringInfo(&buf, "%02x", hash[i]);
-	return buf.data;
+	hex[hex_encode((const char *) hash, 32, hex)] = '\0';
+	return psprintf("anchor " INT64_FORMAT " %s", id, hex);
 }
 
 /* An anchor's name in a message */

@@ -12,7 +12,7 @@
  *    HP_KEY_PAGE_PAIRS: rows (run, page, lo, hi, pairs) of
  *    health_pass.audit_key_page, found by (run, hi, page); its row in
  *    health_pass.audit_key_run says its level and whether it is live.
- *    health_pass.audit_key_mark holds the mark: the last record id whose
+ *    health_pass.audit_key_mark holds the mark: the min_id of the last
  *    block the runs cover.  Blocks after the mark are the tail, which
  *    who_read() tests with their bloom filters.
  *
@@ -934,7 +934,7 @@ hp_pairs_lower(const HpKeyPair *p, int n, int64 key)
 /*
  * The blocks the subject index says may hold one of keys[0..nkeys), under
  * snap: their min_ids, sorted and distinct, in *blocks (palloc'd), their
- * number returned; *mark is the last record id the index covers: blocks
+ * number returned; *mark is the min_id of the last block the index covers: blocks
  * with a greater min_id are the caller's to read.  Without the index's
  * tables (an extension not yet updated), no blocks and a mark of 0.
  */
