@@ -179,7 +179,9 @@ static SPIPlanPtr plan_page_insert,
 			plan_floor,
 			plan_sweep_pick,
 			plan_sweep_pages,
-			plan_sweep_run;
+			plan_sweep_run,
+			plan_clamp_read,
+			plan_clamp_claim;
 
 static int64
 hp_key_next_run(void)
@@ -377,6 +379,9 @@ typedef struct HpKeyState
 	TimestampTz retry_after;
 	bool		warned;
 	bool		tail_empty;		/* the last level-0 step found no block after the mark */
+	bool		clamp_pending;	/* hp_keyidx_clamp could not bring the mark back ... */
+	int64		clamp_head;		/* ... to this head: a level-0 step will */
+	bool		clamp_done;		/* this step did it (cleared once it commits) */
 	TimestampTz checked;		/* when a level-0 step last read the mark */
 	/* the merge under way */
 	bool		merging;
@@ -438,6 +443,12 @@ hp_key_level0(int64 mark, int64 written)
 	uint64		nblocks;
 	MemoryContext scratch;
 
+	if (hp_ks.clamp_pending)
+	{
+		/* the writer's start could not: the head of then, not of now */
+		written = Min(written, hp_ks.clamp_head);
+		hp_ks.clamp_done = true;
+	}
 	if (mark > written)
 	{
 		hp_key_mark_set(written);
@@ -783,8 +794,9 @@ hp_keyidx_writer_step(int64 written, HpKeyUrgency urgency)
 	if (RecoveryInProgress() || GetCurrentTimestamp() < hp_ks.retry_after)
 		return false;
 	lag = hp_ks.mark < 0 ? PG_INT64_MAX : written - hp_ks.mark;
-	stale = TimestampDifferenceExceeds(hp_ks.checked, GetCurrentTimestamp(),
-									   urgency == HP_KEY_BUSY ? 10000 : 1000);
+	stale = hp_ks.clamp_pending ||
+		TimestampDifferenceExceeds(hp_ks.checked, GetCurrentTimestamp(),
+								   urgency == HP_KEY_BUSY ? 10000 : 1000);
 	switch (urgency)
 	{
 		case HP_KEY_BUSY:
@@ -827,9 +839,12 @@ hp_keyidx_writer_step(int64 written, HpKeyUrgency urgency)
 							   work == HP_KEY_LEVEL0 ? "indexing the audit log's new blocks"
 							   : work == HP_KEY_MERGE ? "merging runs of the audit log's subject index"
 							   : "sweeping merged runs of the audit log's subject index");
+		hp_ks.clamp_done = false;
 		did = hp_key_step(work, written);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		if (hp_ks.clamp_done)
+			hp_ks.clamp_pending = false;
 		if (hp_ks.tail_empty)
 			hp_ks.mark = written;	/* nothing after the mark: wait for new records */
 		if (hp_ks.warned)
@@ -872,10 +887,12 @@ hp_keyidx_writer_step(int64 written, HpKeyUrgency urgency)
  * the newest blocks; the chain goes on from before them, writing their ids
  * again) is brought back to the head now, in that transaction, so no block
  * the writer writes can have a min_id at or behind a mark that does not
- * cover it.  A level-0 step does the same, but may come after the writer's
- * first batch.  The mark's row is locked NOWAIT: when another transaction
- * holds it (an open audit_reindex()), the head is not loaded and the writer
- * tries again, as after any failed load.
+ * cover it.  Never waits and never fails the head's load: when another
+ * transaction holds the mark's table or row, the clamp is left pending,
+ * logged, and done by the first level-0 step that can claim the mark (to
+ * the head of then, not of that step: the blocks written meanwhile are after
+ * it).  Until then who_read() may miss those blocks; the writer itself does
+ * not stop for the index.
  */
 void
 hp_keyidx_clamp(int64 head)
@@ -883,22 +900,48 @@ hp_keyidx_clamp(int64 head)
 	HpKeyRels	r;
 	Oid			types[1] = {INT8OID};
 	Datum		args[1] = {Int64GetDatum(head)};
-	SPIPlanPtr	plan;
+	Oid			one = hp_extension_relation_oid("audit_key_mark_one");
+	int64		mark;
 
+	hp_ks.mark = -1;
 	if (!hp_key_rels(&r))
 		return;
+	hp_ks.clamp_pending = true;
+	hp_ks.clamp_head = head;
+	if (!hp_key_try_lock(r.mark, RowExclusiveLock) ||
+		(OidIsValid(one) && !hp_key_try_lock(one, RowExclusiveLock)))
+	{
+		ereport(WARNING,
+				(errmsg("health_pass: the subject index's mark is locked by another transaction"),
+				 errdetail("The mark is brought back to the audit chain's head (" INT64_FORMAT ") by the first index step that can take it; until then who_read() may miss records written meanwhile.",
+						   head)));
+		return;
+	}
 	SPI_connect();
-	plan = SPI_prepare("SELECT mark FROM health_pass.audit_key_mark "
-					   "WHERE mark OPERATOR(pg_catalog.>) $1 FOR UPDATE NOWAIT", 1, types);
-	if (plan == NULL)
-		elog(ERROR, "could not prepare the subject index's clamp: %s",
-			 SPI_result_code_string(SPI_result));
-	hp_key_exec(plan, args, SPI_OK_SELECT, 0);
-	if (SPI_processed > 0)
-		hp_key_mark_set(head);
-	SPI_freeplan(plan);
+	hp_key_exec(hp_key_plan(&plan_clamp_read,
+							"SELECT mark FROM health_pass.audit_key_mark", 0, NULL),
+				NULL, SPI_OK_SELECT, 0);
+	mark = SPI_processed == 1 ? hp_key_int8(0, 1) : -1;
+	if (mark >= 0 && mark <= head)
+		hp_ks.clamp_pending = false;
+	else if (mark > head)
+	{
+		hp_key_exec(hp_key_plan(&plan_clamp_claim,
+								"SELECT mark FROM health_pass.audit_key_mark "
+								"WHERE mark OPERATOR(pg_catalog.>) $1 FOR UPDATE SKIP LOCKED", 1, types),
+					args, SPI_OK_SELECT, 0);
+		if (SPI_processed == 1)
+		{
+			hp_key_mark_set(head);
+			hp_ks.clamp_pending = false;
+		}
+		else
+			ereport(WARNING,
+					(errmsg("health_pass: the subject index's mark is locked by another transaction"),
+					 errdetail("The mark is brought back to the audit chain's head (" INT64_FORMAT ") by the first index step that can take it; until then who_read() may miss records written meanwhile.",
+							   head)));
+	}
 	SPI_finish();
-	hp_ks.mark = -1;
 }
 
 /* ---- who_read()'s side ---- */
