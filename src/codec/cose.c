@@ -46,10 +46,24 @@ utf8_ok(const uint8_t *s, size_t len)
 
 	while (i < len)
 	{
-		uint8_t		b = s[i];
+		uint8_t		b;
 		int			n;
 		uint32_t	cp;
 
+		/* eight ASCII bytes at a time, none of them NUL (most strings) */
+		while (len - i >= 8)
+		{
+			uint64_t	w;
+
+			memcpy(&w, s + i, 8);
+			if (((w | ((w - UINT64_C(0x0101010101010101)) & ~w)) &
+				 UINT64_C(0x8080808080808080)) != 0)
+				break;
+			i += 8;
+		}
+		if (i >= len)
+			break;
+		b = s[i];
 		if (b == 0)
 			return false;
 		if (b < 0x80)
