@@ -1002,8 +1002,8 @@ COMMENT ON COLUMN health_pass.revocation.kid IS 'kid of the DSC that signed the 
 COMMENT ON COLUMN health_pass.revocation.expires IS 'the entry stops counting after this (the pass''s exp, the batch''s expires); NULL: never';
 COMMENT ON COLUMN health_pass.revocation.reason IS 'why, as given to revoke(); NULL for imported entries';
 COMMENT ON COLUMN health_pass.revocation.source IS 'local (revoke()), import (revocation_import()) or manual (plain SQL)';
-COMMENT ON COLUMN health_pass.revocation.revoked_at IS 'when the entry was added';
-COMMENT ON COLUMN health_pass.revocation.revoked_by IS 'the role that called revoke(), or the session user of the import';
+COMMENT ON COLUMN health_pass.revocation.revoked_at IS 'when the entry was added, or last given a later expiry by revoke() or an import';
+COMMENT ON COLUMN health_pass.revocation.revoked_by IS 'the role that called revoke() or revocation_import() (SET ROLE counts)';
 
 CREATE FUNCTION health_pass.revocation_hashes(p health_pass.pass,
     OUT uci bytea, OUT countrycodeuci bytea, OUT signature bytea)
@@ -1014,13 +1014,19 @@ COMMENT ON FUNCTION health_pass.revocation_hashes(health_pass.pass) IS
 CREATE FUNCTION health_pass.revoke(p health_pass.pass, reason text) RETURNS integer
     AS 'MODULE_PATHNAME', 'hp_revoke' LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION health_pass.revoke(health_pass.pass, text) IS
-    'revoke a pass: add its hashes (source local) and, when the transaction commits, record it in the audit chain (outcome revoked, the UVCI as subject, the reason); returns the hashes added';
+    'revoke a pass: add its hashes (source local) and, when the transaction commits, record it in the audit chain (outcome revoked, the UVCI as subject, the reason); returns the hashes added, or whose expiry it extended';
 
 CREATE FUNCTION health_pass._revocation_imported(subject text, reason text) RETURNS void
     AS 'MODULE_PATHNAME', 'hp_revocation_imported' LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION health_pass._revocation_imported(text, text) IS
     'internal: revocation_import() records its batch in the audit chain at commit';
 REVOKE ALL ON FUNCTION health_pass._revocation_imported(text, text) FROM PUBLIC;
+
+CREATE FUNCTION health_pass._revocation_caller() RETURNS name
+    AS 'MODULE_PATHNAME', 'hp_revocation_caller' LANGUAGE C STABLE;
+COMMENT ON FUNCTION health_pass._revocation_caller() IS
+    'internal: the role that called revocation_import() (SET ROLE counts), which revoked_by and the audit record name';
+REVOKE ALL ON FUNCTION health_pass._revocation_caller() FROM PUBLIC;
 
 CREATE FUNCTION health_pass.revocation_import(batch jsonb) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -1087,9 +1093,13 @@ BEGIN
             USING ERRCODE = 'YHR01';
     END IF;
     INSERT INTO health_pass.revocation (hash, hash_type, country, kid, expires, source, revoked_by)
-    SELECT decode(e ->> 'hash', 'base64'), v_type, v_country, v_kid, v_expires, 'import', session_user
+    SELECT decode(e ->> 'hash', 'base64'), v_type, v_country, v_kid, v_expires, 'import', health_pass._revocation_caller()
       FROM jsonb_array_elements(v_entries) AS x(e)
-    ON CONFLICT (hash, hash_type) DO NOTHING;
+    -- an entry already there keeps its row; a later expiry (or none) extends
+    -- it, and revoked_at moves so that an export since then carries it again
+    ON CONFLICT (hash, hash_type) DO UPDATE SET expires = EXCLUDED.expires, revoked_at = now()
+       WHERE revocation.expires IS NOT NULL
+         AND (EXCLUDED.expires IS NULL OR EXCLUDED.expires > revocation.expires);
     GET DIAGNOSTICS n = ROW_COUNT;
     -- recorded in the audit chain when the transaction commits, as revoke() is:
     -- the batch by its country, hash type and a digest of its sorted hashes
@@ -1097,12 +1107,12 @@ BEGIN
         format('batch %s %s %s', v_country, v_type,
                left(encode(sha256(convert_to((SELECT string_agg(e ->> 'hash', ',' ORDER BY e ->> 'hash' COLLATE "C")
                                                FROM jsonb_array_elements(v_entries) AS x(e)), 'UTF8')), 'hex'), 32)),
-        format('imported %s of %s entries (kid %s, expires %s)', n, jsonb_array_length(v_entries),
+        format('imported %s of %s entries, new or extended (kid %s, expires %s)', n, jsonb_array_length(v_entries),
                coalesce(translate(encode(v_kid, 'base64'), E'\n', ''), 'none'), coalesce(v_expires::text, 'never')));
     RETURN n;
 END $$;
 COMMENT ON FUNCTION health_pass.revocation_import(jsonb) IS
-    'import an EU gateway revocation batch {country, expires, kid, hashType, entries: [{hash}]} (1..1000 entries, base64 hashes of 16 bytes); all or nothing, idempotent; returns the entries added';
+    'import an EU gateway revocation batch {country, expires, kid, hashType, entries: [{hash}]} (1..1000 entries, base64 hashes of 16 bytes); all or nothing, idempotent (an entry already there only gets a later expiry); returns the entries added or extended';
 
 CREATE FUNCTION health_pass.revocation_export(country text, since timestamptz DEFAULT '-infinity')
     RETURNS SETOF jsonb
@@ -1117,8 +1127,13 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
                'kid', translate(encode(r.kid, 'base64'), E'\n', ''),
                'hashType', r.hash_type,
                'entries', jsonb_agg(jsonb_build_object('hash', encode(r.hash, 'base64')) ORDER BY r.hash)))
-      FROM (SELECT v.hash, v.hash_type, v.kid, v.expires,
-                   (row_number() OVER (PARTITION BY v.hash_type, v.kid, v.expires ORDER BY v.hash) - 1) / 1000 AS chunk
+      -- (an expiry past the year 9999, which ISO 8601's four-digit years and
+      -- import cannot carry, is written as the last second of 9999)
+      FROM (SELECT v.hash, v.hash_type, v.kid,
+                   least(v.expires, timestamptz '9999-12-31 23:59:59+00') AS expires,
+                   (row_number() OVER (PARTITION BY v.hash_type, v.kid,
+                                            least(v.expires, timestamptz '9999-12-31 23:59:59+00')
+                                      ORDER BY v.hash) - 1) / 1000 AS chunk
               FROM health_pass.revocation v
              WHERE v.country = $1 AND v.revoked_at >= coalesce($2, '-infinity')
                AND (v.expires IS NULL OR v.expires >= now())) r
@@ -1229,12 +1244,22 @@ CREATE FUNCTION health_pass.signing_key_add(name text, certificate bytea, key_re
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     k bytea;
+    con text;
 BEGIN
     PERFORM health_pass._signing_key_prove(signing_key_add.name, signing_key_add.certificate,
                                            signing_key_add.key_ref);
-    INSERT INTO health_pass.signing_key (name, certificate, key_ref)
-        VALUES (signing_key_add.name, signing_key_add.certificate, signing_key_add.key_ref)
-        RETURNING signing_key.kid INTO k;
+    BEGIN
+        INSERT INTO health_pass.signing_key (name, certificate, key_ref)
+            VALUES (signing_key_add.name, signing_key_add.certificate, signing_key_add.key_ref)
+            RETURNING signing_key.kid INTO k;
+    EXCEPTION WHEN unique_violation THEN
+        GET STACKED DIAGNOSTICS con = CONSTRAINT_NAME;
+        IF con = 'signing_key_name_key' THEN
+            RAISE EXCEPTION 'key: a signing key named "%" already exists', signing_key_add.name
+                USING ERRCODE = 'unique_violation';
+        END IF;
+        RAISE EXCEPTION 'key: %', SQLERRM USING ERRCODE = 'unique_violation';
+    END;
     RETURN k;
 END $$;
 COMMENT ON FUNCTION health_pass.signing_key_add(text, bytea, text) IS

@@ -32,6 +32,8 @@ typedef struct HpSignerInfo
 	TimestampTz not_before;		/* the DSC's validity */
 	TimestampTz not_after;
 	int			key_usage;		/* HpKind bits the DSC allows (all when it says none) */
+	TimestampTz dsc_revoked_at; /* revoked_at of the DSC's trust_list row, or
+								 * DT_NOEND when none is revoked */
 } HpSignerInfo;
 
 /* keys.c */

@@ -389,6 +389,14 @@ issue_with(HpSigner *signer, Datum payload_d, TimestampTz issued_at,
 						info->name, ts_text(issued_at)),
 				 errdetail("It is valid from %s to %s.",
 						   ts_text(info->not_before), ts_text(info->not_after))));
+	if (info->dsc_revoked_at != DT_NOEND)
+		ereport(ERROR,
+				(errcode(ERRCODE_HP_ISSUE_KEY),
+				 errmsg("cannot issue pass: key: the certificate of key \"%s\" is revoked in the trust list",
+						info->name),
+				 errdetail("Its trust_list row has revoked_at %s; every pass it signs is key_revoked, whatever its iat.",
+						   ts_text(info->dsc_revoked_at)),
+				 errhint("Register a new signing key with signing_key_add().")));
 
 	/* the claims, with the payload encoded in place */
 	hp_cbor_out_init(&o, claims_buf, Min(cap, sizeof(claims_buf)));
@@ -557,6 +565,14 @@ issue_args(FunctionCallInfo fcinfo, const char *first)
 	hp_require_preload();
 }
 
+/* Context of an error while the issued records are written (the audit stage) */
+static void
+audit_stage_context(void *arg)
+{
+	errcontext("cannot issue pass: audit: the issued record%s could not be made durable, so no pass was returned",
+			   arg ? "s" : "");
+}
+
 PG_FUNCTION_INFO_V1(hp_issue);
 /*
  * issue(payload jsonb, key text, valid_for interval DEFAULT '1 year',
@@ -599,7 +615,13 @@ hp_issue(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 
-	hp_audit_event(HP_ISSUED, hp_signing_key_relid(), uvci, NULL, reason, actor);
+	{
+		ErrorContextCallback cb = {error_context_stack, audit_stage_context, NULL};
+
+		error_context_stack = &cb;
+		hp_audit_event(HP_ISSUED, hp_signing_key_relid(), uvci, NULL, reason, actor);
+		error_context_stack = cb.previous;
+	}
 	PG_RETURN_POINTER(p);
 }
 
@@ -728,7 +750,13 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 
 	/* every record durable before any pass leaves this function */
 	if (upto > 0)
+	{
+		ErrorContextCallback cb = {error_context_stack, audit_stage_context, (void *) 1};
+
+		error_context_stack = &cb;
 		hp_wait_durable(upto);
+		error_context_stack = cb.previous;
+	}
 
 	for (int i = 0; i < nlater; i++)
 	{

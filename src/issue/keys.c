@@ -6,8 +6,11 @@
  *    signer issue() uses (hp_issue.h).
  *
  * hp_signer_open reads the key's row and its grants through their indexes
- * under the statement's snapshot, without the caller's table privileges (a
- * granted signer cannot read key_ref), checks the grant on every call, then
+ * under the latest snapshot (as catalog lookups are: a grant revoked and
+ * committed counts from the next statement, whatever the isolation level),
+ * without the caller's table privileges (a granted signer cannot read
+ * key_ref), and the revoked_at of the DSC's trust_list row (issue() refuses a
+ * DSC revoked there); it checks the grant on every call, then
  * takes the private key from this backend's cache when the row (key_ref and
  * certificate) and, for a file, the file (device, inode, size, times) are
  * those it was loaded from; otherwise it loads it and proves, once, that it
@@ -846,6 +849,51 @@ static struct
 	AttrNumber	id, name, kid, cert, key_ref, alg, country, from, until, usage;
 } kcols;
 
+/*
+ * When the trust list holds this DSC (by fingerprint, the SHA-256 of its DER)
+ * with revoked_at set, that time; else DT_NOEND.  A DSC revoked there makes
+ * every pass it signed key_revoked whatever its iat (verify/check.c), so
+ * issue() refuses to sign with it.
+ */
+static TimestampTz
+dsc_revoked_at(const uint8 *cert, size_t len, Snapshot snap)
+{
+	Oid			relid = hp_extension_relation_oid("trust_list");
+	Oid			idx = hp_extension_relation_oid("trust_list_fingerprint_key");
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData skey;
+	HeapTuple	tup;
+	TimestampTz at = DT_NOEND;
+	AttrNumber	att_fp,
+				att_revoked;
+	bytea	   *fp = palloc(VARHDRSZ + 32);
+
+	if (!OidIsValid(relid) || !OidIsValid(idx))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("key: health_pass.trust_list or its index trust_list_fingerprint_key is missing")));
+	att_fp = key_attnum(relid, "trust_list", "fingerprint");
+	att_revoked = key_attnum(relid, "trust_list", "revoked_at");
+	hp_sha256(cert, len, NULL, 0, (uint8 *) VARDATA(fp));
+	SET_VARSIZE(fp, VARHDRSZ + 32);
+	rel = table_open(relid, AccessShareLock);
+	ScanKeyInit(&skey, att_fp, BTEqualStrategyNumber, F_BYTEAEQ, PointerGetDatum(fp));
+	scan = systable_beginscan(rel, idx, true, snap, 1, &skey);
+	while ((tup = systable_getnext(scan)) != NULL)
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, att_revoked, RelationGetDescr(rel), &isnull);
+
+		if (!isnull && DatumGetTimestampTz(d) < at)
+			at = DatumGetTimestampTz(d);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	pfree(fp);
+	return at;
+}
+
 /* Read the row of key name into s->info and s->key_ref; false if none */
 static bool
 read_key_row(const char *name, HpSigner *s)
@@ -919,8 +967,11 @@ read_key_row(const char *name, HpSigner *s)
 		s->info.key_usage = hp_key_usage_bits(d, isnull);
 	}
 	systable_endscan(scan);
-	UnregisterSnapshot(snap);
 	table_close(rel, AccessShareLock);
+	if (found)
+		s->info.dsc_revoked_at = dsc_revoked_at(s->info.certificate,
+												s->info.certificate_len, snap);
+	UnregisterSnapshot(snap);
 	return found;
 }
 

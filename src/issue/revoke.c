@@ -137,7 +137,7 @@ pending_add(Oid relid, const char *subject, const char *reason, Oid actor)
 	MemoryContextSwitchTo(old);
 }
 
-/* Insert one hash as the extension owner; true when it was new */
+/* Insert one hash as the extension owner; true when it was new or extended */
 static bool
 insert_hash(const char *qualified, const HpRevHashes *h, int t, Datum country,
 			bool country_null, Datum kid, bool kid_null, Datum expires,
@@ -150,9 +150,16 @@ insert_hash(const char *qualified, const HpRevHashes *h, int t, Datum country,
 	char	   *sql;
 	int			rc;
 
-	sql = psprintf("INSERT INTO %s (hash, hash_type, country, kid, expires, reason, source, revoked_by)"
+	/*
+	 * An entry already there keeps its row, but a later expiry (or none)
+	 * extends it, and revoked_at moves so an export since then carries it
+	 * again (the same rule as revocation_import(): docs/design/revocation.md)
+	 */
+	sql = psprintf("INSERT INTO %s AS r (hash, hash_type, country, kid, expires, reason, source, revoked_by)"
 				   " VALUES ($1, $2, $3, $4, $5, $6, 'local', $7)"
-				   " ON CONFLICT (hash, hash_type) DO NOTHING", qualified);
+				   " ON CONFLICT (hash, hash_type) DO UPDATE SET expires = EXCLUDED.expires, revoked_at = now()"
+				   " WHERE r.expires IS NOT NULL"
+				   " AND (EXCLUDED.expires IS NULL OR EXCLUDED.expires > r.expires)", qualified);
 	values[0] = PointerGetDatum(hp_bytea(h->hash[t], HP_REV_HASH_LEN));
 	values[1] = CStringGetTextDatum(hp_rev_type_names[t]);
 	values[2] = country;
@@ -170,7 +177,7 @@ insert_hash(const char *qualified, const HpRevHashes *h, int t, Datum country,
 }
 
 PG_FUNCTION_INFO_V1(hp_revoke);
-/* revoke(p, reason) -> integer: the hashes added (0: already revoked) */
+/* revoke(p, reason) -> integer: the hashes added or extended (0: already revoked) */
 Datum
 hp_revoke(PG_FUNCTION_ARGS)
 {
@@ -207,7 +214,7 @@ hp_revoke(PG_FUNCTION_ARGS)
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("health_pass.revocation is missing")));
+				 errmsg("revocation: health_pass.revocation is missing")));
 	qualified = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 										   get_rel_name(relid));
 
@@ -284,4 +291,20 @@ hp_revocation_imported(PG_FUNCTION_ARGS)
 	pending_add(r.relid, text_to_cstring(PG_GETARG_TEXT_PP(0)),
 				text_to_cstring(PG_GETARG_TEXT_PP(1)), GetOuterUserId());
 	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(hp_revocation_caller);
+/*
+ * _revocation_caller() -> name: the role that called revocation_import()
+ * (the outer user: SET ROLE counts, the SECURITY DEFINER switch does not),
+ * so that revoked_by names the same role as the batch's audit record
+ */
+Datum
+hp_revocation_caller(PG_FUNCTION_ARGS)
+{
+	char	   *name = GetUserNameFromId(GetOuterUserId(), false);
+	Name		result = (Name) palloc0(NAMEDATALEN);
+
+	namestrcpy(result, name);
+	PG_RETURN_NAME(result);
 }

@@ -223,6 +223,57 @@ SELECT (health_pass.check(txt::health_pass.pass, '2023-12-31')).reason AS before
 SELECT count(*) FROM health_pass.revocation_export('XX', NULL);
 SELECT health_pass.revocation_purge('2023-01-01') AS purged_early, health_pass.revocation_purge() AS purged;
 SELECT count(*) FROM health_pass.revocation;
+-- an entry imported again with a later expiry is extended (it counts again,
+-- and an export since then carries it); an earlier expiry changes nothing,
+-- none (NULL) makes it never expire, and then nothing shortens it
+SELECT health_pass.revocation_import(jsonb_build_object(
+    'country', 'XX', 'hashType', 'UCI', 'expires', e,
+    'entries', jsonb_build_array(jsonb_build_object('hash',
+        encode((health_pass.revocation_hashes(txt::health_pass.pass)).uci, 'base64')))))
+  AS changed, e AS batch_expires
+  FROM fx_pass, (VALUES (1, '2024-01-01T00:00:00Z'), (2, '2025-01-01T00:00:00Z'), (3, '2024-06-01T00:00:00Z'),
+                        (4, '2025-01-01T00:00:00Z')) v(o, e)
+ WHERE name = 'ok_vacc' ORDER BY o;
+SELECT expires, revoked_at > now() - interval '1 hour' AS recent,
+       (SELECT (health_pass.check(txt::health_pass.pass, '2024-06-02')).reason FROM fx_pass WHERE name = 'ok_vacc') AS mid_2024
+  FROM health_pass.revocation;
+SELECT health_pass.revocation_import(jsonb_build_object(
+    'country', 'XX', 'hashType', 'UCI', 'entries', jsonb_build_array(jsonb_build_object('hash',
+        encode((health_pass.revocation_hashes(txt::health_pass.pass)).uci, 'base64'))))) AS to_never,
+       health_pass.revocation_import(jsonb_build_object(
+    'country', 'XX', 'hashType', 'UCI', 'expires', '2026-01-01T00:00:00Z', 'entries', jsonb_build_array(jsonb_build_object('hash',
+        encode((health_pass.revocation_hashes(txt::health_pass.pass)).uci, 'base64'))))) AS not_shortened
+  FROM fx_pass WHERE name = 'ok_vacc';
+SELECT expires FROM health_pass.revocation;
+-- revoke() follows the same rule: a pass with the same UVCI and a later exp
+-- extends the UCI entry (here: the entry shortened by hand first)
+UPDATE health_pass.revocation SET expires = '2000-01-01';
+SELECT health_pass.revoke(txt::health_pass.pass, 'same UVCI, later exp') AS changed FROM fx_pass WHERE name = 'ok_vacc';
+SELECT hash_type, expires = (SELECT health_pass.expires_at(txt::health_pass.pass) FROM fx_pass WHERE name = 'ok_vacc') AS pass_exp
+  FROM health_pass.revocation ORDER BY 1;
+TRUNCATE health_pass.revocation;
+-- an expiry past the year 9999 is exported as 9999-12-31T23:59:59Z, which
+-- import accepts (a four-digit year); entries of two such expiries share a batch
+INSERT INTO health_pass.revocation (hash, hash_type, country, expires)
+SELECT substr(sha256(int4send(i)), 1, 16), 'UCI', 'XY',
+       CASE WHEN i % 2 = 0 THEN timestamptz '20000-01-01 00:00:00+00' ELSE timestamptz '12000-05-05 00:00:00+00' END
+  FROM generate_series(1, 1500) i;
+SELECT b ->> 'expires' AS expires, jsonb_array_length(b -> 'entries') AS entries
+  FROM health_pass.revocation_export('XY', NULL) b;
+CREATE TEMP TABLE far AS SELECT b FROM health_pass.revocation_export('XY', NULL) b;
+TRUNCATE health_pass.revocation;
+SELECT sum(health_pass.revocation_import(b)) AS reimported FROM far;
+SELECT expires, count(*) FROM health_pass.revocation GROUP BY 1;
+TRUNCATE health_pass.revocation;
+-- revoked_by of an import is the calling role (SET ROLE counts), as in its
+-- audit record, not the session user
+GRANT EXECUTE ON FUNCTION health_pass.revocation_import(jsonb) TO regress_registrar;
+SET ROLE regress_registrar;
+SELECT health_pass.revocation_import('{"country": "DE", "hashType": "UCI", "entries": [{"hash": "AAAAAAAAAAAAAAAAAAAAAA=="}]}');
+RESET ROLE;
+SELECT revoked_by, session_user <> revoked_by AS not_session_user FROM health_pass.revocation;
+REVOKE EXECUTE ON FUNCTION health_pass.revocation_import(jsonb) FROM regress_registrar;
+TRUNCATE health_pass.revocation;
 
 -- §8 the table is an ordinary one: the constraints hold
 SELECT pg_temp.err($$INSERT INTO health_pass.revocation (hash, hash_type) VALUES ('\x00', 'UCI')$$);

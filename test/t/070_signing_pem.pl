@@ -100,7 +100,7 @@ like(sq("SELECT health_pass.signing_key_add('x', '\\x3082'::bytea, 'file:es.pem'
 	qr/22023: key: the certificate is not a DER-encoded X.509 certificate/,
 	'not a certificate: refused (22023)');
 like(sq("SELECT health_pass.signing_key_add('fr', " . cert('es') . ", 'file:es.pem')"),
-	qr/23505/, 'a name is unique');
+	qr/23505: key: a signing key named "fr" already exists/, 'a name is unique (23505, at the key stage)');
 like(sq("INSERT INTO health_pass.signing_key (name, certificate, key_ref) VALUES ('y', " . cert('es') . ", 'ldap:x')"),
 	qr/22023: key: key_ref must be file:NAME or a pkcs11: URI/,
 	'a plain INSERT is checked too: key_ref form');

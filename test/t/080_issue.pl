@@ -179,6 +179,17 @@ like(issue_as("(SELECT jsonb_set($g, '{v,0,ci}', to_jsonb(regexp_replace(u, '#.\
 	qr/YHI01: cannot issue pass: payload: its ci's check character/, 'a wrong check character: YHI01');
 like(issue_as("jsonb_set($g, '{v,0,ci}', to_jsonb(health_pass.uvci('FR', 'X', checksum => false)))", "'fr'"),
 	qr/^t$/, 'a UVCI of the key\'s country without a check character issues');
+# a DSC revoked in the trust list (a leaked key) signs nothing more: every
+# pass it signed is key_revoked whatever its iat, so issue() refuses at once
+sq("UPDATE health_pass.trust_list SET revoked_at = '2021-05-01', revocation_reason = 'leaked'
+     WHERE certificate = (SELECT certificate FROM health_pass.signing_key WHERE name = 'fr')");
+like(issue_as($g, "'fr'"),
+	qr/YHI02: cannot issue pass: key: the certificate of key "fr" is revoked in the trust list/,
+	'a DSC revoked in the trust list: refused at the key stage (YHI02)');
+like(sq("SELECT count(*) FROM health_pass.issue_batch(ARRAY[$g], 'fr')", 'registrar'),
+	qr/YHI02: .*revoked in the trust list/, 'issue_batch() too');
+sq("UPDATE health_pass.trust_list SET revoked_at = NULL, revocation_reason = NULL");
+like(issue_as($g, "'fr'"), qr/^t$/, 'no longer revoked: issues again');
 
 # a signer's SECURITY DEFINER wrapper: the record names the signer whose
 # grant was used (the definer) as current user, the caller as session user
