@@ -278,6 +278,8 @@ ok($wp =~ /^\d+$/ && kill('STOP', $wp), 'the audit writer is stopped (SIGSTOP)')
 push @stopped, $wp;
 my $r1 = sq("SELECT health_pass.issue($g, 'fr')", 'registrar');
 like($r1, qr/ERROR:  YHA01: /, 'one pass, writer stopped: the statement fails YHA01');
+like($r1, qr/CONTEXT:  cannot issue pass: audit: the issued record could not be made durable/,
+	'... its context names the audit stage');
 unlike($r1, qr/HC1:/, '... and the client got no pass');
 my $r2 = sq("SELECT health_pass.issue($g, 'fr') FROM generate_series(1, 50)", 'registrar');
 like($r2, qr/ERROR:  YHA01: /, 'a batch of 50, writer stopped: fails YHA01');
@@ -327,6 +329,8 @@ my $took = sprintf("%.1f", time - $t0);
 kill 'CONT', $wp;
 @stopped = ();
 like($r5, qr/ERROR:  YHA01: /, 'issue_batch of 50, writer stopped: fails YHA01 and returns no pass');
+like($r5, qr/CONTEXT:  cannot issue pass: audit: the issued records could not be made durable/,
+	'... its context names the audit stage');
 cmp_ok($took, '<', 10, "... after one audit_timeout (${took} s), not one a pass");
 my $after = $node->safe_psql('postgres',
 	"SELECT health_pass.audit_flush(); SELECT count(*) FROM health_pass.audit_log WHERE outcome = 'issued'");
