@@ -38,7 +38,8 @@ extern void hp_p11_check_uri(const char *uri);
 extern HpP11Key *hp_p11_open(const char *keyname, const char *uri, int alg);
 extern const char *hp_p11_rv_name(unsigned long rv);
 extern void hp_p11_sign(HpP11Key *k, const char *keyname, int alg,
-						const uint8 *digest, uint8 *sig, size_t *sig_len);
+						const uint8 *msg, size_t msg_len, const uint8 *digest,
+						uint8 *sig, size_t *sig_len);
 
 /*
  * pinmark.c: wrong-PIN marks in shared memory, keyed by a SHA-256 of the

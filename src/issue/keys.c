@@ -700,10 +700,14 @@ pem_sign(CachedKey *ck, int alg, const uint8 *digest, uint8 *sig, size_t *sig_le
 /* Either kind                                                         */
 /* ------------------------------------------------------------------ */
 
-/* Sign digest with ck's key; raises with the stage "sign" */
+/*
+ * Sign msg, whose SHA-256 is digest, with ck's key (a PEM key and ES256 on
+ * a token sign the digest; PS256 on a token the message); raises with the
+ * stage "sign"
+ */
 static void
-sign_digest(CachedKey *ck, const char *keyname, int alg, const uint8 *digest,
-			uint8 *sig, size_t *sig_len)
+sign_digest(CachedKey *ck, const char *keyname, int alg, const uint8 *msg,
+			size_t msg_len, const uint8 *digest, uint8 *sig, size_t *sig_len)
 {
 	if (ck->is_file)
 	{
@@ -713,7 +717,7 @@ sign_digest(CachedKey *ck, const char *keyname, int alg, const uint8 *digest,
 					 errmsg("sign: OpenSSL could not sign with key \"%s\"", keyname)));
 	}
 	else
-		hp_p11_sign(ck->p11, keyname, alg, digest, sig, sig_len);
+		hp_p11_sign(ck->p11, keyname, alg, msg, msg_len, digest, sig, sig_len);
 }
 
 /*
@@ -725,6 +729,7 @@ static void
 prove_key(CachedKey *ck, const char *keyname, int alg, const uint8 *der, size_t der_len)
 {
 	uint8		challenge[32];
+	uint8		digest[32];
 	uint8		sig[HP_MAX_SIG];
 	size_t		sig_len = 0;
 	HpKey	   *pub;
@@ -736,7 +741,8 @@ prove_key(CachedKey *ck, const char *keyname, int alg, const uint8 *der, size_t 
 		ERR_clear_error();
 		elog(ERROR, "OpenSSL could not make random bytes");
 	}
-	sign_digest(ck, keyname, alg, challenge, sig, &sig_len);
+	sha256_of(challenge, sizeof(challenge), NULL, 0, NULL, 0, digest);
+	sign_digest(ck, keyname, alg, challenge, sizeof(challenge), digest, sig, &sig_len);
 	pub = hp_key_get(der, der_len);
 	if (pub != NULL)
 	{
@@ -746,7 +752,7 @@ prove_key(CachedKey *ck, const char *keyname, int alg, const uint8 *der, size_t 
 		c.alg = alg;
 		c.sig = sig;
 		c.sig_len = sig_len;
-		(void) hp_key_verify(pub, &c, challenge, &ok);
+		(void) hp_key_verify(pub, &c, digest, &ok);
 		hp_key_release(pub);
 	}
 	if (!ok)
@@ -1208,7 +1214,7 @@ hp_signer_sign(HpSigner *s, const uint8 *tbs, size_t tbs_len,
 	uint8		digest[32];
 
 	sha256_of(tbs, tbs_len, NULL, 0, NULL, 0, digest);
-	sign_digest(s->ck, s->info.name, s->info.alg, digest, sig, sig_len);
+	sign_digest(s->ck, s->info.name, s->info.alg, tbs, tbs_len, digest, sig, sig_len);
 }
 
 void

@@ -21,8 +21,11 @@
  * in shared memory, pinmark.c).
  *
  * Signing: CKM_ECDSA over the SHA-256 digest (the token returns r || s,
- * the COSE form); CKM_RSA_PKCS_PSS over the digest with SHA-256, MGF1
- * SHA-256 and a 32-byte salt.
+ * the COSE form); CKM_SHA256_RSA_PKCS_PSS over the message (the token
+ * hashes it) with SHA-256, MGF1 SHA-256 and a 32-byte salt, or, on a token
+ * that does not offer that mechanism (CKR_MECHANISM_INVALID at
+ * C_SignInit), CKM_RSA_PKCS_PSS with the same parameters over the digest:
+ * the same signature, remembered per key.
  */
 #include "postgres.h"
 
@@ -80,6 +83,7 @@ struct HpP11Key
 	P11Token   *token;
 	ck_object_handle_t object;
 	int			alg;
+	bool		pss_over_digest;	/* the token has no CKM_SHA256_RSA_PKCS_PSS */
 };
 
 static struct
@@ -835,10 +839,10 @@ hp_p11_open(const char *keyname, const char *uri, int alg)
 	return k;
 }
 
-/* Sign a SHA-256 digest on the token; the COSE form in sig */
+/* Sign msg (whose SHA-256 is digest) on the token; the COSE form in sig */
 void
-hp_p11_sign(HpP11Key *k, const char *keyname, int alg,
-			const uint8 *digest, uint8 *sig, size_t *sig_len)
+hp_p11_sign(HpP11Key *k, const char *keyname, int alg, const uint8 *msg,
+			size_t msg_len, const uint8 *digest, uint8 *sig, size_t *sig_len)
 {
 	struct ck_rsa_pkcs_pss_params pss = {CKM_SHA256, CKG_MGF1_SHA256, 32};
 	struct ck_mechanism mech;
@@ -852,10 +856,20 @@ hp_p11_sign(HpP11Key *k, const char *keyname, int alg,
 				 errmsg("sign: the PKCS#11 session of signing key \"%s\" is gone", keyname)));
 	if (alg == HP_ALG_ES256)
 		mech = (struct ck_mechanism) {CKM_ECDSA, NULL, 0};
+	else if (!k->pss_over_digest)
+		mech = (struct ck_mechanism) {CKM_SHA256_RSA_PKCS_PSS, &pss, sizeof(pss)};
 	else
 		mech = (struct ck_mechanism) {CKM_RSA_PKCS_PSS, &pss, sizeof(pss)};
 	rv = p11.f->C_SignInit(k->token->session, &mech, k->object);
-	if (rv == CKR_OK)
+	if (rv == CKR_MECHANISM_INVALID && mech.mechanism == CKM_SHA256_RSA_PKCS_PSS)
+	{
+		k->pss_over_digest = true;
+		mech = (struct ck_mechanism) {CKM_RSA_PKCS_PSS, &pss, sizeof(pss)};
+		rv = p11.f->C_SignInit(k->token->session, &mech, k->object);
+	}
+	if (rv == CKR_OK && mech.mechanism == CKM_SHA256_RSA_PKCS_PSS)
+		rv = p11.f->C_Sign(k->token->session, (unsigned char *) msg, msg_len, sig, &len);
+	else if (rv == CKR_OK)
 		rv = p11.f->C_Sign(k->token->session, (unsigned char *) digest, 32, sig, &len);
 	if (rv == CKR_OK && alg == HP_ALG_ES256 && len != 64)
 		rv = CKR_GENERAL_ERROR;
