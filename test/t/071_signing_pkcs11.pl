@@ -4,6 +4,12 @@
 #      kid is trust_add()'s;
 #   2. randomized messages signed through C_Sign (CKM_ECDSA, CKM_RSA_PKCS_PSS)
 #      verify with the certificate's key in Python's cryptography;
+#   2b. issue() and issue_batch() with both token keys (their DSCs trusted):
+#      check() is ok, test/issue_check.py (cbor2, cryptography) verifies every
+#      pass, alg -7 with the EC key and -37 with the RSA key, PS256 as
+#      RSASSA-PSS with MGF1-SHA256 and a salt of exactly 32 bytes (what
+#      OpenSSL enforces given salt_length=32), and each issuance left its
+#      issued record in the audit chain with the UVCI as subject;
 #   3. URIs carrying a PIN or a module, or naming no key, are refused; so are
 #      a missing token or object, a key that is not the certificate's, a key
 #      on another curve;
@@ -23,8 +29,11 @@ use Test::More;
 use FindBin;
 use File::Path qw(make_path);
 
+# no skip: test/deps.sh installs softhsm2, so a missing module is a broken
+# environment, and it fails here
 my $module = '/usr/lib/softhsm/libsofthsm2.so';
-plan skip_all => "SoftHSM2 is not installed ($module)" unless -e $module;
+ok(-e $module, "SoftHSM2's PKCS#11 module is installed ($module)")
+  or BAIL_OUT("SoftHSM2 is not installed ($module missing): install softhsm2 (apt-get install softhsm2, or run test/deps.sh)");
 
 my $node = PostgreSQL::Test::Cluster->new('signing_pkcs11');
 $node->init;
@@ -124,6 +133,97 @@ for my $k ([ 'fr', 'es', 200 ], [ 'de', 'rsa', 60 ])
 	chomp $res;
 	is($res, "$n 0", "$name: $n signatures made in the token verify with the DSC in Python's cryptography");
 }
+
+# 2b. issue() and issue_batch() with the token keys ----------------------
+# fr (ES256, already trusted) and de (PS256, RSA-2048, trusted here); random
+# payloads as in test/t/080: n % 4 picks the key and the function
+#   0: fr issue()   1: de issue()   2: fr issue_batch()   3: de issue_batch()
+my $NI = 40;
+my $py = '/usr/bin/python3';
+my $check = "$FindBin::RealBin/../issue_check.py";
+my $payloads;
+IPC::Run::run([ $py, $check, 'gen', '71', $NI ], '>', \$payloads) or die 'issue_check.py gen failed';
+spew("$base/payloads.jsonl", $payloads);
+$node->safe_psql('postgres', qq{
+SELECT health_pass.trust_add(@{[cert('rsa')]});
+CREATE ROLE registrar LOGIN;
+GRANT USAGE ON SCHEMA health_pass TO registrar;
+SELECT health_pass.grant_signing('registrar', 'fr');
+SELECT health_pass.grant_signing('registrar', 'de');
+CREATE TABLE payloads (n serial, p jsonb, key text, how text);
+COPY payloads (p) FROM '$base/payloads.jsonl' WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02');
+UPDATE payloads SET key = CASE WHEN n % 2 = 0 THEN 'fr' ELSE 'de' END,
+                    how = CASE WHEN n % 4 < 2 THEN 'issue' ELSE 'batch' END;
+UPDATE payloads SET p = jsonb_set(p, ARRAY[k.k, '0', 'ci'], to_jsonb(health_pass.uvci(upper(key), 'HSM')))
+  FROM (SELECT n AS nn, (SELECT k FROM unnest(ARRAY['v', 't', 'r']) k WHERE p ? k) AS k FROM payloads) k
+ WHERE k.nn = n;
+CREATE TABLE issued (n int, key text, how text, p health_pass.pass, at timestamptz);
+GRANT SELECT ON payloads TO registrar;
+GRANT INSERT ON issued TO registrar;
+});
+is($node->safe_psql('postgres', q{SELECT string_agg(key || ' ' || how || ' ' || c, ', ' ORDER BY key, how) FROM
+	(SELECT key, how, count(*) c FROM payloads
+	  WHERE (coalesce(p -> 'v', p -> 't', p -> 'r') -> 0 ->> 'ci') LIKE 'URN:UVCI:01:' || upper(key) || ':HSM/%'
+	  GROUP BY 1, 2) s}),
+	'de batch 10, de issue 10, fr batch 10, fr issue 10',
+	"$NI random payloads (seed 71), each with a UVCI of its key's country");
+is(sq(q{INSERT INTO issued
+  SELECT n, key, how, health_pass.issue(p, key, '90 days', at), at
+    FROM payloads, (SELECT date_trunc('second', now()) + interval '0.7 s' AS at) x
+   WHERE how = 'issue'}, 'registrar'), '', 'registrar issues 10 passes with each token key through issue()');
+is(sq(q{INSERT INTO issued
+  SELECT s.ns[b.o], s.key, 'batch', b.p, s.at
+    FROM (SELECT key, array_agg(p ORDER BY n) AS ps, array_agg(n ORDER BY n) AS ns,
+                 date_trunc('second', now()) + interval '0.7 s' AS at
+            FROM payloads WHERE how = 'batch' GROUP BY key) s,
+         LATERAL health_pass.issue_batch(s.ps, s.key, '90 days', s.at) WITH ORDINALITY b(p, o)}, 'registrar'),
+	'', '... and 10 with each through issue_batch()');
+is($node->safe_psql('postgres', q{SELECT string_agg(key || ' ' || how || ' ' || a || ' ' || c, ', ' ORDER BY key, how) FROM
+	(SELECT key, how, health_pass.alg(p) a, count(*) c FROM issued GROUP BY 1, 2, 3) s}),
+	'de batch PS256 10, de issue PS256 10, fr batch ES256 10, fr issue ES256 10',
+	'every pass issued: PS256 with the RSA token key, ES256 with the EC one');
+is($node->safe_psql('postgres', q{SELECT string_agg(DISTINCT (health_pass.check(p)).reason::text, ', ') FROM issued}),
+	'ok', 'check() of every pass issued with a token key: ok');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM issued i JOIN payloads pl USING (n, key)
+	WHERE (health_pass.check(i.p)).reason = 'ok'
+	  AND health_pass.issuer(i.p) = upper(key)
+	  AND health_pass.kid(i.p) = (SELECT kid FROM health_pass.signing_key WHERE name = key)
+	  AND health_pass.issued_at(i.p) = date_trunc('second', at)
+	  AND health_pass.expires_at(i.p) = date_trunc('second', at) + interval '90 days'}),
+	$NI, '... each with its key\'s country, kid, iat and exp');
+
+# the independent verifier, over each key's passes with that key's DSC only:
+# the kid names the DSC, the alg is -7 (EC) or -37 (RSA), and PS256 verifies
+# only as RSASSA-PSS, SHA-256, MGF1-SHA256, salt exactly 32 bytes
+for my $k ([ 'fr', 'es', 'ES256' ], [ 'de', 'rsa', 'PS256' ])
+{
+	my ($key, $file, $alg) = @$k;
+	my $lines = $node->safe_psql('postgres', qq{
+SELECT json_build_object('payload', pl.p, 'pass', i.p::text,
+                         'iat', floor(extract(epoch FROM i.at))::bigint,
+                         'exp', floor(extract(epoch FROM i.at + interval '90 days'))::bigint)
+  FROM issued i JOIN payloads pl USING (n, key) WHERE key = '$key' ORDER BY n});
+	spew("$base/issued-$key.jsonl", "$lines\n");
+	my $res = '';
+	IPC::Run::run([ $py, $check, 'verify', "$base/issued-$key.jsonl", "$out/$file.der" ], '>', \$res, '2>&1');
+	like($res, qr/^verified: $alg 20\nissue_check: 20 passed, 0 failed$/m,
+		"$key: issue_check.py verifies its 20 passes, protected alg $alg"
+		  . ($alg eq 'PS256' ? ' (-37, PSS salt 32, MGF1-SHA256)' : ' (-7, r||s)'))
+	  or diag($res);
+}
+
+# each issuance in the audit chain, the UVCI as subject
+$node->safe_psql('postgres', 'SELECT health_pass.audit_flush()');
+is($node->safe_psql('postgres', q{
+SELECT count(*) FROM health_pass.audit_log a
+  JOIN (SELECT health_pass.uvci(p) AS ci, key, p FROM issued) i ON a.subject = i.ci
+ WHERE a.outcome = 'issued' AND a.relation = 'health_pass.signing_key'::regclass
+   AND a.current_user_name = 'registrar'
+   AND a.reason = format('signed with key "%s"; signature hash %s', i.key,
+                         encode((health_pass.revocation_hashes(i.p)).signature, 'hex'))}),
+	$NI, "each of the $NI issuances recorded: outcome issued, the UVCI as subject, the key, the signature hash");
+is($node->safe_psql('postgres', q{SELECT count(DISTINCT health_pass.uvci(p)) FROM issued}), $NI, '... UVCIs all distinct');
+is($node->safe_psql('postgres', 'SELECT bool_and(ok) FROM health_pass.audit_verify()'), 't', 'the chain verifies');
 
 # 3. URIs and objects -------------------------------------------------------
 for my $c (
