@@ -26,6 +26,7 @@ DECLARE
     v_entries jsonb;
     bad bigint;
     n integer;
+    ext integer;
 BEGIN
     IF batch IS NULL OR jsonb_typeof(batch) IS DISTINCT FROM 'object' THEN
         RAISE EXCEPTION 'revocation batch: not a JSON object' USING ERRCODE = 'YHR01';
@@ -83,12 +84,18 @@ BEGIN
     INSERT INTO health_pass.revocation (hash, hash_type, country, kid, expires, source, revoked_by)
     SELECT decode(e ->> 'hash', 'base64'), v_type, v_country, v_kid, v_expires, 'import', health_pass._revocation_caller()
       FROM jsonb_array_elements(v_entries) AS x(e)
+    ON CONFLICT (hash, hash_type) DO NOTHING;
+    GET DIAGNOSTICS n = ROW_COUNT;
     -- an entry already there keeps its row; a later expiry (or none) extends
     -- it, and revoked_at moves so that an export since then carries it again
-    ON CONFLICT (hash, hash_type) DO UPDATE SET expires = EXCLUDED.expires, revoked_at = now()
-       WHERE revocation.expires IS NOT NULL
-         AND (EXCLUDED.expires IS NULL OR EXCLUDED.expires > revocation.expires);
-    GET DIAGNOSTICS n = ROW_COUNT;
+    -- (a second statement: ON CONFLICT DO UPDATE would lock and write every
+    -- row already there, and refuses a batch naming a hash twice)
+    UPDATE health_pass.revocation r SET expires = v_expires, revoked_at = now()
+      FROM (SELECT DISTINCT decode(e ->> 'hash', 'base64') AS h FROM jsonb_array_elements(v_entries) AS x(e)) b
+     WHERE r.hash = b.h AND r.hash_type = v_type AND r.expires IS NOT NULL
+       AND (v_expires IS NULL OR r.expires < v_expires);
+    GET DIAGNOSTICS ext = ROW_COUNT;
+    n := n + ext;
     -- recorded in the audit chain when the transaction commits, as revoke() is:
     -- the batch by its country, hash type and a digest of its sorted hashes
     PERFORM health_pass._revocation_imported(

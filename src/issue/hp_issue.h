@@ -32,8 +32,8 @@ typedef struct HpSignerInfo
 	TimestampTz not_before;		/* the DSC's validity */
 	TimestampTz not_after;
 	int			key_usage;		/* HpKind bits the DSC allows (all when it says none) */
-	TimestampTz dsc_revoked_at; /* revoked_at of the DSC's trust_list row, or
-								 * DT_NOEND when none is revoked */
+	bool		dsc_revoked;	/* the DSC's trust_list row has revoked_at set */
+	TimestampTz dsc_revoked_at; /* its revoked_at, when dsc_revoked */
 } HpSignerInfo;
 
 /* keys.c */

@@ -389,7 +389,7 @@ issue_with(HpSigner *signer, Datum payload_d, TimestampTz issued_at,
 						info->name, ts_text(issued_at)),
 				 errdetail("It is valid from %s to %s.",
 						   ts_text(info->not_before), ts_text(info->not_after))));
-	if (info->dsc_revoked_at != DT_NOEND)
+	if (info->dsc_revoked)
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_ISSUE_KEY),
 				 errmsg("cannot issue pass: key: the certificate of key \"%s\" is revoked in the trust list",

@@ -856,14 +856,16 @@ static struct
 } kcols;
 
 /*
- * When the trust list holds this DSC (by fingerprint, the SHA-256 of its DER)
- * with revoked_at set, that time; else DT_NOEND.  A DSC revoked there makes
- * every pass it signed key_revoked whatever its iat (verify/check.c), so
- * issue() refuses to sign with it.
+ * Whether the trust list holds this DSC (by fingerprint, the SHA-256 of its
+ * DER) with revoked_at set (any value, 'infinity' too, as check() counts
+ * it), and the earliest such time in *at.  A DSC revoked there makes every
+ * pass it signed key_revoked whatever its iat (verify/check.c), so issue()
+ * refuses to sign with it.
  */
-static TimestampTz
-dsc_revoked_at(const uint8 *cert, size_t len, Snapshot snap)
+static bool
+dsc_revoked_at(const uint8 *cert, size_t len, Snapshot snap, TimestampTz *at_out)
 {
+	bool		revoked = false;
 	Oid			relid = hp_extension_relation_oid("trust_list");
 	Oid			idx = hp_extension_relation_oid("trust_list_fingerprint_key");
 	Relation	rel;
@@ -891,13 +893,15 @@ dsc_revoked_at(const uint8 *cert, size_t len, Snapshot snap)
 		bool		isnull;
 		Datum		d = heap_getattr(tup, att_revoked, RelationGetDescr(rel), &isnull);
 
-		if (!isnull && DatumGetTimestampTz(d) < at)
+		if (!isnull && (!revoked || DatumGetTimestampTz(d) < at))
 			at = DatumGetTimestampTz(d);
+		revoked |= !isnull;
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	pfree(fp);
-	return at;
+	*at_out = at;
+	return revoked;
 }
 
 /* Read the row of key name into s->info and s->key_ref; false if none */
@@ -975,8 +979,9 @@ read_key_row(const char *name, HpSigner *s)
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	if (found)
-		s->info.dsc_revoked_at = dsc_revoked_at(s->info.certificate,
-												s->info.certificate_len, snap);
+		s->info.dsc_revoked = dsc_revoked_at(s->info.certificate,
+											 s->info.certificate_len, snap,
+											 &s->info.dsc_revoked_at);
 	UnregisterSnapshot(snap);
 	return found;
 }

@@ -23,8 +23,9 @@
  * Signing: CKM_ECDSA over the SHA-256 digest (the token returns r || s,
  * the COSE form); CKM_SHA256_RSA_PKCS_PSS over the message (the token
  * hashes it) with SHA-256, MGF1 SHA-256 and a 32-byte salt, or, on a token
- * that does not offer that mechanism (CKR_MECHANISM_INVALID at
- * C_SignInit), CKM_RSA_PKCS_PSS with the same parameters over the digest:
+ * that does not offer that mechanism (CKR_MECHANISM_INVALID,
+ * CKR_MECHANISM_PARAM_INVALID or CKR_FUNCTION_NOT_SUPPORTED at C_SignInit),
+ * CKM_RSA_PKCS_PSS with the same parameters over the digest:
  * the same signature, remembered per key.
  */
 #include "postgres.h"
@@ -861,7 +862,8 @@ hp_p11_sign(HpP11Key *k, const char *keyname, int alg, const uint8 *msg,
 	else
 		mech = (struct ck_mechanism) {CKM_RSA_PKCS_PSS, &pss, sizeof(pss)};
 	rv = p11.f->C_SignInit(k->token->session, &mech, k->object);
-	if (rv == CKR_MECHANISM_INVALID && mech.mechanism == CKM_SHA256_RSA_PKCS_PSS)
+	if ((rv == CKR_MECHANISM_INVALID || rv == CKR_MECHANISM_PARAM_INVALID ||
+		 rv == CKR_FUNCTION_NOT_SUPPORTED) && mech.mechanism == CKM_SHA256_RSA_PKCS_PSS)
 	{
 		k->pss_over_digest = true;
 		mech = (struct ck_mechanism) {CKM_RSA_PKCS_PSS, &pss, sizeof(pss)};

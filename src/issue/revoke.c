@@ -24,6 +24,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -137,7 +138,15 @@ pending_add(Oid relid, const char *subject, const char *reason, Oid actor)
 	MemoryContextSwitchTo(old);
 }
 
-/* Insert one hash as the extension owner; true when it was new or extended */
+/*
+ * Insert one hash as the extension owner; true when it was new or extended.
+ * An entry already there keeps its row, but a later expiry (or none)
+ * extends it, and revoked_at moves so an export since then carries it again
+ * (the same rule as revocation_import(): docs/design/revocation.md).  Two
+ * statements, not ON CONFLICT DO UPDATE, which would lock (and write) the
+ * row even when it changes nothing.  The caller pins search_path; every
+ * name is qualified all the same.
+ */
 static bool
 insert_hash(const char *qualified, const HpRevHashes *h, int t, Datum country,
 			bool country_null, Datum kid, bool kid_null, Datum expires,
@@ -145,21 +154,15 @@ insert_hash(const char *qualified, const HpRevHashes *h, int t, Datum country,
 {
 	static Oid	argtypes[7] = {BYTEAOID, TEXTOID, TEXTOID, BYTEAOID, TIMESTAMPTZOID,
 	TEXTOID, NAMEOID};
+	static Oid	argtypes_update[3] = {BYTEAOID, TEXTOID, TIMESTAMPTZOID};
 	Datum		values[7];
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	char	   *sql;
 	int			rc;
 
-	/*
-	 * An entry already there keeps its row, but a later expiry (or none)
-	 * extends it, and revoked_at moves so an export since then carries it
-	 * again (the same rule as revocation_import(): docs/design/revocation.md)
-	 */
-	sql = psprintf("INSERT INTO %s AS r (hash, hash_type, country, kid, expires, reason, source, revoked_by)"
+	sql = psprintf("INSERT INTO %s (hash, hash_type, country, kid, expires, reason, source, revoked_by)"
 				   " VALUES ($1, $2, $3, $4, $5, $6, 'local', $7)"
-				   " ON CONFLICT (hash, hash_type) DO UPDATE SET expires = EXCLUDED.expires, revoked_at = now()"
-				   " WHERE r.expires IS NOT NULL"
-				   " AND (EXCLUDED.expires IS NULL OR EXCLUDED.expires > r.expires)", qualified);
+				   " ON CONFLICT (hash, hash_type) DO NOTHING", qualified);
 	values[0] = PointerGetDatum(hp_bytea(h->hash[t], HP_REV_HASH_LEN));
 	values[1] = CStringGetTextDatum(hp_rev_type_names[t]);
 	values[2] = country;
@@ -172,6 +175,17 @@ insert_hash(const char *qualified, const HpRevHashes *h, int t, Datum country,
 	values[6] = revoked_by;
 	rc = SPI_execute_with_args(sql, 7, argtypes, values, nulls, false, 0);
 	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "SPI_execute_with_args failed on health_pass.revocation: %d", rc);
+	if (SPI_processed > 0)
+		return true;
+	sql = psprintf("UPDATE %s SET expires = $3, revoked_at = pg_catalog.now()"
+				   " WHERE hash OPERATOR(pg_catalog.=) $1 AND hash_type OPERATOR(pg_catalog.=) $2"
+				   " AND expires IS NOT NULL AND ($3 IS NULL OR expires OPERATOR(pg_catalog.<) $3)",
+				   qualified);
+	values[2] = expires;
+	nulls[2] = expires_null ? 'n' : ' ';
+	rc = SPI_execute_with_args(sql, 3, argtypes_update, values, nulls, false, 0);
+	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "SPI_execute_with_args failed on health_pass.revocation: %d", rc);
 	return SPI_processed > 0;
 }
@@ -196,6 +210,7 @@ hp_revoke(PG_FUNCTION_ARGS)
 	NameData	by;
 	Oid			save_user;
 	int			save_sec;
+	int			guc_nest;
 	int			added = 0;
 
 	hp_require_preload();
@@ -252,6 +267,15 @@ hp_revoke(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	SetUserIdAndSecContext(hp_extension_owner(),
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	/*
+	 * As the owner, never under the caller's search_path: a function or
+	 * operator of the caller's schema must not be found by name (as a
+	 * SECURITY DEFINER function with SET search_path; an error pops it with
+	 * the (sub)transaction's abort)
+	 */
+	guc_nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	PG_TRY();
 	{
 		for (int t = 0; t < HP_REV_NTYPES; t++)
@@ -266,6 +290,7 @@ hp_revoke(PG_FUNCTION_ARGS)
 		SetUserIdAndSecContext(save_user, save_sec);
 	}
 	PG_END_TRY();
+	AtEOXact_GUC(true, guc_nest);
 	SPI_finish();
 
 	/* recorded when the transaction commits (see the header comment) */

@@ -29,7 +29,7 @@ SELECT functions_are('health_pass', ARRAY[
     '_signing_key_alg', '_signing_key_ref', '_signing_key_prove', 'signing_key_fill',
     'signing_key_add', 'grant_signing', 'revoke_signing', 'signer_check', '_sign',
     'revocation_hashes', 'revoke', 'revocation_import',
-    'revocation_export', 'revocation_purge', '_revocation_imported'],
+    'revocation_export', 'revocation_purge', '_revocation_imported', '_revocation_caller'],
     'exactly the documented functions');
 SELECT is((SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'health_pass' AND obj_description(p.oid, 'pg_proc') IS NULL)::int, 0,

@@ -265,6 +265,38 @@ TRUNCATE health_pass.revocation;
 SELECT sum(health_pass.revocation_import(b)) AS reimported FROM far;
 SELECT expires, count(*) FROM health_pass.revocation GROUP BY 1;
 TRUNCATE health_pass.revocation;
+-- a batch naming a hash twice imports it once (and changes nothing the
+-- second time); extending takes no lock on rows it does not change
+SELECT health_pass.revocation_import('{"country": "DE", "hashType": "UCI", "expires": "2040-01-01T00:00:00Z",
+    "entries": [{"hash": "AAAAAAAAAAAAAAAAAAAAAA=="}, {"hash": "AAAAAAAAAAAAAAAAAAAAAA=="}]}') AS twice,
+       health_pass.revocation_import('{"country": "DE", "hashType": "UCI", "expires": "2041-01-01T00:00:00Z",
+    "entries": [{"hash": "AAAAAAAAAAAAAAAAAAAAAA=="}, {"hash": "AAAAAAAAAAAAAAAAAAAAAA=="}]}') AS twice_extended;
+SELECT count(*), max(expires) FROM health_pass.revocation;
+TRUNCATE health_pass.revocation;
+-- revoke() acts as the extension owner: the caller's search_path finds none
+-- of its functions or operators (an attacker's now(), < or = ran as the
+-- owner, a superuser, in a review build whose extension path named them)
+CREATE SCHEMA regress_evil AUTHORIZATION regress_registrar;
+SET ROLE regress_registrar;
+CREATE FUNCTION regress_evil.now() RETURNS timestamptz LANGUAGE plpgsql
+    AS $$ BEGIN RAISE EXCEPTION 'evil now() ran as %', current_user; END $$;
+CREATE FUNCTION regress_evil.lt(timestamptz, timestamptz) RETURNS boolean LANGUAGE plpgsql
+    AS $$ BEGIN RAISE EXCEPTION 'evil < ran as %', current_user; END $$;
+CREATE OPERATOR regress_evil.< (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = regress_evil.lt);
+CREATE FUNCTION regress_evil.eq(bytea, bytea) RETURNS boolean LANGUAGE plpgsql
+    AS $$ BEGIN RAISE EXCEPTION 'evil = ran as %', current_user; END $$;
+CREATE OPERATOR regress_evil.= (LEFTARG = bytea, RIGHTARG = bytea, FUNCTION = regress_evil.eq);
+RESET ROLE;
+INSERT INTO health_pass.revocation (hash, hash_type, expires)
+SELECT (health_pass.revocation_hashes(txt::health_pass.pass)).uci, 'UCI', '2000-01-01' FROM fx_pass WHERE name = 'ok_vacc';
+SET ROLE regress_registrar;
+SET search_path = regress_evil, public, pg_catalog;
+SELECT health_pass.revoke(txt::health_pass.pass, 'search_path attack') AS changed FROM fx_pass WHERE name = 'ok_vacc';
+RESET search_path;
+RESET ROLE;
+SELECT hash_type, expires > '2000-01-01' AS extended FROM health_pass.revocation ORDER BY 1;
+DROP SCHEMA regress_evil CASCADE;
+TRUNCATE health_pass.revocation;
 -- revoked_by of an import is the calling role (SET ROLE counts), as in its
 -- audit record, not the session user
 GRANT EXECUTE ON FUNCTION health_pass.revocation_import(jsonb) TO regress_registrar;

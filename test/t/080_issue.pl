@@ -188,6 +188,10 @@ like(issue_as($g, "'fr'"),
 	'a DSC revoked in the trust list: refused at the key stage (YHI02)');
 like(sq("SELECT count(*) FROM health_pass.issue_batch(ARRAY[$g], 'fr')", 'registrar'),
 	qr/YHI02: .*revoked in the trust list/, 'issue_batch() too');
+sq("UPDATE health_pass.trust_list SET revoked_at = 'infinity'
+     WHERE certificate = (SELECT certificate FROM health_pass.signing_key WHERE name = 'fr')");
+like(issue_as($g, "'fr'"), qr/YHI02: .*revoked in the trust list/,
+	'revoked_at infinity counts too, as check() counts it');
 sq("UPDATE health_pass.trust_list SET revoked_at = NULL, revocation_reason = NULL");
 like(issue_as($g, "'fr'"), qr/^t$/, 'no longer revoked: issues again');
 
