@@ -230,15 +230,24 @@ hp_db_in_use(Oid dbid, int writer_pid, bool force)
 	{
 		bool		isnull;
 		int64		prepared;
+		int			nest;
 
+		/*
+		 * Under a pinned search_path, every name qualified: an =(oid, oid)
+		 * of the caller's schema made the count 0, and the writer was
+		 * stopped for a DROP DATABASE that then failed
+		 */
+		nest = hp_search_path_pin();
 		SPI_connect();
-		if (SPI_execute_with_args("SELECT count(*) FROM pg_catalog.pg_prepared_xacts p, pg_catalog.pg_database d "
-								  "WHERE d.oid = $1 AND p.database = d.datname",
+		if (SPI_execute_with_args("SELECT pg_catalog.count(*) FROM pg_catalog.pg_prepared_xacts p, "
+								  "pg_catalog.pg_database d WHERE d.oid OPERATOR(pg_catalog.=) $1 "
+								  "AND p.database OPERATOR(pg_catalog.=) d.datname",
 								  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(dbid)},
 								  NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "could not count the prepared transactions of database %u", dbid);
 		prepared = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		SPI_finish();
+		hp_search_path_restore(nest);
 		if (prepared > 0)
 			return true;
 	}

@@ -161,7 +161,12 @@ hp_anchor_kind(const HpAnchor *a)
 	return a->archived ? "archive anchor" : "checkpoint";
 }
 
-/* Walk the chain (HpWalk); the caller is connected to SPI */
+/*
+ * Walk the chain (HpWalk); the caller is connected to SPI, with search_path
+ * pinned (hp_search_path_pin): an operator of the caller's schema must not
+ * decide which blocks are read (it made the walk read none), nor run as the
+ * superuser who sets an anchor.  The names are qualified all the same.
+ */
 static void
 hp_chain_walk(HpWalk *w)
 {
@@ -191,9 +196,10 @@ hp_chain_walk(HpWalk *w)
 	/* from the block that holds the record after start_id on */
 	portal = SPI_cursor_open_with_args(NULL,
 									   "SELECT min_id, max_id, min_at, max_at, subjects, records "
-									   "FROM health_pass.audit_block WHERE min_id >= "
-									   "coalesce((SELECT max(min_id) FROM health_pass.audit_block "
-									   "WHERE min_id <= $1), $1) AND ($2 = 0 OR min_id <= $2) "
+									   "FROM health_pass.audit_block WHERE min_id OPERATOR(pg_catalog.>=) "
+									   "coalesce((SELECT pg_catalog.max(min_id) FROM health_pass.audit_block "
+									   "WHERE min_id OPERATOR(pg_catalog.<=) $1), $1) "
+									   "AND ($2 OPERATOR(pg_catalog.=) 0 OR min_id OPERATOR(pg_catalog.<=) $2) "
 									   "ORDER BY min_id",
 									   2, argtypes,
 									   (Datum[]) {Int64GetDatum(w->start_id + 1), Int64GetDatum(w->upto)},
@@ -375,6 +381,7 @@ hp_verify_walk(HpWalk *w, bool incremental)
 {
 	int64		head_id = hp_writer_head_id();
 	MemoryContext outer = CurrentMemoryContext;
+	int			nest = hp_search_path_pin();
 
 	SPI_connect();
 	hp_walk_from_anchor(w, incremental);
@@ -384,6 +391,7 @@ hp_verify_walk(HpWalk *w, bool incremental)
 	w->anchors = NULL;			/* SPI's memory */
 	w->nanchors = 0;
 	SPI_finish();
+	hp_search_path_restore(nest);
 	if (w->first_bad == 0 && head_id > w->last_id)
 	{
 		w->first_bad = w->last_id + 1;
@@ -510,11 +518,14 @@ hp_audit_checkpoint(PG_FUNCTION_ARGS)
 				 errhint("health_pass.audit_verify() checks the whole chain.")));
 	if (w.last_id > w.start_id)
 	{
+		int			nest = hp_search_path_pin();
+
 		SPI_connect();
 		hp_anchor_set(w.last_id, w.last_hash, HP_VERIFIED,
 					  psprintf("records " INT64_FORMAT " to " INT64_FORMAT " verified",
 							   w.start_id + 1, w.last_id));
 		SPI_finish();
+		hp_search_path_restore(nest);
 	}
 	out[0] = Int64GetDatum(w.last_id);
 	out[1] = PointerGetDatum(hp_bytea(w.last_hash, 32));
@@ -545,17 +556,20 @@ hp_audit_archive(PG_FUNCTION_ARGS)
 	int64		cut = 0;
 	int64		blocks = 0;
 	bool		isnull;
+	int			nest;
 
 	if (get_call_result_type(fcinfo, NULL, &rdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "audit_archive must return a composite type");
 	rdesc = BlessTupleDesc(rdesc);
 	hp_anchor_lock("archive audit records");
+	nest = hp_search_path_pin();	/* as hp_chain_walk says */
 	SPI_connect();
 	hp_walk_from_anchor(&w, false);
 	/* the last record of the blocks before the first one to keep */
-	if (SPI_execute_with_args("SELECT max(max_id) FROM health_pass.audit_block "
-							  "WHERE min_id < coalesce((SELECT min(min_id) FROM health_pass.audit_block "
-							  "WHERE max_at >= $1), 9223372036854775807)",
+	if (SPI_execute_with_args("SELECT pg_catalog.max(max_id) FROM health_pass.audit_block "
+							  "WHERE min_id OPERATOR(pg_catalog.<) coalesce((SELECT pg_catalog.min(min_id) "
+							  "FROM health_pass.audit_block WHERE max_at OPERATOR(pg_catalog.>=) $1), "
+							  "9223372036854775807)",
 							  1, (Oid[]) {TIMESTAMPTZOID}, (Datum[]) {TimestampTzGetDatum(before)},
 							  NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read health_pass.audit_block");
@@ -584,7 +598,7 @@ hp_audit_archive(PG_FUNCTION_ARGS)
 		hp_anchor_set(cut, w.last_hash, HP_ARCHIVED,
 					  psprintf("records " INT64_FORMAT " to " INT64_FORMAT " archived, logged before %s",
 							   w.start_id + 1, cut, timestamptz_to_str(before)));
-		if (SPI_execute_with_args("DELETE FROM health_pass.audit_block WHERE min_id <= $1",
+		if (SPI_execute_with_args("DELETE FROM health_pass.audit_block WHERE min_id OPERATOR(pg_catalog.<=) $1",
 								  1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(cut)},
 								  NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not delete from health_pass.audit_block");
@@ -596,6 +610,7 @@ hp_audit_archive(PG_FUNCTION_ARGS)
 		memcpy(w.last_hash, w.start_hash, 32);
 	}
 	SPI_finish();
+	hp_search_path_restore(nest);
 	out[0] = Int64GetDatum(blocks);
 	out[1] = Int64GetDatum(blocks > 0 ? cut - w.start_id : 0);
 	out[2] = Int64GetDatum(cut);

@@ -414,9 +414,9 @@ hp_key_count_levels(void)
 {
 	hp_key_exec(hp_key_plan(&plan_levels,
 							"SELECT coalesce((SELECT pg_catalog.count(*) FROM health_pass.audit_key_run "
-							"  WHERE live GROUP BY level ORDER BY 1 DESC LIMIT 1), 0)::int8, "
+							"  WHERE live GROUP BY level ORDER BY 1 DESC LIMIT 1), 0)::pg_catalog.int8, "
 							"coalesce((SELECT pg_catalog.sum(pages) FROM health_pass.audit_key_run "
-							"  WHERE level OPERATOR(pg_catalog.=) -1), 0)::int8", 0, NULL),
+							"  WHERE level OPERATOR(pg_catalog.=) -1), 0)::pg_catalog.int8", 0, NULL),
 				NULL, SPI_OK_SELECT, 1);
 	hp_ks.fullest = (int) hp_key_int8(0, 1);
 	hp_ks.dead_pages = hp_key_int8(0, 2);
@@ -548,7 +548,7 @@ hp_merge_start(void)
 	args[0] = Int32GetDatum(HP_KEY_FANIN);
 	args[1] = Int32GetDatum(HP_KEY_FANIN);
 	hp_key_exec(hp_key_plan(&plan_inputs,
-							"SELECT run, pages::int8, first_id, last_id, level::int8 "
+							"SELECT run, pages::pg_catalog.int8, first_id, last_id, level::pg_catalog.int8 "
 							"FROM health_pass.audit_key_run "
 							"WHERE live AND level OPERATOR(pg_catalog.=) "
 							"(SELECT level FROM health_pass.audit_key_run WHERE live GROUP BY level "
@@ -1146,6 +1146,7 @@ hp_audit_key_patch(PG_FUNCTION_ARGS)
 	Oid			types[1] = {INT8ARRAYOID};
 	int			kept = 0;
 	MemoryContext chunkcxt;
+	int			nest;
 
 	hp_audit_refuse_unless_superuser("_audit_key_patch()");
 	if (!hp_key_rels(&r))
@@ -1154,6 +1155,13 @@ hp_audit_key_patch(PG_FUNCTION_ARGS)
 	for (int i = 0; i < nids; i++)
 		if (!nulls[i])
 			ids[kept++] = ids[i];
+
+	/*
+	 * The triggers that call it pin search_path (as the writer does for its
+	 * steps); a superuser calling it himself gets it pinned too: the plans
+	 * are kept, and a plan is made again under the search_path of its use
+	 */
+	nest = hp_search_path_pin();
 	SPI_connect();
 	chunkcxt = AllocSetContextCreate(CurrentMemoryContext, "health_pass subject index patch",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -1191,5 +1199,6 @@ hp_audit_key_patch(PG_FUNCTION_ARGS)
 	}
 	MemoryContextDelete(chunkcxt);
 	SPI_finish();
+	hp_search_path_restore(nest);
 	PG_RETURN_INT64(added);
 }

@@ -868,10 +868,12 @@ hp_block_edit(const HpEntry *old, const HpEntry *repl)
 	bool		found = false;
 	SPITupleTable *tt;
 	uint64		rows;
+	int			nest = hp_search_path_pin();	/* none of the caller's operators */
 
 	SPI_connect();
 	if (SPI_execute_with_args("SELECT ctid, records FROM health_pass.audit_block "
-							  "WHERE $1 BETWEEN min_id AND max_id ORDER BY min_id FOR UPDATE",
+							  "WHERE min_id OPERATOR(pg_catalog.<=) $1 AND max_id OPERATOR(pg_catalog.>=) $1 "
+							  "ORDER BY min_id FOR UPDATE",
 							  1, argtypes, (Datum[]) {Int64GetDatum(old->id)}, NULL,
 							  false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read health_pass.audit_block");
@@ -903,7 +905,7 @@ hp_block_edit(const HpEntry *old, const HpEntry *repl)
 		b.n -= repl ? 0 : 1;
 		if (b.n == 0)
 		{
-			if (SPI_execute_with_args("DELETE FROM health_pass.audit_block WHERE ctid = $1",
+			if (SPI_execute_with_args("DELETE FROM health_pass.audit_block WHERE ctid OPERATOR(pg_catalog.=) $1",
 									  1, &argtypes[6], &ctid, NULL, false, 0) != SPI_OK_DELETE)
 				elog(ERROR, "could not delete from health_pass.audit_block");
 			break;
@@ -915,10 +917,11 @@ hp_block_edit(const HpEntry *old, const HpEntry *repl)
 			nullflags[k] = nulls[k] ? 'n' : ' ';
 		if (SPI_execute_with_args("UPDATE health_pass.audit_block SET min_id = $1, max_id = $2, "
 								  "min_at = $3, max_at = $4, subjects = $5, records = $6 "
-								  "WHERE ctid = $7", 7, argtypes, v, nullflags, false, 0) != SPI_OK_UPDATE)
+								  "WHERE ctid OPERATOR(pg_catalog.=) $7", 7, argtypes, v, nullflags, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not update health_pass.audit_block");
 	}
 	SPI_finish();
+	hp_search_path_restore(nest);
 	return found;
 }
 
@@ -986,6 +989,7 @@ hp_audit_pack_table(PG_FUNCTION_ARGS)
 	HpEntry    *e = palloc(HP_BLOCK_RECORDS * sizeof(HpEntry));
 	MemoryContext batchcxt,
 				outer;
+	int			nest;
 
 	if (!superuser())
 		ereport(ERROR,
@@ -995,6 +999,7 @@ hp_audit_pack_table(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation with OID %u does not exist", old)));
+	nest = hp_search_path_pin();	/* none of the caller's operators */
 	SPI_connect();
 	batchcxt = AllocSetContextCreate(CurrentMemoryContext, "health_pass pack batch",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -1042,6 +1047,7 @@ hp_audit_pack_table(PG_FUNCTION_ARGS)
 	}
 	SPI_cursor_close(portal);
 	SPI_finish();
+	hp_search_path_restore(nest);
 	PG_RETURN_INT64(moved);
 }
 

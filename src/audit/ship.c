@@ -690,7 +690,8 @@ hp_ship_quota_admit(Oid grantee, Oid relid, const char *purpose,
 		vals[2] = purpose;
 		vals[3] = (const char *) subject_key;
 		res = hp_pq_exec(quota_conn,
-						 "SELECT admitted, subjects FROM health_pass._audit_quota_admit($1::oid, $2::oid, $3, $4)",
+						 "SELECT admitted, subjects FROM health_pass._audit_quota_admit($1::pg_catalog.oid, "
+						 "$2::pg_catalog.oid, $3, $4)",
 						 4, vals, lens, fmts, hp_audit_timeout_ms, err, sizeof(err));
 	}
 	if (res == NULL)

@@ -544,7 +544,7 @@ hp_writer_timeline(HpQueue *q, HpWriterStep *step)
 		return;					/* an extension older than 0.10.0 */
 	memcpy(after_hash, step->hash, 32);
 	SPI_connect();
-	if (SPI_execute("SELECT max(timeline) FROM health_pass.audit_timeline", true, 1) != SPI_OK_SELECT)
+	if (SPI_execute("SELECT pg_catalog.max(timeline) FROM health_pass.audit_timeline", true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read health_pass.audit_timeline");
 	last_tli = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (!isnull && last_tli == (int64) tli)
@@ -1009,6 +1009,12 @@ hp_writer_main(Datum arg)
 	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("default_transaction_deferrable", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	/*
+	 * search_path before any SQL (the first is the chain head's load,
+	 * below, or the shipper's): no function, operator or type of a schema
+	 * the database's owner made runs as the bootstrap superuser here
+	 * (test/t/110_search_path.pl)
+	 */
 	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
 	hp_writer_errcxt = AllocSetContextCreate(TopMemoryContext, "health_pass writer errors",
 											 ALLOCSET_SMALL_SIZES);

@@ -1,11 +1,14 @@
 /*
  * common.c
- *    Whether health_pass was preloaded, and byte helpers.
+ *    Whether health_pass was preloaded, byte helpers, and the search_path
+ *    its SQL runs under.
  */
 #include "postgres.h"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+
+#include "utils/guc.h"
 
 #include "common/hp_common.h"
 
@@ -27,6 +30,30 @@ hp_require_preload(void)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("health_pass must be loaded by shared_preload_libraries"),
 				 errhint("Add health_pass to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+/*
+ * Pin search_path for the SQL that follows (hp_common.h).  A role that puts
+ * a schema of its own before pg_catalog would otherwise have its operators
+ * and functions (an =(bigint, integer), a max(bigint), a type named int8)
+ * chosen over the built-in ones: run as whoever health_pass runs the SQL
+ * as, and deciding what the query answers.
+ */
+int
+hp_search_path_pin(void)
+{
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
+/* The search_path from before hp_search_path_pin() returned nest */
+void
+hp_search_path_restore(int nest)
+{
+	AtEOXact_GUC(true, nest);
 }
 
 /* A bytea holding a copy of b[0..len) */

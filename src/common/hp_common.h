@@ -33,6 +33,16 @@ extern bytea *hp_bytea(const uint8 *b, size_t len);
 extern void hp_sha256(const void *a, size_t alen, const void *b, size_t blen, uint8 *out);
 
 /*
+ * SQL health_pass runs through SPI finds no name through the caller's
+ * search_path: hp_search_path_pin() sets it to "pg_catalog, pg_temp" at a
+ * new GUC nest level (as a function's SET clause would) and returns that
+ * level; hp_search_path_restore(level) on success gives the caller's back.
+ * An error pops it with the (sub)transaction's abort.
+ */
+extern int	hp_search_path_pin(void);
+extern void hp_search_path_restore(int nest);
+
+/*
  * catalog.c: the extension's objects, found through pg_extension by OID,
  * never by schema name (a schema a superuser renamed is still found)
  */

@@ -75,6 +75,43 @@ REVOKE EXECUTE ON FUNCTION health_pass.audit_checkpoint() FROM regress_an_audito
 REVOKE INSERT ON health_pass.audit_anchor FROM regress_an_auditor;
 
 SELECT ok, why FROM health_pass.audit_verify();
+-- the caller's search_path: the walk's query named its operators bare, so
+-- an =(bigint, integer) the auditor planted in a schema of his before
+-- pg_catalog made audit_verify() read no block at all: an altered record
+-- unseen and the log "sound" where the writer's head is not known
+-- (REPEATABLE READ), "records missing at the end" where it is; and in a
+-- superuser's audit_checkpoint() or audit_archive() it ran as the superuser
+SELECT max(max_id) - 3 AS altered FROM health_pass.audit_block \gset
+SELECT min_id AS altblk, records AS altrecords FROM health_pass.audit_block
+WHERE :altered BETWEEN min_id AND max_id \gset
+UPDATE health_pass.audit_log SET purpose = 'research' WHERE id = :altered;
+CREATE SCHEMA regress_an_evil AUTHORIZATION regress_an_auditor;
+SET ROLE regress_an_auditor;
+CREATE FUNCTION regress_an_evil.eq(bigint, integer) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+        RAISE EXCEPTION 'evil = ran as superuser %', current_user;
+    END IF;
+    RETURN false;
+END $$;
+CREATE OPERATOR regress_an_evil.= (LEFTARG = bigint, RIGHTARG = integer, FUNCTION = regress_an_evil.eq);
+SET search_path = regress_an_evil, pg_catalog, public;
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT ok, checked > 0 AS read_blocks, first_bad - :altered AS first_bad, why
+FROM health_pass.audit_verify();
+COMMIT;
+SELECT ok, checked > 0 AS read_blocks, first_bad - :altered AS first_bad, why
+FROM health_pass.audit_verify();
+RESET ROLE;
+DO $$ BEGIN PERFORM health_pass.audit_checkpoint();
+EXCEPTION WHEN data_corrupted THEN RAISE NOTICE 'refused: %', SQLSTATE; END $$;
+DO $$ BEGIN PERFORM health_pass.audit_archive(clock_timestamp());
+EXCEPTION WHEN data_corrupted THEN RAISE NOTICE 'refused: %', SQLSTATE; END $$;
+RESET search_path;
+SELECT count(*) AS anchors FROM health_pass.audit_anchor;
+DROP SCHEMA regress_an_evil CASCADE;
+UPDATE health_pass.audit_block SET records = :'altrecords' WHERE min_id = :altblk;
+SELECT ok, why FROM health_pass.audit_verify();
 SELECT max(max_id) AS head FROM health_pass.audit_block \gset
 SELECT id = :head AS at_head FROM health_pass.audit_checkpoint();
 SELECT id - :head AS id, kind, made_by = current_user AS by_me FROM health_pass.audit_anchor;
