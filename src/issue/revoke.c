@@ -24,7 +24,6 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -273,9 +272,7 @@ hp_revoke(PG_FUNCTION_ARGS)
 	 * SECURITY DEFINER function with SET search_path; an error pops it with
 	 * the (sub)transaction's abort)
 	 */
-	guc_nest = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
-							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	guc_nest = hp_search_path_pin();
 	PG_TRY();
 	{
 		for (int t = 0; t < HP_REV_NTYPES; t++)
@@ -290,7 +287,7 @@ hp_revoke(PG_FUNCTION_ARGS)
 		SetUserIdAndSecContext(save_user, save_sec);
 	}
 	PG_END_TRY();
-	AtEOXact_GUC(true, guc_nest);
+	hp_search_path_restore(guc_nest);
 	SPI_finish();
 
 	/* recorded when the transaction commits (see the header comment) */
