@@ -317,14 +317,52 @@ ts_text(TimestampTz t)
 static void
 issue_dates(Interval *valid_for, TimestampTz issued_at, int64 *iat_out, int64 *exp_out)
 {
-	TimestampTz expires_at;
+	volatile TimestampTz expires_at = 0;
 	int64		iat,
 				exp;
 
-	expires_at = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
-														 TimestampTzGetDatum(issued_at),
-														 PointerGetDatum(valid_for)));
-	if (TIMESTAMP_NOT_FINITE(issued_at) || TIMESTAMP_NOT_FINITE(expires_at))
+	if (TIMESTAMP_NOT_FINITE(issued_at))
+		ereport(ERROR,
+				(errcode(ERRCODE_HP_ISSUE_VALIDITY),
+				 errmsg("cannot issue pass: validity: issued_at and issued_at + valid_for must be finite")));
+
+	/*
+	 * issued_at + valid_for past the range of timestamptz (valid_for of
+	 * 178000000 years, or of 2147483647 months) is the validity stage's
+	 * refusal, not timestamptz_pl_interval's bare 22008.  Its error is
+	 * caught without a subtransaction: it is raised by pure arithmetic that
+	 * holds no lock, buffer or other resource, and the message is rethrown
+	 * at once.
+	 */
+	{
+		MemoryContext cxt = CurrentMemoryContext;
+		volatile bool out_of_range = false;
+
+		PG_TRY();
+		{
+			expires_at = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+																 TimestampTzGetDatum(issued_at),
+																 PointerGetDatum(valid_for)));
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			if (edata->sqlerrcode != ERRCODE_DATETIME_VALUE_OUT_OF_RANGE)
+				PG_RE_THROW();
+			FlushErrorState();
+			FreeErrorData(edata);
+			out_of_range = true;
+		}
+		PG_END_TRY();
+		if (out_of_range)
+			ereport(ERROR,
+					(errcode(ERRCODE_HP_ISSUE_VALIDITY),
+					 errmsg("cannot issue pass: validity: issued_at + valid_for is out of the range of timestamptz")));
+	}
+	if (TIMESTAMP_NOT_FINITE(expires_at))
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_ISSUE_VALIDITY),
 				 errmsg("cannot issue pass: validity: issued_at and issued_at + valid_for must be finite")));
@@ -625,6 +663,13 @@ hp_issue(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(p);
 }
 
+/* Context of an error of one payload of issue_batch(): its subscript */
+static void
+batch_element_context(void *arg)
+{
+	errcontext("issue_batch: payloads[%d]", *(int *) arg);
+}
+
 PG_FUNCTION_INFO_V1(hp_issue_batch);
 /*
  * issue_batch(payloads jsonb[], key text, valid_for interval DEFAULT
@@ -667,6 +712,9 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 	MemoryContext old;
 	int64		iat = 0,
 				exp = 0;
+	int			lbound;
+	int			subscript = 0;
+	ErrorContextCallback elem_cb;
 
 	issue_args(fcinfo, "payloads");
 	arr = PG_GETARG_ARRAYTYPE_P(0);
@@ -674,6 +722,8 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("cannot issue pass: payloads must be a one-dimensional array")));
+	/* subscripts in messages as the caller wrote them: '[5:6]={...}' starts at 5 */
+	lbound = ARR_NDIM(arr) == 1 ? ARR_LBOUND(arr)[0] : 1;
 	deconstruct_array(arr, JSONBOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 
@@ -691,6 +741,10 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 								 ALLOCSET_DEFAULT_SIZES);
 	hp_audit_event_template(&tmpl, actor);
 	signer = hp_signer_open(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	elem_cb.previous = error_context_stack;
+	elem_cb.callback = batch_element_context;
+	elem_cb.arg = &subscript;
+	error_context_stack = &elem_cb;
 	PG_TRY();
 	{
 		for (int i = 0; i < n; i++)
@@ -701,10 +755,11 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 			Size		bound;
 
 			CHECK_FOR_INTERRUPTS();
+			subscript = lbound + i;
 			if (nulls[i])
 				ereport(ERROR,
 						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						 errmsg("cannot issue pass: payloads[%d] must not be null", i + 1)));
+						 errmsg("cannot issue pass: payloads[%d] must not be null", subscript)));
 			/* the validity stage once, when the first payload comes to it */
 			if (i == 0)
 				issue_dates(PG_GETARG_INTERVAL_P(2), PG_GETARG_TIMESTAMPTZ(3), &iat, &exp);
@@ -743,6 +798,7 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 	}
 	PG_FINALLY();
 	{
+		error_context_stack = elem_cb.previous;
 		hp_signer_close(signer);
 	}
 	PG_END_TRY();

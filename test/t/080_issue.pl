@@ -268,6 +268,27 @@ like(issue_as($g, "'fr', 'infinity'::interval"), qr/ERROR:  \w{5}: /, 'an infini
 	if 0;    # intervals have no infinity in PostgreSQL 15
 like(issue_as($g, "'fr', '1 year', 'infinity'"), qr/YHI04: cannot issue pass: validity: .*finite/,
 	'issued_at infinity: YHI04');
+# issued_at + valid_for beyond timestamptz: the validity stage, not a bare 22008
+like(issue_as($g, "'fr', '178000000 years'"),
+	qr/YHI04: cannot issue pass: validity: issued_at \+ valid_for is out of the range of timestamptz/,
+	'valid_for of 178,000,000 years: YHI04');
+like(issue_as($g, "'fr', '2147483647 months 2147483647 days'"), qr/ERROR:  YHI04: /,
+	'valid_for of 2^31 - 1 months and days: YHI04');
+like(issue_as($g, "'fr', '-2147483648 months'"), qr/ERROR:  YHI04: /, 'valid_for of -2^31 months: YHI04');
+like(issue_as($g, "'fr', '1 month -40 days'"), qr/YHI04: .*at least one second/,
+	'valid_for 1 month - 40 days (negative once added): YHI04');
+like(sq("SELECT count(*) FROM health_pass.issue_batch(ARRAY[$g], 'fr', '178000000 years')", 'registrar'),
+	qr/ERROR:  YHI04: .*out of the range/, 'issue_batch(): the same');
+# issue_batch(): a refused payload is named by its subscript, as the caller wrote it
+like(sq("SELECT count(*) FROM health_pass.issue_batch(ARRAY[$g, '{\"a\": 1}', $g], 'fr')", 'registrar'),
+	qr/ERROR:  22023: cannot issue pass: schema: .*\nHINT: .*\nCONTEXT:  issue_batch: payloads\[2\]/,
+	'issue_batch(): a payload refused at the schema stage is named, payloads[2]');
+like(sq("SELECT count(*) FROM health_pass.issue_batch(array_append(array_fill($g, ARRAY[2], ARRAY[5]), '[]'), 'fr')", 'registrar'),
+	qr/ERROR:  YHI01: cannot issue pass: payload: must be a JSON object.*\nCONTEXT:  issue_batch: payloads\[7\]/,
+	'issue_batch() of an array starting at 5: the third payload is payloads[7]');
+like(sq("SELECT count(*) FROM health_pass.issue_batch(array_append(array_fill($g, ARRAY[1], ARRAY[5]), NULL), 'fr')", 'registrar'),
+	qr/ERROR:  22004: cannot issue pass: payloads\[6\] must not be null/,
+	'issue_batch() of an array starting at 5: its NULL is payloads[6]');
 like(issue_as('NULL', "'fr'"), qr/22004: cannot issue pass: payload must not be null/, 'payload NULL: 22004');
 like(issue_as($g, "'fr', NULL"), qr/22004: cannot issue pass: valid_for must not be null/, 'valid_for NULL: 22004');
 is(sq('SELECT 1', 'registrar'), '1', 'the server is up after every refusal (no crash)');
