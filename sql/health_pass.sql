@@ -1096,14 +1096,22 @@ BEGIN
     INSERT INTO health_pass.revocation (hash, hash_type, country, kid, expires, source, revoked_by)
     SELECT decode(e ->> 'hash', 'base64'), v_type, v_country, v_kid, v_expires, 'import', health_pass._revocation_caller()
       FROM jsonb_array_elements(v_entries) AS x(e)
+     -- in the hashes' order: two imports of overlapping batches wait for
+     -- each other's rows in one order, so they never deadlock
+     ORDER BY 1
     ON CONFLICT (hash, hash_type) DO NOTHING;
     GET DIAGNOSTICS n = ROW_COUNT;
     -- an entry already there keeps its row; a later expiry (or none) extends
     -- it, and revoked_at moves so that an export since then carries it again
     -- (a second statement: ON CONFLICT DO UPDATE would lock and write every
     -- row already there, and refuses a batch naming a hash twice)
+    -- (its rows locked first in the hashes' order, as the INSERT's)
     UPDATE health_pass.revocation r SET expires = v_expires, revoked_at = now()
-      FROM (SELECT DISTINCT decode(e ->> 'hash', 'base64') AS h FROM jsonb_array_elements(v_entries) AS x(e)) b
+      FROM (SELECT l.hash AS h FROM health_pass.revocation l
+             WHERE l.hash_type = v_type AND l.expires IS NOT NULL
+               AND (v_expires IS NULL OR l.expires < v_expires)
+               AND l.hash IN (SELECT decode(e ->> 'hash', 'base64') FROM jsonb_array_elements(v_entries) AS x(e))
+             ORDER BY l.hash FOR UPDATE) b
      WHERE r.hash = b.h AND r.hash_type = v_type AND r.expires IS NOT NULL
        AND (v_expires IS NULL OR r.expires < v_expires);
     GET DIAGNOSTICS ext = ROW_COUNT;
