@@ -22,6 +22,7 @@
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "audit/hp_audit.h"
@@ -334,13 +335,14 @@ hp_chain_walk(HpWalk *w)
 /*
  * Set up a walk from the newest anchor (incremental) or the newest archive
  * anchor (full; without one, the first record), over the anchors from there
- * on.  The anchors are read in the current context.
+ * on.  The anchors are read in the current context, under snap (NULL: a new
+ * snapshot).
  */
 static void
-hp_walk_from_anchor(HpWalk *w, bool incremental)
+hp_walk_from_anchor(HpWalk *w, bool incremental, Snapshot snap)
 {
 	HpAnchor   *a;
-	int			n = hp_anchors_read(&a);
+	int			n = hp_anchors_read(&a, snap);
 	int			from = -1;
 
 	memset(w, 0, sizeof(*w));
@@ -356,14 +358,18 @@ hp_walk_from_anchor(HpWalk *w, bool incremental)
 	w->nanchors = from >= 0 ? n - from : n;
 }
 
-/* The writer's head in this database, read before the query's snapshot (0: unknown) */
+/*
+ * The writer's head in this database (0: unknown), read before the walk
+ * takes its snapshot: every record up to it is committed, so visible to
+ * the walk, whatever the caller's isolation level.
+ */
 static int64
 hp_writer_head_id(void)
 {
 	HpQueue    *q = hp_queues ? hp_queue_for_database(MyDatabaseId, false) : NULL;
 	int64		head_id = 0;
 
-	if (q && XactIsoLevel == XACT_READ_COMMITTED)
+	if (q)
 	{
 		Oid			relid = hp_extension_relation_oid("audit_block");
 
@@ -375,17 +381,32 @@ hp_writer_head_id(void)
 	return head_id;
 }
 
-/* A walk to the end, as audit_verify() does it: records the writer committed and are gone from the end too */
+/*
+ * A walk to the end, as audit_verify() does it: records the writer committed
+ * and are gone from the end too.  The anchors and the blocks are read under
+ * one new snapshot, taken after the writer's head is read, not under the
+ * caller's: what the check answers does not depend on the caller's
+ * isolation level (under REPEATABLE READ, which skipped the head, records
+ * cut from the end went unseen) nor on what committed since its statement
+ * or transaction began (an archive in between, its anchor seen and its
+ * record not, made an intact log look broken; a batch the writer committed
+ * in between made it look cut).
+ */
 static void
 hp_verify_walk(HpWalk *w, bool incremental)
 {
 	int64		head_id = hp_writer_head_id();
 	MemoryContext outer = CurrentMemoryContext;
 	int			nest = hp_search_path_pin();
+	Snapshot	snap;
 
 	SPI_connect();
-	hp_walk_from_anchor(w, incremental);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	PushActiveSnapshot(snap);	/* the walk's read-only cursor reads under it */
+	hp_walk_from_anchor(w, incremental, snap);
 	hp_chain_walk(w);
+	PopActiveSnapshot();
+	UnregisterSnapshot(snap);
 	if (w->why)
 		w->why = MemoryContextStrdup(outer, w->why);
 	w->anchors = NULL;			/* SPI's memory */
@@ -564,7 +585,7 @@ hp_audit_archive(PG_FUNCTION_ARGS)
 	hp_anchor_lock("archive audit records");
 	nest = hp_search_path_pin();	/* as hp_chain_walk says */
 	SPI_connect();
-	hp_walk_from_anchor(&w, false);
+	hp_walk_from_anchor(&w, false, NULL);
 	/* the last record of the blocks before the first one to keep */
 	if (SPI_execute_with_args("SELECT pg_catalog.max(max_id) FROM health_pass.audit_block "
 							  "WHERE min_id OPERATOR(pg_catalog.<) coalesce((SELECT pg_catalog.min(min_id) "

@@ -273,7 +273,7 @@ typedef struct HpAnchor
 	bool		archived;		/* kind 'archived' (else 'verified') */
 	bool		recorded;		/* a record of its kind names it (audit_verify) */
 } HpAnchor;
-extern int	hp_anchors_read(HpAnchor **out);
+extern int	hp_anchors_read(HpAnchor **out, Snapshot snap);
 
 /* A scan of audit_block newest block first (records.c) */
 typedef struct HpBlockScan

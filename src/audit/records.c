@@ -1104,16 +1104,16 @@ hp_block_scan_end(HpBlockScan *bs)
  * SQL and no privilege check: the writer reads its chain head from it when
  * every block was archived, and audit_verify() reads it for whoever may
  * read audit_block.  A row of the wrong shape (a superuser's) is skipped.
- * No table (an extension script before 0.10.0): none.
+ * No table (an extension script before 0.10.0): none.  Read under snap, or
+ * under a new snapshot when snap is NULL.
  */
 int
-hp_anchors_read(HpAnchor **out)
+hp_anchors_read(HpAnchor **out, Snapshot snap)
 {
 	Oid			relid = hp_extension_relation_oid("audit_anchor");
 	Relation	rel;
 	TableScanDesc scan;
 	TupleTableSlot *slot;
-	Snapshot	snap;
 	int			n = 0,
 				cap = 8;
 	HpAnchor   *a = palloc(cap * sizeof(HpAnchor));
@@ -1129,7 +1129,7 @@ hp_anchors_read(HpAnchor **out)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("health_pass.audit_anchor is not the table health_pass expects (id bigint, hash bytea, kind text, ...)")));
-	snap = RegisterSnapshot(GetLatestSnapshot());
+	snap = RegisterSnapshot(snap ? snap : GetLatestSnapshot());
 	slot = table_slot_create(rel, NULL);
 	scan = table_beginscan(rel, snap, 0, NULL);
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))

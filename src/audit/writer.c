@@ -461,7 +461,7 @@ hp_writer_read_head(Oid relid, int64 *id, uint8 *hash)
 	{
 		/* every block was archived: the chain goes on from the newest anchor */
 		HpAnchor   *a;
-		int			n = hp_anchors_read(&a);
+		int			n = hp_anchors_read(&a, NULL);
 
 		if (n > 0)
 		{
