@@ -78,8 +78,10 @@ SELECT ok, why FROM health_pass.audit_verify();
 -- the caller's search_path: the walk's query named its operators bare, so
 -- an =(bigint, integer) the auditor planted in a schema of his before
 -- pg_catalog made audit_verify() read no block at all: an altered record
--- unseen and the log "sound" where the writer's head is not known
--- (REPEATABLE READ), "records missing at the end" where it is; and in a
+-- unseen and the log "sound" where the writer's head was not consulted
+-- (REPEATABLE READ, before 0.12.0 read the head only in READ COMMITTED:
+-- test/t/111_session_settings.pl), "records missing at the end" where it
+-- was; and in a
 -- superuser's audit_checkpoint() or audit_archive() it ran as the superuser
 SELECT max(max_id) - 3 AS altered FROM health_pass.audit_block \gset
 SELECT min_id AS altblk, records AS altrecords FROM health_pass.audit_block
