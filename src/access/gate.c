@@ -636,6 +636,38 @@ hp_scan_of(PlanState *ps)
 }
 
 /*
+ * EXPLAIN ANALYZE of a bitmap heap scan: the bitmap index scans under it
+ * ran their index conditions before the gate and counted every row they
+ * matched, and the scan counted the heap blocks holding them.  With an
+ * index condition on another column (flag = 1) and a leakproof one on the
+ * subject (person = 'B3'), that told how many rows have flag = 1 while the
+ * gate saw none.  A count over rows the gate never saw is a read of them:
+ * neither is kept.
+ */
+static void
+hp_hide_bitmap_counts(PlanState *ps)
+{
+	if (ps == NULL)
+		return;
+	if (IsA(ps, BitmapAndState) || IsA(ps, BitmapOrState))
+	{
+		PlanState **sub = IsA(ps, BitmapAndState) ? ((BitmapAndState *) ps)->bitmapplans :
+		((BitmapOrState *) ps)->bitmapplans;
+		int			n = IsA(ps, BitmapAndState) ? ((BitmapAndState *) ps)->nplans :
+		((BitmapOrState *) ps)->nplans;
+
+		for (int i = 0; i < n; i++)
+			hp_hide_bitmap_counts(sub[i]);
+	}
+	if (ps->instrument)
+	{
+		ps->instrument->tuplecount = 0;
+		ps->instrument->ntuples = 0;
+		ps->instrument->ntuples2 = 0;
+	}
+}
+
+/*
  * Wrapped ExecProcNode of a protected scan.  The scan itself (its access
  * method, index conditions and leakproof quals) yields the row as read
  * from the table; the gate audits it; only then do the quals that are not
@@ -680,6 +712,12 @@ hp_scan_exec(PlanState *ps)
 		{
 			instr->nfiltered1 = removed1;
 			instr->nfiltered2 = removed2;
+			if (IsA(ps, BitmapHeapScanState))
+			{
+				((BitmapHeapScanState *) ps)->exact_pages = 0;
+				((BitmapHeapScanState *) ps)->lossy_pages = 0;
+				hp_hide_bitmap_counts(outerPlanState(ps));
+			}
 		}
 		if (TupIsNull(slot))
 			return slot;
