@@ -27,6 +27,8 @@ extern char *hp_pkcs11_module;
 extern char *hp_pkcs11_pin_file;
 
 /* keys.c: open NAME under key_directory after the safety checks; fd */
+#define HP_KEY_LABEL_MAX 64		/* bytes of a key name a message echoes */
+extern const char *hp_key_label(const char *name);
 extern int	hp_key_file_open(const char *keyname, const char *name,
 							 const char *what, size_t max_size);
 extern bool hp_read_fd(int fd, char *buf, size_t bufsize, size_t *len);

@@ -46,6 +46,7 @@
 
 #include "codec/hp_cbor.h"
 #include "issue/hp_issuing.h"
+#include "issue/hp_signing.h"
 
 #define ERRCODE_HP_ISSUE_PAYLOAD   MAKE_SQLSTATE('Y','H','I','0','1')
 #define ERRCODE_HP_ISSUE_KEY       MAKE_SQLSTATE('Y','H','I','0','2')
@@ -419,19 +420,19 @@ issue_with(HpSigner *signer, Datum payload_d, TimestampTz issued_at,
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_ISSUE_KEY),
 				 errmsg("cannot issue pass: key: the certificate of key \"%s\" names no country (C), which the pass's issuer claim needs",
-						info->name)));
+						hp_key_label(info->name))));
 	if (issued_at < info->not_before || issued_at > info->not_after)
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_ISSUE_KEY),
 				 errmsg("cannot issue pass: key: the certificate of key \"%s\" is not valid at %s",
-						info->name, ts_text(issued_at)),
+						hp_key_label(info->name), ts_text(issued_at)),
 				 errdetail("It is valid from %s to %s.",
 						   ts_text(info->not_before), ts_text(info->not_after))));
 	if (info->dsc_revoked)
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_ISSUE_KEY),
 				 errmsg("cannot issue pass: key: the certificate of key \"%s\" is revoked in the trust list",
-						info->name),
+						hp_key_label(info->name)),
 				 errdetail("Its trust_list row has revoked_at %s; every pass it signs is key_revoked, whatever its iat.",
 						   ts_text(info->dsc_revoked_at)),
 				 errhint("Register a new signing key with signing_key_add().")));
@@ -499,7 +500,7 @@ issue_with(HpSigner *signer, Datum payload_d, TimestampTz issued_at,
 	if (prot_len == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_ISSUE_KEY),
-				 errmsg("cannot issue pass: key: the kid of key \"%s\" is too long", info->name)));
+				 errmsg("cannot issue pass: key: the kid of key \"%s\" is too long", hp_key_label(info->name))));
 
 	/*
 	 * Parse the message as every reader will (unsigned yet): the limits of
@@ -518,7 +519,7 @@ issue_with(HpSigner *signer, Datum payload_d, TimestampTz issued_at,
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_ISSUE_KEY),
 				 errmsg("cannot issue pass: key: the certificate of key \"%s\" does not allow %s certificates (extended key usage)",
-						info->name, hp_kind_name(c.kind))));
+						hp_key_label(info->name), hp_kind_name(c.kind))));
 	{
 		int			ulen;
 		char	   *u = hp_utf8_to_server(c.uvci, c.uvci_len, &ulen);
@@ -541,7 +542,7 @@ issue_with(HpSigner *signer, Datum payload_d, TimestampTz issued_at,
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_ISSUE_SIGN),
 				 errmsg("cannot issue pass: sign: key \"%s\" gave a signature of %zu bytes",
-						info->name, sig_len)));
+						hp_key_label(info->name), sig_len)));
 	/* the message parsed above, its empty signature replaced by sig */
 	cose_len = hp_cose_sign1_set_signature(cose_buf, COSE_BUF_SIZE, cose_len,
 										   sig, sig_len);

@@ -82,6 +82,7 @@
 #include "utils/timestamp.h"
 
 #include "common/hp_common.h"
+#include "mb/pg_wchar.h"
 #include "issue/hp_signing.h"
 
 #define HP_KEY_FILE_MAX (64 * 1024)
@@ -311,6 +312,22 @@ hp_read_fd(int fd, char *buf, size_t bufsize, size_t *len)
 }
 
 /* Is NAME a plain relative path: no absolute path, no "..", no empty part */
+/*
+ * A key name as a message echoes it: whole up to HP_KEY_LABEL_MAX bytes,
+ * else cut there on a character boundary and marked "..." (a caller may
+ * pass a name of any length; the message must not carry it whole)
+ */
+const char *
+hp_key_label(const char *name)
+{
+	int			len = strlen(name);
+
+	if (len <= HP_KEY_LABEL_MAX)
+		return name;
+	len = pg_mbcliplen(name, len, HP_KEY_LABEL_MAX);
+	return psprintf("%.*s...", len, name);
+}
+
 static bool
 relative_name_ok(const char *name)
 {
@@ -358,12 +375,12 @@ hp_key_file_open(const char *keyname, const char *name, const char *what,
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("key: health_pass.key_directory is not set, so the %s of signing key \"%s\" cannot be read",
-						what, keyname)));
+						what, hp_key_label(keyname))));
 	if (!relative_name_ok(name))
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_KEY_UNSAFE),
 				 errmsg("key: the %s of signing key \"%s\" must be named relative to health_pass.key_directory, without \"..\"",
-						what, keyname)));
+						what, hp_key_label(keyname))));
 	last_dir[0] = last_full[0] = '\0';
 	if (hp_key_directory[0] != '/' || realpath(hp_key_directory, dir) == NULL ||
 		stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
@@ -378,7 +395,7 @@ hp_key_file_open(const char *keyname, const char *name, const char *what,
 	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int) sizeof(path))
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_KEY_UNSAFE),
-				 errmsg("key: the %s name of signing key \"%s\" is too long", what, keyname)));
+				 errmsg("key: the %s name of signing key \"%s\" is too long", what, hp_key_label(keyname))));
 	if (realpath(path, full) == NULL)
 	{
 		int			code = errno == ENOENT ? ERRCODE_UNDEFINED_FILE : ERRCODE_HP_KEY_UNAVAILABLE;
@@ -386,24 +403,24 @@ hp_key_file_open(const char *keyname, const char *name, const char *what,
 		ereport(ERROR,
 				(errcode(code),
 				 errmsg("key: the %s of signing key \"%s\" does not exist or cannot be reached",
-						what, keyname)));
+						what, hp_key_label(keyname))));
 	}
 	if (strncmp(full, dir, dlen) != 0 || (full[dlen] != '/' && dlen > 1))
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_KEY_UNSAFE),
 				 errmsg("key: the %s of signing key \"%s\" resolves outside health_pass.key_directory",
-						what, keyname)));
+						what, hp_key_label(keyname))));
 	fd = open(full, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_KEY_UNAVAILABLE),
-				 errmsg("key: the %s of signing key \"%s\" cannot be opened", what, keyname)));
+				 errmsg("key: the %s of signing key \"%s\" cannot be opened", what, hp_key_label(keyname))));
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
 	{
 		close(fd);
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_KEY_UNAVAILABLE),
-				 errmsg("key: the %s of signing key \"%s\" is not a regular file", what, keyname)));
+				 errmsg("key: the %s of signing key \"%s\" is not a regular file", what, hp_key_label(keyname))));
 	}
 	if (st.st_uid != geteuid() || (st.st_mode & (S_IRWXG | S_IRWXO)))
 	{
@@ -411,14 +428,14 @@ hp_key_file_open(const char *keyname, const char *name, const char *what,
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_KEY_UNSAFE),
 				 errmsg("key: the %s of signing key \"%s\" must be owned by the server's OS user and readable by no one else (mode 0600 or 0400)",
-						what, keyname)));
+						what, hp_key_label(keyname))));
 	}
 	if ((size_t) st.st_size > max_size)
 	{
 		close(fd);
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_KEY_UNAVAILABLE),
-				 errmsg("key: the %s of signing key \"%s\" is larger than %zu bytes", what, keyname, max_size)));
+				 errmsg("key: the %s of signing key \"%s\" is larger than %zu bytes", what, hp_key_label(keyname), max_size)));
 	}
 	return fd;
 }
@@ -569,7 +586,7 @@ pem_load(CachedKey *ck, const char *keyname, const char *name, int alg, bool rec
 		close(fd);
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_KEY_UNAVAILABLE),
-				 errmsg("key: the key file of signing key \"%s\" cannot be read", keyname)));
+				 errmsg("key: the key file of signing key \"%s\" cannot be read", hp_key_label(keyname))));
 	}
 	secure_heap();
 	buf = palloc(HP_KEY_FILE_MAX + 1);
@@ -589,14 +606,14 @@ pem_load(CachedKey *ck, const char *keyname, const char *name, int alg, bool rec
 	if (pk == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_KEY_UNAVAILABLE),
-				 errmsg("key: the key file of signing key \"%s\" holds no unencrypted PEM private key", keyname)));
+				 errmsg("key: the key file of signing key \"%s\" holds no unencrypted PEM private key", hp_key_label(keyname))));
 	if ((alg == HP_ALG_ES256 && EVP_PKEY_get_base_id(pk) != EVP_PKEY_EC) ||
 		(alg == HP_ALG_PS256 && EVP_PKEY_get_base_id(pk) != EVP_PKEY_RSA))
 	{
 		EVP_PKEY_free(pk);
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_KEY_MISMATCH),
-				 errmsg("key: the private key of signing key \"%s\" is not of the certificate's key type", keyname)));
+				 errmsg("key: the private key of signing key \"%s\" is not of the certificate's key type", hp_key_label(keyname))));
 	}
 	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
 	if (ctx == NULL ||
@@ -612,7 +629,7 @@ pem_load(CachedKey *ck, const char *keyname, const char *name, int alg, bool rec
 		ERR_clear_error();
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_KEY_UNAVAILABLE),
-				 errmsg("key: the private key of signing key \"%s\" cannot sign", keyname)));
+				 errmsg("key: the private key of signing key \"%s\" cannot sign", hp_key_label(keyname))));
 	}
 	ck->pkey = pk;
 	ck->sctx = ctx;
@@ -714,7 +731,7 @@ sign_digest(CachedKey *ck, const char *keyname, int alg, const uint8 *msg,
 		if (!pem_sign(ck, alg, digest, sig, sig_len))
 			ereport(ERROR,
 					(errcode(ERRCODE_HP_SIGN_FAILED),
-					 errmsg("sign: OpenSSL could not sign with key \"%s\"", keyname)));
+					 errmsg("sign: OpenSSL could not sign with key \"%s\"", hp_key_label(keyname))));
 	}
 	else
 		hp_p11_sign(ck->p11, keyname, alg, msg, msg_len, digest, sig, sig_len);
@@ -758,7 +775,7 @@ prove_key(CachedKey *ck, const char *keyname, int alg, const uint8 *der, size_t 
 	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_KEY_MISMATCH),
-				 errmsg("key: the private key of signing key \"%s\" does not match its certificate", keyname),
+				 errmsg("key: the private key of signing key \"%s\" does not match its certificate", hp_key_label(keyname)),
 				 errdetail("A challenge signed with the private key did not verify with the certificate's public key.")));
 	ck->proven = true;
 }
@@ -1191,12 +1208,12 @@ hp_signer_open(const char *name)
 		if (!read_key_row(name, s))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("key: signing key \"%s\" does not exist", name)));
+					 errmsg("key: signing key \"%s\" does not exist", hp_key_label(name))));
 		if (!may_sign(s->info.keyid))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("key: permission denied to sign with key \"%s\"", name),
-					 errhint("A superuser grants it with health_pass.grant_signing(role, '%s').", name)));
+					 errmsg("key: permission denied to sign with key \"%s\"", hp_key_label(name)),
+					 errhint("A superuser grants it with health_pass.grant_signing(role, '%s').", hp_key_label(name))));
 		s->ck = cache_entry(s->info.keyid, s->key_ref, s->info.certificate, s->info.certificate_len);
 		memo_forget();
 	}

@@ -209,7 +209,7 @@ hp_pin_claim(const uint8 *key, const char *keyname)
 			ereport(ERROR,
 					(errcode(ERRCODE_HP_PIN_REFUSED),
 					 errmsg("key: login to the token of signing key \"%s\" failed before with this PIN file (%s); not tried again by any backend until the file changes",
-							keyname, hp_p11_rv_name(rv)),
+							hp_key_label(keyname), hp_p11_rv_name(rv)),
 					 errdetail("A token locks its PIN after a few failed logins, so a PIN it refused once is not offered again."),
 					 errhint("Put the right PIN in health_pass.pkcs11_pin_file (writing the file again, even unchanged, lets the next backend try once).")));
 		/* TRYING by another backend: gone? */
@@ -226,7 +226,7 @@ hp_pin_claim(const uint8 *key, const char *keyname)
 			ereport(ERROR,
 					(errcode(ERRCODE_HP_KEY_UNAVAILABLE),
 					 errmsg("key: another backend's login to the token of signing key \"%s\" with this PIN file did not finish within %d s",
-							keyname, PIN_WAIT_MS / 1000)));
+							hp_key_label(keyname), PIN_WAIT_MS / 1000)));
 		CHECK_FOR_INTERRUPTS();
 		pg_usleep(5000L);
 	}

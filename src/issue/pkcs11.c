@@ -411,7 +411,7 @@ p11_module(const char *keyname)
 	if (hp_pkcs11_module == NULL || hp_pkcs11_module[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("key: health_pass.pkcs11_module is not set, so signing key \"%s\" cannot be reached", keyname)));
+				 errmsg("key: health_pass.pkcs11_module is not set, so signing key \"%s\" cannot be reached", hp_key_label(keyname))));
 	if (p11.f && p11.path && strcmp(p11.path, hp_pkcs11_module) == 0)
 		return;
 	if (p11.f)
@@ -521,13 +521,13 @@ find_slot(const char *keyname, const P11Uri *u, struct ck_token_info *info_out,
 	if (found == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_KEY_UNAVAILABLE),
-				 errmsg("key: no PKCS#11 token matches the key_ref of signing key \"%s\"", keyname),
+				 errmsg("key: no PKCS#11 token matches the key_ref of signing key \"%s\"", hp_key_label(keyname)),
 				 errdetail("The module lists %lu slots with a token: %d without token information, %d not initialized.",
 						   n, noinfo, uninit)));
 	if (found > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_KEY_UNAVAILABLE),
-				 errmsg("key: more than one PKCS#11 token matches the key_ref of signing key \"%s\"", keyname),
+				 errmsg("key: more than one PKCS#11 token matches the key_ref of signing key \"%s\"", hp_key_label(keyname)),
 				 errhint("Name the token with token= (or serial=) in the URI.")));
 	return true;
 }
@@ -606,14 +606,14 @@ token_login(P11Token *t, const struct ck_token_info *ti, const char *keyname)
 	if (hp_pkcs11_pin_file == NULL || hp_pkcs11_pin_file[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("key: the token of signing key \"%s\" needs a PIN: set health_pass.pkcs11_pin_file", keyname)));
+				 errmsg("key: the token of signing key \"%s\" needs a PIN: set health_pass.pkcs11_pin_file", hp_key_label(keyname))));
 	fd = hp_key_file_open(keyname, hp_pkcs11_pin_file, "PIN file", P11_PIN_MAX + 1);
 	if (fstat(fd, &st) != 0)
 	{
 		close(fd);
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_KEY_UNAVAILABLE),
-				 errmsg("key: the PIN file of signing key \"%s\" cannot be read", keyname)));
+				 errmsg("key: the PIN file of signing key \"%s\" cannot be read", hp_key_label(keyname))));
 	}
 	pin_source_key(ti, &st, key);
 	if (!shared && p11.pin_failed && memcmp(p11.pin_key, key, sizeof(key)) == 0)
@@ -622,7 +622,7 @@ token_login(P11Token *t, const struct ck_token_info *ti, const char *keyname)
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_PIN_REFUSED),
 				 errmsg("key: login to the token of signing key \"%s\" failed before with this PIN file (%s); not tried again by any backend until the file changes",
-						keyname, rv_name(p11.pin_rv)),
+						hp_key_label(keyname), rv_name(p11.pin_rv)),
 				 errdetail("Without shared_preload_libraries only this backend remembers it.")));
 	}
 	/* may wait for another backend's login with the same PIN, or refuse */
@@ -647,7 +647,7 @@ token_login(P11Token *t, const struct ck_token_info *ti, const char *keyname)
 		hp_pin_settle(key, false, 0);
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_KEY_UNAVAILABLE),
-				 errmsg("key: the PIN file of signing key \"%s\" holds no PIN of 1 to %d bytes", keyname, P11_PIN_MAX)));
+				 errmsg("key: the PIN file of signing key \"%s\" holds no PIN of 1 to %d bytes", hp_key_label(keyname), P11_PIN_MAX)));
 	}
 	/*
 	 * A token that cannot read its state just now (SoftHSM2: its files
@@ -673,7 +673,7 @@ token_login(P11Token *t, const struct ck_token_info *ti, const char *keyname)
 	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN)
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_KEY_UNAVAILABLE),
-				 errmsg("key: login to the token of signing key \"%s\" failed (%s)", keyname, rv_name(rv))));
+				 errmsg("key: login to the token of signing key \"%s\" failed (%s)", hp_key_label(keyname), rv_name(rv))));
 	p11.pin_failed = false;
 	t->logged_in = true;
 }
@@ -699,7 +699,7 @@ token_session(ck_slot_id_t slot, const struct ck_token_info *ti, const char *key
 	if (rv != CKR_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_KEY_UNAVAILABLE),
-				 errmsg("key: cannot open a session on the token of signing key \"%s\" (%s)", keyname, rv_name(rv))));
+				 errmsg("key: cannot open a session on the token of signing key \"%s\" (%s)", hp_key_label(keyname), rv_name(rv))));
 	t->used = true;
 	t->slot = slot;
 	t->logged_in = false;
@@ -746,21 +746,21 @@ find_object(P11Token *t, const P11Uri *u, const char *keyname, int alg)
 	if (rv != CKR_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_KEY_UNAVAILABLE),
-				 errmsg("key: cannot search the token of signing key \"%s\" (%s)", keyname, rv_name(rv))));
+				 errmsg("key: cannot search the token of signing key \"%s\" (%s)", hp_key_label(keyname), rv_name(rv))));
 	if (n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_KEY_UNAVAILABLE),
-				 errmsg("key: no private key object on the token matches the key_ref of signing key \"%s\"", keyname)));
+				 errmsg("key: no private key object on the token matches the key_ref of signing key \"%s\"", hp_key_label(keyname))));
 	if (n > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_KEY_UNAVAILABLE),
-				 errmsg("key: more than one private key object matches the key_ref of signing key \"%s\"", keyname),
+				 errmsg("key: more than one private key object matches the key_ref of signing key \"%s\"", hp_key_label(keyname)),
 				 errhint("Name the object with both object= and id=.")));
 	rv = p11.f->C_GetAttributeValue(t->session, objs[0], &ka, 1);
 	if (rv != CKR_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_KEY_UNAVAILABLE),
-				 errmsg("key: cannot read the key type of signing key \"%s\" (%s)", keyname, rv_name(rv))));
+				 errmsg("key: cannot read the key type of signing key \"%s\" (%s)", hp_key_label(keyname), rv_name(rv))));
 	if (ktype == CKK_EC)
 	{
 		static const uint8 p256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
@@ -770,24 +770,24 @@ find_object(P11Token *t, const P11Uri *u, const char *keyname, int alg)
 		if (alg != HP_ALG_ES256)
 			ereport(ERROR,
 					(errcode(ERRCODE_HP_KEY_MISMATCH),
-					 errmsg("key: the private key of signing key \"%s\" is not of the certificate's key type", keyname)));
+					 errmsg("key: the private key of signing key \"%s\" is not of the certificate's key type", hp_key_label(keyname))));
 		rv = p11.f->C_GetAttributeValue(t->session, objs[0], &pa, 1);
 		if (rv != CKR_OK || pa.value_len != sizeof(p256) || memcmp(params, p256, sizeof(p256)) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("key: the private key of signing key \"%s\" is not on curve P-256", keyname)));
+					 errmsg("key: the private key of signing key \"%s\" is not on curve P-256", hp_key_label(keyname))));
 	}
 	else if (ktype == CKK_RSA)
 	{
 		if (alg != HP_ALG_PS256)
 			ereport(ERROR,
 					(errcode(ERRCODE_HP_KEY_MISMATCH),
-					 errmsg("key: the private key of signing key \"%s\" is not of the certificate's key type", keyname)));
+					 errmsg("key: the private key of signing key \"%s\" is not of the certificate's key type", hp_key_label(keyname))));
 	}
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("key: the private key of signing key \"%s\" is neither EC nor RSA", keyname)));
+				 errmsg("key: the private key of signing key \"%s\" is neither EC nor RSA", hp_key_label(keyname))));
 	return objs[0];
 }
 
@@ -854,7 +854,7 @@ hp_p11_sign(HpP11Key *k, const char *keyname, int alg, const uint8 *msg,
 		k->generation != p11.generation)
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_SIGN_FAILED),
-				 errmsg("sign: the PKCS#11 session of signing key \"%s\" is gone", keyname)));
+				 errmsg("sign: the PKCS#11 session of signing key \"%s\" is gone", hp_key_label(keyname))));
 	if (alg == HP_ALG_ES256)
 		mech = (struct ck_mechanism) {CKM_ECDSA, NULL, 0};
 	else if (!k->pss_over_digest)
@@ -881,7 +881,7 @@ hp_p11_sign(HpP11Key *k, const char *keyname, int alg, const uint8 *msg,
 		token_drop(k->token);
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_SIGN_FAILED),
-				 errmsg("sign: the PKCS#11 token did not sign with key \"%s\" (%s)", keyname, rv_name(rv))));
+				 errmsg("sign: the PKCS#11 token did not sign with key \"%s\" (%s)", hp_key_label(keyname), rv_name(rv))));
 	}
 	*sig_len = len;
 }

@@ -22,6 +22,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -29,6 +30,42 @@
 #include "utils/timestamp.h"
 
 #include "issue/hp_issue.h"
+
+/* revoke() of a pass without any of the three hashes */
+#define ERRCODE_HP_REVOKE_NO_HASH MAKE_SQLSTATE('Y','H','R','0','2')
+
+/*
+ * Whether a reason is only white space: ASCII, or any Unicode White_Space
+ * character (U+00A0, U+3000, ...), whatever the database encoding.  The
+ * reason is converted to UTF-8 to be read (in SQL_ASCII the bytes are taken
+ * as they are); a byte sequence that is not UTF-8 there is not blank.
+ */
+static bool
+reason_blank(const char *s)
+{
+	int			len = strlen(s);
+	const unsigned char *u = (const unsigned char *) pg_server_to_any(s, len, PG_UTF8);
+	const unsigned char *end;
+
+	if ((const char *) u != s)
+		len = strlen((const char *) u);
+	end = u + len;
+	while (u < end)
+	{
+		int			l = pg_utf_mblen(u);
+		pg_wchar	ch;
+
+		if (l > end - u || !pg_utf8_islegal(u, l))
+			return false;
+		ch = utf8_to_unicode(u);
+		if (!((ch >= 0x09 && ch <= 0x0D) || ch == 0x20 || ch == 0x85 || ch == 0xA0 ||
+			  ch == 0x1680 || (ch >= 0x2000 && ch <= 0x200A) || ch == 0x2028 ||
+			  ch == 0x2029 || ch == 0x202F || ch == 0x205F || ch == 0x3000))
+			return false;
+		u += l;
+	}
+	return true;
+}
 
 /* A revocation waiting for its transaction to commit */
 typedef struct PendingRevoke
@@ -213,7 +250,7 @@ hp_revoke(PG_FUNCTION_ARGS)
 	int			added = 0;
 
 	hp_require_preload();
-	if (strspn(reason_s, " \t\r\n") == strlen(reason_s))
+	if (reason_blank(reason_s))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("revocation: a reason is required")));
@@ -223,6 +260,12 @@ hp_revoke(PG_FUNCTION_ARGS)
 				 errmsg("revocation: the reason is longer than %d bytes", HP_REASON_LEN - 1)));
 	hp_pass_parse(p, &c);
 	hp_revocation_hashes(&c, &h);
+	if (!h.present[HP_REV_UCI] && !h.present[HP_REV_COUNTRYCODEUCI]
+		&& !h.present[HP_REV_SIGNATURE])
+		ereport(ERROR,
+				(errcode(ERRCODE_HP_REVOKE_NO_HASH),
+				 errmsg("revocation: the pass has no revocation hash (no \"ci\" and no signature bytes), so revoking it would add nothing"),
+				 errhint("Revoke its DSC in health_pass.trust_list, or insert the hash another registry gave into health_pass.revocation.")));
 
 	relid = hp_extension_relation_oid("revocation");
 	if (!OidIsValid(relid))

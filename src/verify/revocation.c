@@ -93,12 +93,20 @@ hp_revocation_hashes(const HpCose *c, HpRevHashes *h)
 			h->present[HP_REV_COUNTRYCODEUCI] = true;
 		}
 	}
+	/*
+	 * Absent when there are no bytes to hash (an empty signature, or one
+	 * byte under ES256): the digest of nothing would be one hash shared by
+	 * every such pass
+	 */
 	if (c->sig != NULL)
 	{
 		if (c->has_alg && c->alg_is_int && c->alg == HP_ALG_ES256)
 			siglen /= 2;		/* r of r || s */
-		rev_digest(c->sig, siglen, NULL, 0, h->hash[HP_REV_SIGNATURE]);
-		h->present[HP_REV_SIGNATURE] = true;
+		if (siglen > 0)
+		{
+			rev_digest(c->sig, siglen, NULL, 0, h->hash[HP_REV_SIGNATURE]);
+			h->present[HP_REV_SIGNATURE] = true;
+		}
 	}
 }
 

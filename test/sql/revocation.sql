@@ -107,6 +107,13 @@ SELECT count(*) AS records FROM pg_temp.revocations_since(:m);
 SELECT pg_temp.err($$SELECT health_pass.revoke(txt::health_pass.pass, '  ') FROM fx_pass WHERE name = 'ok_vacc'$$);
 SELECT pg_temp.err($$SELECT health_pass.revoke(txt::health_pass.pass, repeat('x', 300)) FROM fx_pass WHERE name = 'ok_vacc'$$);
 SELECT health_pass.revoke(NULL, 'x') IS NULL AS strict;
+-- a reason of Unicode white space only (U+3000, U+00A0, U+2003 and tabs)
+-- is as blank as an ASCII one; white space around a word is a reason
+SELECT pg_temp.err(format('SELECT health_pass.revoke(txt::health_pass.pass, %L) FROM fx_pass WHERE name = %L', r, 'ok_vacc'))
+  FROM (VALUES (U&'\3000'), (U&'\00A0\00A0'), (U&' \2003\0009\3000 '), (U&'\0085\2028\202F')) v(r);
+BEGIN;
+SELECT health_pass.revoke(txt::health_pass.pass, U&'\3000leaked\00A0') AS added FROM fx_pass WHERE name = 'ok_vacc';
+ROLLBACK;
 TRUNCATE health_pass.revocation;
 
 -- §3 privileges: not PUBLIC; granted EXECUTE is enough (no table privilege);
@@ -191,6 +198,25 @@ SELECT pg_temp.err(format('SELECT health_pass.revocation_import(%L)', jsonb_buil
     'entries', (SELECT jsonb_agg(jsonb_build_object('hash', encode(substr(sha256(int4send(i)), 1, 16), 'base64')))
                   FROM generate_series(1, 1001) i))));
 SELECT pg_temp.err($$SELECT health_pass.revocation_import(NULL)$$);
+-- a 10 MB batch and a deeply nested one: refused with YHR01 or PostgreSQL's
+-- own limits, never a crash (10 MB of ignored keys beside 1000 entries is
+-- a valid batch: imported, then rolled back)
+BEGIN;
+SELECT pg_temp.err(format('SELECT health_pass.revocation_import(%L)', jsonb_build_object(
+    'country', 'DE', 'hashType', 'UCI',
+    'entries', (SELECT jsonb_agg(jsonb_build_object('hash', 'AAAAAAAAAAAAAAAAAAAAAA==', 'pad', repeat('x', 10000)))
+                  FROM generate_series(1, 1000)))));
+ROLLBACK;
+SELECT pg_temp.err(format('SELECT health_pass.revocation_import(%L)', jsonb_build_object(
+    'country', 'DE', 'hashType', 'UCI',
+    'entries', (SELECT jsonb_agg(jsonb_build_object('hash', 'AAAAAAAAAAAAAAAAAAAAAA=='))
+                  FROM generate_series(1, 200000)))));
+SELECT pg_temp.err(format('SELECT health_pass.revocation_import(%L)', jsonb_build_object(
+    'country', 'DE', 'hashType', 'UCI', 'kid', repeat('A', 10000000))));
+SELECT left(pg_temp.err(format('SELECT health_pass.revocation_import(%L::jsonb)',
+    '{"country": "DE", "hashType": "UCI", "entries": ' || repeat('[', 100000) || repeat(']', 100000) || '}')), 60) AS deep_text;
+SELECT pg_temp.err(format('SELECT health_pass.revocation_import(%L)',
+    '{"country": "DE", "hashType": "UCI", "entries": [{"hash": ' || repeat('[', 5000) || repeat(']', 5000) || '}]}'));
 SELECT count(*) AS after FROM health_pass.revocation;
 
 -- §6 export: batches of at most 1000, per hash type, kid and expiry, that

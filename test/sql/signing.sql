@@ -94,6 +94,15 @@ RESET ROLE;
 -- a key dropped takes its grants
 SELECT health_pass.grant_signing('hp_signer', 'rsa');
 DELETE FROM health_pass.signing_key WHERE name = 'rsa';
+-- a key name echoed in a message is clipped to 64 bytes on a character
+-- boundary and marked "..." (a 10 kB name must not come back whole)
+SELECT pg_temp.err(format('SELECT health_pass.signer_check(%L)', repeat('k', 10000)));
+SELECT pg_temp.err(format('SELECT health_pass.signer_check(%L)', repeat('é', 5000)));
+SELECT pg_temp.err(format('SELECT health_pass.signer_check(%L)', repeat('k', 64)));  -- 64: whole
+INSERT INTO health_pass.signing_key (name, certificate, key_ref)
+    SELECT repeat('long', 2500), der, 'file:nosuch.pem' FROM fx_cert WHERE name = 'ec';
+SELECT pg_temp.err(format('SELECT health_pass._sign(%L, %L)', repeat('long', 2500), 'x'));
+DELETE FROM health_pass.signing_key WHERE name = repeat('long', 2500);
 SELECT count(*) AS grants_left FROM health_pass.signing_grant;
 DELETE FROM health_pass.signing_key;
 REVOKE USAGE ON SCHEMA health_pass FROM hp_signer, hp_clerk;

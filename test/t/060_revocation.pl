@@ -238,5 +238,92 @@ like($e, qr/YHR01: revocation batch: "kid" must be at most 64 bytes/, 'a kid ove
 	is($errors, '', '... and no error at all');
 }
 
+# 5. passes with unusual COSE (the red team's list): no kid, alg only in the
+# unprotected header, a huge or empty signature, no ci, no iss; a ci or iss
+# that is not UTF-8 text is refused as input.  Hashes absent (NULL) where the
+# input lacks what they hash; revoke() of a pass with none refuses (YHR02).
+my $odd_py = <<'PY';
+import hashlib, sys
+sys.path.insert(0, sys.argv[1])
+from gen import *
+key = ec.generate_private_key(ec.SECP256R1())
+kid = bytes(range(1, 9))
+h = lambda b: hashlib.sha256(b).hexdigest()[:32]
+nc = dcc(); del nc["v"][0]["ci"]
+def claims(hc, iss=True):
+    c = {4: ts("2030-01-01"), 6: ts("2021-06-01"), -260: {1: hc}}
+    if iss: c[1] = "XX"
+    return c
+def bad(raw):
+    d = dcc(); d["v"][0]["ci"] = Raw(raw); return d
+ci = dcc()["v"][0]["ci"].encode()
+cases = [("nokid", dict(prot={1: -7}), True, True, 32),
+         # alg counts only in the protected header (check(): unsupported_algorithm),
+         # so the whole signature is hashed, as for any algorithm but ES256
+         ("alg_unprotected", dict(prot={4: kid}, unprot={1: -7}), True, True, 64),
+         ("alg_unprotected_no_kid", dict(prot=b"", unprot={1: -7}), True, True, 64),
+         ("empty_signature", dict(sig=b""), True, True, None),
+         ("one_byte_signature", dict(sig=b"\x01"), True, True, None),
+         ("huge_signature", dict(sig=b"\x55" * 1500), True, True, 750),
+         ("no_ci", dict(hcert=nc), False, False, 32),
+         ("no_iss", dict(claims=claims(dcc(), False)), True, False, 32),
+         ("no_ci_no_iss", dict(claims=claims(nc, False)), False, False, 32),
+         ("nothing_to_hash", dict(claims=claims(nc, False), sig=b""), False, False, None),
+         ("ci_not_utf8", dict(hcert=bad(b"\x6a" + b"URN:UVCI:\xff")), None, None, None),
+         ("ci_nul", dict(hcert=bad(b"\x64AB\x00C")), None, None, None),
+         ("ci_bytes", dict(hcert=bad(b"\x41\x00")), None, None, None),
+         ("iss_int", dict(iss=5), None, None, None)]
+for name, kw, u, c, sl in cases:
+    text, msg = make_pass(key, kid, **kw)
+    s = kw.get("sig")
+    if s is None:
+        # the signature is the last byte string of the message: 64 bytes for ES256
+        s = msg[-64:]
+    want = lambda flag, v: "-" if flag is None else (h(v) if flag else "")
+    print("\t".join([name, text, want(u, ci), want(c, b"XX" + ci),
+                     "-" if u is None else (h(s[:sl]) if sl is not None else "")]))
+PY
+open my $ofh, '>', "$tmp/odd.py" or die; print $ofh $odd_py; close $ofh;
+my $odd = `/usr/bin/python3 $tmp/odd.py $here/..`;
+BAIL_OUT('odd passes: python failed') if $? != 0;
+for my $line (split /\n/, $odd)
+{
+	my ($name, $text, $uci, $cc, $sig) = split /\t/, $line, -1;
+	if ($uci eq '-')
+	{
+		my ($r, $o, $e) = $node->psql('registry', "SELECT health_pass.revocation_hashes('$text')",
+			extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+		like($e, qr/22P02: invalid health pass/, "$name: refused as input (22P02)");
+		next;
+	}
+	is($node->safe_psql('registry', qq{
+SELECT coalesce(encode(uci, 'hex'), '') || '/' || coalesce(encode(countrycodeuci, 'hex'), '') || '/' || coalesce(encode(signature, 'hex'), '')
+  FROM health_pass.revocation_hashes('$text')}), "$uci/$cc/$sig", "$name: hashes (NULL where absent)");
+	my $want = grep { $_ ne '' } ($uci, $cc, $sig);
+	my ($r, $o, $e) = $node->psql('registry', qq{BEGIN;
+SELECT health_pass.revoke('$text', 'odd ' || '$name');
+SELECT count(*) FROM health_pass.revocation WHERE reason = 'odd ' || '$name' AND (kid IS NULL) = ('$name' LIKE '%no_kid' OR '$name' = 'nokid');
+ROLLBACK}, extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+	if ($want)
+	{
+		is($o, "$want\n$want", "$name: revoke() adds its $want hashes");
+	}
+	else
+	{
+		like($e, qr/YHR02: revocation: the pass has no revocation hash/, "$name: revoke() refuses: nothing to add");
+	}
+}
+
+# a blank reason in a LATIN1 database: no-break space (0xA0) is blank there too
+$node->safe_psql('postgres', "CREATE DATABASE latin ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+$node->safe_psql('latin', 'CREATE EXTENSION health_pass');
+my ($lname, $ltext) = split /\t/, (split /\n/, $odd)[0];
+my ($lr, $lo, $le) = $node->psql('latin', "SELECT health_pass.revoke('$ltext', chr(160) || ' ' || chr(160))",
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($le, qr/22023: revocation: a reason is required/, 'LATIN1: a reason of no-break spaces is blank');
+is($node->safe_psql('latin', "BEGIN; SELECT health_pass.revoke('$ltext', chr(160) || 'lost' || chr(233)); ROLLBACK"),
+	'3', 'LATIN1: a reason with a word is one');
+
 $node->stop;
+
 done_testing();
