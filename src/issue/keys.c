@@ -65,6 +65,7 @@
 #include "access/table.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -82,7 +83,6 @@
 #include "utils/timestamp.h"
 
 #include "common/hp_common.h"
-#include "mb/pg_wchar.h"
 #include "issue/hp_signing.h"
 
 #define HP_KEY_FILE_MAX (64 * 1024)
@@ -311,7 +311,6 @@ hp_read_fd(int fd, char *buf, size_t bufsize, size_t *len)
 	return true;
 }
 
-/* Is NAME a plain relative path: no absolute path, no "..", no empty part */
 /*
  * A key name as a message echoes it: whole up to HP_KEY_LABEL_MAX bytes,
  * else cut there on a character boundary and marked "..." (a caller may
@@ -328,6 +327,7 @@ hp_key_label(const char *name)
 	return psprintf("%.*s...", len, name);
 }
 
+/* Is NAME a plain relative path: no absolute path, no "..", no empty part */
 static bool
 relative_name_ok(const char *name)
 {
@@ -874,25 +874,25 @@ static struct
 
 /*
  * Whether the trust list holds this DSC (by fingerprint, the SHA-256 of its
- * DER) with revoked_at set (any value, 'infinity' too, as check() counts
- * it), and the earliest such time in *at.  A DSC revoked there makes every
- * pass it signed key_revoked whatever its iat (verify/check.c), so issue()
- * refuses to sign with it.
+ * DER: unique, so one row at most) with revoked_at set (any value,
+ * 'infinity' too, as check() counts it), that time in *at_out.  A DSC
+ * revoked there makes every pass it signed key_revoked whatever its iat
+ * (verify/check.c), so issue() refuses to sign with it.
  */
 static bool
 dsc_revoked_at(const uint8 *cert, size_t len, Snapshot snap, TimestampTz *at_out)
 {
 	bool		revoked = false;
+	uint8		md[32];
 	Oid			relid = hp_extension_relation_oid("trust_list");
 	Oid			idx = hp_extension_relation_oid("trust_list_fingerprint_key");
 	Relation	rel;
 	SysScanDesc scan;
 	ScanKeyData skey;
 	HeapTuple	tup;
-	TimestampTz at = DT_NOEND;
 	AttrNumber	att_fp,
 				att_revoked;
-	bytea	   *fp = palloc(VARHDRSZ + 32);
+	bytea	   *fp;
 
 	if (!OidIsValid(relid) || !OidIsValid(idx))
 		ereport(ERROR,
@@ -900,24 +900,23 @@ dsc_revoked_at(const uint8 *cert, size_t len, Snapshot snap, TimestampTz *at_out
 				 errmsg("key: health_pass.trust_list or its index trust_list_fingerprint_key is missing")));
 	att_fp = key_attnum(relid, "trust_list", "fingerprint");
 	att_revoked = key_attnum(relid, "trust_list", "revoked_at");
-	hp_sha256(cert, len, NULL, 0, (uint8 *) VARDATA(fp));
-	SET_VARSIZE(fp, VARHDRSZ + 32);
+	hp_sha256(cert, len, NULL, 0, md);
+	fp = hp_bytea(md, sizeof(md));
 	rel = table_open(relid, AccessShareLock);
 	ScanKeyInit(&skey, att_fp, BTEqualStrategyNumber, F_BYTEAEQ, PointerGetDatum(fp));
 	scan = systable_beginscan(rel, idx, true, snap, 1, &skey);
-	while ((tup = systable_getnext(scan)) != NULL)
+	if ((tup = systable_getnext(scan)) != NULL)
 	{
 		bool		isnull;
 		Datum		d = heap_getattr(tup, att_revoked, RelationGetDescr(rel), &isnull);
 
-		if (!isnull && (!revoked || DatumGetTimestampTz(d) < at))
-			at = DatumGetTimestampTz(d);
-		revoked |= !isnull;
+		revoked = !isnull;
+		if (revoked)
+			*at_out = DatumGetTimestampTz(d);
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	pfree(fp);
-	*at_out = at;
 	return revoked;
 }
 
