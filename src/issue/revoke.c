@@ -37,18 +37,34 @@
 /*
  * Whether a reason is only white space: ASCII, or any Unicode White_Space
  * character (U+00A0, U+3000, ...), whatever the database encoding.  The
- * reason is converted to UTF-8 to be read (in SQL_ASCII the bytes are taken
- * as they are); a byte sequence that is not UTF-8 there is not blank.
+ * reason is converted to UTF-8 to be read (see below for SQL_ASCII).
  */
 static bool
 reason_blank(const char *s)
 {
 	int			len = strlen(s);
-	const unsigned char *u = (const unsigned char *) pg_server_to_any(s, len, PG_UTF8);
+	int			enc = GetDatabaseEncoding();
+	const unsigned char *u;
 	const unsigned char *end;
 
-	if ((const char *) u != s)
-		len = strlen((const char *) u);
+	/*
+	 * SQL_ASCII holds bytes of no known encoding (converting them would
+	 * raise an error), and an encoding without a conversion to UTF-8 cannot
+	 * be read as Unicode: there the bytes are read as UTF-8 when they are
+	 * valid UTF-8, else only ASCII white space is blank
+	 */
+	if (enc == PG_UTF8)
+		u = (const unsigned char *) s;
+	else if (enc != PG_SQL_ASCII && OidIsValid(FindDefaultConversionProc(enc, PG_UTF8)))
+	{
+		u = (const unsigned char *) pg_server_to_any(s, len, PG_UTF8);
+		if ((const char *) u != s)
+			len = strlen((const char *) u);
+	}
+	else if (pg_verify_mbstr(PG_UTF8, s, len, true))
+		u = (const unsigned char *) s;
+	else
+		return strspn(s, " \t\n\v\f\r") == (size_t) len;
 	end = u + len;
 	while (u < end)
 	{

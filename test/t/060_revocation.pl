@@ -324,6 +324,18 @@ like($le, qr/22023: revocation: a reason is required/, 'LATIN1: a reason of no-b
 is($node->safe_psql('latin', "BEGIN; SELECT health_pass.revoke('$ltext', chr(160) || 'lost' || chr(233)); ROLLBACK"),
 	'3', 'LATIN1: a reason with a word is one');
 
+# a SQL_ASCII database holds bytes in no known encoding: a reason that is not
+# UTF-8 is still a reason (the blank test must not convert it and fail), and
+# one of ASCII spaces only is blank
+$node->safe_psql('postgres', "CREATE DATABASE sqlascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+$node->safe_psql('sqlascii', 'CREATE EXTENSION health_pass');
+my ($ar, $ao, $ae) = $node->psql('sqlascii', "BEGIN; SELECT health_pass.revoke('$ltext', E'stolen \\xe9t\\xe9'); ROLLBACK",
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+is($ao, '3', 'SQL_ASCII: a reason that is not UTF-8 is one') or diag($ae);
+($ar, $ao, $ae) = $node->psql('sqlascii', "SELECT health_pass.revoke('$ltext', E' \\t ')",
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($ae, qr/22023: revocation: a reason is required/, 'SQL_ASCII: a reason of spaces is blank');
+
 $node->stop;
 
 done_testing();
