@@ -36,6 +36,7 @@
 #include "postgres.h"
 
 #include "access/parallel.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_inherits.h"
 #include "common/hashfn.h"
@@ -45,6 +46,7 @@
 #include "nodes/nodeFuncs.h"
 #include "nodes/subscripting.h"
 #include "optimizer/clauses.h"
+#include "pgstat.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -124,6 +126,11 @@ typedef struct HpScan
 	ProjectionInfo *proj;		/* the node's projection: after the gate */
 	EPQState   *epq;
 	HpStmt	   *stmt;
+	/* the relations whose statistics the scan moves: table, indexes, TOAST */
+	Oid		   *stat_rels;
+	PgStat_TableCounts *stat_saved;	/* scratch: their counts before a call */
+	int			nstat;
+	int			stat_toast;		/* stat_rels[stat_toast..] are TOAST's */
 } HpScan;
 
 /* A wrapped ON CONFLICT DO UPDATE expression: its SET list or its WHERE */
@@ -664,7 +671,152 @@ hp_hide_bitmap_counts(PlanState *ps)
 		ps->instrument->tuplecount = 0;
 		ps->instrument->ntuples = 0;
 		ps->instrument->ntuples2 = 0;
+		memset(&ps->instrument->bufusage, 0, sizeof(BufferUsage));
 	}
+}
+
+/*
+ * Statistics.  A scan counts what it reads in the cumulative statistics of
+ * the table and of its indexes (tuples returned and fetched, blocks hit
+ * and read: pg_stat_xact_user_tables at once, pg_stat_user_tables,
+ * pg_stat_user_indexes and pg_statio_user_tables once flushed), which every
+ * role may read, and in the backend's buffer usage (EXPLAIN (ANALYZE,
+ * BUFFERS), pg_stat_statements).  Every row an index condition or a
+ * leakproof qual removed before the gate was counted: with flag = 1 AND
+ * person = 'B3', idx_tup_fetch told how many rows have flag = 1, with no
+ * record and no quota spent.  So around each call of a gated scan the
+ * counters are saved, and after it each moves by at most one when the gate
+ * gets a row, by nothing when it gets none or the call fails: a protected
+ * table's statistics count the rows the gate saw, no more.  Counts other
+ * than reads (inserts, updates, deletes, dead tuples: what autovacuum
+ * needs) are not touched.
+ */
+
+/* The indexes a bitmap scan's tree reads */
+static void
+hp_bitmap_rels(PlanState *ps, List **rels)
+{
+	if (ps == NULL)
+		return;
+	if (IsA(ps, BitmapAndState) || IsA(ps, BitmapOrState))
+	{
+		PlanState **sub = IsA(ps, BitmapAndState) ? ((BitmapAndState *) ps)->bitmapplans :
+		((BitmapOrState *) ps)->bitmapplans;
+		int			n = IsA(ps, BitmapAndState) ? ((BitmapAndState *) ps)->nplans :
+		((BitmapOrState *) ps)->nplans;
+
+		for (int i = 0; i < n; i++)
+			hp_bitmap_rels(sub[i], rels);
+	}
+	else if (IsA(ps, BitmapIndexScanState) &&
+			 ((BitmapIndexScanState *) ps)->biss_RelationDesc != NULL)
+		*rels = list_append_unique_oid(*rels,
+									   RelationGetRelid(((BitmapIndexScanState *) ps)->biss_RelationDesc));
+}
+
+/*
+ * Find the relations whose statistics scan ps moves (in the current
+ * context): the table, the indexes the scan reads, and the table's TOAST
+ * table and its index (a leakproof qual on a long value fetches it there)
+ */
+static void
+hp_stats_init(HpScan *s, PlanState *ps)
+{
+	Relation	rel = ((ScanState *) ps)->ss_currentRelation;
+	List	   *rels = NIL;
+	ListCell   *lc;
+	int			i = 0;
+
+	if (rel == NULL)
+		return;
+	rels = list_make1_oid(RelationGetRelid(rel));
+	if (IsA(ps, IndexScanState) && ((IndexScanState *) ps)->iss_RelationDesc != NULL)
+		rels = lappend_oid(rels, RelationGetRelid(((IndexScanState *) ps)->iss_RelationDesc));
+	else if (IsA(ps, IndexOnlyScanState) && ((IndexOnlyScanState *) ps)->ioss_RelationDesc != NULL)
+		rels = lappend_oid(rels, RelationGetRelid(((IndexOnlyScanState *) ps)->ioss_RelationDesc));
+	else if (IsA(ps, BitmapHeapScanState))
+		hp_bitmap_rels(outerPlanState(ps), &rels);
+	s->stat_toast = list_length(rels);
+	if (OidIsValid(rel->rd_rel->reltoastrelid))
+	{
+		/* the lock a detoasting takes anyway, kept to the transaction's end */
+		Relation	toast = table_open(rel->rd_rel->reltoastrelid, AccessShareLock);
+		List	   *ix = RelationGetIndexList(toast);
+
+		rels = lappend_oid(rels, RelationGetRelid(toast));
+		rels = list_concat_unique_oid(rels, ix);
+		list_free(ix);
+		table_close(toast, NoLock);
+	}
+	s->nstat = list_length(rels);
+	s->stat_rels = palloc(sizeof(Oid) * s->nstat);
+	s->stat_saved = palloc0(sizeof(PgStat_TableCounts) * s->nstat);
+	foreach(lc, rels)
+		s->stat_rels[i++] = lfirst_oid(lc);
+	list_free(rels);
+}
+
+/*
+ * Save the counters before a call of the scan.  A relation this
+ * transaction has not counted yet has no pending entry: its counts start
+ * at zero when the call makes one.
+ */
+static inline void
+hp_stats_save(HpScan *s, BufferUsage *buffers)
+{
+	*buffers = pgBufferUsage;
+	for (int i = 0; i < s->nstat; i++)
+	{
+		PgStat_TableStatus *e = find_tabstat_entry(s->stat_rels[i]);
+
+		if (e != NULL)
+			s->stat_saved[i] = e->t_counts;
+		else
+			memset(&s->stat_saved[i], 0, sizeof(PgStat_TableCounts));
+	}
+}
+
+#define HP_CLAMP(now, was, keep) \
+	do { if ((now) - (was) > (keep)) (now) = (was) + (keep); } while (0)
+
+/* After the call: each counter moved by at most keep (1 for a row, else 0) */
+static void
+hp_stats_clamp(HpScan *s, const BufferUsage *b, int keep)
+{
+	BufferUsage *u = &pgBufferUsage;
+
+	for (int i = 0; i < s->nstat; i++)
+	{
+		PgStat_TableStatus *e = find_tabstat_entry(s->stat_rels[i]);
+		PgStat_TableCounts *c;
+		const PgStat_TableCounts *was = &s->stat_saved[i];
+
+		if (e == NULL)
+			continue;			/* not counted (track_counts off) */
+		c = &e->t_counts;
+		/* a TOAST index is scanned once for each value fetched */
+		if (i >= s->stat_toast)
+			HP_CLAMP(c->t_numscans, was->t_numscans, keep);
+		HP_CLAMP(c->t_tuples_returned, was->t_tuples_returned, keep);
+		HP_CLAMP(c->t_tuples_fetched, was->t_tuples_fetched, keep);
+		HP_CLAMP(c->t_blocks_fetched, was->t_blocks_fetched, keep);
+		HP_CLAMP(c->t_blocks_hit, was->t_blocks_hit, keep);
+	}
+	HP_CLAMP(u->shared_blks_hit, b->shared_blks_hit, keep);
+	HP_CLAMP(u->shared_blks_read, b->shared_blks_read, keep);
+	HP_CLAMP(u->shared_blks_dirtied, b->shared_blks_dirtied, keep);
+	HP_CLAMP(u->shared_blks_written, b->shared_blks_written, keep);
+	HP_CLAMP(u->local_blks_hit, b->local_blks_hit, keep);
+	HP_CLAMP(u->local_blks_read, b->local_blks_read, keep);
+	HP_CLAMP(u->local_blks_dirtied, b->local_blks_dirtied, keep);
+	HP_CLAMP(u->local_blks_written, b->local_blks_written, keep);
+	HP_CLAMP(u->temp_blks_read, b->temp_blks_read, keep);
+	HP_CLAMP(u->temp_blks_written, b->temp_blks_written, keep);
+	/* I/O timings (track_io_timing) would time the pages: not kept */
+	u->blk_read_time = b->blk_read_time;
+	u->blk_write_time = b->blk_write_time;
+	u->temp_blk_read_time = b->temp_blk_read_time;
+	u->temp_blk_write_time = b->temp_blk_write_time;
 }
 
 /*
@@ -701,7 +853,22 @@ hp_scan_exec(PlanState *ps)
 		Instrumentation *instr = ps->instrument;
 		double		removed1 = instr ? instr->nfiltered1 : 0;
 		double		removed2 = instr ? instr->nfiltered2 : 0;
-		TupleTableSlot *slot = s->real(ps);
+		double		fetched2 = instr ? instr->ntuples2 : 0;
+		BufferUsage buffers;
+		TupleTableSlot *slot;
+
+		hp_stats_save(s, &buffers);
+		PG_TRY();
+		{
+			slot = s->real(ps);
+		}
+		PG_CATCH();
+		{
+			hp_stats_clamp(s, &buffers, 0);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		hp_stats_clamp(s, &buffers, TupIsNull(slot) ? 0 : 1);
 
 		/*
 		 * EXPLAIN ANALYZE: rows that leakproof quals or index rechecks
@@ -712,6 +879,9 @@ hp_scan_exec(PlanState *ps)
 		{
 			instr->nfiltered1 = removed1;
 			instr->nfiltered2 = removed2;
+			/* an index-only scan's heap fetches: at most the row returned */
+			if (instr->ntuples2 > fetched2 + (TupIsNull(slot) ? 0 : 1))
+				instr->ntuples2 = fetched2 + (TupIsNull(slot) ? 0 : 1);
 			if (IsA(ps, BitmapHeapScanState))
 			{
 				((BitmapHeapScanState *) ps)->exact_pages = 0;
@@ -1052,6 +1222,7 @@ hp_wrap_scan(PlanState *ps, Relation rel, AttrNumber attnum, HpWalk *w)
 	s->gate = hp_gate_get(st, RelationGetRelid(rel), attnum);
 	if (s->gate->mode != HP_DENIED)
 		hp_split_scan(ps, s);
+	hp_stats_init(s, ps);
 	MemoryContextSwitchTo(old);
 	/* entered, then installed: each step complete before the next */
 	s->real = ps->ExecProcNodeReal;

@@ -305,6 +305,87 @@ RESET enable_seqscan; RESET enable_indexscan;
 RESET ROLE;
 SELECT health_pass.audit_flush() >= 0 AS flushed;
 SELECT subject, outcome FROM health_pass.audit_log WHERE id > :m AND relation = 'gate_bm'::regclass ORDER BY id;
+
+-- The statistics a scan keeps, which every role may read: the cumulative
+-- statistics views (pg_stat_xact_user_tables at once, pg_stat_user_tables,
+-- pg_stat_user_indexes and pg_statio_user_tables once flushed) and the
+-- buffers of EXPLAIN (ANALYZE, BUFFERS).  They counted every row and page a
+-- scan read before the gate: with the index condition flag = 1 and the
+-- leakproof person = 'B3' that no row of flag = 1 meets, idx_tup_fetch told
+-- 667 (how many rows have flag = 1), with no record, no quota spent.  Now a
+-- protected table's counters move by at most one for each row the gate saw.
+CREATE FUNCTION gate_stat_counts(OUT seq_tup_read bigint, OUT idx_tup_fetch bigint,
+    OUT idx_tup_read bigint, OUT idx_fetch bigint, OUT blocks bigint)
+LANGUAGE sql AS $$
+SELECT t.seq_tup_read, t.idx_tup_fetch, i.idx_tup_read, i.idx_tup_fetch,
+       s.heap_blks_read + s.heap_blks_hit + s.idx_blks_read + s.idx_blks_hit
+  FROM pg_stat_user_tables t, pg_stat_user_indexes i, pg_statio_user_tables s
+ WHERE t.relid = 'gate_bm'::regclass AND i.indexrelid = 'gate_bm_flag_idx'::regclass
+   AND s.relid = 'gate_bm'::regclass $$;
+-- shared blocks hit or read by a query's plan, as EXPLAIN (ANALYZE, BUFFERS) shows them
+CREATE FUNCTION gate_plan_blocks(q text) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE j json;
+BEGIN
+    EXECUTE 'EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ' || q INTO j;
+    RETURN (SELECT sum((n ->> 'Shared Hit Blocks')::bigint + (n ->> 'Shared Read Blocks')::bigint)
+              FROM jsonb_path_query(j::jsonb, 'strict $.**.Plan') AS p(n));
+END $$;
+GRANT EXECUTE ON FUNCTION gate_stat_counts(), gate_plan_blocks(text) TO regress_gate_all;
+SELECT pg_stat_force_next_flush();
+SELECT * FROM gate_stat_counts() \gset before_
+SELECT gate_mark() AS m \gset
+SET ROLE regress_gate_all;
+SET health_pass.purpose = 'care';
+BEGIN;
+SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
+SELECT id FROM gate_bm WHERE flag = 1 AND person = 'B3';      -- an index scan
+SELECT seq_scan, seq_tup_read, idx_scan, idx_tup_fetch
+  FROM pg_stat_xact_user_tables WHERE relid = 'gate_bm'::regclass;
+SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = on;
+SELECT id FROM gate_bm WHERE flag = 2 AND person = 'B3';      -- a bitmap scan
+SELECT seq_scan, seq_tup_read, idx_scan, idx_tup_fetch
+  FROM pg_stat_xact_user_tables WHERE relid = 'gate_bm'::regclass;
+SELECT gate_plan_blocks($$SELECT id FROM gate_bm WHERE flag = 2 AND person = 'B3'$$) AS bitmap_blocks;
+SET LOCAL enable_seqscan = on; SET LOCAL enable_bitmapscan = off;
+SELECT id FROM gate_bm WHERE person = 'B3' AND id > 0;         -- a sequential scan: one row
+SELECT seq_scan, seq_tup_read, idx_scan, idx_tup_fetch
+  FROM pg_stat_xact_user_tables WHERE relid = 'gate_bm'::regclass;
+SELECT gate_plan_blocks($$SELECT id FROM gate_bm WHERE person = 'B4' AND id > 0$$) <= 1 AS seq_blocks_at_most_one;
+COMMIT;
+SELECT pg_stat_force_next_flush();
+RESET ROLE;
+SELECT s.seq_tup_read - :before_seq_tup_read AS seq_tup_read,
+       s.idx_tup_fetch - :before_idx_tup_fetch AS idx_tup_fetch,
+       s.idx_tup_read - :before_idx_tup_read AS index_idx_tup_read,
+       s.idx_fetch - :before_idx_fetch AS index_idx_tup_fetch,
+       s.blocks - :before_blocks <= 4 AS blocks_at_most_rows_seen
+  FROM gate_stat_counts() s;
+SELECT health_pass.audit_flush() >= 0 AS flushed;
+SELECT subject, outcome FROM health_pass.audit_log WHERE id > :m AND relation = 'gate_bm'::regclass ORDER BY id;
+-- and a leakproof qual on a long subject: the values it fetched from the
+-- TOAST table were counted there (pg_stat_xact_all_tables: 3 scans and 6
+-- chunks, for the rows of flag = 1 whose subject has the length compared)
+CREATE TABLE gate_toast (id int, person text NOT NULL, flag int);
+ALTER TABLE gate_toast ALTER person SET STORAGE EXTERNAL;
+INSERT INTO gate_toast SELECT i, repeat('p', 3000) || i, i % 3 FROM generate_series(1, 300) i;
+CREATE INDEX ON gate_toast (flag);
+ANALYZE gate_toast;
+GRANT SELECT ON gate_toast TO regress_gate_all;
+SELECT health_pass.protect('gate_toast', 'person');
+SELECT health_pass.allow('regress_gate_all', 'gate_toast', 'care');
+SELECT pg_stat_force_next_flush();
+SET ROLE regress_gate_all;
+SET health_pass.purpose = 'care';
+BEGIN;
+SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
+SELECT id FROM gate_toast WHERE flag = 1 AND person = repeat('p', 3000) || '3';
+SELECT sum(idx_scan) AS toast_idx_scan, sum(idx_tup_fetch) AS toast_idx_tup_fetch
+  FROM pg_stat_xact_all_tables t JOIN pg_class c ON c.reltoastrelid = t.relid
+ WHERE c.oid = 'gate_toast'::regclass;
+COMMIT;
+RESET ROLE;
+DROP TABLE gate_toast;
+DROP FUNCTION gate_stat_counts(), gate_plan_blocks(text);
 DROP TABLE gate_bm;
 
 -- the server survived all of it
