@@ -281,6 +281,8 @@ ALTER DATABASE :"db" RESET health_pass.audit_superusers;
 \c
 SET health_pass.denial_interval = 0;
 
+-- 5. counts over rows the gate never saw: EXPLAIN and the statistics views
+
 -- EXPLAIN ANALYZE under enable_* settings that force a bitmap scan: the
 -- bitmap index scan under it (an index condition on another column, run
 -- before the gate) counted every row of flag = 1 and the heap blocks
