@@ -35,6 +35,7 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/parallel.h"
 #include "access/table.h"
 #include "access/xact.h"
@@ -47,6 +48,7 @@
 #include "nodes/subscripting.h"
 #include "optimizer/clauses.h"
 #include "pgstat.h"
+#include "storage/predicate.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -126,11 +128,12 @@ typedef struct HpScan
 	ProjectionInfo *proj;		/* the node's projection: after the gate */
 	EPQState   *epq;
 	HpStmt	   *stmt;
-	/* the relations whose statistics the scan moves: table, indexes, TOAST */
-	Oid		   *stat_rels;
+	/* the statistics the scan moves: of its table, indexes and TOAST */
+	bool		stat_exact;		/* every row the scan reads reaches the gate */
+	PgStat_TableStatus **stat;	/* their pending entries */
 	PgStat_TableCounts *stat_saved;	/* scratch: their counts before a call */
 	int			nstat;
-	int			stat_toast;		/* stat_rels[stat_toast..] are TOAST's */
+	int			stat_toast;		/* stat[stat_toast..] are TOAST's */
 } HpScan;
 
 /* A wrapped ON CONFLICT DO UPDATE expression: its SET list or its WHERE */
@@ -710,70 +713,112 @@ hp_bitmap_rels(PlanState *ps, List **rels)
 	}
 	else if (IsA(ps, BitmapIndexScanState) &&
 			 ((BitmapIndexScanState *) ps)->biss_RelationDesc != NULL)
-		*rels = list_append_unique_oid(*rels,
-									   RelationGetRelid(((BitmapIndexScanState *) ps)->biss_RelationDesc));
+		*rels = list_append_unique_ptr(*rels, ((BitmapIndexScanState *) ps)->biss_RelationDesc);
+}
+
+/* Add rel's pending statistics entry (made now if need be) to s->stat */
+static void
+hp_stats_add(HpScan *s, Relation rel)
+{
+	/* none while track_counts is off: nothing is counted then */
+	if (!pgstat_should_count_relation(rel))
+		return;
+	for (int i = 0; i < s->nstat; i++)
+		if (s->stat[i] == rel->pgstat_info)
+			return;
+	s->stat[s->nstat++] = rel->pgstat_info;
 }
 
 /*
- * Find the relations whose statistics scan ps moves (in the current
- * context): the table, the indexes the scan reads, and the table's TOAST
- * table and its index (a leakproof qual on a long value fetches it there)
+ * Find the statistics scan ps moves (in the current context): of the
+ * table, of the indexes the scan reads, and of the table's TOAST table and
+ * its index (a leakproof qual on a long subject fetches it there); and, in
+ * a serializable transaction, lock the table and those indexes whole for
+ * SSI.
+ *
+ * The pending entries are kept by address: this backend frees one only
+ * when it flushes its statistics, idle between transactions, or drops its
+ * relation, and the executor state that owns s ends before either (a
+ * cursor ends with its transaction, a holdable one is read to its end at
+ * commit).
  */
 static void
 hp_stats_init(HpScan *s, PlanState *ps)
 {
 	Relation	rel = ((ScanState *) ps)->ss_currentRelation;
 	List	   *rels = NIL;
+	List	   *toast_ix = NIL;
+	Relation	toast = NULL;
 	ListCell   *lc;
-	int			i = 0;
 
 	if (rel == NULL)
 		return;
-	rels = list_make1_oid(RelationGetRelid(rel));
+
+	/*
+	 * A sequential, sample or TID scan left without quals (none ran before
+	 * the gate) hands the gate every row it reads: its counts are the
+	 * gate's already, and it is not wrapped in save and clamp
+	 */
+	if ((IsA(ps, SeqScanState) || IsA(ps, SampleScanState) ||
+		 IsA(ps, TidScanState) || IsA(ps, TidRangeScanState)) && ps->qual == NULL)
+	{
+		s->stat_exact = true;
+		return;
+	}
+	rels = list_make1(rel);
 	if (IsA(ps, IndexScanState) && ((IndexScanState *) ps)->iss_RelationDesc != NULL)
-		rels = lappend_oid(rels, RelationGetRelid(((IndexScanState *) ps)->iss_RelationDesc));
+		rels = lappend(rels, ((IndexScanState *) ps)->iss_RelationDesc);
 	else if (IsA(ps, IndexOnlyScanState) && ((IndexOnlyScanState *) ps)->ioss_RelationDesc != NULL)
-		rels = lappend_oid(rels, RelationGetRelid(((IndexOnlyScanState *) ps)->ioss_RelationDesc));
+		rels = lappend(rels, ((IndexOnlyScanState *) ps)->ioss_RelationDesc);
 	else if (IsA(ps, BitmapHeapScanState))
 		hp_bitmap_rels(outerPlanState(ps), &rels);
-	s->stat_toast = list_length(rels);
+
+	/*
+	 * SSI: a serializable transaction takes a predicate lock on every tuple
+	 * and index page a scan reads, before the gate, and pg_locks shows them
+	 * to every role: how many rows an index condition matched, and where.
+	 * One lock on each relation instead covers them all (and takes none of
+	 * them); it is coarser, so more transactions may fail to serialize.
+	 */
+	if (s->gate->mode != HP_DENIED)	/* a denied scan reads nothing */
+		foreach(lc, rels)
+			PredicateLockRelation((Relation) lfirst(lc), ps->state->es_snapshot);
+
 	if (OidIsValid(rel->rd_rel->reltoastrelid))
 	{
 		/* the lock a detoasting takes anyway, kept to the transaction's end */
-		Relation	toast = table_open(rel->rd_rel->reltoastrelid, AccessShareLock);
-		List	   *ix = RelationGetIndexList(toast);
+		toast = table_open(rel->rd_rel->reltoastrelid, AccessShareLock);
+		toast_ix = RelationGetIndexList(toast);
+	}
+	s->stat = palloc(sizeof(PgStat_TableStatus *) * (list_length(rels) + 1 + list_length(toast_ix)));
+	foreach(lc, rels)
+		hp_stats_add(s, lfirst(lc));
+	s->stat_toast = s->nstat;
+	if (toast != NULL)
+	{
+		hp_stats_add(s, toast);
+		foreach(lc, toast_ix)
+		{
+			Relation	ix = index_open(lfirst_oid(lc), AccessShareLock);
 
-		rels = lappend_oid(rels, RelationGetRelid(toast));
-		rels = list_concat_unique_oid(rels, ix);
-		list_free(ix);
+			hp_stats_add(s, ix);
+			index_close(ix, NoLock);
+		}
 		table_close(toast, NoLock);
 	}
-	s->nstat = list_length(rels);
-	s->stat_rels = palloc(sizeof(Oid) * s->nstat);
-	s->stat_saved = palloc0(sizeof(PgStat_TableCounts) * s->nstat);
-	foreach(lc, rels)
-		s->stat_rels[i++] = lfirst_oid(lc);
+	s->stat_saved = palloc0(sizeof(PgStat_TableCounts) * Max(s->nstat, 1));
 	list_free(rels);
+	list_free(toast_ix);
 }
 
-/*
- * Save the counters before a call of the scan.  A relation this
- * transaction has not counted yet has no pending entry: its counts start
- * at zero when the call makes one.
- */
+/* Save the counters before a call of the scan */
 static inline void
-hp_stats_save(HpScan *s, BufferUsage *buffers)
+hp_stats_save(HpScan *s, BufferUsage *buffers, WalUsage *wal)
 {
 	*buffers = pgBufferUsage;
+	*wal = pgWalUsage;
 	for (int i = 0; i < s->nstat; i++)
-	{
-		PgStat_TableStatus *e = find_tabstat_entry(s->stat_rels[i]);
-
-		if (e != NULL)
-			s->stat_saved[i] = e->t_counts;
-		else
-			memset(&s->stat_saved[i], 0, sizeof(PgStat_TableCounts));
-	}
+		s->stat_saved[i] = s->stat[i]->t_counts;
 }
 
 #define HP_CLAMP(now, was, keep) \
@@ -781,19 +826,15 @@ hp_stats_save(HpScan *s, BufferUsage *buffers)
 
 /* After the call: each counter moved by at most keep (1 for a row, else 0) */
 static void
-hp_stats_clamp(HpScan *s, const BufferUsage *b, int keep)
+hp_stats_clamp(HpScan *s, const BufferUsage *b, const WalUsage *w, int keep)
 {
 	BufferUsage *u = &pgBufferUsage;
 
 	for (int i = 0; i < s->nstat; i++)
 	{
-		PgStat_TableStatus *e = find_tabstat_entry(s->stat_rels[i]);
-		PgStat_TableCounts *c;
+		PgStat_TableCounts *c = &s->stat[i]->t_counts;
 		const PgStat_TableCounts *was = &s->stat_saved[i];
 
-		if (e == NULL)
-			continue;			/* not counted (track_counts off) */
-		c = &e->t_counts;
 		/* a TOAST index is scanned once for each value fetched */
 		if (i >= s->stat_toast)
 			HP_CLAMP(c->t_numscans, was->t_numscans, keep);
@@ -812,6 +853,21 @@ hp_stats_clamp(HpScan *s, const BufferUsage *b, int keep)
 	HP_CLAMP(u->local_blks_written, b->local_blks_written, keep);
 	HP_CLAMP(u->temp_blks_read, b->temp_blks_read, keep);
 	HP_CLAMP(u->temp_blks_written, b->temp_blks_written, keep);
+	/*
+	 * The WAL a scan writes as it prunes pages or logs hint bits, one
+	 * record per page (EXPLAIN (WAL), pg_stat_statements, pg_stat_wal,
+	 * which so counts less than was written)
+	 */
+	if (pgWalUsage.wal_records - w->wal_records > keep)
+	{
+		int64		records = pgWalUsage.wal_records - w->wal_records;
+
+		/* bytes: an average record's for the one kept */
+		pgWalUsage.wal_bytes = w->wal_bytes +
+			keep * (pgWalUsage.wal_bytes - w->wal_bytes) / records;
+		pgWalUsage.wal_records = w->wal_records + keep;
+	}
+	HP_CLAMP(pgWalUsage.wal_fpi, w->wal_fpi, keep);
 	/* I/O timings (track_io_timing) would time the pages: not kept */
 	u->blk_read_time = b->blk_read_time;
 	u->blk_write_time = b->blk_write_time;
@@ -855,20 +911,26 @@ hp_scan_exec(PlanState *ps)
 		double		removed2 = instr ? instr->nfiltered2 : 0;
 		double		fetched2 = instr ? instr->ntuples2 : 0;
 		BufferUsage buffers;
+		WalUsage	wal;
 		TupleTableSlot *slot;
 
-		hp_stats_save(s, &buffers);
-		PG_TRY();
-		{
+		if (s->stat_exact)
 			slot = s->real(ps);
-		}
-		PG_CATCH();
+		else
 		{
-			hp_stats_clamp(s, &buffers, 0);
-			PG_RE_THROW();
+			hp_stats_save(s, &buffers, &wal);
+			PG_TRY();
+			{
+				slot = s->real(ps);
+			}
+			PG_CATCH();
+			{
+				hp_stats_clamp(s, &buffers, &wal, 0);
+				PG_RE_THROW();
+			}
+			PG_END_TRY();
+			hp_stats_clamp(s, &buffers, &wal, TupIsNull(slot) ? 0 : 1);
 		}
-		PG_END_TRY();
-		hp_stats_clamp(s, &buffers, TupIsNull(slot) ? 0 : 1);
 
 		/*
 		 * EXPLAIN ANALYZE: rows that leakproof quals or index rechecks

@@ -354,6 +354,16 @@ SELECT seq_scan, seq_tup_read, idx_scan, idx_tup_fetch
   FROM pg_stat_xact_user_tables WHERE relid = 'gate_bm'::regclass;
 SELECT gate_plan_blocks($$SELECT id FROM gate_bm WHERE person = 'B4' AND id > 0$$) <= 1 AS seq_blocks_at_most_one;
 COMMIT;
+-- SSI: a serializable transaction's predicate locks, which pg_locks shows
+-- to every role, named every tuple the index scan read before the gate
+-- (here promoted to their 11 heap pages and 2 index pages); now the table
+-- and the index are locked whole
+BEGIN ISOLATION LEVEL SERIALIZABLE;
+SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
+SELECT id FROM gate_bm WHERE flag = 1 AND person = 'B3';
+SELECT relation::regclass, locktype, count(*) FROM pg_locks
+ WHERE pid = pg_backend_pid() AND mode = 'SIReadLock' GROUP BY 1, 2 ORDER BY 1, 2;
+COMMIT;
 SELECT pg_stat_force_next_flush();
 RESET ROLE;
 SELECT s.seq_tup_read - :before_seq_tup_read AS seq_tup_read,
