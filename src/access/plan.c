@@ -106,6 +106,18 @@ hp_relation_info(PlannerInfo *root, Oid relid, bool inhparent, RelOptInfo *rel)
 		if (!has_subject)
 			for (int i = 0; i < index->ncolumns; i++)
 				index->canreturn[i] = false;
+
+		/*
+		 * No probe of the index's actual first and last values: when a
+		 * range condition falls past the histogram's ends, the planner reads
+		 * them from an ordered index (get_actual_variable_range(), as the
+		 * reader, past the gate), and the cost of "id > N" then told the
+		 * live maximum of id to any reader.  PostgreSQL skips the probe for
+		 * a hypothetical index; the flag changes nothing else for an
+		 * ordered index, and the executor never sees it.
+		 */
+		if (index->sortopfamily != NULL)
+			index->hypothetical = true;
 	}
 }
 
