@@ -10,6 +10,9 @@
 #      RSASSA-PSS with MGF1-SHA256 and a salt of exactly 32 bytes (what
 #      OpenSSL enforces given salt_length=32), and each issuance left its
 #      issued record in the audit chain with the UVCI as subject;
+#   2c. a module without CKM_SHA256_RSA_PKCS_PSS (test/pkcs11_no_hash_pss.c
+#      over SoftHSM2): PS256 falls back to CKM_RSA_PKCS_PSS over the digest,
+#      once refused per backend, and the passes verify as PS256;
 #   3. URIs carrying a PIN or a module, or naming no key, are refused; so are
 #      a missing token or object, a key that is not the certificate's, a key
 #      on another curve;
@@ -224,6 +227,69 @@ SELECT count(*) FROM health_pass.audit_log a
 	$NI, "each of the $NI issuances recorded: outcome issued, the UVCI as subject, the key, the signature hash");
 is($node->safe_psql('postgres', q{SELECT count(DISTINCT health_pass.uvci(p)) FROM issued}), $NI, '... UVCIs all distinct');
 is($node->safe_psql('postgres', 'SELECT bool_and(ok) FROM health_pass.audit_verify()'), 't', 'the chain verifies');
+
+# 2c. a token without CKM_SHA256_RSA_PKCS_PSS: test/pkcs11_no_hash_pss.c, a
+# module that passes every call to SoftHSM2 but refuses that mechanism in
+# C_SignInit, as HSMs with only the raw CKM_RSA_PKCS_PSS do, and logs each
+# RSA-PSS C_SignInit.  PS256 falls back to CKM_RSA_PKCS_PSS over the digest
+# (salt 32), once refused per key and backend, and every pass still verifies
+# as PS256; ES256 is untouched
+my $shim = "$base/pkcs11_no_hash_pss.so";
+my $p11cflags = `pkg-config --cflags p11-kit-1 2>/dev/null` || '-I/usr/include/p11-kit-1';
+chomp $p11cflags;
+run("cc -shared -fPIC -O2 -Wall -Wextra -Werror $p11cflags -DREAL_MODULE='\"$module\"' "
+	. "-o $shim $FindBin::RealBin/../pkcs11_no_hash_pss.c -ldl");
+reconf('health_pass.pkcs11_module', $shim);
+my $log_at = -s $node->logfile;
+my $more;
+IPC::Run::run([ $py, $check, 'gen', '72', 12 ], '>', \$more) or die 'issue_check.py gen failed';
+spew("$base/payloads2.jsonl", $more);
+$node->safe_psql('postgres', qq{
+CREATE TABLE payloads2 (n serial, p jsonb, key text);
+COPY payloads2 (p) FROM '$base/payloads2.jsonl' WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02');
+UPDATE payloads2 SET key = CASE WHEN n <= 10 THEN 'de' ELSE 'fr' END;
+UPDATE payloads2 SET p = jsonb_set(p, ARRAY[k.k, '0', 'ci'], to_jsonb(health_pass.uvci(upper(key), 'HSM')))
+  FROM (SELECT n AS nn, (SELECT k FROM unnest(ARRAY['v', 't', 'r']) k WHERE p ? k) AS k FROM payloads2) k
+ WHERE k.nn = n;
+CREATE TABLE issued2 (n int, key text, p health_pass.pass, at timestamptz);
+GRANT SELECT ON payloads2 TO registrar;
+GRANT INSERT ON issued2 TO registrar;
+});
+is(sq(q{INSERT INTO issued2
+  SELECT n, key, health_pass.issue(p, key, '90 days', at), at
+    FROM payloads2, (SELECT date_trunc('second', now()) AS at) x WHERE n <= 4 OR n > 10}, 'registrar'), '',
+	'through the module without CKM_SHA256_RSA_PKCS_PSS: 4 PS256 and 2 ES256 passes by issue() in one backend');
+is(sq(q{INSERT INTO issued2
+  SELECT s.ns[b.o], 'de', b.p, s.at
+    FROM (SELECT array_agg(p ORDER BY n) AS ps, array_agg(n ORDER BY n) AS ns, date_trunc('second', now()) AS at
+            FROM payloads2 WHERE n BETWEEN 5 AND 10) s,
+         LATERAL health_pass.issue_batch(s.ps, 'de', '90 days', s.at) WITH ORDINALITY b(p, o)}, 'registrar'), '',
+	'... and 6 PS256 passes by issue_batch() in another');
+is($node->safe_psql('postgres', q{SELECT string_agg(key || ' ' || a || ' ' || c, ', ' ORDER BY key) FROM
+	(SELECT key, health_pass.alg(p) a, count(*) c FROM issued2 GROUP BY 1, 2) s}),
+	'de PS256 10, fr ES256 2', '... every one issued with its key\'s algorithm');
+is($node->safe_psql('postgres', q{SELECT string_agg(DISTINCT (health_pass.check(p)).reason::text, ', ') FROM issued2}),
+	'ok', '... check() ok');
+my $shim_log = substr(slurp($node->logfile), $log_at);
+my $refused = () = $shim_log =~ /pkcs11_no_hash_pss: refused CKM_SHA256_RSA_PKCS_PSS/g;
+my $salt32 = () = $shim_log =~ /pkcs11_no_hash_pss: CKM_RSA_PKCS_PSS salt 32\n/g;
+my $other = () = $shim_log =~ /pkcs11_no_hash_pss: CKM_RSA_PKCS_PSS salt (?!32\n)/g;
+is($refused, 2, 'CKM_SHA256_RSA_PKCS_PSS was tried once in each of the two backends, refused, not tried again');
+is("$salt32 $other", '12 0', 'every RSA signature fell back to CKM_RSA_PKCS_PSS with a salt of 32: the 10 passes and each backend\'s proof of the key');
+{
+	my $lines = $node->safe_psql('postgres', q{
+SELECT json_build_object('payload', pl.p, 'pass', i.p::text,
+                         'iat', floor(extract(epoch FROM i.at))::bigint,
+                         'exp', floor(extract(epoch FROM i.at + interval '90 days'))::bigint)
+  FROM issued2 i JOIN payloads2 pl USING (n, key) WHERE key = 'de' ORDER BY n});
+	spew("$base/issued2-de.jsonl", "$lines\n");
+	my $res = '';
+	IPC::Run::run([ $py, $check, 'verify', "$base/issued2-de.jsonl", "$out/rsa.der" ], '>', \$res, '2>&1');
+	like($res, qr/^verified: PS256 10\nissue_check: 10 passed, 0 failed$/m,
+		'issue_check.py verifies the 10 fallback passes as PS256 (-37, PSS salt 32, MGF1-SHA256)')
+	  or diag($res);
+}
+reconf('health_pass.pkcs11_module', $module);
 
 # 3. URIs and objects -------------------------------------------------------
 for my $c (
