@@ -41,17 +41,20 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
 #include "codec/hp_cbor.h"
 #include "issue/hp_issuing.h"
 #include "issue/hp_signing.h"
+#include "verify/hp_verify.h"
 
 #define ERRCODE_HP_ISSUE_PAYLOAD   MAKE_SQLSTATE('Y','H','I','0','1')
 #define ERRCODE_HP_ISSUE_KEY       MAKE_SQLSTATE('Y','H','I','0','2')
 #define ERRCODE_HP_ISSUE_SIGN      MAKE_SQLSTATE('Y','H','I','0','3')
 #define ERRCODE_HP_ISSUE_VALIDITY  MAKE_SQLSTATE('Y','H','I','0','4')
+#define ERRCODE_HP_ISSUE_REVOKED   MAKE_SQLSTATE('Y','H','I','0','5')
 
 /*
  * The largest COSE message issued: its HC1: text (zlib, base45) must fit
@@ -389,7 +392,7 @@ issue_dates(Interval *valid_for, TimestampTz issued_at, int64 *iat_out, int64 *e
  * go.  Everything else is allocated in the current memory context.
  */
 static HealthPass *
-issue_with(HpSigner *signer, Datum payload_d, TimestampTz issued_at,
+issue_with(HpSigner *signer, HpRevScan *rev, Datum payload_d, TimestampTz issued_at,
 		   int64 iat, int64 exp, char **uvci, char *reason)
 {
 	const HpSignerInfo *info = hp_signer_info(signer);
@@ -530,6 +533,23 @@ issue_with(HpSigner *signer, Datum payload_d, TimestampTz issued_at,
 		*uvci = pnstrdup(u, ulen);
 	}
 
+	/*
+	 * revocation: a UVCI revoked (its UCI or COUNTRYCODEUCI hash, as of
+	 * issued_at) would make a pass revoked from the start
+	 */
+	{
+		HpRevHashes h;
+
+		hp_revocation_hashes(&c, &h);	/* unsigned yet: no SIGNATURE hash */
+		if (hp_revscan_check(rev, &h, issued_at))
+			ereport(ERROR,
+					(errcode(ERRCODE_HP_ISSUE_REVOKED),
+					 errmsg("cannot issue pass: revocation: its ci \"%s\" is revoked", *uvci),
+					 errdetail("health_pass.revocation holds its UCI or COUNTRYCODEUCI hash, unexpired at %s: every verifier would refuse the pass.",
+							   ts_text(issued_at)),
+					 errhint("Issue the new pass with a new UVCI (health_pass.uvci()).")));
+	}
+
 	/* sign */
 	tbs_len = hp_cose_sig_structure(tbs_buf, sizeof(tbs_buf), prot, prot_len,
 									claims_buf, claims_len);
@@ -591,6 +611,27 @@ issue_with(HpSigner *signer, Datum payload_d, TimestampTz issued_at,
 	return p;
 }
 
+/*
+ * Begin the revocation checks of a call: health_pass.revocation as the
+ * statement's snapshot sees it, as check() reads it (the reference kept
+ * for the query)
+ */
+static void
+issue_revocation_begin(FunctionCallInfo fcinfo, HpRevScan *rev, uint32 checks)
+{
+	HpRevRef   *ref = fcinfo->flinfo->fn_extra;
+
+	if (ref == NULL)
+	{
+		ref = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(HpRevRef));
+		hp_revocation_ref(ref);
+		fcinfo->flinfo->fn_extra = ref;
+	}
+	hp_revscan_begin(rev, ref,
+					 ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot(),
+					 checks);
+}
+
 /* NULL arguments are refused by name; the library must be preloaded */
 static void
 issue_args(FunctionCallInfo fcinfo, const char *first)
@@ -639,10 +680,13 @@ hp_issue(PG_FUNCTION_ARGS)
 		int64		iat,
 					exp;
 		HealthPass *b;
+		HpRevScan	rev;
 
 		issue_dates(PG_GETARG_INTERVAL_P(2), PG_GETARG_TIMESTAMPTZ(3), &iat, &exp);
-		b = issue_with(signer, PG_GETARG_DATUM(0), PG_GETARG_TIMESTAMPTZ(3),
+		issue_revocation_begin(fcinfo, &rev, 1);
+		b = issue_with(signer, &rev, PG_GETARG_DATUM(0), PG_GETARG_TIMESTAMPTZ(3),
 					   iat, exp, &u, reason);
+		hp_revscan_end(&rev);
 
 		p = palloc(VARSIZE(b));
 		memcpy(p, b, VARSIZE(b));
@@ -716,6 +760,7 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 	int			lbound;
 	int			subscript = 0;
 	ErrorContextCallback elem_cb;
+	HpRevScan	rev;
 
 	issue_args(fcinfo, "payloads");
 	arr = PG_GETARG_ARRAYTYPE_P(0);
@@ -742,6 +787,7 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 								 ALLOCSET_DEFAULT_SIZES);
 	hp_audit_event_template(&tmpl, actor);
 	signer = hp_signer_open(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	issue_revocation_begin(fcinfo, &rev, (uint32) Max(n, 1));
 	elem_cb.previous = error_context_stack;
 	elem_cb.callback = batch_element_context;
 	elem_cb.arg = &subscript;
@@ -767,7 +813,7 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 			/* the record's slot on its way into the cache while we sign */
 			hp_queue_prefetch_next();
 			old = MemoryContextSwitchTo(each);
-			p = issue_with(signer, elems[i], PG_GETARG_TIMESTAMPTZ(3), iat, exp,
+			p = issue_with(signer, &rev, elems[i], PG_GETARG_TIMESTAMPTZ(3), iat, exp,
 						   &u, reason);
 			upto = hp_audit_event_queue(&tmpl, HP_ISSUED, hp_signing_key_relid(), u,
 										NULL, reason);
@@ -803,6 +849,7 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 		hp_signer_close(signer);
 	}
 	PG_END_TRY();
+	hp_revscan_end(&rev);
 	MemoryContextDelete(each);
 
 	/* every record durable before any pass leaves this function */

@@ -75,6 +75,22 @@ extern void hp_revocation_ref(HpRevRef *r);
 extern bool hp_revoked(const HpRevRef *r, const HpRevHashes *h, TimestampTz at,
 					   Snapshot snap);
 
+/* Many checks under one snapshot (issue_batch()): see revocation.c */
+typedef struct HpRevScan
+{
+	const HpRevRef *ref;
+	Snapshot	snap;
+	struct RelationData *rel;
+	struct RelationData *idx;
+	bool		use_filter;		/* the filter is current for snap */
+	struct IndexScanDescData *scan; /* begun at the first probe */
+	struct TupleTableSlot *slot;
+} HpRevScan;
+
+extern void hp_revscan_begin(HpRevScan *s, const HpRevRef *r, Snapshot snap, uint32 checks);
+extern bool hp_revscan_check(HpRevScan *s, const HpRevHashes *h, TimestampTz at);
+extern void hp_revscan_end(HpRevScan *s);
+
 /* check.c: defines health_pass.clock_skew */
 extern void hp_verify_init(void);
 extern int	hp_key_usage_bits(Datum d, bool isnull);

@@ -274,11 +274,14 @@ filter_build(const HpRevRef *r, Relation rel, Relation idx, XLogRecPtr lsn,
 }
 
 /*
- * Whether the filter proves that none of the hashes is in the table (then
- * the probes are skipped); may rebuild it first
+ * Whether the filter is current for the table as a snapshot taken before
+ * this call sees it, so that it may answer for that snapshot; may rebuild
+ * it first.  checks is how many checks the caller will make with the
+ * answer (a stale filter of a large table is rebuilt after
+ * HP_REV_STABLE_CHECKS of them at one LSN).
  */
 static bool
-filter_excludes(const HpRevRef *r, Relation rel, Relation idx, const HpRevHashes *h)
+filter_current(const HpRevRef *r, Relation rel, Relation idx, uint32 checks)
 {
 	double		ntuples = 0;
 	XLogRecPtr	lsn = index_lsn(rel, idx, &ntuples);
@@ -294,10 +297,18 @@ filter_excludes(const HpRevRef *r, Relation rel, Relation idx, const HpRevHashes
 			filter.seen_lsn = lsn;
 			filter.seen_checks = 0;
 		}
-		if (ntuples > HP_REV_SMALL_TABLE && ++filter.seen_checks < HP_REV_STABLE_CHECKS)
+		filter.seen_checks += Min(checks, HP_REV_STABLE_CHECKS);
+		if (ntuples > HP_REV_SMALL_TABLE && filter.seen_checks < HP_REV_STABLE_CHECKS)
 			return false;
 		filter_build(r, rel, idx, lsn, ntuples);
 	}
+	return true;
+}
+
+/* Whether the (current) filter proves that none of the hashes is in the table */
+static bool
+filter_excludes(const HpRevHashes *h)
+{
 	for (int t = 0; t < HP_REV_NTYPES; t++)
 	{
 		uint32		w;
@@ -313,60 +324,87 @@ filter_excludes(const HpRevRef *r, Relation rel, Relation idx, const HpRevHashes
 }
 
 /*
- * Is any of the pass's hashes revoked at time at, as snapshot snap sees
- * health_pass.revocation?
+ * Begin checking passes against health_pass.revocation as snapshot snap
+ * sees it, about checks of them (one for check(), a batch's size for
+ * issue_batch()): the table and its hash index are opened, and the filter
+ * is made current, once.  hp_revscan_end() closes them; after an error the
+ * transaction's abort releases them.
  */
-bool
-hp_revoked(const HpRevRef *r, const HpRevHashes *h, TimestampTz at, Snapshot snap)
+void
+hp_revscan_begin(HpRevScan *s, const HpRevRef *r, Snapshot snap, uint32 checks)
 {
-	Relation	rel;
-	Relation	idx;
-	IndexScanDesc scan;
-	TupleTableSlot *slot;
+	memset(s, 0, sizeof(*s));
+	s->ref = r;
+	s->snap = snap;
+	s->rel = table_open(r->relid, AccessShareLock);
+	s->idx = index_open(r->hash_index, AccessShareLock);
+	if (s->idx->rd_rel->relam != HASH_AM_OID || s->idx->rd_index->indrelid != r->relid)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("health_pass.revocation_hash_idx is not the hash index on health_pass.revocation (hash)")));
+	s->use_filter = filter_current(r, s->rel, s->idx, checks);
+}
+
+/* Is any of these hashes revoked at time at? */
+bool
+hp_revscan_check(HpRevScan *s, const HpRevHashes *h, TimestampTz at)
+{
 	ScanKeyData key;
-	bool		found = false;
 	union
 	{
 		int32		align;
 		char		bytes[VARHDRSZ + HP_REV_HASH_LEN];
 	}			val;
 
-	rel = table_open(r->relid, AccessShareLock);
-	idx = index_open(r->hash_index, AccessShareLock);
-	if (idx->rd_rel->relam != HASH_AM_OID || idx->rd_index->indrelid != r->relid)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("health_pass.revocation_hash_idx is not the hash index on health_pass.revocation (hash)")));
-	if (filter_excludes(r, rel, idx, h))
-	{
-		index_close(idx, AccessShareLock);
-		table_close(rel, AccessShareLock);
+	if (s->use_filter && filter_excludes(h))
 		return false;
+	if (s->scan == NULL)
+	{
+		s->slot = table_slot_create(s->rel, NULL);
+		s->scan = index_beginscan(s->rel, s->idx, s->snap, 1, 0);
 	}
-	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, idx, snap, 1, 0);
 	SET_VARSIZE(val.bytes, VARHDRSZ + HP_REV_HASH_LEN);
-	for (int t = 0; t < HP_REV_NTYPES && !found; t++)
+	for (int t = 0; t < HP_REV_NTYPES; t++)
 	{
 		if (!h->present[t])
 			continue;
 		memcpy(val.bytes + VARHDRSZ, h->hash[t], HP_REV_HASH_LEN);
 		ScanKeyInit(&key, 1, HTEqualStrategyNumber, F_BYTEAEQ,
 					PointerGetDatum(val.bytes));
-		index_rescan(scan, &key, 1, NULL, 0);
-		while (index_getnext_slot(scan, ForwardScanDirection, slot))
-		{
-			if (row_counts(slot, r, (HpRevType) t, h->hash[t], at))
-			{
-				found = true;
-				break;
-			}
-		}
+		index_rescan(s->scan, &key, 1, NULL, 0);
+		while (index_getnext_slot(s->scan, ForwardScanDirection, s->slot))
+			if (row_counts(s->slot, s->ref, (HpRevType) t, h->hash[t], at))
+				return true;
 	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	return false;
+}
+
+void
+hp_revscan_end(HpRevScan *s)
+{
+	if (s->scan != NULL)
+	{
+		index_endscan(s->scan);
+		ExecDropSingleTupleTableSlot(s->slot);
+	}
+	index_close(s->idx, AccessShareLock);
+	table_close(s->rel, AccessShareLock);
+	s->rel = s->idx = NULL;
+}
+
+/*
+ * Is any of the pass's hashes revoked at time at, as snapshot snap sees
+ * health_pass.revocation?
+ */
+bool
+hp_revoked(const HpRevRef *r, const HpRevHashes *h, TimestampTz at, Snapshot snap)
+{
+	HpRevScan	s;
+	bool		found;
+
+	hp_revscan_begin(&s, r, snap, 1);
+	found = hp_revscan_check(&s, h, at);
+	hp_revscan_end(&s);
 	return found;
 }
 

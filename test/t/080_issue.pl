@@ -195,6 +195,44 @@ like(issue_as($g, "'fr'"), qr/YHI02: .*revoked in the trust list/,
 sq("UPDATE health_pass.trust_list SET revoked_at = NULL, revocation_reason = NULL");
 like(issue_as($g, "'fr'"), qr/^t$/, 'no longer revoked: issues again');
 
+# a UVCI whose UCI or COUNTRYCODEUCI hash is revoked (unexpired at
+# issued_at) would make a pass revoked from the start: refused at the
+# revocation stage (YHI05), before anything is signed
+sub with_ci { return "jsonb_set($g, '{v,0,ci}', to_jsonb('$_[0]'::text))"; }
+sub import_hash
+{
+	my ($type, $what, $expires) = @_;
+	$node->safe_psql('postgres', qq{SELECT health_pass.revocation_import(jsonb_build_object(
+	    'country', 'FR', 'hashType', '$type', 'expires', '$expires',
+	    'entries', jsonb_build_array(jsonb_build_object('hash',
+	        encode(substring(sha256(convert_to('$what', 'UTF8')) for 16), 'base64')))))});
+}
+my @rci = map { $node->safe_psql('postgres', "SELECT health_pass.uvci('FR', 'REV$_')") } 1 .. 4;
+$node->safe_psql('postgres', "CREATE TABLE leaked AS SELECT health_pass.issue(@{[with_ci($rci[0])]}, 'fr') AS p");
+$node->safe_psql('postgres', "SELECT health_pass.revoke(p, 'leaked') FROM leaked");
+sub issued_records
+{
+	$node->safe_psql('postgres', 'SELECT health_pass.audit_flush()');
+	return $node->safe_psql('postgres', "SELECT count(*) FROM health_pass.audit_log WHERE outcome = 'issued'");
+}
+my $records_before = issued_records();
+like(issue_as(with_ci($rci[0]), "'fr'"),
+	qr/YHI05: cannot issue pass: revocation: its ci "\Q$rci[0]\E" is revoked\nDETAIL:  health_pass.revocation holds its UCI or COUNTRYCODEUCI hash, unexpired at .*\nHINT:  Issue the new pass with a new UVCI/,
+	'reissuing a revoked pass\'s UVCI: refused at the revocation stage (YHI05), with a hint');
+like(sq("SELECT count(*) FROM health_pass.issue_batch(ARRAY[@{[with_ci($rci[1])]}, @{[with_ci($rci[0])]}], 'fr')", 'registrar'),
+	qr/YHI05: .*revoked.*\n(?:.*\n)*CONTEXT:  issue_batch: payloads\[2\]/, 'issue_batch(): refused, naming the payload');
+is(issued_records(), $records_before + 1,
+	'... nothing signed for a refused payload (one record: the first payload of the batch, signed before)');
+import_hash('COUNTRYCODEUCI', "FR$rci[2]", '2030-01-01T00:00:00Z');
+like(issue_as(with_ci($rci[2]), "'fr'"), qr/YHI05: .*its ci "\Q$rci[2]\E" is revoked/,
+	'a COUNTRYCODEUCI hash (the DSC\'s country and the UVCI) refuses too');
+import_hash('UCI', $rci[3], $node->safe_psql('postgres',
+	q{SELECT to_char(now() AT TIME ZONE 'UTC' + interval '1 day', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')}));
+like(issue_as(with_ci($rci[3]), "'fr'"), qr/YHI05/, 'a UCI entry that expires tomorrow refuses today');
+like(issue_as(with_ci($rci[3]), "'fr', '1 year', now() + interval '2 days'"), qr/^t$/,
+	'... and not at an issued_at after it expires (as check() at that time counts it)');
+like(issue_as(with_ci($rci[1]), "'fr'"), qr/^t$/, 'a UVCI never revoked issues, in a table with entries');
+
 # a signer's SECURITY DEFINER wrapper: the record names the signer whose
 # grant was used (the definer) as current user, the caller as session user
 $node->safe_psql('postgres', q{
