@@ -97,7 +97,14 @@ is($node->safe_psql('postgres', "SELECT (health_pass.check('$leaked'::health_pas
 is($node->safe_psql('postgres', "SELECT '$leaked'::health_pass.pass OPERATOR(health_pass.\@\@) now()"),
 	'f', '@@ of the leaked pass is false');
 
-# 5. a new pass for the same person
+# 5. a new pass for the same person; the leaked pass's UVCI is not issued
+# again (such a pass would be revoked from the start)
+{
+	my ($r, $o, $e) = $node->psql('postgres', qq{SET ROLE registry;
+SELECT health_pass.issue(jsonb_set($payload, '{v,0,ci}', to_jsonb('$old_uvci'::text)), 'fr-dsc')});
+	like($e, qr/cannot issue pass: revocation: its ci "\Q$old_uvci\E" is revoked/,
+		'reissuing with the leaked pass\'s UVCI is refused');
+}
 my $new_uvci = issue_for('a new pass for the same person', q{UPDATE public.registry r
    SET uvci = u.uvci,
        pass = health_pass.issue(jsonb_set(} . $payload . q{, '{v,0,ci}', to_jsonb(u.uvci)), 'fr-dsc')
