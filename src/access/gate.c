@@ -48,6 +48,7 @@
 #include "nodes/subscripting.h"
 #include "optimizer/clauses.h"
 #include "pgstat.h"
+#include "storage/ipc.h"
 #include "storage/predicate.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -130,6 +131,8 @@ typedef struct HpScan
 	HpStmt	   *stmt;
 	/* the statistics the scan moves: of its table, indexes and TOAST */
 	bool		stat_exact;		/* every row the scan reads reaches the gate */
+	Relation   *ssi_rels;		/* to lock whole for SSI at the first call */
+	int			nssi;
 	PgStat_TableStatus **stat;	/* their pending entries */
 	PgStat_TableCounts *stat_saved;	/* scratch: their counts before a call */
 	int			nstat;
@@ -695,6 +698,36 @@ hp_hide_bitmap_counts(PlanState *ps)
  * needs) are not touched.
  */
 
+/*
+ * The call of a gated scan in progress, for the exit callback: a FATAL
+ * error (pg_terminate_backend() of the reader's own backend, a lost client
+ * noticed by client_connection_check_interval) leaves through proc_exit(),
+ * past PG_CATCH, and the statistics' exit hook would then flush the
+ * partial counts of the call.  hp_stats_exit() runs before it (registered
+ * later, run earlier) and takes them back; the frame it points into is
+ * still on the stack below proc_exit().
+ */
+typedef struct HpStatsCall
+{
+	HpScan	   *scan;
+	const BufferUsage *buffers;
+	const WalUsage *wal;
+	struct HpStatsCall *outer;
+} HpStatsCall;
+
+static HpStatsCall *stats_call = NULL;
+static bool stats_exit_registered = false;
+
+static void hp_stats_clamp(HpScan *s, const BufferUsage *b, const WalUsage *w, int keep);
+
+static void
+hp_stats_exit(int code, Datum arg)
+{
+	for (HpStatsCall *c = stats_call; c != NULL; c = c->outer)
+		hp_stats_clamp(c->scan, c->buffers, c->wal, 0);
+	stats_call = NULL;
+}
+
 /* The indexes a bitmap scan's tree reads */
 static void
 hp_bitmap_rels(PlanState *ps, List **rels)
@@ -751,8 +784,8 @@ hp_stats_init(HpScan *s, PlanState *ps)
 	Relation	toast = NULL;
 	ListCell   *lc;
 
-	if (rel == NULL)
-		return;
+	if (rel == NULL || s->gate->mode == HP_DENIED)
+		return;					/* a denied scan reads nothing */
 
 	/*
 	 * A sequential, sample or TID scan left without quals (none ran before
@@ -778,11 +811,12 @@ hp_stats_init(HpScan *s, PlanState *ps)
 	 * and index page a scan reads, before the gate, and pg_locks shows them
 	 * to every role: how many rows an index condition matched, and where.
 	 * One lock on each relation instead covers them all (and takes none of
-	 * them); it is coarser, so more transactions may fail to serialize.
+	 * them), taken when the scan first runs (a scan that never runs reads
+	 * nothing); it is coarser, so more transactions may fail to serialize.
 	 */
-	if (s->gate->mode != HP_DENIED)	/* a denied scan reads nothing */
-		foreach(lc, rels)
-			PredicateLockRelation((Relation) lfirst(lc), ps->state->es_snapshot);
+	s->ssi_rels = palloc(sizeof(Relation) * list_length(rels));
+	foreach(lc, rels)
+		s->ssi_rels[s->nssi++] = lfirst(lc);
 
 	if (OidIsValid(rel->rd_rel->reltoastrelid))
 	{
@@ -809,6 +843,11 @@ hp_stats_init(HpScan *s, PlanState *ps)
 	s->stat_saved = palloc0(sizeof(PgStat_TableCounts) * Max(s->nstat, 1));
 	list_free(rels);
 	list_free(toast_ix);
+	if (!stats_exit_registered)
+	{
+		before_shmem_exit(hp_stats_exit, (Datum) 0);
+		stats_exit_registered = true;
+	}
 }
 
 /* Save the counters before a call of the scan */
@@ -914,21 +953,32 @@ hp_scan_exec(PlanState *ps)
 		WalUsage	wal;
 		TupleTableSlot *slot;
 
+		if (s->nssi > 0)
+		{
+			for (int i = 0; i < s->nssi; i++)
+				PredicateLockRelation(s->ssi_rels[i], ps->state->es_snapshot);
+			s->nssi = 0;
+		}
 		if (s->stat_exact)
 			slot = s->real(ps);
 		else
 		{
+			HpStatsCall call = {s, &buffers, &wal, stats_call};
+
 			hp_stats_save(s, &buffers, &wal);
+			stats_call = &call;
 			PG_TRY();
 			{
 				slot = s->real(ps);
 			}
 			PG_CATCH();
 			{
+				stats_call = call.outer;
 				hp_stats_clamp(s, &buffers, &wal, 0);
 				PG_RE_THROW();
 			}
 			PG_END_TRY();
+			stats_call = call.outer;
 			hp_stats_clamp(s, &buffers, &wal, TupIsNull(slot) ? 0 : 1);
 		}
 

@@ -24,6 +24,7 @@
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_authid_d.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_subscription.h"
@@ -110,13 +111,14 @@ hp_relation_info(PlannerInfo *root, Oid relid, bool inhparent, RelOptInfo *rel)
 		/*
 		 * No probe of the index's actual first and last values: when a
 		 * range condition falls past the histogram's ends, the planner reads
-		 * them from an ordered index (get_actual_variable_range(), as the
+		 * them from a btree index (get_actual_variable_range(), as the
 		 * reader, past the gate), and the cost of "id > N" then told the
 		 * live maximum of id to any reader.  PostgreSQL skips the probe for
-		 * a hypothetical index; the flag changes nothing else for an
-		 * ordered index, and the executor never sees it.
+		 * a hypothetical index; the flag changes nothing else for a btree
+		 * (only GIN's and BRIN's cost functions read it), and the executor
+		 * never sees it.
 		 */
-		if (index->sortopfamily != NULL)
+		if (index->relam == BTREE_AM_OID)
 			index->hypothetical = true;
 	}
 }

@@ -364,6 +364,26 @@ SELECT id FROM gate_bm WHERE flag = 1 AND person = 'B3';
 SELECT relation::regclass, locktype, count(*) FROM pg_locks
  WHERE pid = pg_backend_pid() AND mode = 'SIReadLock' GROUP BY 1, 2 ORDER BY 1, 2;
 COMMIT;
+-- a gated scan that never runs (the inner side of a join with an empty
+-- outer side) reads nothing and takes no lock: the relation locks are taken
+-- at its first call, not when the plan starts (they were, and made
+-- serializable transactions fail that read nothing of the table)
+RESET ROLE;
+CREATE TABLE gate_none (flag int);
+GRANT SELECT ON gate_none TO regress_gate_all;
+SET ROLE regress_gate_all;
+BEGIN ISOLATION LEVEL SERIALIZABLE;
+SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off;
+SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;
+SELECT b.id FROM gate_none n JOIN gate_bm b ON b.flag = n.flag;
+SELECT relation::regclass, locktype, count(*) FROM pg_locks
+ WHERE pid = pg_backend_pid() AND mode = 'SIReadLock' AND relation <> 'gate_none'::regclass
+ GROUP BY 1, 2 ORDER BY 1, 2;
+COMMIT;
+RESET ROLE;
+DROP TABLE gate_none;
+SET ROLE regress_gate_all;
+SET health_pass.purpose = 'care';
 RESET ROLE;
 -- the planner's probe of an index's actual last value: rows added since
 -- ANALYZE (ids 1001 to 1500), past the histogram, made the estimate of
