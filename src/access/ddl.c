@@ -976,6 +976,8 @@ hp_add_column_hazard(Oid relid, ColumnDef *cd)
 			return "ALTER TABLE ... ADD COLUMN ... CHECK";
 		if (c->contype == CONSTR_GENERATED)
 			return "ALTER TABLE ... ADD COLUMN ... GENERATED ... STORED";
+		if (c->contype == CONSTR_FOREIGN)
+			return "ALTER TABLE ... ADD COLUMN ... REFERENCES";
 		if (c->contype == CONSTR_DEFAULT && c->raw_expr &&
 			hp_default_volatile(relid, cd, c->raw_expr))
 			return "ALTER TABLE ... ADD COLUMN with a volatile default";
@@ -991,6 +993,17 @@ hp_constraint_hazard(Constraint *c)
 
 	if (c->contype == CONSTR_CHECK)
 		return "ALTER TABLE ... ADD CONSTRAINT ... CHECK";
+
+	/*
+	 * A foreign key from a protected table: when the owner lacks SELECT on
+	 * either table, validation reads every row outside the executor
+	 * (validateForeignKeyConstraint) and locks, FOR KEY SHARE, the
+	 * referenced row each one names, which the owner then sees in xmax;
+	 * afterwards every row written locks the row it references.  Even NOT
+	 * VALID: the checks of new rows do the same.
+	 */
+	if (c->contype == CONSTR_FOREIGN)
+		return "ALTER TABLE ... ADD CONSTRAINT ... FOREIGN KEY";
 	if (c->contype == CONSTR_EXCLUSION)
 	{
 		if (c->where_clause)
@@ -1064,6 +1077,12 @@ hp_check_alter_table(AlterTableStmt *at)
 					 * partition key would run over the protected rows */
 					on = hp_protected_in(hp_rangevar_oid(pc->name), true);
 					what = "ALTER TABLE ... ATTACH PARTITION of a protected table";
+					if (!OidIsValid(on) && OidIsValid(target) &&
+						OidIsValid(get_default_partition_oid(relid)))
+					{
+						on = target;
+						what = "ALTER TABLE ... ATTACH PARTITION to a protected table with a default partition";
+					}
 					break;
 				}
 			case AT_DetachPartition:
@@ -1209,6 +1228,18 @@ hp_check_create_table(CreateStmt *stmt)
 	if (OidIsValid(protected_parent) && unprotected_parent)
 		hp_ddl_refuse(protected_parent,
 					  "CREATE TABLE ... INHERITS a protected and an unprotected table");
+
+	/*
+	 * A new partition's bound is checked against the rows of the default
+	 * partition, read outside the executor (check_default_partition_contents):
+	 * whether the CREATE fails tells whether protected rows with key values
+	 * in the bound exist, one bound after another, with no record
+	 */
+	if (stmt->partbound != NULL && !stmt->partbound->is_default &&
+		OidIsValid(protected_parent) &&
+		OidIsValid(get_default_partition_oid(protected_parent)))
+		hp_ddl_refuse(protected_parent,
+					  "CREATE TABLE ... PARTITION OF a protected table with a default partition");
 }
 
 /* The type a domain is defined over (typbasetype) */

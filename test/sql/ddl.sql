@@ -77,6 +77,35 @@ EXCEPTION WHEN insufficient_privilege THEN
     GET STACKED DIAGNOSTICS h = PG_EXCEPTION_HINT;
     RAISE NOTICE 'SQLSTATE %, hint: %', SQLSTATE, h;
 END $$;
+-- a foreign key from the protected table: with the owner's own SELECT
+-- revoked, validation reads every row outside the executor and locks the
+-- referenced row each names, FOR KEY SHARE: xmax of the referenced table
+-- then shows every (pid, diagnosis) pair of the protected rows, no record
+CREATE TABLE ddl.fkref (pid text, diagnosis text, PRIMARY KEY (pid, diagnosis));
+INSERT INTO ddl.fkref SELECT p, d FROM (VALUES ('S1'), ('S2'), ('S3')) a(p), (VALUES ('flu'), ('measles')) b(d);
+CREATE TABLE ddl.fkone (pid text PRIMARY KEY);
+REVOKE SELECT ON ddl.reg FROM regress_ddl_owner;
+BEGIN;
+ALTER TABLE reg ADD CONSTRAINT fk FOREIGN KEY (pid, diagnosis) REFERENCES ddl.fkref;
+SELECT pid, diagnosis FROM ddl.fkref WHERE xmax <> 0 ORDER BY 1, 2;
+ROLLBACK;
+GRANT SELECT ON ddl.reg TO regress_ddl_owner;
+ALTER TABLE reg ADD CONSTRAINT fk2 FOREIGN KEY (pid, diagnosis) REFERENCES ddl.fkref NOT VALID;
+ALTER TABLE reg ADD COLUMN ref text REFERENCES ddl.fkone;
+-- a new partition's bound checked against the default partition's rows:
+-- whether CREATE ... PARTITION OF fails told whether a protected row with
+-- a key in the bound exists ('HIV': yes; 'TB': no), no record
+CREATE TABLE ddl.preg (pid text, dx text) PARTITION BY LIST (dx);
+CREATE TABLE ddl.preg_flu PARTITION OF ddl.preg FOR VALUES IN ('flu');
+CREATE TABLE ddl.preg_def PARTITION OF ddl.preg DEFAULT;
+INSERT INTO ddl.preg VALUES ('P1', 'flu'), ('P2', 'HIV');
+CREATE TABLE ddl.preg_x (pid text, dx text);
+RESET ROLE;
+SELECT health_pass.protect('ddl.preg', 'pid');
+SET ROLE regress_ddl_owner;
+CREATE TABLE ddl.preg_hiv PARTITION OF ddl.preg FOR VALUES IN ('HIV');
+CREATE TABLE ddl.preg_tb PARTITION OF ddl.preg FOR VALUES IN ('TB');
+ALTER TABLE ddl.preg ATTACH PARTITION ddl.preg_x FOR VALUES IN ('HIV');
 -- a protected table moved under a table whose partition key is leaky
 CREATE TABLE ddl.other (pid text, diagnosis text, born int) PARTITION BY LIST (leakt(diagnosis));
 ALTER TABLE ddl.other ATTACH PARTITION ddl.reg FOR VALUES IN ('flu', 'measles');
