@@ -65,6 +65,7 @@
 #include "storage/shmem.h"
 #include "utils/datetime.h"
 #include "utils/hsearch.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "audit/hp_audit.h"
@@ -432,6 +433,70 @@ hp_denial_queue_summary(const HpDenial *snap, TimestampTz now)
 }
 
 /*
+ * A quota refusal names a subject whose row the gate saw: the refusal
+ * tells the reader that the subject exists, so each subject is recorded.
+ * Counted under the shared key (role, table, reason) it was not: after the
+ * first refusal of an interval, a reader past its quota probed which
+ * subjects exist, one refusal each, and only the first was named (and a
+ * full table's overflow entries name none).  These records do not go
+ * through the shared table: each (table, current user, subject) is
+ * recorded once per interval by this backend, so a loop over one subject
+ * still records it once, and subjects can only be probed as fast as
+ * statements are refused.  A remembered refusal is forgotten after the
+ * interval; at most QUOTA_SEEN are remembered (then all are forgotten).
+ */
+#define QUOTA_SEEN	4096
+
+typedef struct QuotaSeenKey
+{
+	Oid			dbid;
+	Oid			relid;
+	NameData	current_user_name;
+	char		subject[HP_SUBJECT_LEN];	/* zero-padded */
+} QuotaSeenKey;
+
+typedef struct QuotaSeen
+{
+	QuotaSeenKey key;
+	TimestampTz due;
+} QuotaSeen;
+
+static HTAB *quota_seen = NULL;
+
+static void
+hp_quota_refusal_audit(const HpRecord *rec)
+{
+	QuotaSeenKey key;
+	QuotaSeen  *e;
+	bool		found;
+
+	if (quota_seen == NULL || hash_get_num_entries(quota_seen) >= QUOTA_SEEN)
+	{
+		HASHCTL		ctl;
+
+		if (quota_seen != NULL)
+			hash_destroy(quota_seen);
+		ctl.keysize = sizeof(QuotaSeenKey);
+		ctl.entrysize = sizeof(QuotaSeen);
+		ctl.hcxt = TopMemoryContext;
+		quota_seen = hash_create("health_pass quota refusals", 256, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	memset(&key, 0, sizeof(key));
+	key.dbid = MyDatabaseId;
+	key.relid = rec->relid;
+	strlcpy(NameStr(key.current_user_name), NameStr(rec->current_user_name), NAMEDATALEN);
+	strlcpy(key.subject, rec->subject, HP_SUBJECT_LEN);
+	e = hash_search(quota_seen, &key, HASH_FIND, NULL);
+	if (e != NULL && e->due > rec->logged_at)
+		return;					/* recorded within the interval */
+	/* queued first: an error (YHA01, 54000) leaves nothing remembered */
+	(void) hp_enqueue(rec);
+	e = hash_search(quota_seen, &key, HASH_ENTER, &found);
+	e->due = TimestampTzPlusMilliseconds(rec->logged_at, (int64) hp_denial_interval_s * 1000);
+}
+
+/*
  * Record one denial (outcome denied or quota_exceeded; rec->logged_at just
  * read): queued when it is the first of its key in an interval, counted
  * otherwise.  Its key is the exact one when that has an entry or room for
@@ -454,6 +519,11 @@ hp_denial_audit(const HpRecord *rec)
 	if (hp_denial_interval_s <= 0 || denials == NULL || !OidIsValid(MyDatabaseId))
 	{
 		(void) hp_enqueue(rec);
+		return;
+	}
+	if (rec->outcome == HP_QUOTA_EXCEEDED && !rec->subject_null)
+	{
+		hp_quota_refusal_audit(rec);
 		return;
 	}
 	/* its one error (54000) now, before a count moves */
