@@ -34,6 +34,7 @@
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/table.h"
+#include "access/nbtree.h"
 #include "catalog/heap.h"
 #include "catalog/index.h"
 #include "catalog/indexing.h"
@@ -49,6 +50,7 @@
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_partitioned_table.h"
 #include "catalog/pg_policy.h"
+#include "catalog/pg_range.h"
 #include "catalog/pg_rewrite.h"
 #include "catalog/pg_statistic_ext.h"
 #include "catalog/pg_trigger.h"
@@ -959,10 +961,17 @@ hp_default_volatile(Oid relid, ColumnDef *cd, Node *raw)
 }
 
 /* What an ADD COLUMN would evaluate over existing rows, or NULL */
+static const char *hp_type_hazard(Oid typid, int depth);
+
 static const char *
 hp_add_column_hazard(Oid relid, ColumnDef *cd)
 {
 	ListCell   *lc;
+
+	/* a domain or range type that runs a user's leaky code on each value */
+	if (cd->typeName &&
+		hp_type_hazard(LookupTypeNameOid(NULL, cd->typeName, true), 0) != NULL)
+		return "ALTER TABLE ... ADD COLUMN of a type with a non-leakproof CHECK or range function";
 
 	if (cd->typeName && cd->typeName->names &&
 		strstr(strVal(llast(cd->typeName->names)), "serial") != NULL &&
@@ -1736,6 +1745,150 @@ hp_partkey_blocker(Relation cat, HeapTuple tup)
 	return NULL;
 }
 
+/* A Var in place of a domain CHECK's VALUE, for contain_leaked_vars() */
+static Node *
+hp_domain_value_mutator(Node *node, void *context)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, CoerceToDomainValue))
+	{
+		CoerceToDomainValue *v = (CoerceToDomainValue *) node;
+
+		return (Node *) makeVar(1, 1, v->typeId, v->typeMod, v->collation, 0);
+	}
+	return expression_tree_mutator(node, hp_domain_value_mutator, context);
+}
+
+/* A user-defined function that is not LEAKPROOF (built-in ones send nothing elsewhere) */
+static bool
+hp_user_leaky_function(Oid fn)
+{
+	return OidIsValid(fn) && fn >= FirstNormalObjectId && !get_func_leakproof(fn);
+}
+
+static const char *hp_type_hazard(Oid typid, int depth);
+
+/*
+ * Why a value of type typid runs user code that may send it elsewhere, or
+ * NULL: a domain CHECK passing VALUE to a non-LEAKPROOF function (run on
+ * every value another role writes, by the domain's owner's code), a range
+ * type whose subtype_diff, canonical or subtype comparison function is a
+ * user's non-LEAKPROOF one (run by ANALYZE, GiST, and on every range
+ * built); through arrays, multiranges, composites and domains over them.
+ * The same rule as a table's CHECK constraints.
+ */
+static const char *
+hp_type_hazard(Oid typid, int depth)
+{
+	HeapTuple	tup;
+	Form_pg_type t;
+	const char *why = NULL;
+	char	   *name;
+
+	if (!OidIsValid(typid) || depth > 8)
+		return NULL;
+	check_stack_depth();
+	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	if (!HeapTupleIsValid(tup))
+		return NULL;
+	t = (Form_pg_type) GETSTRUCT(tup);
+	name = pstrdup(NameStr(t->typname));
+	if (t->typtype == TYPTYPE_DOMAIN)
+	{
+		Relation	cat = table_open(ConstraintRelationId, AccessShareLock);
+		ScanKeyData key;
+		SysScanDesc scan;
+		HeapTuple	c;
+
+		ScanKeyInit(&key, Anum_pg_constraint_contypid, BTEqualStrategyNumber, F_OIDEQ,
+					ObjectIdGetDatum(typid));
+		scan = systable_beginscan(cat, ConstraintTypidIndexId, true, NULL, 1, &key);
+		while (why == NULL && HeapTupleIsValid(c = systable_getnext(scan)))
+		{
+			bool		isnull;
+			Datum		d;
+
+			if (((Form_pg_constraint) GETSTRUCT(c))->contype != CONSTRAINT_CHECK)
+				continue;
+			d = heap_getattr(c, Anum_pg_constraint_conbin, RelationGetDescr(cat), &isnull);
+			if (!isnull)
+			{
+				char	   *str = TextDatumGetCString(d);
+				Node	   *expr = hp_domain_value_mutator(stringToNode(str), NULL);
+
+				if (contain_leaked_vars(expr))
+					why = psprintf("domain %s (CHECK with a non-leakproof function)",
+								   quote_identifier(name));
+			}
+		}
+		systable_endscan(scan);
+		table_close(cat, AccessShareLock);
+		if (why == NULL)
+			why = hp_type_hazard(t->typbasetype, depth + 1);
+	}
+	else if (t->typtype == TYPTYPE_RANGE)
+	{
+		HeapTuple	r = SearchSysCache1(RANGETYPE, ObjectIdGetDatum(typid));
+
+		if (HeapTupleIsValid(r))
+		{
+			Form_pg_range rng = (Form_pg_range) GETSTRUCT(r);
+			Oid			cmp = get_opfamily_proc(get_opclass_family(rng->rngsubopc),
+												rng->rngsubtype, rng->rngsubtype, BTORDER_PROC);
+
+			if (hp_user_leaky_function(rng->rngsubdiff) ||
+				hp_user_leaky_function(rng->rngcanonical) || hp_user_leaky_function(cmp))
+				why = psprintf("range type %s (a non-leakproof subtype_diff, canonical or comparison function)",
+							   quote_identifier(name));
+			else
+				why = hp_type_hazard(rng->rngsubtype, depth + 1);
+			ReleaseSysCache(r);
+		}
+	}
+	else if (t->typtype == TYPTYPE_MULTIRANGE)
+		why = hp_type_hazard(get_multirange_range(typid), depth + 1);
+	else if (t->typtype == TYPTYPE_COMPOSITE && OidIsValid(t->typrelid))
+	{
+		Relation	rel = try_relation_open(t->typrelid, AccessShareLock);
+
+		for (int i = 0; rel != NULL && why == NULL && i < RelationGetDescr(rel)->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), i);
+
+			if (!att->attisdropped)
+				why = hp_type_hazard(att->atttypid, depth + 1);
+		}
+		if (rel != NULL)
+			relation_close(rel, AccessShareLock);
+	}
+	else if (OidIsValid(t->typelem) && t->typlen == -1)
+		why = hp_type_hazard(t->typelem, depth + 1);	/* an array */
+	ReleaseSysCache(tup);
+	return why;
+}
+
+/* The columns of relid whose type is a hazard */
+static void
+hp_column_type_blockers(Oid relid, List **out)
+{
+	Relation	rel = relation_open(relid, AccessShareLock);
+
+	for (int i = 0; i < RelationGetDescr(rel)->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), i);
+		const char *why;
+
+		if (att->attisdropped)
+			continue;
+		why = hp_type_hazard(att->atttypid, 0);
+		if (why)
+			*out = lappend(*out, psprintf("column %s: %s",
+										  quote_identifier(NameStr(att->attname)), why));
+	}
+	relation_close(rel, AccessShareLock);
+}
+
 PG_FUNCTION_INFO_V1(hp_protect_blockers);
 
 /*
@@ -1772,6 +1925,7 @@ hp_protect_blockers(PG_FUNCTION_ARGS)
 				   Anum_pg_statistic_ext_stxrelid, relid, &found, hp_statistics_blocker);
 	hp_blockers_of(PartitionedRelationId, PartitionedRelidIndexId,
 				   Anum_pg_partitioned_table_partrelid, relid, &found, hp_partkey_blocker);
+	hp_column_type_blockers(relid, &found);
 	foreach(lc, found)
 	{
 		Datum		v = CStringGetTextDatum((const char *) lfirst(lc));

@@ -192,6 +192,33 @@ CREATE TRIGGER t BEFORE UPDATE ON ddl.hazard FOR EACH ROW EXECUTE FUNCTION copy_
 RESET ROLE;
 SELECT health_pass.protect('ddl.hazard', 'pid');
 DROP TABLE ddl.hazard;
+-- column types that run the owner's code on every value: a domain whose
+-- CHECK passes VALUE to a leaky function ran it on each value another role
+-- wrote (the owner saw them), and a range type with a leaky subtype_diff
+-- ran it on the values ANALYZE sampled; protect() refused neither
+SET ROLE regress_ddl_owner;
+CREATE DOMAIN ddl.spy AS text CHECK (leak(VALUE) IS NOT NULL);
+CREATE FUNCTION ddl.spy_diff(a text, b text) RETURNS float8 LANGUAGE plpgsql IMMUTABLE AS
+    $$ BEGIN RAISE NOTICE 'diff sees % / %', a, b; RETURN 0; END $$;
+CREATE TYPE ddl.spyrange AS RANGE (subtype = text, subtype_diff = ddl.spy_diff);
+CREATE TABLE ddl.typed2 (pid text, d ddl.spy, stay ddl.spyrange, ok int4range, arr ddl.spy[]);
+CREATE TABLE ddl.typed3 (pid text, stay ddl.spyrange);
+CREATE TABLE ddl.typed4 (pid text, ok int4range, dates daterange);
+GRANT INSERT ON ddl.typed2 TO regress_ddl_reader;
+RESET ROLE;
+SELECT health_pass.protect('ddl.typed2', 'pid');
+SELECT health_pass.protect('ddl.typed3', 'pid');
+SELECT health_pass.protect('ddl.typed4', 'pid');  -- built-in ranges: protected
+-- a column of such a type added to a protected table
+SET ROLE regress_ddl_owner;
+ALTER TABLE ddl.typed4 ADD COLUMN d ddl.spy;
+ALTER TABLE ddl.typed4 ADD COLUMN stay ddl.spyrange;
+ALTER TABLE ddl.typed4 ADD COLUMN fine text;
+RESET ROLE;
+DROP TABLE ddl.typed2, ddl.typed3, ddl.typed4;
+DROP TYPE ddl.spyrange;
+DROP DOMAIN ddl.spy;
+DROP FUNCTION ddl.spy_diff(text, text);
 
 -- 2. statistics: no view shows a value of a protected table to the owner
 -- or a reader; superusers still see them
