@@ -657,8 +657,9 @@ hp_scan_of(PlanState *ps)
  * gate saw none.  A count over rows the gate never saw is a read of them:
  * neither is kept.
  */
+/* Call fn on ps and, for a BitmapAnd or BitmapOr, on every node under it */
 static void
-hp_hide_bitmap_counts(PlanState *ps)
+hp_bitmap_walk(PlanState *ps, void (*fn) (PlanState *node, void *arg), void *arg)
 {
 	if (ps == NULL)
 		return;
@@ -670,8 +671,14 @@ hp_hide_bitmap_counts(PlanState *ps)
 		((BitmapOrState *) ps)->nplans;
 
 		for (int i = 0; i < n; i++)
-			hp_hide_bitmap_counts(sub[i]);
+			hp_bitmap_walk(sub[i], fn, arg);
 	}
+	fn(ps, arg);
+}
+
+static void
+hp_hide_node_counts(PlanState *ps, void *arg)
+{
 	if (ps->instrument)
 	{
 		ps->instrument->tuplecount = 0;
@@ -679,6 +686,12 @@ hp_hide_bitmap_counts(PlanState *ps)
 		ps->instrument->ntuples2 = 0;
 		memset(&ps->instrument->bufusage, 0, sizeof(BufferUsage));
 	}
+}
+
+static void
+hp_hide_bitmap_counts(PlanState *ps)
+{
+	hp_bitmap_walk(ps, hp_hide_node_counts, NULL);
 }
 
 /*
@@ -728,24 +741,14 @@ hp_stats_exit(int code, Datum arg)
 	stats_call = NULL;
 }
 
-/* The indexes a bitmap scan's tree reads */
+/* The indexes a bitmap scan's tree reads (hp_bitmap_walk callback) */
 static void
-hp_bitmap_rels(PlanState *ps, List **rels)
+hp_bitmap_index_rel(PlanState *ps, void *arg)
 {
-	if (ps == NULL)
-		return;
-	if (IsA(ps, BitmapAndState) || IsA(ps, BitmapOrState))
-	{
-		PlanState **sub = IsA(ps, BitmapAndState) ? ((BitmapAndState *) ps)->bitmapplans :
-		((BitmapOrState *) ps)->bitmapplans;
-		int			n = IsA(ps, BitmapAndState) ? ((BitmapAndState *) ps)->nplans :
-		((BitmapOrState *) ps)->nplans;
+	List	  **rels = (List **) arg;
 
-		for (int i = 0; i < n; i++)
-			hp_bitmap_rels(sub[i], rels);
-	}
-	else if (IsA(ps, BitmapIndexScanState) &&
-			 ((BitmapIndexScanState *) ps)->biss_RelationDesc != NULL)
+	if (IsA(ps, BitmapIndexScanState) &&
+		((BitmapIndexScanState *) ps)->biss_RelationDesc != NULL)
 		*rels = list_append_unique_ptr(*rels, ((BitmapIndexScanState *) ps)->biss_RelationDesc);
 }
 
@@ -804,7 +807,7 @@ hp_stats_init(HpScan *s, PlanState *ps)
 	else if (IsA(ps, IndexOnlyScanState) && ((IndexOnlyScanState *) ps)->ioss_RelationDesc != NULL)
 		rels = lappend(rels, ((IndexOnlyScanState *) ps)->ioss_RelationDesc);
 	else if (IsA(ps, BitmapHeapScanState))
-		hp_bitmap_rels(outerPlanState(ps), &rels);
+		hp_bitmap_walk(outerPlanState(ps), hp_bitmap_index_rel, &rels);
 
 	/*
 	 * SSI: a serializable transaction takes a predicate lock on every tuple

@@ -198,17 +198,25 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM issued i JOIN payloads pl
 # the independent verifier, over each key's passes with that key's DSC only:
 # the kid names the DSC, the alg is -7 (EC) or -37 (RSA), and PS256 verifies
 # only as RSASSA-PSS, SHA-256, MGF1-SHA256, salt exactly 32 bytes
-for my $k ([ 'fr', 'es', 'ES256' ], [ 'de', 'rsa', 'PS256' ])
+# the output of issue_check.py verify over the passes of key in table
+# issued (joined to payloads) with the DSC in $out/FILE.der
+sub verify_issued
 {
-	my ($key, $file, $alg) = @$k;
+	my ($issued, $payloads, $key, $file) = @_;
 	my $lines = $node->safe_psql('postgres', qq{
 SELECT json_build_object('payload', pl.p, 'pass', i.p::text,
                          'iat', floor(extract(epoch FROM i.at))::bigint,
                          'exp', floor(extract(epoch FROM i.at + interval '90 days'))::bigint)
-  FROM issued i JOIN payloads pl USING (n, key) WHERE key = '$key' ORDER BY n});
-	spew("$base/issued-$key.jsonl", "$lines\n");
+  FROM $issued i JOIN $payloads pl USING (n, key) WHERE key = '$key' ORDER BY n});
+	spew("$base/$issued-$key.jsonl", "$lines\n");
 	my $res = '';
-	IPC::Run::run([ $py, $check, 'verify', "$base/issued-$key.jsonl", "$out/$file.der" ], '>', \$res, '2>&1');
+	IPC::Run::run([ $py, $check, 'verify', "$base/$issued-$key.jsonl", "$out/$file.der" ], '>', \$res, '2>&1');
+	return $res;
+}
+for my $k ([ 'fr', 'es', 'ES256' ], [ 'de', 'rsa', 'PS256' ])
+{
+	my ($key, $file, $alg) = @$k;
+	my $res = verify_issued('issued', 'payloads', $key, $file);
 	like($res, qr/^verified: $alg 20\nissue_check: 20 passed, 0 failed$/m,
 		"$key: issue_check.py verifies its 20 passes, protected alg $alg"
 		  . ($alg eq 'PS256' ? ' (-37, PSS salt 32, MGF1-SHA256)' : ' (-7, r||s)'))
@@ -277,14 +285,7 @@ my $other = () = $shim_log =~ /pkcs11_no_hash_pss: CKM_RSA_PKCS_PSS salt (?!32\n
 is($refused, 2, 'CKM_SHA256_RSA_PKCS_PSS was tried once in each of the two backends, refused, not tried again');
 is("$salt32 $other", '12 0', 'every RSA signature fell back to CKM_RSA_PKCS_PSS with a salt of 32: the 10 passes and each backend\'s proof of the key');
 {
-	my $lines = $node->safe_psql('postgres', q{
-SELECT json_build_object('payload', pl.p, 'pass', i.p::text,
-                         'iat', floor(extract(epoch FROM i.at))::bigint,
-                         'exp', floor(extract(epoch FROM i.at + interval '90 days'))::bigint)
-  FROM issued2 i JOIN payloads2 pl USING (n, key) WHERE key = 'de' ORDER BY n});
-	spew("$base/issued2-de.jsonl", "$lines\n");
-	my $res = '';
-	IPC::Run::run([ $py, $check, 'verify', "$base/issued2-de.jsonl", "$out/rsa.der" ], '>', \$res, '2>&1');
+	my $res = verify_issued('issued2', 'payloads2', 'de', 'rsa');
 	like($res, qr/^verified: PS256 10\nissue_check: 10 passed, 0 failed$/m,
 		'issue_check.py verifies the 10 fallback passes as PS256 (-37, PSS salt 32, MGF1-SHA256)')
 	  or diag($res);
