@@ -297,8 +297,15 @@ filter_current(const HpRevRef *r, Relation rel, Relation idx, uint32 checks)
 			filter.seen_lsn = lsn;
 			filter.seen_checks = 0;
 		}
-		filter.seen_checks += Min(checks, HP_REV_STABLE_CHECKS);
-		if (ntuples > HP_REV_SMALL_TABLE && filter.seen_checks < HP_REV_STABLE_CHECKS)
+		/*
+		 * A batch counts as its checks, but a rebuild reads the whole
+		 * table (about 90 ms at a million entries) where a probe costs
+		 * about 75 us: a batch waits for one check per 1,024 entries
+		 */
+		filter.seen_checks = Min(filter.seen_checks + (uint64) checks, PG_UINT32_MAX);
+		if (ntuples > HP_REV_SMALL_TABLE &&
+			filter.seen_checks < (checks > 1 ? Max(HP_REV_STABLE_CHECKS, ntuples / 1024) :
+								  HP_REV_STABLE_CHECKS))
 			return false;
 		filter_build(r, rel, idx, lsn, ntuples);
 	}
@@ -336,6 +343,7 @@ hp_revscan_begin(HpRevScan *s, const HpRevRef *r, Snapshot snap, uint32 checks)
 	memset(s, 0, sizeof(*s));
 	s->ref = r;
 	s->snap = snap;
+	s->cxt = CurrentMemoryContext;
 	s->rel = table_open(r->relid, AccessShareLock);
 	s->idx = index_open(r->hash_index, AccessShareLock);
 	if (s->idx->rd_rel->relam != HASH_AM_OID || s->idx->rd_index->indrelid != r->relid)
@@ -356,15 +364,25 @@ hp_revscan_check(HpRevScan *s, const HpRevHashes *h, TimestampTz at)
 		char		bytes[VARHDRSZ + HP_REV_HASH_LEN];
 	}			val;
 
+	MemoryContext old;
+	bool		found = false;
+
 	if (s->use_filter && filter_excludes(h))
 		return false;
+
+	/*
+	 * The scan is made at the first probe and used until hp_revscan_end():
+	 * in the context that was current at begin, not the caller's now
+	 * (issue_batch() checks each pass in a context reset after it)
+	 */
+	old = MemoryContextSwitchTo(s->cxt);
 	if (s->scan == NULL)
 	{
 		s->slot = table_slot_create(s->rel, NULL);
 		s->scan = index_beginscan(s->rel, s->idx, s->snap, 1, 0);
 	}
 	SET_VARSIZE(val.bytes, VARHDRSZ + HP_REV_HASH_LEN);
-	for (int t = 0; t < HP_REV_NTYPES; t++)
+	for (int t = 0; t < HP_REV_NTYPES && !found; t++)
 	{
 		if (!h->present[t])
 			continue;
@@ -372,11 +390,11 @@ hp_revscan_check(HpRevScan *s, const HpRevHashes *h, TimestampTz at)
 		ScanKeyInit(&key, 1, HTEqualStrategyNumber, F_BYTEAEQ,
 					PointerGetDatum(val.bytes));
 		index_rescan(s->scan, &key, 1, NULL, 0);
-		while (index_getnext_slot(s->scan, ForwardScanDirection, s->slot))
-			if (row_counts(s->slot, s->ref, (HpRevType) t, h->hash[t], at))
-				return true;
+		while (!found && index_getnext_slot(s->scan, ForwardScanDirection, s->slot))
+			found = row_counts(s->slot, s->ref, (HpRevType) t, h->hash[t], at);
 	}
-	return false;
+	MemoryContextSwitchTo(old);
+	return found;
 }
 
 void

@@ -232,6 +232,26 @@ like(issue_as(with_ci($rci[3]), "'fr'"), qr/YHI05/, 'a UCI entry that expires to
 like(issue_as(with_ci($rci[3]), "'fr', '1 year', now() + interval '2 days'"), qr/^t$/,
 	'... and not at an issued_at after it expires (as check() at that time counts it)');
 like(issue_as(with_ci($rci[1]), "'fr'"), qr/^t$/, 'a UVCI never revoked issues, in a table with entries');
+# a large revocation table whose filter is stale (its index changed since
+# the filter was built): a batch's checks probe the index, through a scan
+# made at the first probe.  It was made in the context of one pass, reset
+# after it: the later passes used freed memory (a backend crashed)
+$node->safe_psql('postgres', q{INSERT INTO health_pass.revocation (hash_type, hash, country, source)
+	SELECT 'UCI', substring(sha256(int8send(i)) for 16), 'FR', 'manual'
+	  FROM generate_series(1, 120000) i});
+my @bci = map { $node->safe_psql('postgres', "SELECT health_pass.uvci('FR', 'STALE$_')") } 1 .. 251;
+$node->safe_psql('postgres', "SELECT health_pass.revoke(health_pass.issue(@{[with_ci($bci[250])]}, 'fr'), 'stale filter')");
+my $batch = join(', ', map { with_ci($_) } @bci[0 .. 249]);
+my $stale = sq("SELECT count(*) FROM health_pass.issue_batch(ARRAY[$batch], 'fr');
+SELECT count(*) FROM health_pass.issue_batch(ARRAY[$batch, @{[with_ci($bci[250])]}], 'fr');
+SELECT 'alive'", 'registrar');
+like($stale, qr/^250\nalive\n/, 'a batch of 250 probing a stale filter over 120,000 entries issues, and the backend lives on')
+  or diag($stale);
+my $last_ci = $bci[250];
+like($stale, qr/YHI05: cannot issue pass: revocation: its ci "\Q$last_ci\E" is revoked\n(?:.*\n)*CONTEXT:  issue_batch: payloads\[251\]/,
+	'... a revoked UVCI at the end of the next batch is found by the probes');
+ok(!$node->log_contains(qr/terminated by signal/), '... and no backend crashed');
+$node->safe_psql('postgres', "DELETE FROM health_pass.revocation WHERE reason IS NULL AND source = 'manual'");
 
 # a signer's SECURITY DEFINER wrapper: the record names the signer whose
 # grant was used (the definer) as current user, the caller as session user
