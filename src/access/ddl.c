@@ -1029,6 +1029,9 @@ hp_constraint_hazard(Constraint *c)
 	return NULL;
 }
 
+static bool hp_has_foreign_key(Oid relid);
+static Oid	hp_protected_using_type(Oid typid);
+
 static void
 hp_check_alter_table(AlterTableStmt *at)
 {
@@ -1039,6 +1042,27 @@ hp_check_alter_table(AlterTableStmt *at)
 
 	if (!OidIsValid(relid) || at->objtype == OBJECT_INDEX)
 		return;
+	if (at->objtype == OBJECT_TYPE)
+	{
+		/*
+		 * ALTER TYPE ... ADD ATTRIBUTE of a composite a protected column
+		 * uses: a hazardous attribute type would run on its values
+		 * (PostgreSQL itself refuses the other changes of a type in use)
+		 */
+		foreach(lc, at->cmds)
+		{
+			AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+			Oid			on;
+
+			if ((cmd->subtype == AT_AddColumn || cmd->subtype == AT_AddColumnRecurse) &&
+				cmd->def && IsA(cmd->def, ColumnDef) &&
+				((ColumnDef *) cmd->def)->typeName &&
+				hp_type_hazard(LookupTypeNameOid(NULL, ((ColumnDef *) cmd->def)->typeName, true), 0) != NULL &&
+				OidIsValid(on = hp_protected_using_type(get_rel_type_id(relid))))
+				hp_ddl_refuse(on, "ALTER TYPE ... ADD ATTRIBUTE of a type with a non-leakproof CHECK or range function");
+		}
+		return;
+	}
 	target = hp_protected_in(relid, recurse);
 	foreach(lc, at->cmds)
 	{
@@ -1091,6 +1115,14 @@ hp_check_alter_table(AlterTableStmt *at)
 					{
 						on = target;
 						what = "ALTER TABLE ... ATTACH PARTITION to a protected table with a default partition";
+					}
+					else if (!OidIsValid(on) && OidIsValid(target) &&
+							 OidIsValid(hp_rangevar_oid(pc->name)) &&
+							 hp_has_foreign_key(hp_rangevar_oid(pc->name)))
+					{
+						/* it becomes protected with its foreign key */
+						on = target;
+						what = "ALTER TABLE ... ATTACH PARTITION of a table with a FOREIGN KEY to a protected table";
 					}
 					break;
 				}
@@ -1215,6 +1247,47 @@ hp_check_vacuum(VacuumStmt *stmt)
 		hp_ddl_refuse(on, "VACUUM FULL of a table with expression or partial indexes");
 }
 
+/* Does a CREATE TABLE's list of constraints or columns declare a foreign key? */
+static bool
+hp_foreign_key_in(List *constraints, List *elements)
+{
+	ListCell   *lc;
+
+	foreach(lc, constraints)
+		if (IsA(lfirst(lc), Constraint) && ((Constraint *) lfirst(lc))->contype == CONSTR_FOREIGN)
+			return true;
+	foreach(lc, elements)
+	{
+		Node	   *n = lfirst(lc);
+
+		if (IsA(n, Constraint) && ((Constraint *) n)->contype == CONSTR_FOREIGN)
+			return true;
+		if (IsA(n, ColumnDef) && hp_foreign_key_in(((ColumnDef *) n)->constraints, NIL))
+			return true;
+	}
+	return false;
+}
+
+/* Has table relid a foreign key of its own (not cloned from a parent)? */
+static bool
+hp_has_foreign_key(Oid relid)
+{
+	Relation	cat = table_open(ConstraintRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(cat, ConstraintRelidTypidNameIndexId, true, NULL, 1, &key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+		found = ((Form_pg_constraint) GETSTRUCT(tup))->contype == CONSTRAINT_FOREIGN;
+	systable_endscan(scan);
+	table_close(cat, AccessShareLock);
+	return found;
+}
+
 static void
 hp_check_create_table(CreateStmt *stmt)
 {
@@ -1233,6 +1306,11 @@ hp_check_create_table(CreateStmt *stmt)
 		else
 			unprotected_parent = true;
 	}
+	/* a foreign key of its own: as ADD CONSTRAINT ... FOREIGN KEY */
+	if (OidIsValid(protected_parent) && hp_foreign_key_in(stmt->constraints, stmt->tableElts))
+		hp_ddl_refuse(protected_parent,
+					  "CREATE TABLE ... PARTITION OF or INHERITS a protected table with a FOREIGN KEY");
+
 	/* its rows would be in the unprotected parent's statistics */
 	if (OidIsValid(protected_parent) && unprotected_parent)
 		hp_ddl_refuse(protected_parent,
@@ -1295,6 +1373,75 @@ hp_protected_using_domain(Oid typid)
 				uses = (t == typid);
 				t = hp_domain_parent(t);
 			}
+		}
+		relation_close(rel, AccessShareLock);
+		if (uses)
+			return relid;
+	}
+	return InvalidOid;
+}
+
+/* Does type t contain type target (through domains, arrays, ranges, multiranges, composites)? */
+static bool
+hp_type_contains(Oid t, Oid target, int depth)
+{
+	HeapTuple	tup;
+	Form_pg_type f;
+	bool		found = false;
+
+	if (!OidIsValid(t) || depth > 8)
+		return false;
+	if (t == target)
+		return true;
+	check_stack_depth();
+	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(t));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	f = (Form_pg_type) GETSTRUCT(tup);
+	if (f->typtype == TYPTYPE_DOMAIN)
+		found = hp_type_contains(f->typbasetype, target, depth + 1);
+	else if (f->typtype == TYPTYPE_RANGE)
+		found = hp_type_contains(get_range_subtype(t), target, depth + 1);
+	else if (f->typtype == TYPTYPE_MULTIRANGE)
+		found = hp_type_contains(get_multirange_range(t), target, depth + 1);
+	else if (f->typtype == TYPTYPE_COMPOSITE && OidIsValid(f->typrelid))
+	{
+		Relation	rel = try_relation_open(f->typrelid, AccessShareLock);
+
+		for (int i = 0; rel != NULL && !found && i < RelationGetDescr(rel)->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), i);
+
+			found = !att->attisdropped && hp_type_contains(att->atttypid, target, depth + 1);
+		}
+		if (rel != NULL)
+			relation_close(rel, AccessShareLock);
+	}
+	else if (OidIsValid(f->typelem) && f->typlen == -1)
+		found = hp_type_contains(f->typelem, target, depth + 1);
+	ReleaseSysCache(tup);
+	return found;
+}
+
+/* The first protected table with a column whose type contains typid */
+static Oid
+hp_protected_using_type(Oid typid)
+{
+	ListCell   *lc;
+
+	foreach(lc, hp_protected_relids())
+	{
+		Oid			relid = lfirst_oid(lc);
+		Relation	rel = try_relation_open(relid, AccessShareLock);
+		bool		uses = false;
+
+		if (rel == NULL)
+			continue;
+		for (int i = 0; i < RelationGetDescr(rel)->natts && !uses; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), i);
+
+			uses = !att->attisdropped && hp_type_contains(att->atttypid, typid, 0);
 		}
 		relation_close(rel, AccessShareLock);
 		if (uses)
@@ -1745,21 +1892,6 @@ hp_partkey_blocker(Relation cat, HeapTuple tup)
 	return NULL;
 }
 
-/* A Var in place of a domain CHECK's VALUE, for contain_leaked_vars() */
-static Node *
-hp_domain_value_mutator(Node *node, void *context)
-{
-	if (node == NULL)
-		return NULL;
-	if (IsA(node, CoerceToDomainValue))
-	{
-		CoerceToDomainValue *v = (CoerceToDomainValue *) node;
-
-		return (Node *) makeVar(1, 1, v->typeId, v->typeMod, v->collation, 0);
-	}
-	return expression_tree_mutator(node, hp_domain_value_mutator, context);
-}
-
 /* A user-defined function that is not LEAKPROOF (built-in ones send nothing elsewhere) */
 static bool
 hp_user_leaky_function(Oid fn)
@@ -1767,16 +1899,37 @@ hp_user_leaky_function(Oid fn)
 	return OidIsValid(fn) && fn >= FirstNormalObjectId && !get_func_leakproof(fn);
 }
 
+static bool
+hp_user_leaky_checker(Oid fn, void *context)
+{
+	return hp_user_leaky_function(fn);
+}
+
+/*
+ * Does the expression call a user's non-LEAKPROOF function?  (Built-in
+ * ones send a value nowhere: their errors go to the role that wrote it.)
+ */
+static bool
+hp_user_leaky_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, hp_user_leaky_checker, context))
+		return true;
+	return expression_tree_walker(node, hp_user_leaky_walker, context);
+}
+
 static const char *hp_type_hazard(Oid typid, int depth);
 
 /*
  * Why a value of type typid runs user code that may send it elsewhere, or
- * NULL: a domain CHECK passing VALUE to a non-LEAKPROOF function (run on
+ * NULL: a domain CHECK calling a user's non-LEAKPROOF function (run on
  * every value another role writes, by the domain's owner's code), a range
  * type whose subtype_diff, canonical or subtype comparison function is a
  * user's non-LEAKPROOF one (run by ANALYZE, GiST, and on every range
  * built); through arrays, multiranges, composites and domains over them.
- * The same rule as a table's CHECK constraints.
+ * Built-in functions pass (a regular expression or a length in a CHECK
+ * sends the value nowhere); nesting deeper than 8 levels is refused.
  */
 static const char *
 hp_type_hazard(Oid typid, int depth)
@@ -1786,8 +1939,10 @@ hp_type_hazard(Oid typid, int depth)
 	const char *why = NULL;
 	char	   *name;
 
-	if (!OidIsValid(typid) || depth > 8)
+	if (!OidIsValid(typid))
 		return NULL;
+	if (depth > 8)
+		return "a type nested more than 8 levels deep (domains, arrays, ranges, composites)";
 	check_stack_depth();
 	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
 	if (!HeapTupleIsValid(tup))
@@ -1812,15 +1967,9 @@ hp_type_hazard(Oid typid, int depth)
 			if (((Form_pg_constraint) GETSTRUCT(c))->contype != CONSTRAINT_CHECK)
 				continue;
 			d = heap_getattr(c, Anum_pg_constraint_conbin, RelationGetDescr(cat), &isnull);
-			if (!isnull)
-			{
-				char	   *str = TextDatumGetCString(d);
-				Node	   *expr = hp_domain_value_mutator(stringToNode(str), NULL);
-
-				if (contain_leaked_vars(expr))
-					why = psprintf("domain %s (CHECK with a non-leakproof function)",
-								   quote_identifier(name));
-			}
+			if (!isnull && hp_user_leaky_walker(stringToNode(TextDatumGetCString(d)), NULL))
+				why = psprintf("domain %s (CHECK with a user's non-leakproof function)",
+							   quote_identifier(name));
 		}
 		systable_endscan(scan);
 		table_close(cat, AccessShareLock);

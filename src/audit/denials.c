@@ -440,9 +440,10 @@ hp_denial_queue_summary(const HpDenial *snap, TimestampTz now)
  * subjects exist, one refusal each, and only the first was named (and a
  * full table's overflow entries name none).  These records do not go
  * through the shared table: each (table, current user, subject) is
- * recorded once per interval by this backend, so a loop over one subject
- * still records it once, and subjects can only be probed as fast as
- * statements are refused.  A remembered refusal is forgotten after the
+ * recorded once per interval by this backend; a repeat within it goes to
+ * the shared table and is counted there as any denial, so a loop over one
+ * subject still records it once (and its count), and subjects can only be
+ * probed as fast as statements are refused.  A remembered refusal is forgotten after the
  * interval; at most QUOTA_SEEN are remembered (then all are forgotten).
  */
 #define QUOTA_SEEN	4096
@@ -463,7 +464,7 @@ typedef struct QuotaSeen
 
 static HTAB *quota_seen = NULL;
 
-static void
+static bool
 hp_quota_refusal_audit(const HpRecord *rec)
 {
 	QuotaSeenKey key;
@@ -489,11 +490,12 @@ hp_quota_refusal_audit(const HpRecord *rec)
 	strlcpy(key.subject, rec->subject, HP_SUBJECT_LEN);
 	e = hash_search(quota_seen, &key, HASH_FIND, NULL);
 	if (e != NULL && e->due > rec->logged_at)
-		return;					/* recorded within the interval */
+		return false;			/* recorded within the interval: count it */
 	/* queued first: an error (YHA01, 54000) leaves nothing remembered */
 	(void) hp_enqueue(rec);
 	e = hash_search(quota_seen, &key, HASH_ENTER, &found);
 	e->due = TimestampTzPlusMilliseconds(rec->logged_at, (int64) hp_denial_interval_s * 1000);
+	return true;
 }
 
 /*
@@ -521,11 +523,11 @@ hp_denial_audit(const HpRecord *rec)
 		(void) hp_enqueue(rec);
 		return;
 	}
-	if (rec->outcome == HP_QUOTA_EXCEEDED && !rec->subject_null)
-	{
-		hp_quota_refusal_audit(rec);
+	/* a subject refused for the first time in the interval: recorded now;
+	 * a repeat is counted as any denial (below) */
+	if (rec->outcome == HP_QUOTA_EXCEEDED && !rec->subject_null &&
+		hp_quota_refusal_audit(rec))
 		return;
-	}
 	/* its one error (54000) now, before a count moves */
 	(void) hp_queue_for_database(MyDatabaseId, true);
 	hp_denial_key(rec, MyDatabaseId, &key);

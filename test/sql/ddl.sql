@@ -106,6 +106,15 @@ SET ROLE regress_ddl_owner;
 CREATE TABLE ddl.preg_hiv PARTITION OF ddl.preg FOR VALUES IN ('HIV');
 CREATE TABLE ddl.preg_tb PARTITION OF ddl.preg FOR VALUES IN ('TB');
 ALTER TABLE ddl.preg ATTACH PARTITION ddl.preg_x FOR VALUES IN ('HIV');
+-- and a foreign key brought in with a new partition (of a protected table
+-- without a default partition): declared in it, or on a table attached
+RESET ROLE;
+DROP TABLE ddl.preg_def;
+SET ROLE regress_ddl_owner;
+CREATE TABLE ddl.preg_fk PARTITION OF ddl.preg (FOREIGN KEY (pid) REFERENCES ddl.fkone) FOR VALUES IN ('TB');
+CREATE TABLE ddl.preg_y (pid text REFERENCES ddl.fkone, dx text);
+ALTER TABLE ddl.preg ATTACH PARTITION ddl.preg_y FOR VALUES IN ('TB');
+CREATE TABLE ddl.preg_ok PARTITION OF ddl.preg FOR VALUES IN ('TB');
 -- a protected table moved under a table whose partition key is leaky
 CREATE TABLE ddl.other (pid text, diagnosis text, born int) PARTITION BY LIST (leakt(diagnosis));
 ALTER TABLE ddl.other ATTACH PARTITION ddl.reg FOR VALUES IN ('flu', 'measles');
@@ -209,15 +218,27 @@ RESET ROLE;
 SELECT health_pass.protect('ddl.typed2', 'pid');
 SELECT health_pass.protect('ddl.typed3', 'pid');
 SELECT health_pass.protect('ddl.typed4', 'pid');  -- built-in ranges: protected
--- a column of such a type added to a protected table
+-- a column of such a type added to a protected table, also nine domains
+-- down (the first cut stopped looking at eight), and an attribute of such
+-- a type added to a composite a protected column uses; a domain whose
+-- CHECK uses only built-in functions (a regular expression) is fine
 SET ROLE regress_ddl_owner;
+CREATE DOMAIN ddl.s1 AS ddl.spy; CREATE DOMAIN ddl.s2 AS ddl.s1; CREATE DOMAIN ddl.s3 AS ddl.s2;
+CREATE DOMAIN ddl.s4 AS ddl.s3; CREATE DOMAIN ddl.s5 AS ddl.s4; CREATE DOMAIN ddl.s6 AS ddl.s5;
+CREATE DOMAIN ddl.s7 AS ddl.s6; CREATE DOMAIN ddl.s8 AS ddl.s7; CREATE DOMAIN ddl.s9 AS ddl.s8;
+CREATE TYPE ddl.pair AS (a text, b text);
+CREATE DOMAIN ddl.zip AS text CHECK (VALUE ~ '^[0-9]{5}$' AND length(VALUE) = 5);
+ALTER TABLE ddl.typed4 ADD COLUMN p ddl.pair;
 ALTER TABLE ddl.typed4 ADD COLUMN d ddl.spy;
 ALTER TABLE ddl.typed4 ADD COLUMN stay ddl.spyrange;
+ALTER TABLE ddl.typed4 ADD COLUMN deep ddl.s9;
+ALTER TYPE ddl.pair ADD ATTRIBUTE c ddl.spy;
 ALTER TABLE ddl.typed4 ADD COLUMN fine text;
+ALTER TABLE ddl.typed4 ADD COLUMN z ddl.zip;
 RESET ROLE;
 DROP TABLE ddl.typed2, ddl.typed3, ddl.typed4;
-DROP TYPE ddl.spyrange;
-DROP DOMAIN ddl.spy;
+DROP TYPE ddl.spyrange, ddl.pair;
+DROP DOMAIN ddl.s9, ddl.s8, ddl.s7, ddl.s6, ddl.s5, ddl.s4, ddl.s3, ddl.s2, ddl.s1, ddl.spy, ddl.zip;
 DROP FUNCTION ddl.spy_diff(text, text);
 
 -- 2. statistics: no view shows a value of a protected table to the owner

@@ -241,9 +241,11 @@ SELECT 1 AS still_up;
 -- 10. A loop of statements refused by a quota cannot flood the log either,
 -- and yet every subject refused is named: a refusal tells the reader that
 -- the subject exists (the gate saw its row), so each (table, role, subject)
--- is recorded once per denial_interval.  Before, the refusals above left
--- one record, of the first subject, and the others were only counted: a
--- reader past its quota probed which subjects exist, unnamed (denials.c)
+-- is recorded once per denial_interval, a repeat counted as any denial
+-- (T7, refused three times: its record, then one opening the count of the
+-- rule's refusals).  Before, the refusals above left one record, of the
+-- first subject, and the others were only counted: a reader past its quota
+-- probed which subjects exist, unnamed (denials.c)
 SELECT health_pass.audit_flush() >= 0 AS flushed;
 SELECT subject, count(*) AS quota_exceeded_records FROM health_pass.audit_log
 WHERE relation = 'q_tie'::regclass AND outcome = 'quota_exceeded' GROUP BY 1 ORDER BY 1;
