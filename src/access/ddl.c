@@ -1329,58 +1329,6 @@ hp_check_create_table(CreateStmt *stmt)
 					  "CREATE TABLE ... PARTITION OF a protected table with a default partition");
 }
 
-/* The type a domain is defined over (typbasetype) */
-static Oid
-hp_domain_parent(Oid typid)
-{
-	HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
-	Oid			base = InvalidOid;
-
-	if (HeapTupleIsValid(tup))
-	{
-		base = ((Form_pg_type) GETSTRUCT(tup))->typbasetype;
-		ReleaseSysCache(tup);
-	}
-	return base;
-}
-
-/*
- * The first protected table with a column of domain typid (directly or
- * through a domain over it): ALTER DOMAIN ... ADD CONSTRAINT ... CHECK and
- * VALIDATE CONSTRAINT evaluate the check over every such column's values.
- */
-static Oid
-hp_protected_using_domain(Oid typid)
-{
-	ListCell   *lc;
-
-	foreach(lc, hp_protected_relids())
-	{
-		Oid			relid = lfirst_oid(lc);
-		Relation	rel = try_relation_open(relid, AccessShareLock);
-		bool		uses = false;
-
-		if (rel == NULL)
-			continue;
-		for (int i = 0; i < RelationGetDescr(rel)->natts && !uses; i++)
-		{
-			Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), i);
-			Oid			t = att->attisdropped ? InvalidOid : att->atttypid;
-
-			/* walk down domains over domains */
-			while (OidIsValid(t) && get_typtype(t) == TYPTYPE_DOMAIN && !uses)
-			{
-				uses = (t == typid);
-				t = hp_domain_parent(t);
-			}
-		}
-		relation_close(rel, AccessShareLock);
-		if (uses)
-			return relid;
-	}
-	return InvalidOid;
-}
-
 /* Does type t contain type target (through domains, arrays, ranges, multiranges, composites)? */
 static bool
 hp_type_contains(Oid t, Oid target, int depth)
@@ -1423,7 +1371,12 @@ hp_type_contains(Oid t, Oid target, int depth)
 	return found;
 }
 
-/* The first protected table with a column whose type contains typid */
+/*
+ * The first protected table with a column whose type contains typid (a
+ * domain through domains, arrays, ranges or composites over it: ALTER DOMAIN
+ * ... ADD CONSTRAINT ... CHECK and VALIDATE CONSTRAINT evaluate the check
+ * over every such column's values)
+ */
 static Oid
 hp_protected_using_type(Oid typid)
 {
@@ -1636,7 +1589,7 @@ hp_ddl_check(PlannedStmt *pstmt)
 				{
 					Oid			typid = typenameTypeId(NULL, makeTypeNameFromNameList(ad->typeName));
 
-					on = hp_protected_using_domain(typid);
+					on = hp_protected_using_type(typid);
 					what = ad->subtype == 'V' ? "ALTER DOMAIN ... VALIDATE CONSTRAINT of a column's domain" :
 						"ALTER DOMAIN ... ADD CONSTRAINT ... CHECK of a column's domain";
 				}
