@@ -798,16 +798,21 @@ hp_writer_xact(HpQueue *q, void (*body) (HpQueue *, HpWriterStep *), HpWriterSte
 	Oid			save_userid;
 	int			save_sec_context;
 
-	/* as the bootstrap superuser, whatever a setting said */
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 	MemoryContextReset(hp_writer_errcxt);
 	hp_wait_published = false;
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PG_TRY();
 	{
+		/*
+		 * As the bootstrap superuser, whatever a setting said.  Switched
+		 * inside the transaction: StartTransaction() saves the user and
+		 * security context to restore them on abort, and requires that no
+		 * context flag is set then.
+		 */
+		SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 		PushActiveSnapshot(GetTransactionSnapshot());
 		body(q, step);
 		PopActiveSnapshot();
