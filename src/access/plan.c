@@ -25,7 +25,7 @@
 #include "access/relation.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
-#include "catalog/pg_authid_d.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_subscription.h"
 #include "access/twophase.h"
@@ -204,6 +204,28 @@ hp_guard_subject_statistics(AlterTableStmt *at, Oid relid)
  * count: PostgreSQL stops them).  With force, PostgreSQL terminates them
  * instead, which needs the right to signal each: true when one cannot be.
  */
+/*
+ * CREATEDB as ALTER DATABASE ... RENAME checks it (superuser, or rolcreatedb
+ * of the current user).  PostgreSQL's have_createdb_privilege() is exported
+ * only from 15.19 on; this builds against every 15.x.
+ */
+static bool
+hp_have_createdb_privilege(void)
+{
+	HeapTuple	tup;
+	bool		result = false;
+
+	if (superuser())
+		return true;
+	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(GetUserId()));
+	if (HeapTupleIsValid(tup))
+	{
+		result = ((Form_pg_authid) GETSTRUCT(tup))->rolcreatedb;
+		ReleaseSysCache(tup);
+	}
+	return result;
+}
+
 static bool
 hp_db_in_use(Oid dbid, int writer_pid, bool force)
 {
@@ -307,7 +329,7 @@ hp_db_command_can_succeed(Node *node, Oid dbid, bool toplevel)
 	{
 		RenameStmt *rs = (RenameStmt *) node;
 
-		if (!have_createdb_privilege() ||
+		if (!hp_have_createdb_privilege() ||
 			OidIsValid(get_database_oid(rs->newname, true)))
 			return false;
 	}
