@@ -15,7 +15,7 @@ $(error default_version not found in $(EXTENSION).control)
 endif
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA = sql/$(EXTENSION)--0.1.0.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
-REGRESS = type reading trust check inspect hostile access gate ddl redteam quota records writer upgrade denials signing revocation issue keyindex anchor
+REGRESS = type reading trust check inspect hostile access gate ddl redteam quota records writer upgrade denials probes signing revocation issue keyindex anchor
 # make installcheck (after make install) needs no running server: pg_regress and
 # pg_isolation_regress each start a temporary instance with test/regress.conf, then
 # prove runs the TAP scripts (PostgreSQL::Test::Cluster starts its own servers).

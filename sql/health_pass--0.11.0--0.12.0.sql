@@ -166,3 +166,113 @@ BEGIN
     END;
     RETURN k;
 END $$;
+
+-- Existence probes through writes (docs/design/write_probes.md): the
+-- write-probe trigger on every protected table, now and as protect() and the
+-- event trigger for new partitions put it
+-- A write whose key matches an existing row tells the writer that the row
+-- exists: an internal BEFORE ROW trigger on each protected table looks for
+-- such rows first and gates them as reads (docs/design/write_probes.md)
+CREATE FUNCTION health_pass._write_probe() RETURNS trigger
+    LANGUAGE C AS 'MODULE_PATHNAME', 'hp_write_probe';
+COMMENT ON FUNCTION health_pass._write_probe() IS
+    'internal trigger of a protected table: the rows a written row''s unique or exclusion key matches are read through the gate (audited, counted, refused when denied) before PostgreSQL''s own check tells the writer they exist';
+CREATE FUNCTION health_pass._write_probe_trigger(tbl regclass, present boolean) RETURNS void
+    LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'hp_write_probe_trigger';
+COMMENT ON FUNCTION health_pass._write_probe_trigger(regclass, boolean) IS
+    'put the internal write-probe trigger on an ordinary table, or take it off; used by protect(), unprotect() and the event trigger that protects new partitions';
+-- pg_dump keeps protected_table's rows but not internal triggers: a row added
+-- (by protect(), or by a restore's COPY) puts the trigger on its table
+CREATE FUNCTION health_pass._protected_table_added() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM health_pass._write_probe_trigger(NEW.relation, true);
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION health_pass._protected_table_added() IS
+    'trigger of protected_table: a table added to it (protect(), or a restored dump) gets its write-probe trigger';
+CREATE TRIGGER write_probe_trigger AFTER INSERT ON health_pass.protected_table
+    FOR EACH ROW EXECUTE FUNCTION health_pass._protected_table_added();
+
+CREATE OR REPLACE FUNCTION health_pass._protect_one(tbl regclass, subject_column name, through regclass)
+    RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    att smallint;
+    old smallint;
+    kind "char";
+    blockers text;
+    rls boolean;
+    forced boolean;
+BEGIN
+    SELECT c.relkind, c.relrowsecurity, c.relforcerowsecurity INTO kind, rls, forced
+    FROM pg_catalog.pg_class c WHERE c.oid = tbl;
+    IF kind IS NULL OR kind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not an ordinary table', tbl
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = CASE WHEN through IS NOT NULL
+                              THEN pg_catalog.format('It would be a partition or child of protected table %s.', through)
+                              ELSE 'Protect an ordinary or a partitioned table.' END;
+    END IF;
+    SELECT pg_catalog.string_agg(b, ', ') INTO blockers FROM health_pass._protect_blockers(tbl) b;
+    IF blockers IS NOT NULL THEN
+        RAISE EXCEPTION 'table % cannot be protected: % would run over its rows outside the gate', tbl, blockers
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Drop them, or have a superuser decide (see docs/design/ddl.md).';
+    END IF;
+    SELECT a.attnum INTO att FROM pg_catalog.pg_attribute a
+    WHERE a.attrelid = tbl AND a.attname = subject_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF att IS NULL THEN
+        RAISE EXCEPTION 'column "%" of table % does not exist', subject_column, tbl
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    SELECT p.subject_attnum INTO old FROM health_pass.protected_table p WHERE p.relation = tbl;
+    INSERT INTO health_pass.protected_table AS p
+        (relation, subject_attnum, rls_enabled_before, rls_forced_before, protected_through)
+    VALUES (tbl, att, rls, forced, through)
+    ON CONFLICT (relation) DO UPDATE
+        SET subject_attnum = EXCLUDED.subject_attnum, protected_at = now(),
+            protected_by = current_user, protected_through = EXCLUDED.protected_through;
+    IF old IS NOT NULL AND old <> att THEN
+        PERFORM health_pass._subject_statistics(tbl, old, false);
+    END IF;
+    PERFORM health_pass._hide_subject_statistics(tbl, att);
+    PERFORM health_pass._row_security(tbl, true, true);
+    PERFORM health_pass._write_probe_trigger(tbl, true);
+END $$;
+
+CREATE OR REPLACE FUNCTION health_pass.unprotect(tbl regclass) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    parent regclass;
+    r record;
+    n integer := 0;
+BEGIN
+    PERFORM health_pass._require_admin();
+    SELECT i.inhparent::regclass INTO parent FROM pg_catalog.pg_inherits i
+    JOIN health_pass.protected_table p ON p.relation = i.inhparent
+    WHERE i.inhrelid = tbl LIMIT 1;
+    IF parent IS NOT NULL THEN
+        RAISE EXCEPTION 'table % is a partition or child of protected table %', tbl, parent
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Unprotect the root of the tree: that ends protection of every partition and child.';
+    END IF;
+    FOR r IN
+        WITH RECURSIVE d(rel) AS (
+            SELECT tbl::oid
+            UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN d ON i.inhparent = d.rel)
+        DELETE FROM health_pass.protected_table p USING d WHERE p.relation = d.rel
+        RETURNING p.relation, p.subject_attnum, p.rls_enabled_before, p.rls_forced_before
+    LOOP
+        PERFORM health_pass._subject_statistics(r.relation, r.subject_attnum, false);
+        PERFORM health_pass._row_security(r.relation, r.rls_enabled_before, r.rls_forced_before);
+        PERFORM health_pass._write_probe_trigger(r.relation, false);
+        n := n + 1;
+    END LOOP;
+    IF n = 0 THEN
+        RAISE NOTICE 'table % was not protected', tbl;
+    END IF;
+END $$;
+REVOKE ALL ON FUNCTION health_pass._write_probe() FROM PUBLIC;
+REVOKE ALL ON FUNCTION health_pass._write_probe_trigger(regclass, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION health_pass._protected_table_added() FROM PUBLIC;
+SELECT health_pass._write_probe_trigger(p.relation, true) FROM health_pass.protected_table p;

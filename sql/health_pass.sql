@@ -411,6 +411,30 @@ CREATE FUNCTION health_pass._protect_blockers(tbl regclass) RETURNS SETOF text
 COMMENT ON FUNCTION health_pass._protect_blockers(regclass) IS
     'objects of tbl that would run user code over its rows outside the gate: triggers, rules, expression indexes, expression statistics, and partial indexes, CHECK constraints, generated columns, policies or a partition key with a non-leakproof function';
 
+-- A write whose key matches an existing row tells the writer that the row
+-- exists: an internal BEFORE ROW trigger on each protected table looks for
+-- such rows first and gates them as reads (docs/design/write_probes.md)
+CREATE FUNCTION health_pass._write_probe() RETURNS trigger
+    LANGUAGE C AS 'MODULE_PATHNAME', 'hp_write_probe';
+COMMENT ON FUNCTION health_pass._write_probe() IS
+    'internal trigger of a protected table: the rows a written row''s unique or exclusion key matches are read through the gate (audited, counted, refused when denied) before PostgreSQL''s own check tells the writer they exist';
+CREATE FUNCTION health_pass._write_probe_trigger(tbl regclass, present boolean) RETURNS void
+    LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'hp_write_probe_trigger';
+COMMENT ON FUNCTION health_pass._write_probe_trigger(regclass, boolean) IS
+    'put the internal write-probe trigger on an ordinary table, or take it off; used by protect(), unprotect() and the event trigger that protects new partitions';
+-- pg_dump keeps protected_table's rows but not internal triggers: a row added
+-- (by protect(), or by a restore's COPY) puts the trigger on its table
+CREATE FUNCTION health_pass._protected_table_added() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM health_pass._write_probe_trigger(NEW.relation, true);
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION health_pass._protected_table_added() IS
+    'trigger of protected_table: a table added to it (protect(), or a restored dump) gets its write-probe trigger';
+CREATE TRIGGER write_probe_trigger AFTER INSERT ON health_pass.protected_table
+    FOR EACH ROW EXECUTE FUNCTION health_pass._protected_table_added();
+
 -- Protect one table (the root or one of its descendants): no checks of the
 -- caller, protect() and the event trigger do them
 CREATE FUNCTION health_pass._protect_one(tbl regclass, subject_column name, through regclass)
@@ -456,6 +480,7 @@ BEGIN
     END IF;
     PERFORM health_pass._hide_subject_statistics(tbl, att);
     PERFORM health_pass._row_security(tbl, true, true);
+    PERFORM health_pass._write_probe_trigger(tbl, true);
 END $$;
 COMMENT ON FUNCTION health_pass._protect_one(regclass, name, regclass) IS
     'protect one table: refuse it if it has blockers, record it, hide its subject statistics, enable and force row security';
@@ -561,6 +586,7 @@ BEGIN
     LOOP
         PERFORM health_pass._subject_statistics(r.relation, r.subject_attnum, false);
         PERFORM health_pass._row_security(r.relation, r.rls_enabled_before, r.rls_forced_before);
+        PERFORM health_pass._write_probe_trigger(r.relation, false);
         n := n + 1;
     END LOOP;
     IF n = 0 THEN
@@ -1430,6 +1456,9 @@ REVOKE ALL ON FUNCTION health_pass._subject_statistics(regclass, smallint, boole
 REVOKE ALL ON FUNCTION health_pass._hide_subject_statistics(regclass, smallint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION health_pass._row_security(regclass, boolean, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION health_pass._protect_one(regclass, name, regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION health_pass._write_probe() FROM PUBLIC;
+REVOKE ALL ON FUNCTION health_pass._write_probe_trigger(regclass, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION health_pass._protected_table_added() FROM PUBLIC;
 REVOKE ALL ON FUNCTION health_pass._forget_dropped() FROM PUBLIC;
 REVOKE ALL ON FUNCTION health_pass._protect_new_children() FROM PUBLIC;
 

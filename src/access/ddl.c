@@ -1595,6 +1595,41 @@ hp_ddl_check(PlannedStmt *pstmt)
 				}
 				break;
 			}
+		case T_DropStmt:
+			{
+				/*
+				 * The only triggers on a protected table are internal: the
+				 * write-probe trigger (probe.c), which PostgreSQL lets the
+				 * owner drop, and foreign keys' (dropped with their key)
+				 */
+				DropStmt   *ds = (DropStmt *) node;
+				ListCell   *lc;
+
+				if (ds->removeType == OBJECT_TRIGGER)
+					foreach(lc, ds->objects)
+						if (!OidIsValid(on))
+							on = hp_protected_in(hp_drop_on_relation(lfirst(lc)), false);
+				what = "DROP TRIGGER";
+				break;
+			}
+		case T_RenameStmt:
+			{
+				RenameStmt *rs = (RenameStmt *) node;
+
+				if (rs->renameType == OBJECT_TRIGGER)
+					on = hp_protected_in(hp_rangevar_oid(rs->relation), false);
+				what = "ALTER TRIGGER ... RENAME";
+				break;
+			}
+		case T_AlterObjectDependsStmt:
+			{
+				AlterObjectDependsStmt *ad = (AlterObjectDependsStmt *) node;
+
+				if (ad->objectType == OBJECT_TRIGGER)
+					on = hp_protected_in(hp_rangevar_oid(ad->relation), false);
+				what = "ALTER TRIGGER ... DEPENDS ON EXTENSION";
+				break;
+			}
 		case T_CreatePublicationStmt:
 			on = hp_published_protected(((CreatePublicationStmt *) node)->pubobjects);
 			what = "CREATE PUBLICATION";

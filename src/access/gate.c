@@ -637,6 +637,47 @@ seen_before:
 	MemoryContextReset(g->rowcxt);
 }
 
+/*
+ * A write's key conflicts with row existing of protected table rel
+ * (probe.c found it, before PostgreSQL's own unique or exclusion check):
+ * that tells the writer the row exists, so it is a read of the row.  It is
+ * gated as a scan's row is, in the statement the write belongs to: the
+ * running top-level query's (reads and probes of one statement share the
+ * decision, the subjects audited and the quota), or, outside any
+ * (COPY FROM, which only superusers and BYPASSRLS roles may run on a
+ * protected table), the statement of estate, the trigger's own.  A denied
+ * statement gets an error, after a denial record that names the subject.
+ */
+void
+hp_gate_probe(EState *estate, Relation rel, AttrNumber attnum, TupleTableSlot *existing)
+{
+	EState	   *owner = (depth > 0 && top_estate) ? top_estate : estate;
+	HpEstate   *es = hp_estate_of(owner);
+	HpStmt	   *st = es->stmt ? es->stmt : hp_stmt_new(es, GetOuterUserId());
+	Oid			relid = RelationGetRelid(rel);
+	HpGate	   *g = hp_gate_get(st, relid, attnum);
+
+	if (g->mode == HP_DENIED)
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(existing, attnum, &isnull);
+		char	   *subject = isnull ? NULL : hp_subject_text(&g->out, d);
+
+		hp_audit_refusal(st, relid, HP_DENIED, subject,
+						 st->purpose[0] == '\0' ?
+						 "a write's key matches this row; no purpose declared (SET health_pass.purpose)" :
+						 "a write's key matches this row; no rule allows this role and purpose");
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("no health_pass rule lets this role write this row of protected table \"%s\": its key matches a row the role may not read",
+						RelationGetRelationName(rel)),
+				 errdetail("A unique or exclusion conflict tells whether that row exists; the attempt is recorded."),
+				 errhint("Declare a purpose a rule allows (SET health_pass.purpose).")));
+	}
+	if (!g->unaudited)
+		hp_gate_row(g, existing, attnum);
+}
+
 /* The wrapping of node ps */
 static HpScan *
 hp_scan_of(PlanState *ps)

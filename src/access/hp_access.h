@@ -75,6 +75,10 @@ extern void hp_plan_init(void);
 /* paths.c */
 extern void hp_paths_init(void);
 
+/* gate.c: a row a write's key conflicts with (probe.c) */
+extern void hp_gate_probe(EState *estate, Relation rel, AttrNumber attnum,
+						  TupleTableSlot *existing);
+
 /* ddl.c */
 extern void hp_ddl_init(void);
 extern void hp_ddl_check(PlannedStmt *pstmt);

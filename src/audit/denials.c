@@ -445,6 +445,9 @@ hp_denial_queue_summary(const HpDenial *snap, TimestampTz now)
  * subject still records it once (and its count), and subjects can only be
  * probed as fast as statements are refused.  A remembered refusal is forgotten after the
  * interval; at most QUOTA_SEEN are remembered (then all are forgotten).
+ * A denial that names a subject (a write whose key matched the row of a
+ * subject the role may not read: access/probe.c) tells as much and is
+ * recorded the same way, keyed apart by its outcome.
  */
 #define QUOTA_SEEN	4096
 
@@ -452,6 +455,7 @@ typedef struct QuotaSeenKey
 {
 	Oid			dbid;
 	Oid			relid;
+	uint8		outcome;		/* quota_exceeded, or denied (a write's probe) */
 	NameData	current_user_name;
 	char		subject[HP_SUBJECT_LEN];	/* zero-padded */
 } QuotaSeenKey;
@@ -486,6 +490,7 @@ hp_quota_refusal_audit(const HpRecord *rec)
 	memset(&key, 0, sizeof(key));
 	key.dbid = MyDatabaseId;
 	key.relid = rec->relid;
+	key.outcome = rec->outcome;
 	strlcpy(NameStr(key.current_user_name), NameStr(rec->current_user_name), NAMEDATALEN);
 	strlcpy(key.subject, rec->subject, HP_SUBJECT_LEN);
 	e = hash_search(quota_seen, &key, HASH_FIND, NULL);
@@ -523,10 +528,13 @@ hp_denial_audit(const HpRecord *rec)
 		(void) hp_enqueue(rec);
 		return;
 	}
-	/* a subject refused for the first time in the interval: recorded now;
-	 * a repeat is counted as any denial (below) */
-	if (rec->outcome == HP_QUOTA_EXCEEDED && !rec->subject_null &&
-		hp_quota_refusal_audit(rec))
+	/*
+	 * a subject refused for the first time in the interval (by a quota, or
+	 * denied when a write's key matched its row: probe.c): recorded now; a
+	 * repeat is counted as any denial (below)
+	 */
+	if ((rec->outcome == HP_QUOTA_EXCEEDED || rec->outcome == HP_DENIED) &&
+		!rec->subject_null && hp_quota_refusal_audit(rec))
 		return;
 	/* its one error (54000) now, before a count moves */
 	(void) hp_queue_for_database(MyDatabaseId, true);

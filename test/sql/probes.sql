@@ -1,0 +1,166 @@
+-- Existence probes through writes (docs/design/write_probes.md).  A role
+-- that may INSERT or UPDATE a protected table learns whether a row with a
+-- key exists from a unique or exclusion violation, or from ON CONFLICT DO
+-- NOTHING inserting nothing.  Before 0.12.0 nothing was recorded: each
+-- section below printed no record of the probed subject, and the role with
+-- a quota of 2 probed 4 subjects.  Now a conflict is a read of the
+-- conflicting row: gated, counted and audited with that row's subject.
+\set VERBOSITY terse
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS health_pass;
+RESET client_min_messages;
+
+CREATE ROLE regress_pr_w LOGIN;       -- a rule with a quota of 2
+CREATE ROLE regress_pr_x LOGIN;       -- no rule
+GRANT USAGE ON SCHEMA health_pass TO regress_pr_w, regress_pr_x;
+-- the registry: the subject is the key; a pass table whose unique key is
+-- not the subject; a booking table with an exclusion constraint; a
+-- partitioned table
+CREATE TABLE pr_reg (pid text PRIMARY KEY, diagnosis text);
+INSERT INTO pr_reg VALUES ('P1', 'mumps'), ('P2', 'measles'), ('P3', 'flu'), ('P4', 'hiv'), ('P5', 'cold');
+CREATE TABLE pr_pass (pid text, uvci text UNIQUE);
+INSERT INTO pr_pass VALUES ('P1', 'URN:UVCI:01:FR:AAA'), ('P4', 'URN:UVCI:01:FR:HIV');
+CREATE EXTENSION IF NOT EXISTS btree_gist;
+CREATE TABLE pr_slot (pid text, room int, during tsrange,
+                      EXCLUDE USING gist (room WITH =, during WITH &&));
+INSERT INTO pr_slot VALUES ('P2', 7, '[2026-01-01 10:00, 2026-01-01 11:00)');
+CREATE TABLE pr_gen (pid text, code text, code_h text GENERATED ALWAYS AS (md5(code)) STORED UNIQUE);
+INSERT INTO pr_gen (pid, code) VALUES ('P4', 'secret-code');
+CREATE TABLE pr_part (pid text, region int, PRIMARY KEY (pid, region)) PARTITION BY LIST (region);
+CREATE TABLE pr_part_1 PARTITION OF pr_part FOR VALUES IN (1);
+INSERT INTO pr_part VALUES ('P3', 1);
+GRANT SELECT, INSERT, UPDATE ON pr_reg, pr_pass, pr_slot, pr_part, pr_gen TO regress_pr_w, regress_pr_x;
+SELECT health_pass.protect('pr_reg', 'pid') IS NOT NULL AS p1,
+       health_pass.protect('pr_pass', 'pid') IS NOT NULL AS p2,
+       health_pass.protect('pr_slot', 'pid') IS NOT NULL AS p3,
+       health_pass.protect('pr_part', 'pid') IS NOT NULL AS p4,
+       health_pass.allow('regress_pr_w', 'pr_reg', 'intake', 2) IS NOT NULL AS a1,
+       health_pass.allow('regress_pr_w', 'pr_pass', 'intake') IS NOT NULL AS a2,
+       health_pass.allow('regress_pr_w', 'pr_slot', 'intake') IS NOT NULL AS a3,
+       health_pass.allow('regress_pr_w', 'pr_part', 'intake') IS NOT NULL AS a4,
+       health_pass.protect('pr_gen', 'pid') IS NOT NULL AS p5,
+       health_pass.allow('regress_pr_w', 'pr_gen', 'intake') IS NOT NULL AS a5;
+-- a partition made after protect() is protected and probed too
+CREATE TABLE pr_part_2 PARTITION OF pr_part FOR VALUES IN (2);
+INSERT INTO pr_part VALUES ('P5', 2);
+
+CREATE FUNCTION pr_mark() RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM health_pass.audit_flush();
+    RETURN (SELECT coalesce(max(id), 0) FROM health_pass.audit_log);
+END $$;
+CREATE FUNCTION pr_since(mark bigint)
+RETURNS TABLE (current_user_name name, relation regclass, subject text, purpose text, outcome text, reason text)
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM health_pass.audit_flush();
+    RETURN QUERY
+    SELECT a.current_user_name, a.relation, a.subject, a.purpose, a.outcome,
+           regexp_replace(a.reason, 'rule [0-9]+/[0-9]+', 'rule <oids>')
+    FROM health_pass.audit_log a
+    WHERE a.id > mark AND a.current_user_name::text LIKE 'regress_pr%' ORDER BY a.id;
+END $$;
+GRANT EXECUTE ON FUNCTION pr_mark(), pr_since(bigint) TO PUBLIC;
+GRANT SELECT ON health_pass.audit_log TO PUBLIC;
+GRANT EXECUTE ON FUNCTION health_pass.audit_flush() TO PUBLIC;
+SELECT pr_mark() AS mark \gset
+
+-- 1. a unique violation on the subject's own key: P1 exists, P9 does not
+SET ROLE regress_pr_w;
+SET health_pass.purpose = 'intake';
+INSERT INTO pr_reg VALUES ('P1', 'probe');
+BEGIN;
+INSERT INTO pr_reg VALUES ('P9', 'probe');   -- no conflict: nothing read
+ROLLBACK;
+-- 2. ON CONFLICT DO NOTHING: nothing inserted tells P2 exists
+INSERT INTO pr_reg VALUES ('P2', 'probe') ON CONFLICT DO NOTHING;
+-- 3. the quota of 2 holds: a third subject probed is refused before the
+-- write, and the refusal names it
+INSERT INTO pr_reg VALUES ('P3', 'probe') ON CONFLICT DO NOTHING;
+-- a subject already counted may be probed again
+INSERT INTO pr_reg VALUES ('P1', 'probe') ON CONFLICT DO NOTHING;
+RESET ROLE;
+SELECT * FROM pr_since(:mark);
+SELECT pr_mark() AS mark \gset
+
+-- 4. a unique key that is not the subject: the record names the subject of
+-- the row that holds the key (P4), not the one the probe wrote (X1)
+SET ROLE regress_pr_w;
+SET health_pass.purpose = 'intake';
+INSERT INTO pr_pass VALUES ('X1', 'URN:UVCI:01:FR:HIV');
+-- 5. UPDATE of a key onto an existing one; the row updated itself is no
+-- conflict (its key unchanged)
+INSERT INTO pr_pass VALUES ('X2', 'URN:UVCI:01:FR:NEW');
+UPDATE pr_pass SET uvci = 'URN:UVCI:01:FR:AAA' WHERE pid = 'X2';
+UPDATE pr_pass SET pid = 'X2' WHERE pid = 'X2';
+-- 6. an exclusion constraint: an overlapping booking tells P2 holds room 7
+INSERT INTO pr_slot VALUES ('X3', 7, '[2026-01-01 10:30, 2026-01-01 10:45)');
+INSERT INTO pr_slot VALUES ('X3', 7, '[2026-01-01 12:00, 2026-01-01 13:00)');
+-- 7. through a partitioned table, into a partition made after protect()
+INSERT INTO pr_part VALUES ('P3', 1) ON CONFLICT DO NOTHING;
+INSERT INTO pr_part VALUES ('P5', 2) ON CONFLICT DO NOTHING;
+-- 7b. a unique index on a stored generated column (computed after BEFORE
+-- triggers): the probe computes it as the row will get it
+INSERT INTO pr_gen (pid, code) VALUES ('X4', 'secret-code') ON CONFLICT DO NOTHING;
+RESET ROLE;
+SELECT * FROM pr_since(:mark);
+SELECT pr_mark() AS mark \gset
+
+-- 8. a role with no rule: a conflict is refused (42501) and recorded as a
+-- denial naming the subject; a write with no conflict is not refused
+SET ROLE regress_pr_x;
+SET health_pass.purpose = 'intake';
+INSERT INTO pr_reg VALUES ('P5', 'probe') ON CONFLICT DO NOTHING;
+INSERT INTO pr_reg VALUES ('P4', 'probe');
+BEGIN;
+INSERT INTO pr_reg VALUES ('P8', 'new patient');
+ROLLBACK;
+RESET ROLE;
+SELECT current_user_name, relation, subject, outcome,
+       reason LIKE '%no rule allows this role and purpose%' AS no_rule
+FROM pr_since(:mark) WHERE subject IS NOT NULL;
+
+-- 9. the trigger behind it: internal (not dumped, not a blocker of
+-- protect()), and the owner may not drop, rename or disable it
+SELECT count(*) AS probe_triggers FROM pg_trigger
+WHERE tgisinternal AND tgfoid = 'health_pass._write_probe()'::regprocedure
+  AND tgrelid IN ('pr_reg'::regclass, 'pr_pass'::regclass, 'pr_slot'::regclass,
+                  'pr_part_1'::regclass, 'pr_part_2'::regclass);
+SELECT health_pass.protect('pr_reg', 'pid') IS NOT NULL AS protect_again;
+CREATE ROLE regress_pr_owner LOGIN;
+ALTER TABLE pr_reg OWNER TO regress_pr_owner;
+SELECT tgname AS trig FROM pg_trigger
+WHERE tgrelid = 'pr_reg'::regclass AND tgfoid = 'health_pass._write_probe()'::regprocedure \gset
+-- (the trigger's name ends with its oid: the statements run through
+-- pr_try(), which prints the SQLSTATE, and the error without the name)
+CREATE FUNCTION pr_try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE stmt;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ' ' || regexp_replace(SQLERRM, 'health_pass_write_probe_[0-9]+', '<trigger>');
+END $$;
+GRANT EXECUTE ON FUNCTION pr_try(text) TO regress_pr_owner;
+SET ROLE regress_pr_owner;
+SELECT pr_try(format('DROP TRIGGER %I ON pr_reg', :'trig')) AS drop_trigger;
+SELECT pr_try(format('ALTER TRIGGER %I ON pr_reg RENAME TO t2', :'trig')) AS rename;
+SELECT pr_try(format('ALTER TABLE pr_reg DISABLE TRIGGER %I', :'trig')) AS disable_it;
+SELECT pr_try('ALTER TABLE pr_reg DISABLE TRIGGER ALL') AS disable_all;
+SELECT pr_try('ALTER TABLE pr_reg DISABLE TRIGGER USER') AS disable_user;  -- ok: ours is not a user trigger
+RESET ROLE;
+SELECT tgenabled FROM pg_trigger WHERE tgrelid = 'pr_reg'::regclass AND tgname = :'trig';
+-- unprotect() drops them
+SELECT health_pass.unprotect('pr_part') IS NOT NULL AS unprotected;
+SELECT count(*) AS left_on_part FROM pg_trigger
+WHERE tgfoid = 'health_pass._write_probe()'::regprocedure
+  AND tgrelid IN ('pr_part_1'::regclass, 'pr_part_2'::regclass);
+
+-- cleanup
+SELECT health_pass.unprotect(t) IS NOT NULL FROM unnest(ARRAY['pr_reg', 'pr_pass', 'pr_slot', 'pr_gen']::regclass[]) t;
+DROP TABLE pr_reg, pr_pass, pr_slot, pr_part, pr_gen;
+REVOKE SELECT ON health_pass.audit_log FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION health_pass.audit_flush() FROM PUBLIC;
+DROP FUNCTION pr_mark(), pr_since(bigint), pr_try(text);
+DELETE FROM health_pass.access_rule WHERE grantee IN ('regress_pr_w'::regrole, 'regress_pr_x'::regrole);
+DROP OWNED BY regress_pr_w, regress_pr_x, regress_pr_owner;
+DROP ROLE regress_pr_w, regress_pr_x, regress_pr_owner;
