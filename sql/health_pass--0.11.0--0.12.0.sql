@@ -276,3 +276,24 @@ REVOKE ALL ON FUNCTION health_pass._write_probe() FROM PUBLIC;
 REVOKE ALL ON FUNCTION health_pass._write_probe_trigger(regclass, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION health_pass._protected_table_added() FROM PUBLIC;
 SELECT health_pass._write_probe_trigger(p.relation, true) FROM health_pass.protected_table p;
+
+-- revocation_purge() refuses a time later than now: it deleted revocations in
+-- force (a red-team pass)
+CREATE OR REPLACE FUNCTION health_pass.revocation_purge(before timestamptz DEFAULT now()) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n integer;
+BEGIN
+    -- only entries that no longer count: a later time would delete
+    -- revocations in force (and their passes would check ok again)
+    IF before > now() THEN
+        RAISE EXCEPTION 'revocation purge: % is later than now: entries that have not expired still count and are not purged', before
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Purge entries that expired before now (the default), or an earlier time.';
+    END IF;
+    DELETE FROM health_pass.revocation WHERE expires < coalesce(before, now());
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
+COMMENT ON FUNCTION health_pass.revocation_purge(timestamptz) IS
+    'delete the entries that expired before a time (default now, never later); returns how many';

@@ -1189,12 +1189,19 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n integer;
 BEGIN
+    -- only entries that no longer count: a later time would delete
+    -- revocations in force (and their passes would check ok again)
+    IF before > now() THEN
+        RAISE EXCEPTION 'revocation purge: % is later than now: entries that have not expired still count and are not purged', before
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Purge entries that expired before now (the default), or an earlier time.';
+    END IF;
     DELETE FROM health_pass.revocation WHERE expires < coalesce(before, now());
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END $$;
 COMMENT ON FUNCTION health_pass.revocation_purge(timestamptz) IS
-    'delete the entries that expired before a time (default now); returns how many';
+    'delete the entries that expired before a time (default now, never later); returns how many';
 
 -- Revoking, importing, exporting and purging are for superusers and the
 -- roles the DBA grants them; the table is not PUBLIC (reasons may be

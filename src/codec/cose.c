@@ -229,7 +229,13 @@ read_time(CborCur *c, int64_t *t, const char *name, int depth)
 			return hp_cbor_fail(c, "%s is out of range", name);
 		i = (int64_t) floor(d);
 	}
-	if (i < -1000000000000LL || i > 1000000000000LL)
+	/*
+	 * From the first second PostgreSQL's timestamptz holds (4714-11-24 BC,
+	 * -210866803200 in Unix time) to 10^12 s (year 33658): a claim every
+	 * function can return and revoke() can store (a revocation's expiry is
+	 * the pass's exp; one earlier was stored out of range and broke pg_dump)
+	 */
+	if (i < -210866803200LL || i > 1000000000000LL)
 		return hp_cbor_fail(c, "%s is out of range", name);
 	*t = i;
 	return true;

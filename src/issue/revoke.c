@@ -298,7 +298,13 @@ hp_revoke(PG_FUNCTION_ARGS)
 		country = PointerGetDatum(cstring_to_text_with_len((const char *) c.iss, 2));
 		country_null = false;
 	}
-	if (c.kid != NULL)
+	/*
+	 * the kid as a gateway batch can carry it (revocation_import() takes at
+	 * most 64 bytes, an EU kid has 8): a longer one is not kept, so that
+	 * revocation_export() of the entry gives a batch another registry
+	 * accepts (a red-team pass's 200-byte kid did not)
+	 */
+	if (c.kid != NULL && c.kid_len <= 64)
 		kid = PointerGetDatum(hp_bytea(c.kid, c.kid_len));
 	if (c.has_exp)
 		expires = TimestampTzGetDatum(time_t_to_timestamptz((pg_time_t) c.exp));
@@ -337,7 +343,7 @@ hp_revoke(PG_FUNCTION_ARGS)
 		for (int t = 0; t < HP_REV_NTYPES; t++)
 			if (h.present[t]
 				&& insert_hash(qualified, &h, t, country, country_null, kid,
-							   c.kid == NULL, expires, !c.has_exp,
+							   kid == (Datum) 0, expires, !c.has_exp,
 							   PointerGetDatum(reason), NameGetDatum(&by)))
 				added++;
 	}

@@ -62,7 +62,41 @@ digits(const char *s, size_t *i, size_t len)
 	return *i > start;
 }
 
-/* The patterns above, for ASCII text */
+/* Two digits at s[i] as a number (dig() checked them) */
+static int
+num2(const char *s, size_t i)
+{
+	return (s[i] - '0') * 10 + (s[i + 1] - '0');
+}
+
+/*
+ * The month of "YYYY-MM" and the day of "YYYY-MM-DD" (nparts 2 or 3) at s
+ * exist in the Gregorian calendar: "format": "date" of the schema, which
+ * the pattern alone does not check (1964-02-30 matched it)
+ */
+static bool
+calendar_ok(const char *s, int nparts)
+{
+	static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int			y = num2(s, 0) * 100 + num2(s, 2);
+	int			m = num2(s, 5);
+	int			d;
+
+	if (m < 1 || m > 12)
+		return false;
+	if (nparts < 3)
+		return true;
+	d = num2(s, 8);
+	if (d < 1 || d > mdays[m - 1])
+		return false;
+	return !(m == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0));
+}
+
+/*
+ * The patterns above, for ASCII text, and what their formats add: a date
+ * that exists, a time of day (hour 00-23, minute 00-59, second 00-60, as
+ * RFC 3339 allows a leap second), an offset of at most 23:59
+ */
 static bool
 match_ascii(Matcher m, const char *s, size_t len)
 {
@@ -72,16 +106,18 @@ match_ascii(Matcher m, const char *s, size_t len)
 	{
 		case M_DATE:
 			return len == 10 && dig(s, 0, 4, len) && s[4] == '-' &&
-				dig(s, 5, 2, len) && s[7] == '-' && dig(s, 8, 2, len);
+				dig(s, 5, 2, len) && s[7] == '-' && dig(s, 8, 2, len) &&
+				calendar_ok(s, 3);
 		case M_DT:
 			if (!(len >= 16 && dig(s, 0, 4, len) && s[4] == '-' && dig(s, 5, 2, len) &&
 				  s[7] == '-' && dig(s, 8, 2, len) && s[10] == 'T' &&
-				  dig(s, 11, 2, len) && s[13] == ':' && dig(s, 14, 2, len)))
+				  dig(s, 11, 2, len) && s[13] == ':' && dig(s, 14, 2, len)) ||
+				!calendar_ok(s, 3) || num2(s, 11) > 23 || num2(s, 14) > 59)
 				return false;
 			i = 16;
 			if (i < len && s[i] == ':')
 			{
-				if (!dig(s, i + 1, 2, len))
+				if (!dig(s, i + 1, 2, len) || num2(s, i + 1) > 60)
 					return false;
 				i += 3;
 				if (i < len && s[i] == '.')
@@ -95,12 +131,12 @@ match_ascii(Matcher m, const char *s, size_t len)
 				return i + 1 == len;
 			if (i < len && (s[i] == '+' || s[i] == '-'))
 			{
-				if (!dig(s, i + 1, 2, len))
+				if (!dig(s, i + 1, 2, len) || num2(s, i + 1) > 23)
 					return false;
 				i += 3;
 				if (i < len && s[i] == ':')
 					i++;
-				return dig(s, i, 2, len) && i + 2 == len;
+				return dig(s, i, 2, len) && i + 2 == len && num2(s, i) <= 59;
 			}
 			return false;
 		case M_VER:
@@ -118,7 +154,7 @@ match_ascii(Matcher m, const char *s, size_t len)
 			for (i = 4; i < len; i += 3)
 				if (s[i] != '-' || !dig(s, i + 1, 2, len))
 					return false;
-			return true;
+			return len == 4 || calendar_ok(s, len == 7 ? 2 : 3);
 		case M_ICAO:
 			for (i = 0; i < len; i++)
 				if (!((s[i] >= 'A' && s[i] <= 'Z') || s[i] == '<'))
@@ -130,17 +166,18 @@ match_ascii(Matcher m, const char *s, size_t len)
 	return false;
 }
 
-/* s ~ pattern, as the PL/pgSQL's text ~ text */
+/*
+ * s matches pattern m (and its format).  The schema's patterns are
+ * ECMA-262 regular expressions, whose \d is [0-9]: every pattern is
+ * ASCII, so text with any other character does not match (PostgreSQL's \d
+ * would take other scripts' digits)
+ */
 static bool
 matches(Matcher m, const char *s, size_t len)
 {
-	static const char *const pat[] = {DATE_RE, DT_RE, VER_RE, DOB_RE, ICAO_RE, CO_RE};
-
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char) s[i] >= 0x80)
-			return DatumGetBool(DirectFunctionCall2Coll(textregexeq, DEFAULT_COLLATION_OID,
-														PointerGetDatum(cstring_to_text_with_len(s, (int) len)),
-														CStringGetTextDatum(pat[m])));
+			return false;
 	return match_ascii(m, s, len);
 }
 

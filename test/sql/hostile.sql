@@ -33,5 +33,9 @@ SELECT pg_temp.try_recv('\x02'::bytea || substr(health_pass.pass_send(txt::healt
   FROM fx_pass WHERE name = 'ok_vacc';
 SELECT pg_temp.try_recv(health_pass.pass_send(txt::health_pass.pass) || '\x00'::bytea) AS trailing
   FROM fx_pass WHERE name = 'ok_vacc';
+-- a claim before the first second a timestamptz holds (exp = -10^12, before
+-- 4714 BC): 0.11.0 accepted it, and revoke() stored an expiry out of range
+-- that broke pg_dump of health_pass.revocation (a red-team pass)
+SELECT pg_temp.try_pass('HC1:NCF5/KE8OUQGPS3QGE.+HUUN4/4 OPJ3GMGSJTK:M3/+4LJCDCULO3/1J6D7/R4P$4C9H6VBFT3BP89G7*ND+CS3DQN3W 28.26LLQ15L0FFE9OXU3ZF66KQU3U$ SRGS*DWS16.R6GBS75R.4R$NPLER/J4PBD8M8ZOL VRB*5GE9$P58PLGVIXE55A2/$4811OTPZ1IGG8-%3SQV9YI$U1FHRW37:QU2YD/8U$U1NDA8$1ZZD5GKGXE4E1K.TZ5QI1IY6SVXOW%OE%GQ*TH+34 MK9I%H0FXG2VC/-2RB6 $6Z78EG57/6T$SU/IG LZS6.PMYDE3QP2OP3EAZ5IF JX.Q9FM5Q9 %E1+RD-P%XGZ8H6VCP+5J4Q$MFGFWT16D5T/2') AS exp_before_4714_bc;
 -- the backend is alive
 SELECT 1 AS alive;

@@ -43,9 +43,31 @@ SELECT name, health_pass.schema_errors(health_pass.payload(txt::health_pass.pass
 SELECT health_pass.schema_errors('[]'::jsonb), health_pass.schema_errors('"v"'::jsonb),
        health_pass.schema_errors('["v", "t"]'::jsonb), health_pass.schema_errors('null'::jsonb);
 
--- ... and gives what the PL/pgSQL of 0.8.0 gave, on payloads mutated at random
+-- ... and gives what the PL/pgSQL of 0.8.0 gave, on payloads mutated at random,
+-- with 0.12.0's reading of the schema's formats: its patterns are ECMA-262
+-- (\d is [0-9]), a date must exist (1964-02-30 passed before), a time of day
+-- is 00:00 to 23:59 with seconds up to 60, an offset at most 23:59
 \set ECHO none
-CREATE FUNCTION pg_temp.schema_errors_080(d0 jsonb) RETURNS text[]
+CREATE FUNCTION pg_temp.cal_ok(s text, parts int) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    y int := substr(s, 1, 4)::int;
+    m int := substr(s, 6, 2)::int;
+    leap boolean := (y % 4 = 0 AND y % 100 <> 0) OR y % 400 = 0;
+BEGIN
+    IF m NOT BETWEEN 1 AND 12 THEN
+        RETURN false;
+    END IF;
+    RETURN parts < 3 OR substr(s, 9, 2)::int BETWEEN 1 AND
+        (ARRAY[31, CASE WHEN leap THEN 29 ELSE 28 END, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[m];
+END $$;
+CREATE FUNCTION pg_temp.dt_ok(s text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    g text[] := regexp_match(s, '^([0-9]{4}-[0-9]{2}-[0-9]{2})T([0-9]{2}):([0-9]{2})(:([0-9]{2})(\.[0-9]+)?)?(Z|[+-]([0-9]{2}):?([0-9]{2}))$');
+BEGIN
+    RETURN g IS NOT NULL AND pg_temp.cal_ok(g[1], 3) AND g[2]::int <= 23 AND g[3]::int <= 59
+       AND coalesce(g[5]::int, 0) <= 60 AND coalesce(g[8]::int, 0) <= 23 AND coalesce(g[9]::int, 0) <= 59;
+END $$;
+CREATE FUNCTION pg_temp.schema_errors_ref(d0 jsonb) RETURNS text[]
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     d jsonb := d0;
@@ -55,12 +77,11 @@ DECLARE
     e jsonb;
     f text;
     req text[];
-    date_re constant text := '^\d{4}-\d{2}-\d{2}$';
-    dt_re constant text := '^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$';
+    date_re constant text := '^[0-9]{4}-[0-9]{2}-[0-9]{2}$';
 BEGIN
     IF jsonb_typeof(d -> 'ver') IS DISTINCT FROM 'string' THEN
         errs := errs || 'ver: required string'::text;
-    ELSIF d ->> 'ver' !~ '^\d+\.\d+\.\d+$' THEN
+    ELSIF d ->> 'ver' !~ '^[0-9]+\.[0-9]+\.[0-9]+$' THEN
         errs := errs || 'ver: not a semantic version'::text;
     END IF;
     IF jsonb_typeof(d -> 'nam') IS DISTINCT FROM 'object' THEN
@@ -81,7 +102,8 @@ BEGIN
     END IF;
     IF jsonb_typeof(d -> 'dob') IS DISTINCT FROM 'string' THEN
         errs := errs || 'dob: required string'::text;
-    ELSIF d ->> 'dob' !~ '^((19|20)\d\d(-\d\d){0,2})?$' THEN
+    ELSIF d ->> 'dob' !~ '^((19|20)[0-9][0-9](-[0-9][0-9]){0,2})?$'
+          OR (length(d ->> 'dob') > 4 AND NOT pg_temp.cal_ok(d ->> 'dob', (length(d ->> 'dob') - 1) / 3)) THEN
         errs := errs || 'dob: not a date (YYYY, YYYY-MM or YYYY-MM-DD)'::text;
     END IF;
     kinds := ARRAY(SELECT x FROM unnest(ARRAY['v', 't', 'r']) AS x WHERE d ? x);
@@ -114,9 +136,9 @@ BEGIN
                 END IF;
             ELSIF jsonb_typeof(e -> f) <> 'string' THEN
                 errs := errs || format('%s[0].%s: not a string', k, f);
-            ELSIF f IN ('dt', 'fr', 'df', 'du') AND e ->> f !~ date_re THEN
+            ELSIF f IN ('dt', 'fr', 'df', 'du') AND (e ->> f !~ date_re OR NOT pg_temp.cal_ok(e ->> f, 3)) THEN
                 errs := errs || format('%s[0].%s: not a date', k, f);
-            ELSIF f = 'sc' AND e ->> f !~ dt_re THEN
+            ELSIF f = 'sc' AND NOT pg_temp.dt_ok(e ->> f) THEN
                 errs := errs || format('%s[0].%s: not a date-time', k, f);
             ELSIF f = 'co' AND e ->> f !~ '^[A-Z]{2}$' THEN
                 errs := errs || format('%s[0].%s: not a country code', k, f);
@@ -138,7 +160,11 @@ INSERT INTO pool VALUES ('null'), ('true'), ('1'), ('2'), ('9'), ('10'), ('0'), 
   ('"DUPONT<JEAN"'), ('"Dupont"'), ('"DUPONT JEAN"'), ('"ÉLODIE"'), ('"٢٠٢١-٠٦-٠١"'),
   ('"２０２１-06-01"'), ('"1.٣.0"'), ('"2021-06-01\n"'), (to_jsonb(repeat('X', 80))), (to_jsonb(repeat('X', 81))),
   (to_jsonb(repeat('É', 81))), (to_jsonb(repeat('É', 80))), ('[]'), ('[{}]'), ('{}'), ('[1, 2]'),
-  ('{"a": 1}'), ('[{"ci": "x"}]');
+  ('{"a": 1}'), ('[{"ci": "x"}]'),
+  ('"2021-02-29"'), ('"2020-02-29"'), ('"1900-02-29"'), ('"2000-02-29"'), ('"2021-13-01"'), ('"2021-00-10"'),
+  ('"2021-06-31"'), ('"2021-06-00"'), ('"1964-02"'), ('"1964-00"'), ('"1964-02-30"'),
+  ('"2021-06-01T24:00:00Z"'), ('"2021-06-01T23:60:00Z"'), ('"2021-06-30T23:59:60Z"'), ('"2021-06-01T10:00:61Z"'),
+  ('"2021-02-30T10:00:00Z"'), ('"2021-06-01T10:00:00+24:00"'), ('"2021-06-01T10:00:00-0560"'), ('"2021-06-01T10:00+23:59"');
 CREATE TEMP TABLE base AS SELECT health_pass.payload(txt::health_pass.pass) AS d FROM fx_pass
  WHERE name IN ('ok_vacc', 'ok_test', 'ok_recovery', 'schema_two_kinds', 'schema_bad', 'floats_and_tags');
 -- every (object path, value) of the base payloads, and paths of keys they may lack
@@ -170,8 +196,17 @@ CREATE TEMP TABLE cases AS
   SELECT d FROM m;
 SELECT (SELECT count(DISTINCT d) FROM cases) > 1000 AS many_cases,
        (SELECT count(*) FROM cases
-         WHERE health_pass.schema_errors(d) IS DISTINCT FROM pg_temp.schema_errors_080(d)) AS differ,
-       (SELECT count(DISTINCT e) FROM cases, unnest(pg_temp.schema_errors_080(d)) e) > 25 AS varied_messages;
+         WHERE health_pass.schema_errors(d) IS DISTINCT FROM pg_temp.schema_errors_ref(d)) AS differ,
+       (SELECT count(DISTINCT e) FROM cases, unnest(pg_temp.schema_errors_ref(d)) e) > 25 AS varied_messages;
+-- the formats, one by one (a red-team pass had 1964-02-30 and
+-- 2021-13-45T99:99:99Z signed)
+SELECT x.path, x.val, health_pass.schema_errors(jsonb_set(health_pass.payload(f.txt::health_pass.pass), x.path, to_jsonb(x.val))) AS errors
+  FROM (VALUES ('ok_vacc', '{dob}'::text[], '1964-02-30'), ('ok_vacc', '{dob}', '1900-02-29'),
+               ('ok_vacc', '{dob}', '2000-02-29'), ('ok_vacc', '{dob}', '1964-13'), ('ok_vacc', '{dob}', '١٩٦٤'),
+               ('ok_vacc', '{v,0,dt}', '2021-02-31'), ('ok_vacc', '{v,0,dt}', '2024-02-29'),
+               ('ok_test', '{t,0,sc}', '2021-13-45T99:99:99Z'), ('ok_test', '{t,0,sc}', '2021-06-30T23:59:60Z'),
+               ('ok_test', '{t,0,sc}', '2021-06-01T10:00:00+24:00'), ('ok_test', '{t,0,sc}', '2021-06-01T10:00:00.5-02:30')) x(name, path, val)
+  JOIN fx_pass f USING (name) ORDER BY 1, 2;
 
 -- issue() refuses null arguments before it opens a key (SQLSTATE 22004)
 CREATE FUNCTION pg_temp.try(q text) RETURNS text LANGUAGE plpgsql AS $$
