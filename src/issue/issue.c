@@ -123,7 +123,20 @@ put_string(CborOut *o, const char *s, int len)
 	}
 }
 
-/* Write one jsonb number: an integer as an int, else the nearest double */
+/* A number's text for a message: whole up to 40 characters, else its start and length */
+static char *
+number_text(const char *s)
+{
+	size_t		len = strlen(s);
+
+	return len <= 40 ? pstrdup(s) : psprintf("%.24s... (%zu characters)", s, len);
+}
+
+/*
+ * Write one jsonb number: an integer as an int, else the nearest double (a
+ * subnormal one too; one so small it would become 0 is refused, its value
+ * lost)
+ */
 static void
 put_number(CborOut *o, Numeric num)
 {
@@ -145,15 +158,17 @@ put_number(CborOut *o, Numeric num)
 		long long	v = strtoll(s, &end, 10);
 
 		if (errno == ERANGE || *end != '\0')
-			payload_error("the integer %.40s is out of range (64-bit signed integers only)", s);
+			payload_error("the integer %s is out of range (64-bit signed integers only)",
+						  number_text(s));
 		hp_cbor_put_int(o, (int64) v);
 	}
 	else
 	{
 		double		d = strtod(s, &end);
 
-		if (errno == ERANGE || *end != '\0' || !isfinite(d))
-			payload_error("the number %.40s is out of the range of a double", s);
+		if (*end != '\0' || !isfinite(d) || (errno == ERANGE && d == 0))
+			payload_error("the number %s is out of the range of a double%s", number_text(s),
+						  d == 0 && errno == ERANGE ? " (it would become 0)" : "");
 		hp_cbor_put_double(o, d);
 	}
 	pfree(s);
@@ -786,6 +801,8 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 	each = AllocSetContextCreate(CurrentMemoryContext, "issue_batch pass",
 								 ALLOCSET_DEFAULT_SIZES);
 	hp_audit_event_template(&tmpl, actor);
+	/* the validity stage once, for every call (an empty batch too), as issue() */
+	issue_dates(PG_GETARG_INTERVAL_P(2), PG_GETARG_TIMESTAMPTZ(3), &iat, &exp);
 	signer = hp_signer_open(text_to_cstring(PG_GETARG_TEXT_PP(1)));
 	issue_revocation_begin(fcinfo, &rev, (uint32) Max(n, 1));
 	elem_cb.previous = error_context_stack;
@@ -807,9 +824,6 @@ hp_issue_batch(PG_FUNCTION_ARGS)
 				ereport(ERROR,
 						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 						 errmsg("cannot issue pass: payloads[%d] must not be null", subscript)));
-			/* the validity stage once, when the first payload comes to it */
-			if (i == 0)
-				issue_dates(PG_GETARG_INTERVAL_P(2), PG_GETARG_TIMESTAMPTZ(3), &iat, &exp);
 			/* the record's slot on its way into the cache while we sign */
 			hp_queue_prefetch_next();
 			old = MemoryContextSwitchTo(each);

@@ -286,8 +286,13 @@ like(issue_as("jsonb_set($g, '{x}', '9223372036854775808')", "'fr'"),
 	qr/YHI01: cannot issue pass: payload: the integer 9223372036854775808 is out of range/,
 	'an integer beyond 64 bits: YHI01');
 like(issue_as("jsonb_set($g, '{x}', '1e400')", "'fr'"), qr/YHI01: .*out of range/, '1e400: YHI01');
-like(issue_as("jsonb_set($g, '{x}', '1e-400')", "'fr'"), qr/YHI01: .*out of the range of a double/,
+like(issue_as("jsonb_set($g, '{x}', '1e-400')", "'fr'"), qr/YHI01: .*out of the range of a double \(it would become 0\)/,
 	'1e-400 (would round to 0): YHI01');
+like(issue_as("jsonb_set($g, '{x}', '4.9e-324')", "'fr'"), qr/^t$/,
+	'4.9e-324, the smallest subnormal double, issues (it was refused with 1e-400)');
+like(issue_as("jsonb_set($g, '{x}', '1e1000')", "'fr'"),
+	qr/YHI01: cannot issue pass: payload: the integer 100000000000000000000000\.\.\. \(1001 characters\) is out of range/,
+	'1e1000: the message shows its start and length (it showed 40 digits as if they were the number)');
 like(issue_as("jsonb_set($g, '{x}', (repeat('[', 20) || repeat(']', 20))::jsonb)", "'fr'"),
 	qr/YHI01: cannot issue pass: payload: nested deeper than 14/, 'nesting 20 deep: YHI01');
 like(issue_as("jsonb_set($g, '{x}', (repeat('[', 5000) || repeat(']', 5000))::jsonb)", "'fr'"),
@@ -337,6 +342,8 @@ like(issue_as($g, "'fr', '1 month -40 days'"), qr/YHI04: .*at least one second/,
 	'valid_for 1 month - 40 days (negative once added): YHI04');
 like(sq("SELECT count(*) FROM health_pass.issue_batch(ARRAY[$g], 'fr', '178000000 years')", 'registrar'),
 	qr/ERROR:  YHI04: .*out of the range/, 'issue_batch(): the same');
+like(sq("SELECT count(*) FROM health_pass.issue_batch('{}', 'fr', '-1 year')", 'registrar'),
+	qr/ERROR:  YHI04: /, 'issue_batch() of no payload checks valid_for too (it returned no rows)');
 # issue_batch(): a refused payload is named by its subscript, as the caller wrote it
 like(sq("SELECT count(*) FROM health_pass.issue_batch(ARRAY[$g, '{\"a\": 1}', $g], 'fr')", 'registrar'),
 	qr/ERROR:  22023: cannot issue pass: schema: .*\nHINT: .*\nCONTEXT:  issue_batch: payloads\[2\]/,
