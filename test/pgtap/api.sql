@@ -25,7 +25,7 @@ SELECT functions_are('health_pass', ARRAY[
     'audit_checkpoint', 'audit_archive', '_audit_keys', 'audit_index_status', 'audit_reindex',
     '_audit_key_patch', '_audit_block_indexed',
     '_audit_may_hold', '_audit_edit', '_row_security', '_protect_blockers', '_protect_one',
-    '_protect_new_children',
+    '_protect_new_children', '_write_probe', '_write_probe_trigger', '_protected_table_added',
     '_signing_key_alg', '_signing_key_ref', '_signing_key_prove', 'signing_key_fill',
     'signing_key_add', 'grant_signing', 'revoke_signing', 'signer_check', '_sign',
     'revocation_hashes', 'revoke', 'revocation_import',
