@@ -1190,6 +1190,39 @@ hp_wrap_upserts(ModifyTableState *mt, HpWalk *w)
 	}
 }
 
+/*
+ * A write into a protected table whose write-probe trigger is missing
+ * (probe.c): its key could tell whether a row exists, unrecorded.  Refused
+ * to every role the gate applies to, before anything is written; through a
+ * partitioned or parent table, any protected table below it counts.
+ */
+static void
+hp_check_probed(ModifyTableState *mt, HpWalk *w)
+{
+	if (mt->operation != CMD_INSERT && mt->operation != CMD_UPDATE &&
+		mt->operation != CMD_MERGE)
+		return;
+	if (superuser_arg(w->reader) || has_bypassrls_privilege(w->reader))
+		return;
+	for (int i = 0; i < mt->mt_nrels; i++)
+	{
+		Relation	rel = mt->resultRelInfo[i].ri_RelationDesc;
+		Oid			relid = RelationGetRelid(rel);
+		List	   *rels = rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE || has_subclass(relid) ?
+			find_all_inheritors(relid, NoLock, NULL) : list_make1_oid(relid);
+		ListCell   *lc;
+
+		foreach(lc, rels)
+			if (!hp_protected_probed(lfirst_oid(lc)))
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("protected table \"%s\" has no write-probe trigger: writes are refused",
+								get_rel_name(lfirst_oid(lc))),
+						 errdetail("A write whose key matches a row tells that the row exists; without the trigger that would not be recorded (a data-only restore with --disable-triggers leaves it out)."),
+						 errhint("A superuser calls health_pass.protect() on the table's root again.")));
+	}
+}
+
 /* check_functions_in_node callback: a function that is not LEAKPROOF */
 static bool
 hp_leaky_function_checker(Oid func_id, void *context)
@@ -1418,6 +1451,7 @@ hp_walk(PlanState *ps, void *arg)
 	{
 		ModifyTableState *mt = (ModifyTableState *) ps;
 
+		hp_check_probed(mt, w);
 		hp_wrap_upserts(mt, w);
 
 		/*

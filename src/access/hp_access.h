@@ -48,6 +48,7 @@ extern bool hp_any_protected(void);
 extern const HpRule *hp_rule_for(Oid roleid, Oid relid, const char *purpose);
 extern void hp_policy_init(void);
 extern bool hp_protected_needs_policy(Oid relid);
+extern bool hp_protected_probed(Oid relid);
 extern List *hp_protected_relids(void);
 extern int64 hp_quota_longest_period(void);
 extern const HpRule *hp_rule_exact(Oid grantee, Oid relid, const char *purpose);

@@ -23,6 +23,9 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/indexing.h"
+#include "catalog/pg_trigger.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "commands/trigger.h"
@@ -47,6 +50,8 @@ typedef struct HpProtected
 	AttrNumber	attnum;
 	bool		needs_policy;	/* no row security of its own: ddl.c's policy */
 	Oid			through;		/* protected as a partition or child of this */
+	bool		probed;			/* holds no rows of its own, or has its enabled
+								 * write-probe trigger (probe.c) */
 } HpProtected;
 
 static MemoryContext policy_cxt = NULL;
@@ -69,15 +74,50 @@ hp_names_inval(Datum arg, int cacheid, uint32 hashvalue)
 	inval_generation++;
 }
 
-/* Relcache callback: any change to our two tables makes the cache stale */
+/*
+ * Relcache callback: any change to our two tables makes the cache stale,
+ * and so does one to a protected table (its triggers: the probed flag)
+ */
 static void
 hp_policy_inval(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == protected_oid || relid == rule_oid)
+	if (relid == InvalidOid || relid == protected_oid || relid == rule_oid ||
+		(cache_valid && protected_cache != NULL &&
+		 hash_search(protected_cache, &relid, HASH_FIND, NULL) != NULL))
 	{
 		cache_valid = false;
 		inval_generation++;
 	}
+}
+
+/*
+ * Does relid have the write-probe trigger, enabled (function probe_fn)?  A
+ * relation that holds no rows of its own (partitioned) needs none.
+ */
+static bool
+hp_has_probe_trigger(Oid relid, Oid probe_fn)
+{
+	Relation	cat;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	if (get_rel_relkind(relid) != RELKIND_RELATION)
+		return true;
+	cat = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(cat, TriggerRelidNameIndexId, true, NULL, 1, &key);
+	while (!found && (tup = systable_getnext(scan)) != NULL)
+	{
+		Form_pg_trigger t = (Form_pg_trigger) GETSTRUCT(tup);
+
+		found = t->tgfoid == probe_fn && t->tgisinternal && t->tgenabled != TRIGGER_DISABLED;
+	}
+	systable_endscan(scan);
+	table_close(cat, AccessShareLock);
+	return found;
 }
 
 /* Register the invalidation callback; once per backend */
@@ -119,6 +159,7 @@ hp_policy_read(MemoryContext cxt, HTAB **protected_out, HpRule **rules_out, int 
 	HTAB	   *prot;
 	HpRule	   *rs;
 	int			n = 0;
+	Oid			probe_fn;
 
 	ctl.keysize = sizeof(Oid);
 	ctl.entrysize = sizeof(HpProtected);
@@ -129,6 +170,13 @@ hp_policy_read(MemoryContext cxt, HTAB **protected_out, HpRule **rules_out, int 
 	snap = RegisterSnapshot(IsInParallelMode() && ActiveSnapshotSet() ?
 							GetActiveSnapshot() : GetLatestSnapshot());
 
+	/*
+	 * The write-probe trigger function; an install of a version before
+	 * 0.12.0 (library updated, ALTER EXTENSION UPDATE not yet run) has none,
+	 * and its tables are written as that version wrote them
+	 */
+	probe_fn = LookupFuncName(list_make2(makeString(get_namespace_name(get_rel_namespace(protected_oid))),
+										 makeString("_write_probe")), 0, NULL, true);
 	rel = table_open(protected_oid, AccessShareLock);
 	scan = systable_beginscan(rel, InvalidOid, false, snap, 0, NULL);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
@@ -148,6 +196,7 @@ hp_policy_read(MemoryContext cxt, HTAB **protected_out, HpRule **rules_out, int 
 		/* 0.6.0 columns: 5 rls_enabled_before, 7 protected_through */
 		p->needs_policy = true;
 		p->through = InvalidOid;
+		p->probed = !OidIsValid(probe_fn) || hp_has_probe_trigger(relid, probe_fn);
 		if (RelationGetDescr(rel)->natts >= 7)
 		{
 			d = heap_getattr(tup, 5, RelationGetDescr(rel), &isnull);
@@ -317,6 +366,23 @@ hp_protected_attnum(Oid relid)
 		return InvalidAttrNumber;
 	p = hash_search(protected_cache, &relid, HASH_FIND, NULL);
 	return p ? p->attnum : InvalidAttrNumber;
+}
+
+/*
+ * May relid be written past the write-probe check: not protected, holding
+ * no rows of its own, or with its trigger in place (false: a protected
+ * table whose trigger a restore without triggers left out, or a superuser
+ * dropped or disabled)
+ */
+bool
+hp_protected_probed(Oid relid)
+{
+	HpProtected *p;
+
+	if (hp_protected_attnum(relid) <= 0 || protected_cache == NULL)
+		return true;
+	p = hash_search(protected_cache, &relid, HASH_FIND, NULL);
+	return p == NULL || p->probed;
 }
 
 /*

@@ -65,6 +65,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "storage/lmgr.h"
 
 #include "access/hp_access.h"
 
@@ -90,7 +91,7 @@ typedef struct ProbeState
 	List	   *indexes;		/* ProbeIndex */
 	TupleTableSlot *existing;	/* a row found */
 	TupleTableSlot *gen;		/* the new row with its stored generated columns */
-	ResultRelInfo *rri;			/* to compute them, or NULL */
+	ResultRelInfo *rri;			/* to compute them, and the partition check */
 } ProbeState;
 
 /* The oid of health_pass._write_probe() */
@@ -207,17 +208,41 @@ probe_index(ProbeState *ps, ProbeIndex *pi, Relation rel, AttrNumber attnum,
 							   irel->rd_indcollation[i], pi->procs[i],
 							   isnull[i] ? (Datum) 0 : values[i]);
 	}
+restart:
 	InitDirtySnapshot(dirty);
 	scan = index_beginscan(rel, irel, &dirty, pi->nkeys, 0);
 	index_rescan(scan, keys, pi->nkeys, NULL, 0);
 	while (index_getnext_slot(scan, ForwardScanDirection, ps->existing))
 	{
+		TransactionId xwait;
+
 		CHECK_FOR_INTERRUPTS();
 		if (self != NULL && ItemPointerEquals(&ps->existing->tts_tid, self))
 			continue;
 		if (scan->xs_recheck &&
 			!probe_recheck(pi, irel, ps->estate, ps->existing, values))
 			continue;
+
+		/*
+		 * A row another transaction is inserting or deleting: wait for it
+		 * to end and look again, as PostgreSQL's own check does (a row that
+		 * is rolled back was never there: a legitimate write must not be
+		 * refused for it, nor its subject recorded)
+		 */
+		xwait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
+		if (TransactionIdIsValid(xwait))
+		{
+			ItemPointerData ctid = ps->existing->tts_tid;
+			uint32		token = dirty.speculativeToken;
+
+			index_endscan(scan);
+			ExecClearTuple(ps->existing);
+			if (token != 0)
+				SpeculativeInsertionWait(dirty.xmin, token);
+			else
+				XactLockTableWait(xwait, rel, &ctid, XLTW_InsertIndex);
+			goto restart;
+		}
 		hp_gate_probe(ps->estate, rel, attnum, ps->existing);
 	}
 	index_endscan(scan);
@@ -250,12 +275,10 @@ probe_state(FunctionCallInfo fcinfo, Relation rel)
 	 */
 	desc = CreateTupleDescCopy(RelationGetDescr(rel));
 	ps->existing = MakeSingleTupleTableSlot(desc, table_slot_callbacks(rel));
+	ps->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(ps->rri, rel, 1, NULL, 0);
 	if (rel->rd_att->constr && rel->rd_att->constr->has_generated_stored)
-	{
 		ps->gen = MakeSingleTupleTableSlot(desc, table_slot_callbacks(rel));
-		ps->rri = makeNode(ResultRelInfo);
-		InitResultRelInfo(ps->rri, rel, 1, NULL, 0);
-	}
 	MemoryContextSwitchTo(old);
 	fcinfo->flinfo->fn_extra = ps;
 	return ps;
@@ -297,12 +320,33 @@ hp_write_probe(PG_FUNCTION_ARGS)
 	attnum = hp_protected_attnum(RelationGetRelid(rel));
 	if (attnum <= 0)
 		return PointerGetDatum(result);	/* unprotected meanwhile */
+	/*
+	 * Without its subject column no row can be gated: every write fails,
+	 * not only one whose key matches a row (which would tell that it does;
+	 * ddl.c refuses to drop it, a superuser may)
+	 */
+	if (attnum > RelationGetDescr(rel)->natts ||
+		TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attisdropped)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("subject column %d of protected table \"%s\" no longer exists",
+						attnum, RelationGetRelationName(rel)),
+				 errhint("Call health_pass.protect() again with the new subject column.")));
 	ps = probe_state(fcinfo, rel);
 	if (ps->indexes == NIL)
 		return PointerGetDatum(result);
 
+	/*
+	 * An update that moves the row to another partition deletes it here and
+	 * inserts it there, where this trigger probes it as an insert: its key
+	 * is no conflict with this partition's rows
+	 */
+	if (self != NULL && rel->rd_rel->relispartition &&
+		!ExecPartitionCheck(ps->rri, new, ps->estate, false))
+		return PointerGetDatum(result);
+
 	/* the row as it will be stored: its stored generated columns too */
-	if (ps->rri != NULL)
+	if (ps->gen != NULL)
 	{
 		/* all of them, as for an insert: an update's are the same function of the row */
 		ExecCopySlot(ps->gen, new);

@@ -42,6 +42,12 @@ hp_subject_statistics(PG_FUNCTION_ARGS)
 	LockRelationOid(relid, ShareUpdateExclusiveLock);
 	attrel = table_open(AttributeRelationId, RowExclusiveLock);
 	tup = SearchSysCacheCopy2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(attnum));
+	/* unprotect() of a table whose subject column a superuser dropped */
+	if (!hide && (!HeapTupleIsValid(tup) || ((Form_pg_attribute) GETSTRUCT(tup))->attisdropped))
+	{
+		table_close(attrel, RowExclusiveLock);
+		PG_RETURN_VOID();
+	}
 	if (!HeapTupleIsValid(tup))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),

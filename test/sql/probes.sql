@@ -13,6 +13,7 @@ RESET client_min_messages;
 CREATE ROLE regress_pr_w LOGIN;       -- a rule with a quota of 2
 CREATE ROLE regress_pr_x LOGIN;       -- no rule
 GRANT USAGE ON SCHEMA health_pass TO regress_pr_w, regress_pr_x;
+GRANT CREATE ON SCHEMA public TO regress_pr_w;
 -- the registry: the subject is the key; a pass table whose unique key is
 -- not the subject; a booking table with an exclusion constraint; a
 -- partitioned table
@@ -140,7 +141,8 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
     RETURN SQLSTATE || ' ' || regexp_replace(SQLERRM, 'health_pass_write_probe_[0-9]+', '<trigger>');
 END $$;
-GRANT EXECUTE ON FUNCTION pr_try(text) TO regress_pr_owner;
+GRANT EXECUTE ON FUNCTION pr_try(text) TO regress_pr_owner, regress_pr_w;
+GRANT CREATE ON SCHEMA public TO regress_pr_owner;
 SET ROLE regress_pr_owner;
 SELECT pr_try(format('DROP TRIGGER %I ON pr_reg', :'trig')) AS drop_trigger;
 SELECT pr_try(format('ALTER TRIGGER %I ON pr_reg RENAME TO t2', :'trig')) AS rename;
@@ -149,6 +151,94 @@ SELECT pr_try('ALTER TABLE pr_reg DISABLE TRIGGER ALL') AS disable_all;
 SELECT pr_try('ALTER TABLE pr_reg DISABLE TRIGGER USER') AS disable_user;  -- ok: ours is not a user trigger
 RESET ROLE;
 SELECT tgenabled FROM pg_trigger WHERE tgrelid = 'pr_reg'::regclass AND tgname = :'trig';
+-- 10. the same bit through the owner's DDL: a unique, primary key or
+-- exclusion index built over the rows fails when two share a key, and the
+-- owner can aim that at a hidden row by writing its own (a red-team pass
+-- read P4's diagnosis so, unrecorded); refused, whatever form the build takes
+SET ROLE regress_pr_owner;
+SELECT pr_try('CREATE UNIQUE INDEX ON pr_reg (pid, diagnosis)') AS unique_index;
+SELECT pr_try('CREATE UNIQUE INDEX CONCURRENTLY ON pr_reg (diagnosis)') AS concurrently;
+SELECT pr_try('ALTER TABLE pr_reg ADD UNIQUE (diagnosis)') AS add_unique;
+SELECT pr_try('ALTER TABLE pr_reg ADD CONSTRAINT k EXCLUDE USING btree (diagnosis WITH =)') AS add_exclude;
+SELECT pr_try('ALTER TABLE pr_reg ADD COLUMN c int DEFAULT 1 UNIQUE') AS add_column_unique;
+SELECT pr_try('ALTER TABLE pr_reg DROP CONSTRAINT pr_reg_pkey') AS drop_pkey;   -- allowed
+SELECT pr_try('ALTER TABLE pr_reg ADD PRIMARY KEY (pid)') AS add_primary_key;
+SELECT pr_try('CREATE INDEX ON pr_reg (diagnosis)') AS plain_index;               -- allowed
+-- an invalid unique index (a superuser's concurrent build that failed on a
+-- duplicate) is rebuilt by REINDEX, VACUUM FULL and CLUSTER: refused to the
+-- owner too
+RESET ROLE;
+INSERT INTO pr_reg VALUES ('P6', 'flu');
+CREATE UNIQUE INDEX CONCURRENTLY pr_reg_dx ON pr_reg (diagnosis);
+SET ROLE regress_pr_owner;
+SELECT pr_try('REINDEX TABLE pr_reg') AS reindex_invalid_unique;
+SELECT pr_try('VACUUM FULL pr_reg') AS vacuum_full;
+RESET ROLE;
+DROP INDEX pr_reg_dx;
+DELETE FROM pr_reg WHERE pid = 'P6';
+SET ROLE regress_pr_owner;
+SELECT pr_try('REINDEX TABLE pr_reg') AS reindex_valid;                       -- allowed
+-- 11. the subject column: the owner may not drop it; without it (a
+-- superuser dropped it) every write fails, not only one that matches a row
+SELECT pr_try('ALTER TABLE pr_reg DROP COLUMN pid') AS drop_subject;
+RESET ROLE;
+ALTER TABLE pr_reg ADD PRIMARY KEY (pid);
+CREATE TABLE pr_drop (pid text, code text UNIQUE);
+INSERT INTO pr_drop VALUES ('P1', 'c1');
+GRANT INSERT ON pr_drop TO regress_pr_w;
+SELECT health_pass.protect('pr_drop', 'pid') IS NOT NULL AS protected;
+ALTER TABLE pr_drop DROP COLUMN pid;
+SET ROLE regress_pr_w;
+SET health_pass.purpose = 'intake';
+SELECT pr_try($$INSERT INTO pr_drop VALUES ('c1')$$) AS matching_key;
+SELECT pr_try($$INSERT INTO pr_drop VALUES ('c9')$$) AS other_key;
+RESET ROLE;
+SELECT health_pass.unprotect('pr_drop') IS NOT NULL AS unprotected;
+DROP TABLE pr_drop;
+
+-- 12. an update that moves a row to another partition is probed where the
+-- row goes, not against the partition it leaves (the red-team pass had a
+-- legitimate update refused by the quota and P1 recorded)
+CREATE TABLE pr_xp (pid text, region int, uvci text) PARTITION BY LIST (region);
+CREATE TABLE pr_xp_1 PARTITION OF pr_xp FOR VALUES IN (1);
+CREATE TABLE pr_xp_2 PARTITION OF pr_xp FOR VALUES IN (2);
+CREATE UNIQUE INDEX ON pr_xp_1 (uvci);
+INSERT INTO pr_xp VALUES ('P1', 1, 'K'), ('W1', 1, 'K2');
+GRANT SELECT, UPDATE ON pr_xp TO regress_pr_w;
+SELECT health_pass.protect('pr_xp', 'pid') IS NOT NULL AS p,
+       health_pass.allow('regress_pr_w', 'pr_xp', 'intake', 1) IS NOT NULL AS a;
+SELECT pr_mark() AS mark \gset
+SET ROLE regress_pr_w;
+SET health_pass.purpose = 'intake';
+UPDATE pr_xp SET region = 2, uvci = 'K' WHERE pid = 'W1';
+RESET ROLE;
+SELECT * FROM pr_since(:mark);
+SELECT health_pass.unprotect('pr_xp') IS NOT NULL AS unprotected;
+DROP TABLE pr_xp;
+
+-- 13. a protected table without its trigger (a data-only restore with
+-- --disable-triggers, or a superuser) is not written past it: refused to
+-- every gated role until protect() puts it back
+SELECT tgname AS trig2 FROM pg_trigger
+WHERE tgrelid = 'pr_pass'::regclass AND tgfoid = 'health_pass._write_probe()'::regprocedure \gset
+ALTER TABLE pr_pass DISABLE TRIGGER :"trig2";
+SET ROLE regress_pr_w;
+SET health_pass.purpose = 'intake';
+SELECT pr_try($$INSERT INTO pr_pass VALUES ('X5', 'URN:UVCI:01:FR:HIV') ON CONFLICT DO NOTHING$$) AS disabled;
+RESET ROLE;
+ALTER TABLE pr_pass ENABLE TRIGGER :"trig2";
+DROP TRIGGER :"trig2" ON pr_pass;
+SET ROLE regress_pr_w;
+SET health_pass.purpose = 'intake';
+SELECT pr_try($$INSERT INTO pr_pass VALUES ('X5', 'URN:UVCI:01:FR:HIV') ON CONFLICT DO NOTHING$$) AS dropped;
+SELECT pr_try($$UPDATE pr_pass SET uvci = uvci WHERE false$$) AS dropped_update;
+RESET ROLE;
+SELECT health_pass.protect('pr_pass', 'pid') IS NOT NULL AS protect_again;
+SET ROLE regress_pr_w;
+SET health_pass.purpose = 'intake';
+SELECT pr_try($$INSERT INTO pr_pass VALUES ('X5', 'URN:UVCI:01:FR:HIV') ON CONFLICT DO NOTHING$$) AS restored;
+RESET ROLE;
+
 -- unprotect() drops them
 SELECT health_pass.unprotect('pr_part') IS NOT NULL AS unprotected;
 SELECT count(*) AS left_on_part FROM pg_trigger
@@ -162,5 +252,6 @@ REVOKE SELECT ON health_pass.audit_log FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION health_pass.audit_flush() FROM PUBLIC;
 DROP FUNCTION pr_mark(), pr_since(bigint), pr_try(text);
 DELETE FROM health_pass.access_rule WHERE grantee IN ('regress_pr_w'::regrole, 'regress_pr_x'::regrole);
+REVOKE CREATE ON SCHEMA public FROM regress_pr_w, regress_pr_owner;
 DROP OWNED BY regress_pr_w, regress_pr_x, regress_pr_owner;
 DROP ROLE regress_pr_w, regress_pr_x, regress_pr_owner;
