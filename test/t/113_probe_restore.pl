@@ -58,5 +58,43 @@ is($node->safe_psql('restored', qq{SELECT string_agg(relation::text || ':' || su
   FROM health_pass.audit_log WHERE id > $mark AND current_user_name = 'reader'}),
 	'people:P7:allowed,visits_1:P3:allowed', 'both probes are recorded with the subject of the row they matched');
 
+# A data-only restore with --disable-triggers (into a database restored from
+# the schema) keeps even protected_table's trigger from firing: the tables
+# are protected but have no probe trigger.  Writes to them are refused to
+# every gated role until protect() puts it back (a red-team pass probed P4
+# unrecorded this way).
+$node->safe_psql('postgres', 'CREATE DATABASE twostep');
+{
+	my ($schema, $data) = ('', '');
+	IPC::Run::run([ $node->installed_command('pg_dump'), '-s', '-d', $node->connstr('pr') ], '>', \$schema)
+	  or die 'pg_dump -s failed';
+	IPC::Run::run([ $node->installed_command('pg_dump'), '-a', '--disable-triggers', '-d', $node->connstr('pr') ], '>', \$data)
+	  or die 'pg_dump -a failed';
+	for my $part ($schema, $data)
+	{
+		my ($o, $e) = ('', '');
+		IPC::Run::run([ $node->installed_command('psql'), '-X', '-q', '-d', $node->connstr('twostep') ],
+			'<', \$part, '>', \$o, '2>', \$e);
+		unlike($e, qr/ERROR/, 'the two-step restore runs without error') or diag($e);
+	}
+}
+is($node->safe_psql('twostep', $triggers), '', 'the data-only restore with --disable-triggers put no probe trigger on');
+like(merged(psql_as('twostep', 'reader',
+	q{SET health_pass.purpose = 'care'; INSERT INTO people VALUES ('P4', 'probe') ON CONFLICT DO NOTHING})),
+	qr/has no write-probe trigger: writes are refused/, 'a write to the table is refused (not a probe that goes unrecorded)');
+like(merged(psql_as('twostep', 'reader',
+	q{SET health_pass.purpose = 'care'; INSERT INTO visits VALUES ('P3', 1) ON CONFLICT DO NOTHING})),
+	qr/"visits_1" has no write-probe trigger/, 'through the partitioned table too');
+$node->safe_psql('twostep', q{SELECT health_pass.protect('people', 'person_id'); SELECT health_pass.protect('visits', 'person')});
+is($node->safe_psql('twostep', $triggers), 'people,visits_1', 'protect() again puts them back');
+$mark = $node->safe_psql('twostep', 'SELECT coalesce(max(id), 0) FROM health_pass.audit_log');
+is(merged(psql_as('twostep', 'reader',
+	q{SET health_pass.purpose = 'care'; INSERT INTO people VALUES ('P4', 'probe') ON CONFLICT DO NOTHING})),
+	'', 'then the write goes on as a probe');
+$node->safe_psql('twostep', 'SELECT health_pass.audit_flush()');
+is($node->safe_psql('twostep', qq{SELECT string_agg(relation::text || ':' || subject || ':' || outcome, ',' ORDER BY id)
+  FROM health_pass.audit_log WHERE id > $mark AND current_user_name = 'reader'}),
+	'people:P4:allowed', 'and is recorded');
+
 $node->stop;
 done_testing();
