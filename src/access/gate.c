@@ -147,6 +147,14 @@ typedef struct HpUpsert
 	HpGate	   *gate;
 } HpUpsert;
 
+/* A wrapped condition a gated scan evaluates before the gate */
+typedef struct HpQualWrap
+{
+	ExprState  *state;
+	ExprStateEvalFunc real;
+	HpScan	   *scan;
+} HpQualWrap;
+
 /* What health_pass keeps of one executor state, in its es_query_cxt */
 typedef struct HpEstate
 {
@@ -160,7 +168,8 @@ typedef enum HpWrapKind
 {
 	HP_WRAP_ESTATE,
 	HP_WRAP_SCAN,
-	HP_WRAP_UPSERT
+	HP_WRAP_UPSERT,
+	HP_WRAP_QUAL
 } HpWrapKind;
 
 typedef struct HpWrapEntry
@@ -1370,6 +1379,77 @@ hp_split_scan(PlanState *ps, HpScan *s)
 	}
 }
 
+/*
+ * A condition evaluated before the gate failed on the row in the scan slot.
+ * Leakproof code may still raise an error for reasons other than the row's
+ * values (starts_with() under a nondeterministic collation always does),
+ * and whether it was called at all depends on the row (CASE WHEN person =
+ * 'P50' THEN ... END): the error tells the reader that such a row was
+ * scanned, so the row is gated first, as a row the scan returned (decision
+ * already made: allowed, break glass or superuser; quota; record), then
+ * the error goes on.  An operator's cancel or a shutdown says nothing of
+ * the row.
+ */
+static void pg_attribute_noreturn()
+hp_qual_failed(HpQualWrap *q, ExprContext *econtext)
+{
+	MemoryContext old = MemoryContextSwitchTo(q->scan->ps->state->es_query_cxt);
+	ErrorData  *edata = CopyErrorData();
+	TupleTableSlot *row = econtext->ecxt_scantuple;
+
+	FlushErrorState();
+	if (row != NULL && !TupIsNull(row) && !q->scan->gate->unaudited &&
+		q->scan->gate->mode != HP_DENIED &&
+		ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_TO_CATEGORY(ERRCODE_QUERY_CANCELED))
+		hp_gate_row(q->scan->gate, row, q->scan->slot_attnum);
+	MemoryContextSwitchTo(old);
+	ReThrowError(edata);
+}
+
+/* Wrapped evaluation of a condition a gated scan runs before the gate */
+static Datum
+hp_qual_eval(ExprState *state, ExprContext *econtext, bool *isnull)
+{
+	HpQualWrap *q = hp_wrapped_find(state, HP_WRAP_QUAL);
+	volatile Datum d = (Datum) 0;
+
+	if (q == NULL)
+		elog(ERROR, "health_pass lost track of a scan condition");
+	PG_TRY();
+	{
+		d = q->real(state, econtext, isnull);
+	}
+	PG_CATCH();
+	{
+		hp_qual_failed(q, econtext);
+	}
+	PG_END_TRY();
+	/* the executor may replace evalfunc after a first call: put ours back */
+	if (state->evalfunc != hp_qual_eval)
+	{
+		q->real = state->evalfunc;
+		state->evalfunc = hp_qual_eval;
+	}
+	return d;
+}
+
+/* Wrap one condition of scan s that runs before the gate (NULL: none) */
+static void
+hp_wrap_qual(HpScan *s, ExprState *state)
+{
+	EState	   *estate = s->ps->state;
+	HpQualWrap *q;
+
+	if (state == NULL || hp_wrapped_find(state, HP_WRAP_QUAL) != NULL)
+		return;
+	q = MemoryContextAlloc(estate->es_query_cxt, sizeof(HpQualWrap));
+	q->state = state;
+	q->real = state->evalfunc;
+	q->scan = s;
+	hp_wrapped_enter(hp_estate_of(estate), state, HP_WRAP_QUAL, q);
+	state->evalfunc = hp_qual_eval;
+}
+
 /* Wrap one scan node of a protected table */
 static void
 hp_wrap_scan(PlanState *ps, Relation rel, AttrNumber attnum, HpWalk *w)
@@ -1418,6 +1498,16 @@ hp_wrap_scan(PlanState *ps, Relation rel, AttrNumber attnum, HpWalk *w)
 	hp_wrapped_enter(hp_estate_of(estate), ps, HP_WRAP_SCAN, s);
 	ps->ExecProcNodeReal = hp_scan_exec;
 	w->wrapped = true;
+
+	/* the conditions it evaluates on rows before the gate (an error in one) */
+	if (s->gate->mode != HP_DENIED)
+	{
+		hp_wrap_qual(s, ps->qual);
+		if (IsA(ps, IndexScanState))
+			hp_wrap_qual(s, ((IndexScanState *) ps)->indexqualorig);
+		else if (IsA(ps, BitmapHeapScanState))
+			hp_wrap_qual(s, ((BitmapHeapScanState *) ps)->bitmapqualorig);
+	}
 }
 
 /* planstate_tree_walker callback: find scans of protected tables */

@@ -19,6 +19,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/parallel.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
@@ -52,6 +53,8 @@ typedef struct HpProtected
 	Oid			through;		/* protected as a partition or child of this */
 	bool		probed;			/* holds no rows of its own, or has its enabled
 								 * write-probe trigger (probe.c) */
+	bool		probed_known;	/* probed is current: cleared by a relcache
+								 * invalidation of the table (a trigger change) */
 } HpProtected;
 
 static MemoryContext policy_cxt = NULL;
@@ -74,20 +77,29 @@ hp_names_inval(Datum arg, int cacheid, uint32 hashvalue)
 	inval_generation++;
 }
 
+/* The write-probe trigger function of the loaded policy, or InvalidOid */
+static Oid	probe_fn = InvalidOid;
+
 /*
- * Relcache callback: any change to our two tables makes the cache stale,
- * and so does one to a protected table (its triggers: the probed flag)
+ * Relcache callback: any change to our two tables makes the cache stale.
+ * One to a protected table (a trigger created, dropped, enabled, disabled;
+ * also ANALYZE and VACUUM) makes only its probed flag unknown: the rules do
+ * not change, and reloading them for every ANALYZE would fail parallel
+ * plans (policy reads are refused while one runs).
  */
 static void
 hp_policy_inval(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == protected_oid || relid == rule_oid ||
-		(cache_valid && protected_cache != NULL &&
-		 hash_search(protected_cache, &relid, HASH_FIND, NULL) != NULL))
+	HpProtected *p;
+
+	if (relid == InvalidOid || relid == protected_oid || relid == rule_oid)
 	{
 		cache_valid = false;
 		inval_generation++;
 	}
+	else if (protected_cache != NULL &&
+			 (p = hash_search(protected_cache, &relid, HASH_FIND, NULL)) != NULL)
+		p->probed_known = false;
 }
 
 /*
@@ -159,14 +171,26 @@ hp_policy_read(MemoryContext cxt, HTAB **protected_out, HpRule **rules_out, int 
 	HTAB	   *prot;
 	HpRule	   *rs;
 	int			n = 0;
-	Oid			probe_fn;
 
 	ctl.keysize = sizeof(Oid);
 	ctl.entrysize = sizeof(HpProtected);
 	ctl.hcxt = cxt;
 	prot = hash_create("health_pass protected tables", 64, &ctl,
 					   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	/* a parallel worker may not take a new snapshot: it reads the leader's */
+	/*
+	 * A parallel worker may not take a new snapshot: it reads the leader's
+	 * (it never gates a protected table: gate.c refuses that).  Neither may
+	 * the leader while a parallel plan runs; reading with the query's
+	 * snapshot there gave, under REPEATABLE READ, the rules as of the
+	 * transaction's start (a rule deleted since was obeyed again, and kept
+	 * past the transaction: a red-team pass).  The leader fails instead.
+	 */
+	if (IsInParallelMode() && !IsParallelWorker())
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("health_pass cannot read its access policy again while a parallel plan runs"),
+				 errdetail("The policy changed (or the cache was reset) during the statement, and only an earlier snapshot could be read now."),
+				 errhint("Run the statement again.")));
 	snap = RegisterSnapshot(IsInParallelMode() && ActiveSnapshotSet() ?
 							GetActiveSnapshot() : GetLatestSnapshot());
 
@@ -196,7 +220,8 @@ hp_policy_read(MemoryContext cxt, HTAB **protected_out, HpRule **rules_out, int 
 		/* 0.6.0 columns: 5 rls_enabled_before, 7 protected_through */
 		p->needs_policy = true;
 		p->through = InvalidOid;
-		p->probed = !OidIsValid(probe_fn) || hp_has_probe_trigger(relid, probe_fn);
+		p->probed = true;
+		p->probed_known = false;	/* looked up at the first write */
 		if (RelationGetDescr(rel)->natts >= 7)
 		{
 			d = heap_getattr(tup, 5, RelationGetDescr(rel), &isnull);
@@ -379,10 +404,26 @@ hp_protected_probed(Oid relid)
 {
 	HpProtected *p;
 
-	if (hp_protected_attnum(relid) <= 0 || protected_cache == NULL)
+	if (hp_protected_attnum(relid) <= 0 || protected_cache == NULL || !OidIsValid(probe_fn))
 		return true;
 	p = hash_search(protected_cache, &relid, HASH_FIND, NULL);
-	return p == NULL || p->probed;
+	if (p == NULL)
+		return true;
+	/* known again, unless an invalidation arrives during the lookup */
+	while (!p->probed_known)
+	{
+		bool		probed;
+
+		p->probed_known = true;
+		probed = hp_has_probe_trigger(relid, probe_fn);
+		if (!cache_valid || protected_cache == NULL)
+			return hp_protected_probed(relid);	/* the whole cache went meanwhile */
+		p = hash_search(protected_cache, &relid, HASH_FIND, NULL);
+		if (p == NULL)
+			return true;
+		p->probed = probed;
+	}
+	return p->probed;
 }
 
 /*

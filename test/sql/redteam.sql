@@ -194,6 +194,31 @@ SELECT * FROM red_part ORDER BY id;
 RESET ROLE;
 DROP TABLE red_part;
 
+-- 1f. An error from leakproof code before the gate: starts_with() under a
+-- nondeterministic collation fails whatever its arguments, and a CASE on the
+-- subject alone decides whether it runs, so the error told whether a row
+-- matching the index condition had the subject asked (a red-team pass read
+-- which subjects are HIV positive, past the quota, with no record: 0.11.0
+-- printed the error for R5 and no record of it).  Now the row a condition
+-- failed on is gated, as a returned row, before the error goes on.
+CREATE INDEX red_reg_note ON red_reg (note);
+ANALYZE red_reg;
+SELECT red_mark() AS m \gset
+SET ROLE regress_red_all;
+SET health_pass.purpose = 'care';
+CREATE COLLATION pg_temp.red_nd (provider = icu, locale = 'und', deterministic = false);
+SET enable_seqscan = off;
+SELECT count(*) FROM red_reg WHERE note = 'HIV positive'
+   AND CASE WHEN person = 'R5' THEN starts_with(person COLLATE pg_temp.red_nd, '') ELSE false END;
+SELECT count(*) FROM red_reg WHERE note = 'HIV positive'
+   AND CASE WHEN person = 'R6' THEN starts_with(person COLLATE pg_temp.red_nd, '') ELSE false END;
+RESET enable_seqscan;
+RESET ROLE;
+SELECT health_pass.audit_flush() >= 0 AS flushed;
+SELECT outcome, subject FROM health_pass.audit_log
+ WHERE id > :m AND current_user_name = 'regress_red_all' ORDER BY id;
+DROP INDEX red_reg_note;
+
 -- 2. What held: no crash and no lost track of a scan, for cursors in every
 -- order, cursors opened in functions and fetched elsewhere, WITH HOLD,
 -- scroll, savepoints, errors mid-fetch, FOR UPDATE cursors and WHERE
