@@ -46,6 +46,9 @@
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_depend.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_partitioned_table.h"
@@ -172,6 +175,26 @@ hp_ddl_refuse(Oid relid, const char *what)
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("%s is refused on protected table \"%s\"", what, name ? name : "?"),
 			 errhint("Only a superuser may run it on a protected table.")));
+}
+
+/*
+ * Refuse a change to a function (its owner's: PostgreSQL refuses others)
+ * that protected table relid runs, when relid is valid; audited on relid
+ */
+static void
+hp_ddl_refuse_function(Oid relid, const char *what)
+{
+	char	   *name;
+
+	if (!OidIsValid(relid))
+		return;
+	name = get_rel_name(relid);
+	hp_ddl_audit_refusal(relid, what);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s is refused (protected table \"%s\")", what, name ? name : "?"),
+			 errdetail("It was accepted there as it is; new code would run over the table's rows outside the gate."),
+			 errhint("Only a superuser may change it while the table is protected.")));
 }
 
 /*
@@ -1449,6 +1472,121 @@ hp_protected_using_type(Oid typid)
 	return InvalidOid;
 }
 
+/*
+ * A protected table whose objects run function (or operator) obj: an index
+ * expression or predicate, a constraint (CHECK, exclusion), a column
+ * default or generated expression, a policy, the partition key; a domain
+ * CHECK or a range type's function on a type a protected column uses; and,
+ * for an operator, whatever uses the operator.  Found through pg_depend,
+ * following operators up to a few levels.  InvalidOid when none.
+ */
+static Oid
+hp_protected_running(Oid classid, Oid objid, int depth)
+{
+	Relation	dep;
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			found = InvalidOid;
+	List	   *operators = NIL;
+	ListCell   *lc;
+
+	if (depth > 4)
+		return InvalidOid;
+	dep = table_open(DependRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(classid));
+	ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(objid));
+	scan = systable_beginscan(dep, DependReferenceIndexId, true, NULL, 2, key);
+	while (!OidIsValid(found) && (tup = systable_getnext(scan)) != NULL)
+	{
+		Form_pg_depend d = (Form_pg_depend) GETSTRUCT(tup);
+		Oid			rel = InvalidOid;
+
+		if (d->classid == RelationRelationId)
+		{
+			/* an index (expression, predicate) or a table (partition key) */
+			rel = get_rel_relkind(d->objid) == RELKIND_INDEX ||
+				get_rel_relkind(d->objid) == RELKIND_PARTITIONED_INDEX ?
+				IndexGetRelation(d->objid, true) : d->objid;
+		}
+		else if (d->classid == ConstraintRelationId)
+		{
+			HeapTuple	ct = SearchSysCache1(CONSTROID, ObjectIdGetDatum(d->objid));
+
+			if (HeapTupleIsValid(ct))
+			{
+				Form_pg_constraint c = (Form_pg_constraint) GETSTRUCT(ct);
+
+				if (OidIsValid(c->conrelid))
+					rel = c->conrelid;
+				else if (OidIsValid(c->contypid))
+					found = hp_protected_using_type(c->contypid);
+				ReleaseSysCache(ct);
+			}
+		}
+		else if (d->classid == AttrDefaultRelationId)
+		{
+			ObjectAddress a = GetAttrDefaultColumnAddress(d->objid);
+
+			rel = a.objectId;
+		}
+		else if (d->classid == PolicyRelationId)
+		{
+			HeapTuple	pt;
+			Relation	pol = table_open(PolicyRelationId, AccessShareLock);
+			ScanKeyData pk;
+			SysScanDesc ps;
+
+			ScanKeyInit(&pk, Anum_pg_policy_oid, BTEqualStrategyNumber, F_OIDEQ,
+						ObjectIdGetDatum(d->objid));
+			ps = systable_beginscan(pol, PolicyOidIndexId, true, NULL, 1, &pk);
+			if ((pt = systable_getnext(ps)) != NULL)
+				rel = ((Form_pg_policy) GETSTRUCT(pt))->polrelid;
+			systable_endscan(ps);
+			table_close(pol, AccessShareLock);
+		}
+		else if (d->classid == TypeRelationId)
+			found = hp_protected_using_type(d->objid);	/* a range type's function */
+		else if (d->classid == OperatorRelationId)
+			operators = lappend_oid(operators, d->objid);
+		if (OidIsValid(rel))
+			found = hp_protected_in(rel, false);
+	}
+	systable_endscan(scan);
+	table_close(dep, AccessShareLock);
+	foreach(lc, operators)
+		if (!OidIsValid(found))
+			found = hp_protected_running(OperatorRelationId, lfirst_oid(lc), depth + 1);
+	return found;
+}
+
+/* The function a CREATE OR REPLACE FUNCTION would replace, or InvalidOid */
+static Oid
+hp_function_replaced(CreateFunctionStmt *cf)
+{
+	Oid			argtypes[FUNC_MAX_ARGS];
+	int			nargs = 0;
+	ListCell   *lc;
+
+	if (!cf->replace)
+		return InvalidOid;
+	foreach(lc, cf->parameters)
+	{
+		FunctionParameter *fp = lfirst_node(FunctionParameter, lc);
+		Oid			t;
+
+		if (fp->mode == FUNC_PARAM_OUT || fp->mode == FUNC_PARAM_TABLE)
+			continue;
+		t = LookupTypeNameOid(NULL, fp->argType, true);
+		if (!OidIsValid(t) || nargs >= FUNC_MAX_ARGS)
+			return InvalidOid;	/* PostgreSQL will say what is wrong */
+		argtypes[nargs++] = t;
+	}
+	return LookupFuncName(cf->funcname, nargs, argtypes, true);
+}
+
 /* A protected table a publication would add (logical decoding sends its
  * rows past the gate) */
 static Oid
@@ -1674,6 +1812,33 @@ hp_ddl_check(PlannedStmt *pstmt)
 				if (ad->objectType == OBJECT_TRIGGER)
 					on = hp_protected_in(hp_rangevar_oid(ad->relation), false);
 				what = "ALTER TRIGGER ... DEPENDS ON EXTENSION";
+				break;
+			}
+		case T_CreateFunctionStmt:
+			{
+				/*
+				 * A function a protected table's objects run was accepted as
+				 * LEAKPROOF (a superuser marked it so) or judged harmless;
+				 * its owner may replace its body, or drop LEAKPROOF, without
+				 * a superuser.  Then ANALYZE, a CHECK, a generated column or
+				 * a predicate runs the new code over rows (a red-team pass
+				 * read every row so)
+				 */
+				Oid			f = hp_function_replaced((CreateFunctionStmt *) node);
+
+				if (OidIsValid(f) && pg_proc_ownercheck(f, GetUserId()))
+					hp_ddl_refuse_function(hp_protected_running(ProcedureRelationId, f, 0),
+										   "CREATE OR REPLACE FUNCTION of a function a protected table runs");
+				break;
+			}
+		case T_AlterFunctionStmt:
+			{
+				Oid			f = LookupFuncWithArgs(((AlterFunctionStmt *) node)->objtype,
+												   ((AlterFunctionStmt *) node)->func, true);
+
+				if (OidIsValid(f) && pg_proc_ownercheck(f, GetUserId()))
+					hp_ddl_refuse_function(hp_protected_running(ProcedureRelationId, f, 0),
+										   "ALTER FUNCTION of a function a protected table runs");
 				break;
 			}
 		case T_CreatePublicationStmt:

@@ -544,6 +544,57 @@ SET LOCAL ROLE regress_ddl_reader;
 SELECT count(*) FROM ddl.big;
 ROLLBACK;
 
+-- 8. a function a protected table runs, accepted because a superuser
+-- marked it LEAKPROOF, could be replaced (or made NOT LEAKPROOF) by its
+-- owner, no superuser: the new body then ran over the rows.  A red-team pass
+-- read every row through a range type's subtype_diff at ANALYZE, and the rows
+-- other roles wrote through a CHECK constraint (0.11.0 printed the leaked
+-- values below, with no record).  Refused now, for each way a table runs it.
+SET ROLE regress_ddl_owner;
+CREATE FUNCTION ddl.fdiff(a float8, b float8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE AS
+    $$ BEGIN RETURN a - b; END $$;
+CREATE TYPE ddl.frange AS RANGE (subtype = float8, subtype_diff = ddl.fdiff);
+CREATE FUNCTION ddl.okcheck(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+    $$ BEGIN RETURN t IS NOT NULL; END $$;
+CREATE FUNCTION ddl.pred(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+    $$ BEGIN RETURN t <> 'x'; END $$;
+CREATE FUNCTION ddl.opf(a text, b text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+    $$ BEGIN RETURN a = b; END $$;
+CREATE OPERATOR ddl.=== (LEFTARG = text, RIGHTARG = text, FUNCTION = ddl.opf);
+CREATE FUNCTION ddl.unused(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+    $$ BEGIN RETURN true; END $$;
+CREATE TABLE ddl.visits (pid text PRIMARY KEY, load ddl.frange, note text CHECK (ddl.okcheck(note)));
+CREATE INDEX visits_pred ON ddl.visits (pid) WHERE ddl.pred(note);
+CREATE INDEX visits_op ON ddl.visits (pid) WHERE note OPERATOR(ddl.===) 'y';
+INSERT INTO ddl.visits SELECT 'V' || g, ddl.frange(g * 1000 + 7, g * 1000 + 8), 'note ' || g
+  FROM generate_series(1, 30) g;
+RESET ROLE;
+ALTER FUNCTION ddl.fdiff(float8, float8) LEAKPROOF;
+ALTER FUNCTION ddl.okcheck(text) LEAKPROOF;
+ALTER FUNCTION ddl.pred(text) LEAKPROOF;
+ALTER FUNCTION ddl.opf(text, text) LEAKPROOF;
+SELECT health_pass.protect('ddl.visits', 'pid') IS NOT NULL AS protected;
+SELECT ddl_mark() AS m \gset
+SET ROLE regress_ddl_owner;
+CREATE OR REPLACE FUNCTION ddl.fdiff(a float8, b float8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE AS
+    $$ BEGIN RAISE NOTICE 'leaked % %', a, b; RETURN a - b; END $$;
+ALTER FUNCTION ddl.fdiff(float8, float8) NOT LEAKPROOF;
+CREATE OR REPLACE FUNCTION ddl.okcheck(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+    $$ BEGIN RAISE NOTICE 'leaked %', t; RETURN true; END $$;
+CREATE OR REPLACE FUNCTION ddl.pred(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+    $$ BEGIN RAISE NOTICE 'leaked %', t; RETURN true; END $$;
+CREATE OR REPLACE FUNCTION ddl.opf(a text, b text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+    $$ BEGIN RAISE NOTICE 'leaked %', a; RETURN a = b; END $$;
+ALTER FUNCTION ddl.okcheck(text) COST 1;
+-- a function no protected table runs may change
+CREATE OR REPLACE FUNCTION ddl.unused(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+    $$ BEGIN RETURN false; END $$;
+ANALYZE ddl.visits;
+RESET ROLE;
+SELECT current_user_name, relation, outcome, reason FROM ddl_audit_since(:m);
+SELECT health_pass.unprotect('ddl.visits') IS NOT NULL AS unprotected;
+DROP TABLE ddl.visits;
+
 RESET search_path;
 SET client_min_messages = warning;
 DROP SCHEMA ddl CASCADE;
