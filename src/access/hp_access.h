@@ -76,6 +76,9 @@ extern void hp_plan_init(void);
 /* paths.c */
 extern void hp_paths_init(void);
 
+/* probe.c */
+extern Oid	hp_probe_trigger(Oid relid, Oid funcoid, char *enabled);
+
 /* gate.c: a row a write's key conflicts with (probe.c) */
 extern void hp_gate_probe(EState *estate, Relation rel, AttrNumber attnum,
 						  TupleTableSlot *existing);

@@ -109,27 +109,11 @@ hp_policy_inval(Datum arg, Oid relid)
 static bool
 hp_has_probe_trigger(Oid relid, Oid probe_fn)
 {
-	Relation	cat;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	bool		found = false;
+	char		enabled = TRIGGER_DISABLED;
 
 	if (get_rel_relkind(relid) != RELKIND_RELATION)
 		return true;
-	cat = table_open(TriggerRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(relid));
-	scan = systable_beginscan(cat, TriggerRelidNameIndexId, true, NULL, 1, &key);
-	while (!found && (tup = systable_getnext(scan)) != NULL)
-	{
-		Form_pg_trigger t = (Form_pg_trigger) GETSTRUCT(tup);
-
-		found = t->tgfoid == probe_fn && t->tgisinternal && t->tgenabled != TRIGGER_DISABLED;
-	}
-	systable_endscan(scan);
-	table_close(cat, AccessShareLock);
-	return found;
+	return OidIsValid(hp_probe_trigger(relid, probe_fn, &enabled)) && enabled != TRIGGER_DISABLED;
 }
 
 /* Register the invalidation callback; once per backend */

@@ -363,9 +363,13 @@ hp_write_probe(PG_FUNCTION_ARGS)
 	return PointerGetDatum(result);
 }
 
-/* Our trigger on relid, or InvalidOid */
-static Oid
-probe_trigger_of(Oid relid, Oid funcoid)
+/*
+ * The write-probe trigger on relid (internal, running function funcoid), or
+ * InvalidOid; *enabled gets its tgenabled when not NULL.  Also the policy
+ * cache's test (policy.c).
+ */
+Oid
+hp_probe_trigger(Oid relid, Oid funcoid, char *enabled)
 {
 	Relation	cat = table_open(TriggerRelationId, AccessShareLock);
 	ScanKeyData key;
@@ -381,7 +385,11 @@ probe_trigger_of(Oid relid, Oid funcoid)
 		Form_pg_trigger t = (Form_pg_trigger) GETSTRUCT(tup);
 
 		if (t->tgfoid == funcoid && t->tgisinternal)
+		{
 			found = t->oid;
+			if (enabled)
+				*enabled = t->tgenabled;
+		}
 	}
 	systable_endscan(scan);
 	table_close(cat, AccessShareLock);
@@ -405,7 +413,7 @@ hp_write_probe_trigger(PG_FUNCTION_ARGS)
 
 	if (get_rel_relkind(relid) != RELKIND_RELATION)
 		PG_RETURN_VOID();
-	trig = probe_trigger_of(relid, funcoid);
+	trig = hp_probe_trigger(relid, funcoid, NULL);
 	if (present && !OidIsValid(trig))
 	{
 		CreateTrigStmt *stmt = makeNode(CreateTrigStmt);
