@@ -40,6 +40,9 @@
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
+#include "catalog/pg_amop.h"
+#include "catalog/pg_amproc.h"
+#include "catalog/pg_opclass.h"
 #include "catalog/pg_attrdef.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
@@ -1472,6 +1475,53 @@ hp_protected_using_type(Oid typid)
 	return InvalidOid;
 }
 
+static Oid	hp_protected_running(Oid classid, Oid objid, int depth);
+
+/* The operator family of a pg_amproc or pg_amop entry, or InvalidOid */
+static Oid
+hp_amproc_family(Oid classid, Oid objid)
+{
+	bool		proc = (classid == AccessMethodProcedureRelationId);
+	Relation	cat = table_open(classid, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			family = InvalidOid;
+
+	ScanKeyInit(&key, proc ? Anum_pg_amproc_oid : Anum_pg_amop_oid,
+				BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(objid));
+	scan = systable_beginscan(cat, proc ? AccessMethodProcedureOidIndexId : AccessMethodOperatorOidIndexId,
+							  true, NULL, 1, &key);
+	if ((tup = systable_getnext(scan)) != NULL)
+		family = proc ? ((Form_pg_amproc) GETSTRUCT(tup))->amprocfamily :
+			((Form_pg_amop) GETSTRUCT(tup))->amopfamily;
+	systable_endscan(scan);
+	table_close(cat, AccessShareLock);
+	return family;
+}
+
+/* A protected table with an index using an operator class of family */
+static Oid
+hp_protected_using_family(Oid family, int depth)
+{
+	Relation	cat = table_open(OperatorClassRelationId, AccessShareLock);
+	SysScanDesc scan = systable_beginscan(cat, InvalidOid, false, NULL, 0, NULL);
+	HeapTuple	tup;
+	List	   *classes = NIL;
+	ListCell   *lc;
+	Oid			found = InvalidOid;
+
+	while ((tup = systable_getnext(scan)) != NULL)
+		if (((Form_pg_opclass) GETSTRUCT(tup))->opcfamily == family)
+			classes = lappend_oid(classes, ((Form_pg_opclass) GETSTRUCT(tup))->oid);
+	systable_endscan(scan);
+	table_close(cat, AccessShareLock);
+	foreach(lc, classes)
+		if (!OidIsValid(found))
+			found = hp_protected_running(OperatorClassRelationId, lfirst_oid(lc), depth);
+	return found;
+}
+
 /*
  * A protected table whose objects run function (or operator) obj: an index
  * expression or predicate, a constraint (CHECK, exclusion), a column
@@ -1489,9 +1539,11 @@ hp_protected_running(Oid classid, Oid objid, int depth)
 	HeapTuple	tup;
 	Oid			found = InvalidOid;
 	List	   *operators = NIL;
+	List	   *further = NIL;
+	List	   *families = NIL;
 	ListCell   *lc;
 
-	if (depth > 4)
+	if (depth > 6)
 		return InvalidOid;
 	dep = table_open(DependRelationId, AccessShareLock);
 	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
@@ -1551,6 +1603,29 @@ hp_protected_running(Oid classid, Oid objid, int depth)
 			found = hp_protected_using_type(d->objid);	/* a range type's function */
 		else if (d->classid == OperatorRelationId)
 			operators = lappend_oid(operators, d->objid);
+		else if (d->classid == ProcedureRelationId)
+			/* a function whose SQL-standard body calls it */
+			further = lappend_oid(further, d->objid);
+		else if (d->classid == StatisticExtRelationId)
+		{
+			HeapTuple	st = SearchSysCache1(STATEXTOID, ObjectIdGetDatum(d->objid));
+
+			if (HeapTupleIsValid(st))
+			{
+				rel = ((Form_pg_statistic_ext) GETSTRUCT(st))->stxrelid;
+				ReleaseSysCache(st);
+			}
+		}
+		else if (d->classid == AccessMethodProcedureRelationId ||
+				 d->classid == AccessMethodOperatorRelationId)
+		{
+			/* a support function or operator of an operator family: every
+			 * index using an operator class of the family runs it */
+			Oid			family = hp_amproc_family(d->classid, d->objid);
+
+			if (OidIsValid(family))
+				families = lappend_oid(families, family);
+		}
 		if (OidIsValid(rel))
 			found = hp_protected_in(rel, false);
 	}
@@ -1559,6 +1634,12 @@ hp_protected_running(Oid classid, Oid objid, int depth)
 	foreach(lc, operators)
 		if (!OidIsValid(found))
 			found = hp_protected_running(OperatorRelationId, lfirst_oid(lc), depth + 1);
+	foreach(lc, further)
+		if (!OidIsValid(found))
+			found = hp_protected_running(ProcedureRelationId, lfirst_oid(lc), depth + 1);
+	foreach(lc, families)
+		if (!OidIsValid(found))
+			found = hp_protected_using_family(lfirst_oid(lc), depth + 1);
 	return found;
 }
 
@@ -1570,8 +1651,13 @@ hp_function_replaced(CreateFunctionStmt *cf)
 	int			nargs = 0;
 	ListCell   *lc;
 
+	char	   *name;
+	Oid			nsp;
+
 	if (!cf->replace)
 		return InvalidOid;
+	/* where CREATE would put it (an unqualified name found in pg_catalog is not it) */
+	nsp = QualifiedNameGetCreationNamespace(cf->funcname, &name);
 	foreach(lc, cf->parameters)
 	{
 		FunctionParameter *fp = lfirst_node(FunctionParameter, lc);
@@ -1584,7 +1670,8 @@ hp_function_replaced(CreateFunctionStmt *cf)
 			return InvalidOid;	/* PostgreSQL will say what is wrong */
 		argtypes[nargs++] = t;
 	}
-	return LookupFuncName(cf->funcname, nargs, argtypes, true);
+	return LookupFuncName(list_make2(makeString(get_namespace_name(nsp)), makeString(name)),
+						  nargs, argtypes, true);
 }
 
 /* A protected table a publication would add (logical decoding sends its

@@ -51,9 +51,9 @@ typedef struct HpProtected
 	AttrNumber	attnum;
 	bool		needs_policy;	/* no row security of its own: ddl.c's policy */
 	Oid			through;		/* protected as a partition or child of this */
-	bool		probed;			/* holds no rows of its own, or has its enabled
-								 * write-probe trigger (probe.c) */
-	bool		probed_known;	/* probed is current: cleared by a relcache
+	char		probe_enabled;	/* its write-probe trigger's tgenabled, '\0' when
+								 * it has none; 'A' when it holds no rows */
+	bool		probed_known;	/* probe_enabled is current: cleared by a relcache
 								 * invalidation of the table (a trigger change) */
 } HpProtected;
 
@@ -62,6 +62,17 @@ static HTAB *protected_cache = NULL;
 static HpRule *rules = NULL;
 static int	nrules = 0;
 static bool cache_valid = false;
+
+/*
+ * The cache was read by a parallel leader with the query's snapshot, which
+ * under REPEATABLE READ is the transaction's: a rule deleted since would be
+ * in it (a red-team pass read under one, and the stale cache outlived the
+ * transaction).  It still says which tables are protected, but no rule is
+ * taken from it (hp_rule_for() fails with 40001: only statements that read
+ * a protected table in that window are refused), and it is read again as
+ * soon as the parallel plan is over.
+ */
+static bool cache_provisional = false;
 static uint64 inval_generation = 0;	/* bumped by every invalidation */
 
 /* OIDs of our two tables, looked up by name; the cache is of these */
@@ -103,17 +114,20 @@ hp_policy_inval(Datum arg, Oid relid)
 }
 
 /*
- * Does relid have the write-probe trigger, enabled (function probe_fn)?  A
- * relation that holds no rows of its own (partitioned) needs none.
+ * The tgenabled of relid's write-probe trigger (function probe_fn), '\0'
+ * when it has none; a relation that holds no rows of its own
+ * (partitioned) needs none: 'A'
  */
-static bool
-hp_has_probe_trigger(Oid relid, Oid probe_fn)
+static char
+hp_probe_enabled(Oid relid, Oid probe_fn)
 {
-	char		enabled = TRIGGER_DISABLED;
+	char		enabled = '\0';
 
 	if (get_rel_relkind(relid) != RELKIND_RELATION)
-		return true;
-	return OidIsValid(hp_probe_trigger(relid, probe_fn, &enabled)) && enabled != TRIGGER_DISABLED;
+		return TRIGGER_FIRES_ALWAYS;
+	if (!OidIsValid(hp_probe_trigger(relid, probe_fn, &enabled)))
+		return '\0';
+	return enabled;
 }
 
 /* Register the invalidation callback; once per backend */
@@ -164,17 +178,9 @@ hp_policy_read(MemoryContext cxt, HTAB **protected_out, HpRule **rules_out, int 
 	/*
 	 * A parallel worker may not take a new snapshot: it reads the leader's
 	 * (it never gates a protected table: gate.c refuses that).  Neither may
-	 * the leader while a parallel plan runs; reading with the query's
-	 * snapshot there gave, under REPEATABLE READ, the rules as of the
-	 * transaction's start (a rule deleted since was obeyed again, and kept
-	 * past the transaction: a red-team pass).  The leader fails instead.
+	 * the leader while a parallel plan runs; what it reads with the query's
+	 * snapshot is provisional (hp_policy_load()).
 	 */
-	if (IsInParallelMode() && !IsParallelWorker())
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("health_pass cannot read its access policy again while a parallel plan runs"),
-				 errdetail("The policy changed (or the cache was reset) during the statement, and only an earlier snapshot could be read now."),
-				 errhint("Run the statement again.")));
 	snap = RegisterSnapshot(IsInParallelMode() && ActiveSnapshotSet() ?
 							GetActiveSnapshot() : GetLatestSnapshot());
 
@@ -204,7 +210,7 @@ hp_policy_read(MemoryContext cxt, HTAB **protected_out, HpRule **rules_out, int 
 		/* 0.6.0 columns: 5 rls_enabled_before, 7 protected_through */
 		p->needs_policy = true;
 		p->through = InvalidOid;
-		p->probed = true;
+		p->probe_enabled = '\0';
 		p->probed_known = false;	/* looked up at the first write */
 		if (RelationGetDescr(rel)->natts >= 7)
 		{
@@ -287,6 +293,7 @@ hp_policy_load(void)
 		protected_cache = prot;
 		rules = rs;
 		nrules = n;
+		cache_provisional = IsInParallelMode() && !IsParallelWorker();
 		cache_valid = true;
 	}
 }
@@ -333,6 +340,8 @@ hp_policy_ready(void)
 	}
 	if (!OidIsValid(protected_oid) || !OidIsValid(rule_oid))
 		return false;
+	if (cache_valid && cache_provisional && !IsInParallelMode())
+		cache_valid = false;	/* read with an old snapshot: read it again */
 	hp_policy_load();
 	return true;
 }
@@ -362,7 +371,7 @@ hp_protected_attnum(Oid relid)
 {
 	HpProtected *p;
 
-	if (!cache_valid || !oids_known)
+	if (!cache_valid || !oids_known || (cache_provisional && !IsInParallelMode()))
 	{
 		if (!IsTransactionState())
 			ereport(ERROR,
@@ -396,18 +405,34 @@ hp_protected_probed(Oid relid)
 	/* known again, unless an invalidation arrives during the lookup */
 	while (!p->probed_known)
 	{
-		bool		probed;
+		char		enabled;
 
 		p->probed_known = true;
-		probed = hp_has_probe_trigger(relid, probe_fn);
+		enabled = hp_probe_enabled(relid, probe_fn);
 		if (!cache_valid || protected_cache == NULL)
 			return hp_protected_probed(relid);	/* the whole cache went meanwhile */
 		p = hash_search(protected_cache, &relid, HASH_FIND, NULL);
 		if (p == NULL)
 			return true;
-		p->probed = probed;
+		p->probe_enabled = enabled;
 	}
-	return p->probed;
+
+	/*
+	 * Whether it fires in this session: an ORIGIN trigger not under
+	 * session_replication_role = replica (a role a superuser let set it
+	 * would switch the probe off), a REPLICA one only under it
+	 */
+	switch (p->probe_enabled)
+	{
+		case TRIGGER_FIRES_ALWAYS:
+			return true;
+		case TRIGGER_FIRES_ON_ORIGIN:
+			return SessionReplicationRole != SESSION_REPLICATION_ROLE_REPLICA;
+		case TRIGGER_FIRES_ON_REPLICA:
+			return SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA;
+		default:
+			return false;
+	}
 }
 
 /*
@@ -453,8 +478,15 @@ hp_rule_for(Oid roleid, Oid relid, const char *purpose)
 	const HpRule *best = NULL;
 	Oid			through = InvalidOid;
 
-	if (!cache_valid || !oids_known)
+	if (!cache_valid || !oids_known || cache_provisional)
 		(void) hp_policy_ready();
+	if (cache_provisional && !IsParallelWorker())
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("health_pass cannot decide a read of protected table \"%s\" while a parallel plan runs: its access policy changed meanwhile",
+						get_rel_name(relid)),
+				 errdetail("Only an earlier snapshot of the rules could be read now."),
+				 errhint("Run the statement again.")));
 	if (protected_cache != NULL)
 	{
 		HpProtected *p = hash_search(protected_cache, &relid, HASH_FIND, NULL);

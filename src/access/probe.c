@@ -81,6 +81,7 @@ typedef struct ProbeIndex
 	Oid		   *procs;			/* and its function */
 	uint16	   *strats;			/* and its strategy in the index */
 	ExprState  *predicate;		/* of a partial index, or NULL */
+	bool		deferrable;		/* checked at commit by PostgreSQL: no wait */
 } ProbeIndex;
 
 /* Per statement and table: the trigger's fn_extra, in the query's memory */
@@ -131,6 +132,7 @@ probe_indexes(Relation rel, EState *estate)
 		pi->indexoid = indexoid;
 		pi->ii = BuildIndexInfo(irel);
 		pi->nkeys = IndexRelationGetNumberOfKeyAttributes(irel);
+		pi->deferrable = !ind->indimmediate;
 		if (pi->ii->ii_ExclusionOps != NULL)
 		{
 			pi->ops = pi->ii->ii_ExclusionOps;
@@ -230,6 +232,8 @@ restart:
 		 * refused for it, nor its subject recorded)
 		 */
 		xwait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
+		if (TransactionIdIsValid(xwait) && pi->deferrable)
+			continue;			/* PostgreSQL does not wait here either: at commit */
 		if (TransactionIdIsValid(xwait))
 		{
 			ItemPointerData ctid = ps->existing->tts_tid;

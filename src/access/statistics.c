@@ -45,6 +45,8 @@ hp_subject_statistics(PG_FUNCTION_ARGS)
 	/* unprotect() of a table whose subject column a superuser dropped */
 	if (!hide && (!HeapTupleIsValid(tup) || ((Form_pg_attribute) GETSTRUCT(tup))->attisdropped))
 	{
+		if (HeapTupleIsValid(tup))
+			heap_freetuple(tup);
 		table_close(attrel, RowExclusiveLock);
 		PG_RETURN_VOID();
 	}

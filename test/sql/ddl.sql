@@ -594,6 +594,53 @@ RESET ROLE;
 SELECT current_user_name, relation, outcome, reason FROM ddl_audit_since(:m);
 SELECT health_pass.unprotect('ddl.visits') IS NOT NULL AS unprotected;
 DROP TABLE ddl.visits;
+-- a reviewer's siblings: the same replacement by an unqualified name that
+-- pg_catalog also has (the check looked at pg_catalog's float8mi); of a
+-- function another one's SQL-standard body calls; of an operator class's
+-- support function (a btree's comparison sees every key it passes); of a
+-- function of expression statistics (ANALYZE runs it)
+SET ROLE regress_ddl_owner;
+CREATE FUNCTION ddl.float8mi(a float8, b float8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE AS
+    $$ BEGIN RETURN a - b; END $$;
+CREATE TYPE ddl.frange2 AS RANGE (subtype = float8, subtype_diff = ddl.float8mi);
+CREATE FUNCTION ddl.inner_f(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+    $$ BEGIN RETURN t IS NOT NULL; END $$;
+CREATE FUNCTION ddl.outer_f(t text) RETURNS boolean LANGUAGE sql IMMUTABLE
+    BEGIN ATOMIC SELECT ddl.inner_f(t); END;
+CREATE FUNCTION ddl.mycmp(a text, b text) RETURNS int LANGUAGE plpgsql IMMUTABLE AS
+    $$ BEGIN RETURN bttextcmp(a, b); END $$;
+CREATE FUNCTION ddl.stf(t text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS
+    $$ BEGIN RETURN t; END $$;
+RESET ROLE;
+ALTER FUNCTION ddl.float8mi(float8, float8) LEAKPROOF;
+ALTER FUNCTION ddl.inner_f(text) LEAKPROOF;
+ALTER FUNCTION ddl.outer_f(text) LEAKPROOF;
+ALTER FUNCTION ddl.mycmp(text, text) LEAKPROOF;
+CREATE OPERATOR CLASS ddl.my_text_ops FOR TYPE text USING btree AS
+    OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >, FUNCTION 1 ddl.mycmp(text, text);
+CREATE TABLE ddl.more (pid text, load ddl.frange2, note text CHECK (ddl.outer_f(note)));
+CREATE INDEX more_cmp ON ddl.more (pid ddl.my_text_ops);
+ALTER TABLE ddl.more OWNER TO regress_ddl_owner;
+SELECT health_pass.protect('ddl.more', 'pid') IS NOT NULL AS protected;
+ALTER FUNCTION ddl.stf(text) LEAKPROOF;
+CREATE STATISTICS ddl.more_st ON (ddl.stf(note)) FROM ddl.more;   -- a superuser's, after protect()
+SET ROLE regress_ddl_owner;
+-- search_path ddl: the function is created (replaced) in ddl; pg_catalog,
+-- searched first, has a float8mi too
+SET search_path = ddl;
+CREATE OR REPLACE FUNCTION float8mi(a float8, b float8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE AS
+    $$ BEGIN RAISE NOTICE 'leaked % %', a, b; RETURN a - b; END $$;
+SET search_path = ddl, public;
+CREATE OR REPLACE FUNCTION ddl.inner_f(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+    $$ BEGIN RAISE NOTICE 'leaked %', t; RETURN true; END $$;
+CREATE OR REPLACE FUNCTION ddl.mycmp(a text, b text) RETURNS int LANGUAGE plpgsql IMMUTABLE AS
+    $$ BEGIN RAISE NOTICE 'leaked % %', a, b; RETURN bttextcmp(a, b); END $$;
+CREATE OR REPLACE FUNCTION ddl.stf(t text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS
+    $$ BEGIN RAISE NOTICE 'leaked %', t; RETURN t; END $$;
+RESET ROLE;
+SELECT health_pass.unprotect('ddl.more') IS NOT NULL AS unprotected;
+DROP TABLE ddl.more;
+DROP OPERATOR CLASS ddl.my_text_ops USING btree;
 
 RESET search_path;
 SET client_min_messages = warning;
