@@ -1226,10 +1226,10 @@ hp_check_probed(ModifyTableState *mt, HpWalk *w)
 			if (!hp_protected_probed(lfirst_oid(lc)))
 				ereport(ERROR,
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("protected table \"%s\" has no write-probe trigger: writes are refused",
+						 errmsg("protected table \"%s\" has no write-probe trigger that fires in this session: writes are refused",
 								get_rel_name(lfirst_oid(lc))),
-						 errdetail("A write whose key matches a row tells that the row exists; without the trigger that would not be recorded (a data-only restore with --disable-triggers leaves it out)."),
-						 errhint("A superuser calls health_pass.protect() on the table's root again.")));
+						 errdetail("A write whose key matches a row tells that the row exists; without the trigger that would not be recorded (a data-only restore with --disable-triggers leaves it out; a disabled or REPLICA trigger, or session_replication_role = replica, keeps it from firing)."),
+						 errhint("A superuser calls health_pass.protect() on the table's root again, or enables the trigger.")));
 	}
 }
 

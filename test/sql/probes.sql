@@ -234,6 +234,26 @@ SELECT pr_try($$INSERT INTO pr_pass VALUES ('X5', 'URN:UVCI:01:FR:HIV') ON CONFL
 SELECT pr_try($$UPDATE pr_pass SET uvci = uvci WHERE false$$) AS dropped_update;
 RESET ROLE;
 SELECT health_pass.protect('pr_pass', 'pid') IS NOT NULL AS protect_again;
+-- a trigger that does not fire in the session counts as missing: one a
+-- superuser enabled for REPLICA only, and an ORIGIN one under
+-- session_replication_role = replica (a role a superuser let set it
+-- switched the probe off: a reviewer probed a key so, unrecorded)
+SELECT tgname AS trig3 FROM pg_trigger
+WHERE tgrelid = 'pr_pass'::regclass AND tgfoid = 'health_pass._write_probe()'::regprocedure \gset
+ALTER TABLE pr_pass ENABLE REPLICA TRIGGER :"trig3";
+SET ROLE regress_pr_w;
+SET health_pass.purpose = 'intake';
+SELECT pr_try($$INSERT INTO pr_pass VALUES ('X5', 'URN:UVCI:01:FR:HIV') ON CONFLICT DO NOTHING$$) AS replica_only;
+RESET ROLE;
+ALTER TABLE pr_pass ENABLE TRIGGER :"trig3";
+GRANT SET ON PARAMETER session_replication_role TO regress_pr_w;
+SET ROLE regress_pr_w;
+SET health_pass.purpose = 'intake';
+SET session_replication_role = replica;
+SELECT pr_try($$INSERT INTO pr_pass VALUES ('X5', 'URN:UVCI:01:FR:HIV') ON CONFLICT DO NOTHING$$) AS replica_session;
+RESET session_replication_role;
+RESET ROLE;
+REVOKE SET ON PARAMETER session_replication_role FROM regress_pr_w;
 SET ROLE regress_pr_w;
 SET health_pass.purpose = 'intake';
 SELECT pr_try($$INSERT INTO pr_pass VALUES ('X5', 'URN:UVCI:01:FR:HIV') ON CONFLICT DO NOTHING$$) AS restored;
