@@ -73,6 +73,7 @@
 #include "optimizer/optimizer.h"
 #include "parser/parse_func.h"
 #include "parser/parse_node.h"
+#include "parser/parse_oper.h"
 #include "parser/parse_relation.h"
 #include "parser/parse_type.h"
 #include "rewrite/rewriteHandler.h"
@@ -1477,6 +1478,36 @@ hp_protected_using_type(Oid typid)
 
 static Oid	hp_protected_running(Oid classid, Oid objid, int depth);
 
+/*
+ * A protected table running an operator that has op as its negator or
+ * commutator (pg_operator.oprnegate, oprcom: pg_depend does not record
+ * them)
+ */
+static Oid
+hp_protected_through_related(Oid op, int depth)
+{
+	Relation	cat = table_open(OperatorRelationId, AccessShareLock);
+	SysScanDesc scan = systable_beginscan(cat, InvalidOid, false, NULL, 0, NULL);
+	HeapTuple	tup;
+	List	   *ops = NIL;
+	ListCell   *lc;
+	Oid			found = InvalidOid;
+
+	while ((tup = systable_getnext(scan)) != NULL)
+	{
+		Form_pg_operator o = (Form_pg_operator) GETSTRUCT(tup);
+
+		if ((o->oprnegate == op || o->oprcom == op) && o->oid != op)
+			ops = lappend_oid(ops, o->oid);
+	}
+	systable_endscan(scan);
+	table_close(cat, AccessShareLock);
+	foreach(lc, ops)
+		if (!OidIsValid(found))
+			found = hp_protected_running(OperatorRelationId, lfirst_oid(lc), depth + 1);
+	return found;
+}
+
 /* The operator family of a pg_amproc or pg_amop entry, or InvalidOid */
 static Oid
 hp_amproc_family(Oid classid, Oid objid)
@@ -1634,6 +1665,9 @@ hp_protected_running(Oid classid, Oid objid, int depth)
 	foreach(lc, operators)
 		if (!OidIsValid(found))
 			found = hp_protected_running(OperatorRelationId, lfirst_oid(lc), depth + 1);
+	/* an operator whose negator or commutator it is stands in for it */
+	if (!OidIsValid(found) && classid == OperatorRelationId)
+		found = hp_protected_through_related(objid, depth);
 	foreach(lc, further)
 		if (!OidIsValid(found))
 			found = hp_protected_running(ProcedureRelationId, lfirst_oid(lc), depth + 1);
@@ -1918,6 +1952,49 @@ hp_ddl_check(PlannedStmt *pstmt)
 										   "CREATE OR REPLACE FUNCTION of a function a protected table runs");
 				break;
 			}
+		case T_DefineStmt:
+			{
+				/*
+				 * CREATE OPERATOR ... NEGATOR / COMMUTATOR = an operator a
+				 * protected table runs fills that operator's oprnegate /
+				 * oprcom, and the planner may then run the new one in its
+				 * place (a reviewer's)
+				 */
+				DefineStmt *ds = (DefineStmt *) node;
+				TypeName   *left = NULL,
+						   *right = NULL;
+				ListCell   *lc;
+
+				if (ds->kind != OBJECT_OPERATOR)
+					break;
+				foreach(lc, ds->definition)
+				{
+					DefElem    *de = lfirst_node(DefElem, lc);
+
+					if (strcmp(de->defname, "leftarg") == 0)
+						left = defGetTypeName(de);
+					else if (strcmp(de->defname, "rightarg") == 0)
+						right = defGetTypeName(de);
+				}
+				foreach(lc, ds->definition)
+				{
+					DefElem    *de = lfirst_node(DefElem, lc);
+					bool		neg = strcmp(de->defname, "negator") == 0;
+					Oid			l = left ? LookupTypeNameOid(NULL, left, true) : InvalidOid;
+					Oid			r = right ? LookupTypeNameOid(NULL, right, true) : InvalidOid;
+					Oid			other;
+
+					if (!neg && strcmp(de->defname, "commutator") != 0)
+						continue;
+					other = LookupOperName(NULL, defGetQualifiedName(de),
+										   neg ? l : r, neg ? r : l, true, -1);
+					/* PostgreSQL lets only the other operator's owner link it */
+					if (OidIsValid(other) && pg_oper_ownercheck(other, GetUserId()))
+						hp_ddl_refuse_function(hp_protected_running(OperatorRelationId, other, 0),
+											   "CREATE OPERATOR ... NEGATOR / COMMUTATOR of an operator a protected table runs");
+				}
+				break;
+			}
 		case T_AlterFunctionStmt:
 			{
 				Oid			f = LookupFuncWithArgs(((AlterFunctionStmt *) node)->objtype,
@@ -2030,6 +2107,30 @@ hp_row_security(PG_FUNCTION_ARGS)
 }
 
 /* Does this stored expression pass a column to a non-LEAKPROOF function? */
+/*
+ * An operator in node whose negator or commutator runs a function that is
+ * not LEAKPROOF: the planner may put them in its place (NOT (a === b)
+ * becomes a !== b when a CHECK or a predicate is prepared: a reviewer's)
+ */
+static bool
+hp_related_op_leaky_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, OpExpr) || IsA(node, DistinctExpr) || IsA(node, NullIfExpr) ||
+		IsA(node, ScalarArrayOpExpr))
+	{
+		Oid			opno = IsA(node, ScalarArrayOpExpr) ? ((ScalarArrayOpExpr *) node)->opno :
+			((OpExpr *) node)->opno;
+		Oid			related[2] = {get_negator(opno), get_commutator(opno)};
+
+		for (int i = 0; i < 2; i++)
+			if (OidIsValid(related[i]) && !get_func_leakproof(get_opcode(related[i])))
+				return true;
+	}
+	return expression_tree_walker(node, hp_related_op_leaky_walker, context);
+}
+
 static bool
 hp_leaky_text(Datum d)
 {
@@ -2037,7 +2138,7 @@ hp_leaky_text(Datum d)
 	Node	   *expr = stringToNode(s);
 
 	pfree(s);
-	return contain_leaked_vars(expr);
+	return contain_leaked_vars(expr) || hp_related_op_leaky_walker(expr, NULL);
 }
 
 /* Scan a catalog for rows whose column keycol equals relid */

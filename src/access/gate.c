@@ -1214,14 +1214,24 @@ hp_check_probed(ModifyTableState *mt, HpWalk *w)
 	/* superusers restore dumps; BYPASSRLS roles are audited like them, so held to it */
 	if (superuser_arg(w->reader))
 		return;
-	for (int i = 0; i < mt->mt_nrels; i++)
+	/*
+	 * The result relations, and the root's whole tree: an UPDATE or MERGE of
+	 * a partitioned table lists only the partitions left after pruning,
+	 * while a row it moves may go into any other (a reviewer's)
+	 */
+	for (int i = -1; i < mt->mt_nrels; i++)
 	{
-		Relation	rel = mt->resultRelInfo[i].ri_RelationDesc;
-		Oid			relid = RelationGetRelid(rel);
-		List	   *rels = rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE || has_subclass(relid) ?
-			find_all_inheritors(relid, NoLock, NULL) : list_make1_oid(relid);
+		Relation	rel;
+		Oid			relid;
+		List	   *rels;
 		ListCell   *lc;
 
+		if (i < 0 && mt->rootResultRelInfo == NULL)
+			continue;
+		rel = i < 0 ? mt->rootResultRelInfo->ri_RelationDesc : mt->resultRelInfo[i].ri_RelationDesc;
+		relid = RelationGetRelid(rel);
+		rels = rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE || has_subclass(relid) ?
+			find_all_inheritors(relid, NoLock, NULL) : list_make1_oid(relid);
 		foreach(lc, rels)
 			if (!hp_protected_probed(lfirst_oid(lc)))
 				ereport(ERROR,

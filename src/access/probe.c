@@ -232,9 +232,14 @@ restart:
 		 * refused for it, nor its subject recorded)
 		 */
 		xwait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
-		if (TransactionIdIsValid(xwait) && pi->deferrable)
-			continue;			/* PostgreSQL does not wait here either: at commit */
-		if (TransactionIdIsValid(xwait))
+
+		/*
+		 * A deferrable constraint: PostgreSQL does not wait here (it checks
+		 * at commit), so neither do we; but skipping the row let a writer
+		 * learn at commit, unrecorded, that a key another session was
+		 * writing exists (a reviewer's).  So it is gated as it stands.
+		 */
+		if (TransactionIdIsValid(xwait) && !pi->deferrable)
 		{
 			ItemPointerData ctid = ps->existing->tts_tid;
 			uint32		token = dirty.speculativeToken;

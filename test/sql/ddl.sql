@@ -637,10 +637,32 @@ CREATE OR REPLACE FUNCTION ddl.mycmp(a text, b text) RETURNS int LANGUAGE plpgsq
     $$ BEGIN RAISE NOTICE 'leaked % %', a, b; RETURN bttextcmp(a, b); END $$;
 CREATE OR REPLACE FUNCTION ddl.stf(t text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS
     $$ BEGIN RAISE NOTICE 'leaked %', t; RETURN t; END $$;
+-- an operator's negator stands in for it: NOT (note === 'zz') in a CHECK
+-- is prepared as note !== 'zz', so a new operator naming === as its
+-- negator ran over the rows at ANALYZE and over other roles' writes (a
+-- reviewer's); and protect() refuses a table whose operator already has a
+-- leaky negator
+CREATE FUNCTION ddl.negf(a text, b text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+    $$ BEGIN RAISE NOTICE 'leaked % %', a, b; RETURN a <> b; END $$;
 RESET ROLE;
 SELECT health_pass.unprotect('ddl.more') IS NOT NULL AS unprotected;
 DROP TABLE ddl.more;
 DROP OPERATOR CLASS ddl.my_text_ops USING btree;
+SET ROLE regress_ddl_owner;
+CREATE TABLE ddl.negs (pid text, note text CHECK (NOT (note OPERATOR(ddl.===) 'zz')));
+INSERT INTO ddl.negs VALUES ('N1', 'secret');
+RESET ROLE;
+SELECT health_pass.protect('ddl.negs', 'pid') IS NOT NULL AS protected;   -- ddl.=== has no negator yet
+SET ROLE regress_ddl_owner;
+CREATE OPERATOR ddl.!== (LEFTARG = text, RIGHTARG = text, FUNCTION = ddl.negf, NEGATOR = OPERATOR(ddl.===));
+ANALYZE ddl.negs;
+RESET ROLE;
+SELECT health_pass.unprotect('ddl.negs') IS NOT NULL AS unprotected;
+SET ROLE regress_ddl_owner;
+CREATE OPERATOR ddl.!== (LEFTARG = text, RIGHTARG = text, FUNCTION = ddl.negf, NEGATOR = OPERATOR(ddl.===));
+RESET ROLE;
+SELECT health_pass.protect('ddl.negs', 'pid') IS NOT NULL AS protected;   -- now it has one: refused
+DROP TABLE ddl.negs;
 
 RESET search_path;
 SET client_min_messages = warning;

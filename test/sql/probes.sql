@@ -213,6 +213,19 @@ SET health_pass.purpose = 'intake';
 UPDATE pr_xp SET region = 2, uvci = 'K' WHERE pid = 'W1';
 RESET ROLE;
 SELECT * FROM pr_since(:mark);
+-- ... and a partition an UPDATE moves a row into is checked for its trigger
+-- too, though pruning leaves it out of the plan's result tables (a
+-- reviewer's: with pr_xp_2's trigger disabled, the move told whether a key
+-- existed there)
+INSERT INTO pr_xp VALUES ('C1', 1, 'K3');
+CREATE UNIQUE INDEX ON pr_xp_2 (uvci);
+SELECT tgname AS trig4 FROM pg_trigger
+WHERE tgrelid = 'pr_xp_2'::regclass AND tgfoid = 'health_pass._write_probe()'::regprocedure \gset
+ALTER TABLE pr_xp_2 DISABLE TRIGGER :"trig4";
+SET ROLE regress_pr_w;
+SET health_pass.purpose = 'intake';
+SELECT pr_try($$UPDATE pr_xp SET region = 2 WHERE pid = 'C1' AND region = 1$$) AS moved_into_unprobed;
+RESET ROLE;
 SELECT health_pass.unprotect('pr_xp') IS NOT NULL AS unprotected;
 DROP TABLE pr_xp;
 
