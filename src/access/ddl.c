@@ -2125,7 +2125,7 @@ hp_related_op_leaky_walker(Node *node, void *context)
 		Oid			related[2] = {get_negator(opno), get_commutator(opno)};
 
 		for (int i = 0; i < 2; i++)
-			if (OidIsValid(related[i]) && !get_func_leakproof(get_opcode(related[i])))
+			if (OidIsValid(related[i]) && !hp_func_leakproof(get_opcode(related[i])))
 				return true;
 	}
 	return expression_tree_walker(node, hp_related_op_leaky_walker, context);
@@ -2138,7 +2138,8 @@ hp_leaky_text(Datum d)
 	Node	   *expr = stringToNode(s);
 
 	pfree(s);
-	return contain_leaked_vars(expr) || hp_related_op_leaky_walker(expr, NULL);
+	return contain_leaked_vars(expr) || hp_related_op_leaky_walker(expr, NULL) ||
+		hp_runs_untrusted_leakproof(expr);
 }
 
 /* Scan a catalog for rows whose column keycol equals relid */
@@ -2283,7 +2284,7 @@ hp_partkey_blocker(Relation cat, HeapTuple tup)
 static bool
 hp_user_leaky_function(Oid fn)
 {
-	return OidIsValid(fn) && fn >= FirstNormalObjectId && !get_func_leakproof(fn);
+	return OidIsValid(fn) && fn >= FirstNormalObjectId && !hp_func_leakproof(fn);
 }
 
 static bool

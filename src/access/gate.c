@@ -35,6 +35,12 @@
  */
 #include "postgres.h"
 
+#include "utils/array.h"
+
+#include "catalog/pg_proc.h"
+
+#include "catalog/pg_language.h"
+
 #include "access/genam.h"
 #include "access/parallel.h"
 #include "access/table.h"
@@ -1243,11 +1249,101 @@ hp_check_probed(ModifyTableState *mt, HpWalk *w)
 	}
 }
 
+/* Does a proconfig array set search_path? */
+static bool
+hp_config_pins_search_path(Datum config)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(config);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	bool		pinned = false;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (int i = 0; i < n && !pinned; i++)
+	{
+		char	   *setting;
+
+		if (nulls[i])
+			continue;
+		setting = TextDatumGetCString(elems[i]);
+		pinned = strncmp(setting, "search_path=", 12) == 0;
+		pfree(setting);
+	}
+	return pinned;
+}
+
+/*
+ * Is function fn LEAKPROOF in a way a gate can rely on?  PostgreSQL's mark,
+ * and for a user-defined function in a language that resolves names when it
+ * runs (PL/pgSQL, SQL with a string body): a pinned search_path.  Without
+ * one, a name in its body resolves under the caller's search_path (ANALYZE
+ * keeps the owner's), so the caller picks the code that runs: a reviewer
+ * put s.upper in front of pg_catalog.upper under a superuser-marked
+ * function.  C and internal functions resolve nothing; a SQL-standard body
+ * (BEGIN ATOMIC) was resolved when it was created.
+ */
+bool
+hp_func_leakproof(Oid fn)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	Form_pg_proc p;
+	bool		ok;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	p = (Form_pg_proc) GETSTRUCT(tup);
+	ok = p->proleakproof;
+	if (ok && fn >= FirstNormalObjectId &&
+		p->prolang != INTERNALlanguageId && p->prolang != ClanguageId)
+	{
+		bool		isnull;
+		Datum		d;
+
+		(void) SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_prosqlbody, &isnull);
+		if (isnull)
+		{
+			d = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_proconfig, &isnull);
+			ok = !isnull && hp_config_pins_search_path(d);
+		}
+	}
+	ReleaseSysCache(tup);
+	return ok;
+}
+
+/* check_functions_in_node callback: marked LEAKPROOF, not trusted as such */
+static bool
+hp_untrusted_leakproof_checker(Oid func_id, void *context)
+{
+	return get_func_leakproof(func_id) && !hp_func_leakproof(func_id);
+}
+
+static bool
+hp_untrusted_leakproof_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, hp_untrusted_leakproof_checker, context))
+		return true;
+	return expression_tree_walker(node, hp_untrusted_leakproof_walker, context);
+}
+
+/*
+ * Does node call a function PostgreSQL takes as LEAKPROOF but the gate does
+ * not (hp_func_leakproof())?  For the places that ask contain_leaked_vars(),
+ * which trusts the mark alone.
+ */
+bool
+hp_runs_untrusted_leakproof(Node *node)
+{
+	return hp_untrusted_leakproof_walker(node, NULL);
+}
+
 /* check_functions_in_node callback: a function that is not LEAKPROOF */
 static bool
 hp_leaky_function_checker(Oid func_id, void *context)
 {
-	return !get_func_leakproof(func_id);
+	return !hp_func_leakproof(func_id);
 }
 
 static bool
@@ -1271,7 +1367,7 @@ hp_any_leaky_function_walker(Node *node, void *context)
 		TypeCacheEntry *tc = lookup_type_cache(((MinMaxExpr *) node)->minmaxtype,
 											   TYPECACHE_CMP_PROC);
 
-		if (!OidIsValid(tc->cmp_proc) || !get_func_leakproof(tc->cmp_proc))
+		if (!OidIsValid(tc->cmp_proc) || !hp_func_leakproof(tc->cmp_proc))
 			return true;
 	}
 	return expression_tree_walker(node, hp_any_leaky_function_walker, context);

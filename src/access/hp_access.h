@@ -76,6 +76,11 @@ extern void hp_plan_init(void);
 /* paths.c */
 extern void hp_paths_init(void);
 
+/* gate.c: LEAKPROOF as the gate relies on it (PostgreSQL's mark, and a
+ * pinned search_path for a user function that resolves names when it runs) */
+extern bool hp_func_leakproof(Oid fn);
+extern bool hp_runs_untrusted_leakproof(Node *node);
+
 /* probe.c */
 extern Oid	hp_probe_trigger(Oid relid, Oid funcoid, char *enabled);
 

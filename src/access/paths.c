@@ -35,7 +35,8 @@ static set_rel_pathlist_hook_type prev_pathlist = NULL;
 static bool
 hp_rinfo_leaky(RestrictInfo *rinfo)
 {
-	return contain_leaked_vars((Node *) rinfo->clause);
+	return contain_leaked_vars((Node *) rinfo->clause) ||
+		hp_runs_untrusted_leakproof((Node *) rinfo->clause);
 }
 
 /*

@@ -551,17 +551,17 @@ ROLLBACK;
 -- other roles wrote through a CHECK constraint (0.11.0 printed the leaked
 -- values below, with no record).  Refused now, for each way a table runs it.
 SET ROLE regress_ddl_owner;
-CREATE FUNCTION ddl.fdiff(a float8, b float8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE AS
+CREATE FUNCTION ddl.fdiff(a float8, b float8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
     $$ BEGIN RETURN a - b; END $$;
 CREATE TYPE ddl.frange AS RANGE (subtype = float8, subtype_diff = ddl.fdiff);
-CREATE FUNCTION ddl.okcheck(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+CREATE FUNCTION ddl.okcheck(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
     $$ BEGIN RETURN t IS NOT NULL; END $$;
-CREATE FUNCTION ddl.pred(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+CREATE FUNCTION ddl.pred(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
     $$ BEGIN RETURN t <> 'x'; END $$;
-CREATE FUNCTION ddl.opf(a text, b text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+CREATE FUNCTION ddl.opf(a text, b text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
     $$ BEGIN RETURN a = b; END $$;
 CREATE OPERATOR ddl.=== (LEFTARG = text, RIGHTARG = text, FUNCTION = ddl.opf);
-CREATE FUNCTION ddl.unused(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+CREATE FUNCTION ddl.unused(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
     $$ BEGIN RETURN true; END $$;
 CREATE TABLE ddl.visits (pid text PRIMARY KEY, load ddl.frange, note text CHECK (ddl.okcheck(note)));
 CREATE INDEX visits_pred ON ddl.visits (pid) WHERE ddl.pred(note);
@@ -576,18 +576,18 @@ ALTER FUNCTION ddl.opf(text, text) LEAKPROOF;
 SELECT health_pass.protect('ddl.visits', 'pid') IS NOT NULL AS protected;
 SELECT ddl_mark() AS m \gset
 SET ROLE regress_ddl_owner;
-CREATE OR REPLACE FUNCTION ddl.fdiff(a float8, b float8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE AS
+CREATE OR REPLACE FUNCTION ddl.fdiff(a float8, b float8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
     $$ BEGIN RAISE NOTICE 'leaked % %', a, b; RETURN a - b; END $$;
 ALTER FUNCTION ddl.fdiff(float8, float8) NOT LEAKPROOF;
-CREATE OR REPLACE FUNCTION ddl.okcheck(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+CREATE OR REPLACE FUNCTION ddl.okcheck(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
     $$ BEGIN RAISE NOTICE 'leaked %', t; RETURN true; END $$;
-CREATE OR REPLACE FUNCTION ddl.pred(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+CREATE OR REPLACE FUNCTION ddl.pred(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
     $$ BEGIN RAISE NOTICE 'leaked %', t; RETURN true; END $$;
-CREATE OR REPLACE FUNCTION ddl.opf(a text, b text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+CREATE OR REPLACE FUNCTION ddl.opf(a text, b text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
     $$ BEGIN RAISE NOTICE 'leaked %', a; RETURN a = b; END $$;
 ALTER FUNCTION ddl.okcheck(text) COST 1;
 -- a function no protected table runs may change
-CREATE OR REPLACE FUNCTION ddl.unused(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+CREATE OR REPLACE FUNCTION ddl.unused(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
     $$ BEGIN RETURN false; END $$;
 ANALYZE ddl.visits;
 RESET ROLE;
@@ -600,16 +600,16 @@ DROP TABLE ddl.visits;
 -- support function (a btree's comparison sees every key it passes); of a
 -- function of expression statistics (ANALYZE runs it)
 SET ROLE regress_ddl_owner;
-CREATE FUNCTION ddl.float8mi(a float8, b float8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE AS
+CREATE FUNCTION ddl.float8mi(a float8, b float8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
     $$ BEGIN RETURN a - b; END $$;
 CREATE TYPE ddl.frange2 AS RANGE (subtype = float8, subtype_diff = ddl.float8mi);
-CREATE FUNCTION ddl.inner_f(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+CREATE FUNCTION ddl.inner_f(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
     $$ BEGIN RETURN t IS NOT NULL; END $$;
 CREATE FUNCTION ddl.outer_f(t text) RETURNS boolean LANGUAGE sql IMMUTABLE
     BEGIN ATOMIC SELECT ddl.inner_f(t); END;
-CREATE FUNCTION ddl.mycmp(a text, b text) RETURNS int LANGUAGE plpgsql IMMUTABLE AS
+CREATE FUNCTION ddl.mycmp(a text, b text) RETURNS int LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
     $$ BEGIN RETURN bttextcmp(a, b); END $$;
-CREATE FUNCTION ddl.stf(t text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS
+CREATE FUNCTION ddl.stf(t text) RETURNS text LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
     $$ BEGIN RETURN t; END $$;
 RESET ROLE;
 ALTER FUNCTION ddl.float8mi(float8, float8) LEAKPROOF;
@@ -628,14 +628,14 @@ SET ROLE regress_ddl_owner;
 -- search_path ddl: the function is created (replaced) in ddl; pg_catalog,
 -- searched first, has a float8mi too
 SET search_path = ddl;
-CREATE OR REPLACE FUNCTION float8mi(a float8, b float8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE AS
+CREATE OR REPLACE FUNCTION float8mi(a float8, b float8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
     $$ BEGIN RAISE NOTICE 'leaked % %', a, b; RETURN a - b; END $$;
 SET search_path = ddl, public;
-CREATE OR REPLACE FUNCTION ddl.inner_f(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS
+CREATE OR REPLACE FUNCTION ddl.inner_f(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
     $$ BEGIN RAISE NOTICE 'leaked %', t; RETURN true; END $$;
-CREATE OR REPLACE FUNCTION ddl.mycmp(a text, b text) RETURNS int LANGUAGE plpgsql IMMUTABLE AS
+CREATE OR REPLACE FUNCTION ddl.mycmp(a text, b text) RETURNS int LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
     $$ BEGIN RAISE NOTICE 'leaked % %', a, b; RETURN bttextcmp(a, b); END $$;
-CREATE OR REPLACE FUNCTION ddl.stf(t text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS
+CREATE OR REPLACE FUNCTION ddl.stf(t text) RETURNS text LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
     $$ BEGIN RAISE NOTICE 'leaked %', t; RETURN t; END $$;
 -- an operator's negator stands in for it: NOT (note === 'zz') in a CHECK
 -- is prepared as note !== 'zz', so a new operator naming === as its
@@ -663,6 +663,22 @@ CREATE OPERATOR ddl.!== (LEFTARG = text, RIGHTARG = text, FUNCTION = ddl.negf, N
 RESET ROLE;
 SELECT health_pass.protect('ddl.negs', 'pid') IS NOT NULL AS protected;   -- now it has one: refused
 DROP TABLE ddl.negs;
+
+-- and a LEAKPROOF function that resolves names when it runs, without a
+-- pinned search_path, is not trusted as LEAKPROOF: a name in its body
+-- resolves under the caller's search_path (ANALYZE keeps the owner's), so
+-- the owner could put its own upper() before pg_catalog's (a reviewer's)
+SET ROLE regress_ddl_owner;
+CREATE FUNCTION ddl.unpinned(t text) RETURNS boolean LANGUAGE sql IMMUTABLE AS
+    $$ SELECT upper(t) IS NOT NULL $$;
+CREATE TABLE ddl.pinless (pid text, note text CHECK (ddl.unpinned(note)));
+RESET ROLE;
+ALTER FUNCTION ddl.unpinned(text) LEAKPROOF;
+SELECT health_pass.protect('ddl.pinless', 'pid') IS NOT NULL AS protected;
+ALTER FUNCTION ddl.unpinned(text) SET search_path = pg_catalog;
+SELECT health_pass.protect('ddl.pinless', 'pid') IS NOT NULL AS protected_once_pinned;
+SELECT health_pass.unprotect('ddl.pinless') IS NOT NULL AS unprotected;
+DROP TABLE ddl.pinless;
 
 RESET search_path;
 SET client_min_messages = warning;
