@@ -44,6 +44,7 @@
 #include "catalog/pg_amproc.h"
 #include "catalog/pg_opclass.h"
 #include "catalog/pg_attrdef.h"
+#include "catalog/pg_language.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
@@ -1086,6 +1087,7 @@ hp_constraint_hazard(Constraint *c)
 
 static bool hp_has_foreign_key(Oid relid);
 static Oid	hp_protected_using_type(Oid typid);
+static bool hp_opclass_untrusted(Oid opclass);
 
 static void
 hp_check_alter_table(AlterTableStmt *at)
@@ -1242,6 +1244,16 @@ hp_check_index(IndexStmt *stmt)
 	/* whether the build fails tells whether two rows share a key (above) */
 	if (stmt->unique || stmt->primary || stmt->excludeOpNames != NIL)
 		hp_ddl_refuse(target, "CREATE UNIQUE INDEX (a build that fails on a duplicate)");
+	foreach(lc, stmt->indexParams)
+	{
+		IndexElem  *elem = lfirst_node(IndexElem, lc);
+		Oid			am = get_index_am_oid(stmt->accessMethod ? stmt->accessMethod : DEFAULT_INDEX_TYPE, true);
+		Oid			opc = (elem->opclass != NIL && OidIsValid(am)) ?
+			get_opclass_oid(am, elem->opclass, true) : InvalidOid;
+
+		if (OidIsValid(opc) && hp_opclass_untrusted(opc))
+			hp_ddl_refuse(target, "CREATE INDEX with an operator class whose support function is not LEAKPROOF");
+	}
 	foreach(lc, stmt->indexParams)
 	{
 		IndexElem  *elem = lfirst_node(IndexElem, lc);
@@ -2182,12 +2194,73 @@ hp_rule_blocker(Relation cat, HeapTuple tup)
 					quote_identifier(NameStr(((Form_pg_rewrite) GETSTRUCT(tup))->rulename)));
 }
 
+/*
+ * Does operator class opclass's family have a user-defined support function
+ * the gate does not trust as LEAKPROOF?  An index's comparison function sees
+ * every key it passes while it looks for a match, before the gate (a
+ * reviewer's btree operator class with a leaky FUNCTION 1 printed the
+ * subjects next to the one asked for).  Only superusers create operator
+ * classes; this keeps a leaky one off protected tables.
+ */
+static bool
+hp_opclass_untrusted(Oid opclass)
+{
+	Oid			family = get_opclass_family(opclass);
+	Relation	cat;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	if (!OidIsValid(family))
+		return false;
+	cat = table_open(AccessMethodProcedureRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_amproc_amprocfamily, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(family));
+	scan = systable_beginscan(cat, AccessMethodProcedureIndexId, true, NULL, 1, &key);
+	while (!found && (tup = systable_getnext(scan)) != NULL)
+	{
+		Oid			proc = ((Form_pg_amproc) GETSTRUCT(tup))->amproc;
+		HeapTuple	pt;
+
+		if (proc < FirstNormalObjectId || hp_func_leakproof(proc))
+			continue;
+		/*
+		 * C and internal support functions come from extensions a superuser
+		 * installed (btree_gist, pg_trgm), like the built-in ones, which are
+		 * seldom marked LEAKPROOF either; a PL one is the owner's code
+		 */
+		pt = SearchSysCache1(PROCOID, ObjectIdGetDatum(proc));
+		if (HeapTupleIsValid(pt))
+		{
+			Oid			lang = ((Form_pg_proc) GETSTRUCT(pt))->prolang;
+
+			found = lang != ClanguageId && lang != INTERNALlanguageId;
+			ReleaseSysCache(pt);
+		}
+	}
+	systable_endscan(scan);
+	table_close(cat, AccessShareLock);
+	return found;
+}
+
 static const char *
 hp_index_blocker(Relation cat, HeapTuple tup)
 {
 	Form_pg_index ix = (Form_pg_index) GETSTRUCT(tup);
 	bool		isnull;
 	Datum		d;
+
+	d = heap_getattr(tup, Anum_pg_index_indclass, RelationGetDescr(cat), &isnull);
+	if (!isnull)
+	{
+		oidvector  *classes = (oidvector *) DatumGetPointer(d);
+
+		for (int i = 0; i < classes->dim1; i++)
+			if (hp_opclass_untrusted(classes->values[i]))
+				return psprintf("index %s (an operator class with a non-leakproof support function)",
+								quote_identifier(get_rel_name(ix->indexrelid)));
+	}
 
 	if (!heap_attisnull(tup, Anum_pg_index_indexprs, NULL))
 		return psprintf("index %s (expressions)",

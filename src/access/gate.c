@@ -36,6 +36,7 @@
 #include "postgres.h"
 
 #include "utils/array.h"
+#include "utils/varlena.h"
 
 #include "catalog/pg_proc.h"
 
@@ -1249,7 +1250,35 @@ hp_check_probed(ModifyTableState *mt, HpWalk *w)
 	}
 }
 
-/* Does a proconfig array set search_path? */
+/*
+ * Is a search_path value one that no caller can put objects in front of:
+ * pg_catalog, then pg_temp named last (unnamed, pg_temp is searched first
+ * for types and tables: a reviewer shadowed text with a temporary domain),
+ * and no other schema (one the caller can create in, "$user" or public,
+ * would shadow pg_catalog's functions)?
+ */
+static bool
+hp_search_path_safe(const char *value)
+{
+	char	   *raw = pstrdup(value);
+	List	   *names;
+	ListCell   *lc;
+	bool		ok;
+
+	if (!SplitIdentifierString(raw, ',', &names) || list_length(names) != 2)
+		return false;
+	ok = true;
+	foreach(lc, names)
+	{
+		const char *name = lfirst(lc);
+
+		if (strcmp(name, foreach_current_index(lc) == 0 ? "pg_catalog" : "pg_temp") != 0)
+			ok = false;
+	}
+	return ok;
+}
+
+/* Does a proconfig array set a safe search_path (above)? */
 static bool
 hp_config_pins_search_path(Datum config)
 {
@@ -1260,14 +1289,15 @@ hp_config_pins_search_path(Datum config)
 	bool		pinned = false;
 
 	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-	for (int i = 0; i < n && !pinned; i++)
+	for (int i = 0; i < n; i++)
 	{
 		char	   *setting;
 
 		if (nulls[i])
 			continue;
 		setting = TextDatumGetCString(elems[i]);
-		pinned = strncmp(setting, "search_path=", 12) == 0;
+		if (strncmp(setting, "search_path=", 12) == 0)
+			pinned = hp_search_path_safe(setting + 12);		/* the last one counts */
 		pfree(setting);
 	}
 	return pinned;

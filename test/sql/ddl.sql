@@ -551,17 +551,17 @@ ROLLBACK;
 -- other roles wrote through a CHECK constraint (0.11.0 printed the leaked
 -- values below, with no record).  Refused now, for each way a table runs it.
 SET ROLE regress_ddl_owner;
-CREATE FUNCTION ddl.fdiff(a float8, b float8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
+CREATE FUNCTION ddl.fdiff(a float8, b float8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS
     $$ BEGIN RETURN a - b; END $$;
 CREATE TYPE ddl.frange AS RANGE (subtype = float8, subtype_diff = ddl.fdiff);
-CREATE FUNCTION ddl.okcheck(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
+CREATE FUNCTION ddl.okcheck(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS
     $$ BEGIN RETURN t IS NOT NULL; END $$;
-CREATE FUNCTION ddl.pred(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
+CREATE FUNCTION ddl.pred(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS
     $$ BEGIN RETURN t <> 'x'; END $$;
-CREATE FUNCTION ddl.opf(a text, b text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
+CREATE FUNCTION ddl.opf(a text, b text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS
     $$ BEGIN RETURN a = b; END $$;
 CREATE OPERATOR ddl.=== (LEFTARG = text, RIGHTARG = text, FUNCTION = ddl.opf);
-CREATE FUNCTION ddl.unused(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
+CREATE FUNCTION ddl.unused(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS
     $$ BEGIN RETURN true; END $$;
 CREATE TABLE ddl.visits (pid text PRIMARY KEY, load ddl.frange, note text CHECK (ddl.okcheck(note)));
 CREATE INDEX visits_pred ON ddl.visits (pid) WHERE ddl.pred(note);
@@ -576,18 +576,18 @@ ALTER FUNCTION ddl.opf(text, text) LEAKPROOF;
 SELECT health_pass.protect('ddl.visits', 'pid') IS NOT NULL AS protected;
 SELECT ddl_mark() AS m \gset
 SET ROLE regress_ddl_owner;
-CREATE OR REPLACE FUNCTION ddl.fdiff(a float8, b float8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
+CREATE OR REPLACE FUNCTION ddl.fdiff(a float8, b float8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS
     $$ BEGIN RAISE NOTICE 'leaked % %', a, b; RETURN a - b; END $$;
 ALTER FUNCTION ddl.fdiff(float8, float8) NOT LEAKPROOF;
-CREATE OR REPLACE FUNCTION ddl.okcheck(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
+CREATE OR REPLACE FUNCTION ddl.okcheck(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS
     $$ BEGIN RAISE NOTICE 'leaked %', t; RETURN true; END $$;
-CREATE OR REPLACE FUNCTION ddl.pred(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
+CREATE OR REPLACE FUNCTION ddl.pred(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS
     $$ BEGIN RAISE NOTICE 'leaked %', t; RETURN true; END $$;
-CREATE OR REPLACE FUNCTION ddl.opf(a text, b text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
+CREATE OR REPLACE FUNCTION ddl.opf(a text, b text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS
     $$ BEGIN RAISE NOTICE 'leaked %', a; RETURN a = b; END $$;
 ALTER FUNCTION ddl.okcheck(text) COST 1;
 -- a function no protected table runs may change
-CREATE OR REPLACE FUNCTION ddl.unused(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
+CREATE OR REPLACE FUNCTION ddl.unused(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS
     $$ BEGIN RETURN false; END $$;
 ANALYZE ddl.visits;
 RESET ROLE;
@@ -600,16 +600,16 @@ DROP TABLE ddl.visits;
 -- support function (a btree's comparison sees every key it passes); of a
 -- function of expression statistics (ANALYZE runs it)
 SET ROLE regress_ddl_owner;
-CREATE FUNCTION ddl.float8mi(a float8, b float8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
+CREATE FUNCTION ddl.float8mi(a float8, b float8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS
     $$ BEGIN RETURN a - b; END $$;
 CREATE TYPE ddl.frange2 AS RANGE (subtype = float8, subtype_diff = ddl.float8mi);
-CREATE FUNCTION ddl.inner_f(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
+CREATE FUNCTION ddl.inner_f(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS
     $$ BEGIN RETURN t IS NOT NULL; END $$;
 CREATE FUNCTION ddl.outer_f(t text) RETURNS boolean LANGUAGE sql IMMUTABLE
     BEGIN ATOMIC SELECT ddl.inner_f(t); END;
-CREATE FUNCTION ddl.mycmp(a text, b text) RETURNS int LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
+CREATE FUNCTION ddl.mycmp(a text, b text) RETURNS int LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS
     $$ BEGIN RETURN bttextcmp(a, b); END $$;
-CREATE FUNCTION ddl.stf(t text) RETURNS text LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
+CREATE FUNCTION ddl.stf(t text) RETURNS text LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS
     $$ BEGIN RETURN t; END $$;
 RESET ROLE;
 ALTER FUNCTION ddl.float8mi(float8, float8) LEAKPROOF;
@@ -628,14 +628,14 @@ SET ROLE regress_ddl_owner;
 -- search_path ddl: the function is created (replaced) in ddl; pg_catalog,
 -- searched first, has a float8mi too
 SET search_path = ddl;
-CREATE OR REPLACE FUNCTION float8mi(a float8, b float8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
+CREATE OR REPLACE FUNCTION float8mi(a float8, b float8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS
     $$ BEGIN RAISE NOTICE 'leaked % %', a, b; RETURN a - b; END $$;
 SET search_path = ddl, public;
-CREATE OR REPLACE FUNCTION ddl.inner_f(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
+CREATE OR REPLACE FUNCTION ddl.inner_f(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS
     $$ BEGIN RAISE NOTICE 'leaked %', t; RETURN true; END $$;
-CREATE OR REPLACE FUNCTION ddl.mycmp(a text, b text) RETURNS int LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
+CREATE OR REPLACE FUNCTION ddl.mycmp(a text, b text) RETURNS int LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS
     $$ BEGIN RAISE NOTICE 'leaked % %', a, b; RETURN bttextcmp(a, b); END $$;
-CREATE OR REPLACE FUNCTION ddl.stf(t text) RETURNS text LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS
+CREATE OR REPLACE FUNCTION ddl.stf(t text) RETURNS text LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS
     $$ BEGIN RAISE NOTICE 'leaked %', t; RETURN t; END $$;
 -- an operator's negator stands in for it: NOT (note === 'zz') in a CHECK
 -- is prepared as note !== 'zz', so a new operator naming === as its
@@ -675,10 +675,37 @@ CREATE TABLE ddl.pinless (pid text, note text CHECK (ddl.unpinned(note)));
 RESET ROLE;
 ALTER FUNCTION ddl.unpinned(text) LEAKPROOF;
 SELECT health_pass.protect('ddl.pinless', 'pid') IS NOT NULL AS protected;
+-- pinned to pg_catalog alone it is not trusted either: pg_temp, unnamed,
+-- is searched first for types, and a temporary domain over text put the
+-- caller's code in it (a reviewer's); nor with a schema a caller can write
 ALTER FUNCTION ddl.unpinned(text) SET search_path = pg_catalog;
+SELECT health_pass.protect('ddl.pinless', 'pid') IS NOT NULL AS protected_pg_catalog_alone;
+ALTER FUNCTION ddl.unpinned(text) SET search_path = "$user", pg_catalog, pg_temp;
+SELECT health_pass.protect('ddl.pinless', 'pid') IS NOT NULL AS protected_user_schema;
+ALTER FUNCTION ddl.unpinned(text) SET search_path = pg_catalog, pg_temp;
 SELECT health_pass.protect('ddl.pinless', 'pid') IS NOT NULL AS protected_once_pinned;
 SELECT health_pass.unprotect('ddl.pinless') IS NOT NULL AS unprotected;
 DROP TABLE ddl.pinless;
+-- an index whose operator class has a support function the gate does not
+-- trust: the comparison sees every key it passes before the gate (a
+-- reviewer's leaky FUNCTION 1 printed the subjects next to the one asked)
+SET ROLE regress_ddl_owner;
+CREATE FUNCTION ddl.cmp2(a text, b text) RETURNS int LANGUAGE plpgsql IMMUTABLE AS
+    $$ BEGIN RAISE NOTICE 'leaked % %', a, b; RETURN bttextcmp(a, b); END $$;
+CREATE TABLE ddl.opc (pid text, note text);
+RESET ROLE;
+CREATE OPERATOR CLASS ddl.leaky_ops FOR TYPE text USING btree AS
+    OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >, FUNCTION 1 ddl.cmp2(text, text);
+CREATE INDEX opc_leaky ON ddl.opc (pid ddl.leaky_ops);
+SELECT health_pass.protect('ddl.opc', 'pid') IS NOT NULL AS protected;
+DROP INDEX ddl.opc_leaky;
+SELECT health_pass.protect('ddl.opc', 'pid') IS NOT NULL AS protected_without_it;
+SET ROLE regress_ddl_owner;
+CREATE INDEX opc_leaky ON ddl.opc (pid ddl.leaky_ops);
+RESET ROLE;
+SELECT health_pass.unprotect('ddl.opc') IS NOT NULL AS unprotected;
+DROP TABLE ddl.opc;
+DROP OPERATOR CLASS ddl.leaky_ops USING btree;
 
 RESET search_path;
 SET client_min_messages = warning;
