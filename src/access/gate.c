@@ -1355,6 +1355,14 @@ hp_untrusted_leakproof_walker(Node *node, void *context)
 		return false;
 	if (check_functions_in_node(node, hp_untrusted_leakproof_checker, context))
 		return true;
+	if (IsA(node, RowCompareExpr))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((RowCompareExpr *) node)->opnos)
+			if (hp_untrusted_leakproof_checker(get_opcode(lfirst_oid(lc)), context))
+				return true;
+	}
 	return expression_tree_walker(node, hp_untrusted_leakproof_walker, context);
 }
 
@@ -1399,6 +1407,15 @@ hp_any_leaky_function_walker(Node *node, void *context)
 
 		if (!OidIsValid(tc->cmp_proc) || !hp_func_leakproof(tc->cmp_proc))
 			return true;
+	}
+	else if (IsA(node, RowCompareExpr))
+	{
+		/* its operators, which check_functions_in_node() does not visit */
+		ListCell   *lc;
+
+		foreach(lc, ((RowCompareExpr *) node)->opnos)
+			if (!hp_func_leakproof(get_opcode(lfirst_oid(lc))))
+				return true;
 	}
 	return expression_tree_walker(node, hp_any_leaky_function_walker, context);
 }
