@@ -35,18 +35,13 @@
  */
 #include "postgres.h"
 
-#include "utils/array.h"
-#include "utils/varlena.h"
-
-#include "catalog/pg_proc.h"
-
-#include "catalog/pg_language.h"
-
 #include "access/genam.h"
 #include "access/parallel.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
 #include "mb/pg_wchar.h"
@@ -58,6 +53,7 @@
 #include "storage/ipc.h"
 #include "storage/predicate.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
@@ -68,6 +64,7 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
+#include "utils/varlena.h"
 
 #include "access/hp_access.h"
 

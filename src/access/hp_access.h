@@ -83,6 +83,7 @@ extern bool hp_runs_untrusted_leakproof(Node *node);
 
 /* probe.c */
 extern Oid	hp_probe_trigger(Oid relid, Oid funcoid, char *enabled);
+extern Oid	hp_probe_function_oid(bool missing_ok);
 
 /* gate.c: a row a write's key conflicts with (probe.c) */
 extern void hp_gate_probe(EState *estate, Relation rel, AttrNumber attnum,

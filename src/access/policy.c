@@ -25,8 +25,6 @@
 #include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_trigger.h"
-#include "nodes/makefuncs.h"
-#include "parser/parse_func.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "commands/trigger.h"
@@ -189,8 +187,7 @@ hp_policy_read(MemoryContext cxt, HTAB **protected_out, HpRule **rules_out, int 
 	 * 0.12.0 (library updated, ALTER EXTENSION UPDATE not yet run) has none,
 	 * and its tables are written as that version wrote them
 	 */
-	probe_fn = LookupFuncName(list_make2(makeString(get_namespace_name(get_rel_namespace(protected_oid))),
-										 makeString("_write_probe")), 0, NULL, true);
+	probe_fn = hp_probe_function_oid(true);
 	rel = table_open(protected_oid, AccessShareLock);
 	scan = systable_beginscan(rel, InvalidOid, false, snap, 0, NULL);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))

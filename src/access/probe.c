@@ -77,8 +77,7 @@ typedef struct ProbeIndex
 	Oid			indexoid;
 	IndexInfo  *ii;
 	int			nkeys;			/* key columns */
-	Oid		   *ops;			/* conflict operator per key column */
-	Oid		   *procs;			/* and its function */
+	Oid		   *procs;			/* the conflict operator's function per key column */
 	uint16	   *strats;			/* and its strategy in the index */
 	ExprState  *predicate;		/* of a partial index, or NULL */
 	bool		deferrable;		/* checked at commit by PostgreSQL: no wait */
@@ -95,13 +94,16 @@ typedef struct ProbeState
 	ResultRelInfo *rri;			/* to compute them, and the partition check */
 } ProbeState;
 
-/* The oid of health_pass._write_probe() */
-static Oid
-probe_function_oid(void)
+/*
+ * The oid of health_pass._write_probe(); InvalidOid when missing_ok and an
+ * install of a version before 0.12.0 has none (the policy cache asks so)
+ */
+Oid
+hp_probe_function_oid(bool missing_ok)
 {
 	List	   *name = list_make2(makeString("health_pass"), makeString("_write_probe"));
 
-	return LookupFuncName(name, 0, NULL, false);
+	return LookupFuncName(name, 0, NULL, missing_ok);
 }
 
 /* The unique and exclusion indexes of rel, with what a probe needs */
@@ -135,7 +137,6 @@ probe_indexes(Relation rel, EState *estate)
 		pi->deferrable = !ind->indimmediate;
 		if (pi->ii->ii_ExclusionOps != NULL)
 		{
-			pi->ops = pi->ii->ii_ExclusionOps;
 			pi->procs = pi->ii->ii_ExclusionProcs;
 			pi->strats = pi->ii->ii_ExclusionStrats;
 		}
@@ -143,7 +144,6 @@ probe_indexes(Relation rel, EState *estate)
 		{
 			/* a unique index: its equality operators, as ON CONFLICT uses them */
 			BuildSpeculativeIndexInfo(irel, pi->ii);
-			pi->ops = pi->ii->ii_UniqueOps;
 			pi->procs = pi->ii->ii_UniqueProcs;
 			pi->strats = pi->ii->ii_UniqueStrats;
 		}
@@ -313,7 +313,9 @@ hp_write_probe(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
 		!(TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_BY_UPDATE(td->tg_event)))
-		elog(ERROR, "health_pass._write_probe() must be a BEFORE ROW INSERT OR UPDATE trigger");
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("health_pass._write_probe() must be a BEFORE ROW INSERT OR UPDATE trigger")));
 	rel = td->tg_relation;
 	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
 	{
@@ -417,7 +419,7 @@ hp_write_probe_trigger(PG_FUNCTION_ARGS)
 {
 	Oid			relid = PG_GETARG_OID(0);
 	bool		present = PG_GETARG_BOOL(1);
-	Oid			funcoid = probe_function_oid();
+	Oid			funcoid = hp_probe_function_oid(false);
 	Oid			trig;
 
 	if (get_rel_relkind(relid) != RELKIND_RELATION)
