@@ -26,6 +26,7 @@ hp_cbor_out_init(CborOut *o, uint8_t *buf, size_t cap)
 	o->cap = cap;
 	o->len = 0;
 	o->overflow = false;
+	o->items = 0;
 }
 
 /* Room for n more bytes?  Sets overflow when not */
@@ -87,6 +88,7 @@ hp_cbor_put_head(CborOut *o, int major, uint64_t val)
 	}
 	for (int i = n - 1; i >= 1; i--, val >>= 8)
 		tmp[i] = (uint8_t) (val & 0xFF);
+	o->items++;
 	return hp_cbor_put_raw(o, tmp, (size_t) n);
 }
 
@@ -120,6 +122,7 @@ hp_cbor_put_simple(CborOut *o, int simple)
 {
 	uint8_t		b = (uint8_t) (0xE0 | (simple & 0x1F));
 
+	o->items++;
 	return hp_cbor_put_raw(o, &b, 1);
 }
 
@@ -181,6 +184,7 @@ hp_cbor_put_double(CborOut *o, double d)
 	uint16_t	h;
 	float		f = (float) d;
 
+	o->items++;
 	if (to_half(d, &h))
 	{
 		tmp[0] = 0xF9;

@@ -65,6 +65,7 @@ typedef struct CborOut
 	size_t		cap;
 	size_t		len;
 	bool		overflow;		/* a write did not fit: len is not the item */
+	int			items;			/* heads written, as a reader counts items */
 } CborOut;
 
 extern void hp_cbor_out_init(CborOut *o, uint8_t *buf, size_t cap);
@@ -91,6 +92,7 @@ hp_cbor_put_short_text(CborOut *o, const char *s, size_t n)
 		if (n > 0)
 			memcpy(o->buf + o->len + 1, s, n);
 		o->len += n + 1;
+		o->items++;
 		return true;
 	}
 	return hp_cbor_put_text(o, s, n);

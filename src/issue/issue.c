@@ -219,7 +219,8 @@ put_container(CborOut *o, JsonbContainer *jc, int depth)
 	CHECK_FOR_INTERRUPTS();
 	if (o->overflow)
 		return;
-	if (depth > HP_MAX_DEPTH - 2)
+	/* the container at depth, its keys and elements at depth + 1 */
+	if (depth > HP_MAX_DEPTH - 2 || (n > 0 && depth + 1 > HP_MAX_DEPTH - 2))
 		payload_error("nested deeper than %d", HP_MAX_DEPTH - 2);
 	if (JsonContainerIsObject(jc))
 	{
@@ -286,9 +287,9 @@ put_payload(CborOut *o, Jsonb *jb)
 
 /* Refuse a payload that schema_errors() finds fault with */
 static void
-check_schema(Jsonb *payload)
+check_schema(Jsonb *payload, HpSchemaFound *what)
 {
-	ArrayBuildState *found = hp_schema_check(payload);
+	ArrayBuildState *found = hp_schema_check(payload, what);
 	ArrayType  *errs;
 	Datum	   *elems;
 	bool	   *nulls;
@@ -422,7 +423,8 @@ issue_with(HpSigner *signer, HpRevScan *rev, Datum payload_d, TimestampTz issued
 	uint8		sig[HP_MAX_SIG];
 	size_t		cap = max_cose_len();
 	HpCose		c;
-	HpErr		err;
+	HpSchemaFound what;
+	int			claims_items;
 	HealthPass *p;
 
 	/* payload: not an object, too big, too deep, numbers out of range */
@@ -431,7 +433,7 @@ issue_with(HpSigner *signer, HpRevScan *rev, Datum payload_d, TimestampTz issued
 					  JB_ROOT_IS_ARRAY(payload) ? "an array" : "a scalar");
 
 	/* schema */
-	check_schema(payload);
+	check_schema(payload, &what);
 
 	/* key: its DSC at issued_at, and the issuing country */
 	if (info->country[0] == '\0')
@@ -461,6 +463,7 @@ issue_with(HpSigner *signer, HpRevScan *rev, Datum payload_d, TimestampTz issued
 		/* the claims up to the payload: the same for a batch (iss, iat, exp) */
 		static uint8 head[64];
 		static size_t head_len = 0;
+		static int	head_items;
 		static char head_iss[3];
 		static int64 head_iat,
 					head_exp;
@@ -475,18 +478,23 @@ issue_with(HpSigner *signer, HpRevScan *rev, Datum payload_d, TimestampTz issued
 			if (hp_cwt_claims_start(&h, info->country, strlen(info->country), iat, exp))
 			{
 				head_len = hp_cbor_out_done(&h);
+				head_items = h.items;
 				strlcpy(head_iss, info->country, sizeof(head_iss));
 				head_iat = iat;
 				head_exp = exp;
 			}
 		}
 		if (head_len > 0)
+		{
 			hp_cbor_put_raw(&o, head, head_len);
+			o.items += head_items;
+		}
 		else
 			hp_cwt_claims_start(&o, info->country, strlen(info->country), iat, exp);
 	}
 	put_payload(&o, payload);
 	claims_len = hp_cbor_out_done(&o);
+	claims_items = o.items;
 	/* the protected header: the same for every pass of a key */
 	{
 		static uint8 last[64 + 256];
@@ -521,31 +529,51 @@ issue_with(HpSigner *signer, HpRevScan *rev, Datum payload_d, TimestampTz issued
 				 errmsg("cannot issue pass: key: the kid of key \"%s\" is too long", hp_key_label(info->name))));
 
 	/*
-	 * Parse the message as every reader will (unsigned yet): the limits of
-	 * the decoder hold, and it finds the kind and the UVCI.
+	 * The unsigned message.  It is not parsed again: the writer keeps every
+	 * limit a reader applies (cbor_write.c and put_payload(): sizes, nesting,
+	 * counts of elements and of items, text, keys, numbers), and the schema
+	 * stage found the kind and the ci.  A build with assertions parses it as
+	 * every reader will and checks that they agree (test/t/080_issue.pl
+	 * tries each limit).
 	 */
+	if (claims_items > HP_MAX_ITEMS)
+		payload_error("more than %d CBOR items", HP_MAX_ITEMS);
 	cose_len = hp_cose_sign1(cose_buf, COSE_BUF_SIZE, prot, prot_len,
 							 claims_buf, claims_len, NULL, 0);
 	if (cose_len == 0 || cose_len + HP_MAX_SIG > cap)
 		payload_error("the pass would not fit a QR code's %d characters (its COSE message is limited to %zu bytes)",
 					  HP_MAX_TEXT, cap);
-	if (!hp_cose_parse(cose_buf, cose_len, &c, &err))
-		payload_error("%s: %s", hp_stage_name(err.stage), err.msg);
-	if (c.kind == HP_KIND_NONE || c.uvci == NULL)
+	if (what.ci == NULL)
 		payload_error("no certificate entry with a ci");	/* schema_errors says so first */
+	memset(&c, 0, sizeof(c));
+	c.kind = what.kind == 'v' ? HP_KIND_VACCINATION :
+		what.kind == 't' ? HP_KIND_TEST : HP_KIND_RECOVERY;
+	c.uvci = (const uint8 *) pg_server_to_any(what.ci, what.ci_len, PG_UTF8);
+	c.uvci_len = c.uvci == (const uint8 *) what.ci ? (size_t) what.ci_len : strlen((const char *) c.uvci);
+	c.iss = (const uint8 *) info->country;
+	c.iss_len = strlen(info->country);
+#ifdef USE_ASSERT_CHECKING
+	{
+		HpCose		full;
+		HpErr		err;
+
+		Assert(hp_cose_parse(cose_buf, cose_len, &full, &err));
+		Assert(full.kind == c.kind && full.uvci_len == c.uvci_len &&
+			   memcmp(full.uvci, c.uvci, c.uvci_len) == 0 &&
+			   full.iss_len == c.iss_len && memcmp(full.iss, c.iss, c.iss_len) == 0);
+	}
+#endif
 	if ((info->key_usage & c.kind) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_HP_ISSUE_KEY),
 				 errmsg("cannot issue pass: key: the certificate of key \"%s\" does not allow %s certificates (extended key usage)",
 						hp_key_label(info->name), hp_kind_name(c.kind))));
 	{
-		int			ulen;
-		char	   *u = hp_utf8_to_server(c.uvci, c.uvci_len, &ulen);
-		const char *why = hp_uvci_problem(u, ulen, info->country);
+		const char *why = hp_uvci_problem(what.ci, what.ci_len, info->country);
 
 		if (why)
 			payload_error("%s", why);
-		*uvci = pnstrdup(u, ulen);
+		*uvci = pnstrdup(what.ci, what.ci_len);
 	}
 
 	/*
@@ -555,7 +583,8 @@ issue_with(HpSigner *signer, HpRevScan *rev, Datum payload_d, TimestampTz issued
 	{
 		HpRevHashes h;
 
-		hp_revocation_hashes(&c, &h);	/* unsigned yet: no SIGNATURE hash */
+		/* unsigned yet: no SIGNATURE hash; none of a type the table lacks */
+		hp_revocation_hashes_of(&c, hp_revscan_types(rev) & ~(1u << HP_REV_SIGNATURE), &h);
 		if (hp_revscan_check(rev, &h, issued_at))
 			ereport(ERROR,
 					(errcode(ERRCODE_HP_ISSUE_REVOKED),

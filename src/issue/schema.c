@@ -423,7 +423,7 @@ one_to_nine(const JsonbValue *v)
  * accumulated (issue() needs no array when there are none).
  */
 ArrayBuildState *
-hp_schema_check(Jsonb *jb)
+hp_schema_check(Jsonb *jb, HpSchemaFound *found)
 {
 	ArrayBuildState *errs = NULL;
 	JsonbValue	root;
@@ -504,6 +504,12 @@ hp_schema_check(Jsonb *jb)
 		}
 	if (nkinds != 1)
 		add(&errs, "exactly one of v, t, r required, found %d", nkinds);
+	if (found != NULL)
+	{
+		found->kind = nkinds == 1 ? kinds[0][0] : '\0';
+		found->ci = NULL;
+		found->ci_len = 0;
+	}
 
 	for (int i = 0; i < nkinds; i++)
 	{
@@ -574,6 +580,16 @@ hp_schema_check(Jsonb *jb)
 			}
 			else if (!is_string(x))
 				add(&field_errs, "%s[0].%.*s: not a string", k, flen, f);
+			else if (KEY_IS(&kv, "ci") && longer_than_80(x))
+				add(&field_errs, "%s[0].%.*s: longer than 80", k, flen, f);
+			else if (KEY_IS(&kv, "ci"))
+			{
+				if (found != NULL)
+				{
+					found->ci = x->val.string.val;
+					found->ci_len = x->val.string.len;
+				}
+			}
 			else if ((KEY_IS(&kv, "dt") || KEY_IS(&kv, "fr") ||
 					  KEY_IS(&kv, "df") || KEY_IS(&kv, "du")) &&
 					 !matches(M_DATE, x->val.string.val, x->val.string.len))
@@ -584,7 +600,7 @@ hp_schema_check(Jsonb *jb)
 			else if (KEY_IS(&kv, "co") &&
 					 !matches(M_CO, x->val.string.val, x->val.string.len))
 				add(&field_errs, "%s[0].%.*s: not a country code", k, flen, f);
-			else if ((KEY_IS(&kv, "is") || KEY_IS(&kv, "ci") ||
+			else if ((KEY_IS(&kv, "is") ||
 					  KEY_IS(&kv, "nm") || KEY_IS(&kv, "tc")) &&
 					 longer_than_80(x))
 				add(&field_errs, "%s[0].%.*s: longer than 80", k, flen, f);
@@ -610,7 +626,7 @@ hp_schema_check(Jsonb *jb)
 ArrayType *
 hp_schema_errors(Jsonb *jb)
 {
-	ArrayBuildState *errs = hp_schema_check(jb);
+	ArrayBuildState *errs = hp_schema_check(jb, NULL);
 
 	if (errs == NULL)
 		return construct_empty_array(TEXTOID);

@@ -284,14 +284,12 @@ check_pass(FunctionCallInfo fcinfo, HealthPass *p, TimestampTz at_ts, HpCose *c,
 	pg_time_t	at = timestamptz_to_time_t(at_ts);
 	TrustRef   *t = trust_ref(fcinfo);
 	Snapshot	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
-	HpRevHashes h;
 
 	hp_pass_parse(p, c);
 	v->reasons = 0;
 	v->country = NULL;
 	check_signature(t, c, at, snap, v);
-	hp_revocation_hashes(c, &h);
-	if (hp_revoked(&t->rev, &h, at_ts, snap))
+	if (hp_revoked(&t->rev, c, at_ts, snap))
 		v->reasons |= 1u << HP_R_REVOKED;
 	if (!c->has_iat || !c->has_exp)
 		v->reasons |= 1u << HP_R_MISSING_CLAIMS;

@@ -53,6 +53,8 @@ typedef enum HpRevType
 	HP_REV_NTYPES
 } HpRevType;
 
+#define HP_REV_ALL_TYPES ((1u << HP_REV_NTYPES) - 1)
+
 typedef struct HpRevHashes
 {
 	bool		present[HP_REV_NTYPES]; /* UCI and COUNTRYCODEUCI need a ci (and iss) */
@@ -71,8 +73,9 @@ typedef struct HpRevRef
 
 extern const char *const hp_rev_type_names[HP_REV_NTYPES];
 extern void hp_revocation_hashes(const HpCose *c, HpRevHashes *h);
+extern void hp_revocation_hashes_of(const HpCose *c, uint32 types, HpRevHashes *h);
 extern void hp_revocation_ref(HpRevRef *r);
-extern bool hp_revoked(const HpRevRef *r, const HpRevHashes *h, TimestampTz at,
+extern bool hp_revoked(const HpRevRef *r, const HpCose *c, TimestampTz at,
 					   Snapshot snap);
 
 /* Many checks under one snapshot (issue_batch()): see revocation.c */
@@ -89,6 +92,7 @@ typedef struct HpRevScan
 } HpRevScan;
 
 extern void hp_revscan_begin(HpRevScan *s, const HpRevRef *r, Snapshot snap, uint32 checks);
+extern uint32 hp_revscan_types(const HpRevScan *s);
 extern bool hp_revscan_check(HpRevScan *s, const HpRevHashes *h, TimestampTz at);
 extern void hp_revscan_end(HpRevScan *s);
 

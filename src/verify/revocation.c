@@ -79,13 +79,27 @@ rev_digest(const uint8 *a, size_t alen, const uint8 *b, size_t blen, uint8 *out)
 void
 hp_revocation_hashes(const HpCose *c, HpRevHashes *h)
 {
+	hp_revocation_hashes_of(c, HP_REV_ALL_TYPES, h);
+}
+
+/*
+ * Those of its hashes whose type is in types (bit 1 << HpRevType): a
+ * revocation check needs no hash of a type the table holds no entry of
+ * (hp_revscan_types())
+ */
+void
+hp_revocation_hashes_of(const HpCose *c, uint32 types, HpRevHashes *h)
+{
 	size_t		siglen = c->sig_len;
 
 	memset(h, 0, sizeof(*h));
-	if (c->uvci != NULL)
+	if (c->uvci != NULL && (types & (1u << HP_REV_UCI)))
 	{
 		rev_digest(c->uvci, c->uvci_len, NULL, 0, h->hash[HP_REV_UCI]);
 		h->present[HP_REV_UCI] = true;
+	}
+	if (c->uvci != NULL && (types & (1u << HP_REV_COUNTRYCODEUCI)))
+	{
 		if (c->iss != NULL)
 		{
 			rev_digest(c->iss, c->iss_len, c->uvci, c->uvci_len,
@@ -98,7 +112,7 @@ hp_revocation_hashes(const HpCose *c, HpRevHashes *h)
 	 * byte under ES256): the digest of nothing would be one hash shared by
 	 * every such pass
 	 */
-	if (c->sig != NULL)
+	if (c->sig != NULL && (types & (1u << HP_REV_SIGNATURE)))
 	{
 		if (c->has_alg && c->alg_is_int && c->alg == HP_ALG_ES256)
 			siglen /= 2;		/* r of r || s */
@@ -177,6 +191,7 @@ typedef struct RevFilter
 	XLogRecPtr	lsn;			/* metapage LSN read before the build */
 	uint64	   *words;			/* one 64-bit block per key, 4 bits set */
 	uint32		mask;			/* number of words - 1 (a power of two) */
+	uint32		types;			/* 1 << HpRevType of every type a tuple has */
 	XLogRecPtr	seen_lsn;		/* LSN the stale checks below saw */
 	uint32		seen_checks;
 } RevFilter;
@@ -242,6 +257,8 @@ filter_build(const HpRevRef *r, Relation rel, Relation idx, XLogRecPtr lsn,
 	}
 	memset(filter.words, 0, (Size) nwords * sizeof(uint64));
 
+	filter.types = 0;
+
 	slot = table_slot_create(rel, NULL);
 	scan = table_beginscan(rel, SnapshotAny, 0, NULL);
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
@@ -259,6 +276,17 @@ filter_build(const HpRevRef *r, Relation rel, Relation idx, XLogRecPtr lsn,
 			continue;			/* never equal to a 16-byte hash */
 		bits = filter_bits((const uint8 *) VARDATA_ANY(b), &w);
 		filter.words[w] |= bits;
+		/* its type (one that is none of the three never counts: row_counts) */
+		d = slot_getattr(slot, r->att_type, &isnull);
+		if (!isnull)
+		{
+			text	   *type = DatumGetTextPP(d);
+
+			for (int t = 0; t < HP_REV_NTYPES; t++)
+				if (VARSIZE_ANY_EXHDR(type) == strlen(hp_rev_type_names[t]) &&
+					memcmp(VARDATA_ANY(type), hp_rev_type_names[t], VARSIZE_ANY_EXHDR(type)) == 0)
+					filter.types |= 1u << t;
+		}
 		CHECK_FOR_INTERRUPTS();
 	}
 	table_endscan(scan);
@@ -353,6 +381,18 @@ hp_revscan_begin(HpRevScan *s, const HpRevRef *r, Snapshot snap, uint32 checks)
 	s->use_filter = filter_current(r, s->rel, s->idx, checks);
 }
 
+/*
+ * The hash types (bits 1 << HpRevType) the table may hold an entry of as
+ * the scan's snapshot sees it: those the current filter saw (every tuple,
+ * dead ones too), else all.  A pass's hash of another type cannot be
+ * revoked, so it need not be computed.
+ */
+uint32
+hp_revscan_types(const HpRevScan *s)
+{
+	return s->use_filter ? filter.types : HP_REV_ALL_TYPES;
+}
+
 /* Is any of these hashes revoked at time at? */
 bool
 hp_revscan_check(HpRevScan *s, const HpRevHashes *h, TimestampTz at)
@@ -412,16 +452,19 @@ hp_revscan_end(HpRevScan *s)
 
 /*
  * Is any of the pass's hashes revoked at time at, as snapshot snap sees
- * health_pass.revocation?
+ * health_pass.revocation?  (Only the hashes of types the table holds are
+ * computed.)
  */
 bool
-hp_revoked(const HpRevRef *r, const HpRevHashes *h, TimestampTz at, Snapshot snap)
+hp_revoked(const HpRevRef *r, const HpCose *c, TimestampTz at, Snapshot snap)
 {
 	HpRevScan	s;
+	HpRevHashes h;
 	bool		found;
 
 	hp_revscan_begin(&s, r, snap, 1);
-	found = hp_revscan_check(&s, h, at);
+	hp_revocation_hashes_of(c, hp_revscan_types(&s), &h);
+	found = hp_revscan_check(&s, &h, at);
 	hp_revscan_end(&s);
 	return found;
 }

@@ -307,6 +307,57 @@ like(issue_as("jsonb_set($g, '{x}', (SELECT jsonb_object_agg('k' || i, i) FROM g
 	qr/YHI01: .*an object has more than 64 keys/, 'an object of 100 keys: YHI01');
 like(issue_as("jsonb_set($g, '{x}', '[null, 1.5, -0.0, 1.5e-300, \"\\u00e9\", {\"\": []}]')", "'fr'"),
 	qr/^t$/, 'nulls, floats, an empty key and nesting within the limits: issued');
+# Every limit of the reader, tried from below and above it: issue() either
+# refuses the payload (YHI01) or returns a pass that check() reads and finds
+# ok.  issue() does not parse its message again (the writer keeps the
+# reader's limits itself), so a limit the writer missed would show here as
+# a pass check() refuses.  Nesting (arrays and objects, with and without a
+# scalar inside), keys of an object, elements of an array, and the message's
+# count of CBOR items (HP_MAX_ITEMS).
+$node->safe_psql('postgres', q{
+CREATE FUNCTION try_issue(p jsonb) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN (health_pass.check(health_pass.issue(p, 'fr'))).reason;
+EXCEPTION WHEN SQLSTATE 'YHI01' THEN
+    RETURN 'refused';
+END $$;
+CREATE TABLE limits (family text, size int, p jsonb, result text);
+GRANT ALL ON limits TO registrar;
+});
+$node->safe_psql('postgres', qq{
+INSERT INTO limits (family, size, p)
+SELECT 'nested arrays, a scalar inside', d, jsonb_set($g, '{x}', (repeat('[', d) || '1' || repeat(']', d))::jsonb) FROM generate_series(1, 16) d
+UNION ALL
+SELECT 'nested arrays, empty inside', d, jsonb_set($g, '{x}', (repeat('[', d) || repeat(']', d))::jsonb) FROM generate_series(1, 16) d
+UNION ALL
+SELECT 'nested objects, a scalar inside', d, jsonb_set($g, '{x}', (repeat('{"a":', d) || '1' || repeat('}', d))::jsonb) FROM generate_series(1, 16) d
+UNION ALL
+SELECT 'nested objects, empty inside', d, jsonb_set($g, '{x}', (repeat('{"a":', d - 1) || '{}' || repeat('}', d - 1))::jsonb) FROM generate_series(1, 16) d
+UNION ALL
+SELECT 'keys of an object', k, jsonb_set($g, '{x}', (SELECT jsonb_object_agg('k' || i, i) FROM generate_series(1, k) i)) FROM generate_series(60, 66) k
+UNION ALL
+SELECT 'elements of an array', k, jsonb_set($g, '{x}', (SELECT jsonb_agg(0) FROM generate_series(1, k) i)) FROM generate_series(1020, 1028) k
+UNION ALL
+SELECT 'CBOR items', k, jsonb_set($g, '{x}', (SELECT jsonb_agg(a) FROM (SELECT jsonb_agg(0) a FROM generate_series(1, k) i GROUP BY i / 1000) s))
+  FROM generate_series(3980, 4100) k;
+});
+is(sq(q{UPDATE limits SET result = try_issue(p)}, 'registrar'), '', 'each payload at the limits issued or refused');
+is($node->safe_psql('postgres', q{SELECT string_agg(DISTINCT result, ',' ORDER BY result) FROM limits}), 'ok,refused',
+	'every pass issued at the limits is ok for check(); the others are refused with YHI01');
+is($node->safe_psql('postgres', q{
+SELECT string_agg(family || ': ' || ok_upto || ' ok, ' || refused_from || ' refused', '; ' ORDER BY family) FROM (
+  SELECT family, max(size) FILTER (WHERE result = 'ok') ok_upto, min(size) FILTER (WHERE result = 'refused') refused_from
+    FROM limits GROUP BY family) s WHERE ok_upto IS NULL OR refused_from IS NULL OR ok_upto >= refused_from}),
+	'', 'in each family, every size up to a limit issues and every size past it is refused');
+is($node->safe_psql('postgres', q{
+SELECT string_agg(family || ' ' || ok_upto, '; ' ORDER BY family) FROM (
+  SELECT family, max(size) FILTER (WHERE result = 'ok') ok_upto FROM limits
+   WHERE family <> 'CBOR items' GROUP BY family) s}),
+	'elements of an array 1024; keys of an object 64; nested arrays, a scalar inside 12; '
+	. 'nested arrays, empty inside 13; nested objects, a scalar inside 12; nested objects, empty inside 13',
+	'the limits: 1,024 elements, 64 keys, 14 levels below the payload\'s root (its keys and elements too)');
+like(sq(q{SELECT health_pass.issue(p, 'fr') FROM limits WHERE family = 'CBOR items' AND result = 'refused' ORDER BY size LIMIT 1}, 'registrar'),
+	qr/YHI01: cannot issue pass: payload: more than 4096 CBOR items/, 'the first payload past 4,096 CBOR items in the claims: refused, saying so');
 like(issue_as("jsonb_set($g, '{v}', '[]')", "'fr'"), qr/22023: .*v: must be an array of exactly one entry/,
 	'no entry: 22023');
 like(issue_as("jsonb_set(jsonb_set($g, '{t}', '[{}]'), '{v}', '[]')", "'fr'"), qr/22023: .*exactly one of v, t, r required, found 2/,
