@@ -374,14 +374,9 @@ hcert_kind(HpCose *out, HpErr *err)
 	}
 }
 
-/*
- * Parse claim -260: a map whose key 1 holds the certificate payload.  With
- * written, the payload's items are only walked (nesting, item counts and
- * lengths bounded as always, by hp_cbor_skip), not read one by one:
- * hp_cose_parse_written().
- */
+/* Parse claim -260: a map whose key 1 holds the certificate payload */
 static bool
-parse_hcert_claim(CborCur *c, HpCose *out, bool written)
+parse_hcert_claim(CborCur *c, HpCose *out)
 {
 	CborHead	m;
 	CborHead	keys[HP_MAX_MAP_KEYS];
@@ -405,7 +400,7 @@ parse_hcert_claim(CborCur *c, HpCose *out, bool written)
 				return false;
 			if (p.major != CBOR_MAP)
 				return hp_cbor_fail(c, "hcert key 1 (eu_dcc_v1) is not a map");
-			if (!(written ? hp_cbor_skip(c, 2) : hcert_item(c, 2)))
+			if (!hcert_item(c, 2))
 				return false;
 			out->hcert = start;
 			out->hcert_len = (size_t) (c->p - start);
@@ -421,7 +416,7 @@ parse_hcert_claim(CborCur *c, HpCose *out, bool written)
 
 /* Parse the CWT claims in the COSE payload */
 static bool
-parse_cwt(HpCose *out, HpErr *err, bool written)
+parse_cwt(HpCose *out, HpErr *err)
 {
 	CborCur		c;
 	CborHead	m;
@@ -460,7 +455,7 @@ parse_cwt(HpCose *out, HpErr *err, bool written)
 		}
 		else if (key_is_int(&keys[i], -260))
 		{
-			if (!parse_hcert_claim(&c, out, written))
+			if (!parse_hcert_claim(&c, out))
 				return false;
 			seen_hcert = true;
 		}
@@ -483,8 +478,8 @@ parse_cwt(HpCose *out, HpErr *err, bool written)
  * Parse a COSE_Sign1 message (tag 18, untagged, or inside CWT tag 61) and
  * its CWT claims.  On success every pointer in out points into buf.
  */
-static bool
-cose_parse(const uint8_t *buf, size_t len, HpCose *out, HpErr *err, bool written)
+bool
+hp_cose_parse(const uint8_t *buf, size_t len, HpCose *out, HpErr *err)
 {
 	CborCur		c;
 	CborCur		pc;
@@ -541,31 +536,7 @@ cose_parse(const uint8_t *buf, size_t len, HpCose *out, HpErr *err, bool written
 	if (c.p != c.end)
 		return hp_cbor_fail(&c, "%zu trailing bytes after COSE_Sign1",
 						 (size_t) (c.end - c.p));
-	return parse_cwt(out, err, written);
-}
-
-bool
-hp_cose_parse(const uint8_t *buf, size_t len, HpCose *out, HpErr *err)
-{
-	return cose_parse(buf, len, out, err, false);
-}
-
-/*
- * hp_cose_parse() of a message whose certificate payload the issuer wrote
- * itself (issue.c put_payload) from a jsonb value: everything is parsed
- * and bounded as for any message (COSE and CWT structure, headers, claims,
- * nesting, item counts, sizes, the kind and the first entry's ci), except
- * what that writer guarantees of each payload item by construction and so
- * is not read again: text is UTF-8, map keys are distinct text (jsonb's
- * keys), maps have at most HP_MAX_MAP_KEYS entries, numbers are 64-bit
- * integers or finite doubles, and there are no tags, byte strings or other
- * simple values.  test/t/080_issue.pl and test/fuzz/check_cbor_write.c
- * check that hp_cose_parse() accepts every message so written.
- */
-bool
-hp_cose_parse_written(const uint8_t *buf, size_t len, HpCose *out, HpErr *err)
-{
-	return cose_parse(buf, len, out, err, true);
+	return parse_cwt(out, err);
 }
 
 /*

@@ -103,8 +103,6 @@ extern size_t hp_deflate_bound(size_t len);
 /* cose.c */
 extern bool hp_cose_parse(const uint8_t *buf, size_t len, HpCose *out,
 						  HpErr *err);
-extern bool hp_cose_parse_written(const uint8_t *buf, size_t len, HpCose *out,
-								  HpErr *err);
 extern bool hp_decode_text(const char *text, size_t len, uint8_t *b45buf,
 						   uint8_t *zbuf, const uint8_t **cose,
 						   size_t *cose_len, HpCose *out, HpErr *err);
