@@ -10,7 +10,9 @@
  *    arrays, maps, tags, simple values, floats from random bit patterns:
  *    NaN, infinities, subnormals, halves, singles) written, then read back:
  *    the same values, heads and floats in their shortest exact form, and
- *    the reader consumes exactly what was written;
+ *    the reader consumes exactly what was written, and counts as many
+ *    items as the writer did (issue.c refuses past HP_MAX_ITEMS by the
+ *    writer's count);
  * 2. the same items written into buffers too small, at every size below
  *    what they need: the overflow flag is set, nothing is written past the
  *    capacity (guard bytes), and done() reports 0;
@@ -267,6 +269,12 @@ round_trip(void)
 	{
 		failed++;
 		fprintf(stderr, "%zu bytes left after the item\n", (size_t) (c.end - c.p));
+		ok = false;
+	}
+	else if (c.items != o.items)
+	{
+		failed++;
+		fprintf(stderr, "the writer counted %d items, the reader %d\n", o.items, c.items);
 		ok = false;
 	}
 	/* every smaller capacity overflows, and writes nothing past it */
