@@ -15,7 +15,10 @@
 #     1 s, one statement of the N passes, ..., openssl speed 1 s; the best
 #     statement over the best openssl run (the best of each kind's draws,
 #     as timeit takes the fastest: other tenants only ever slow a run, and
-#     here by up to a third within seconds).  Beside it, each statement's
+#     here by up to a third within seconds), both per user CPU second, the
+#     divisor openssl speed uses (the backend's user share of its CPU time
+#     over the window from /proc/PID/stat; the ratio per CPU second, user
+#     and system, is printed beside).  Beside it, each statement's
 #     rate over the mean of the two openssl runs around it: their median
 #     and quartiles show the noise.  The best of 3 over the better of 2
 #     taken up to 30 s apart, the figure before, is printed too (once 0.61
@@ -78,6 +81,10 @@ VACUUM ANALYZE src;
 -- the backend's CPU time so far, nanoseconds (user + system)
 CREATE FUNCTION cpu_ns() RETURNS bigint LANGUAGE sql AS
   \$\$ SELECT split_part(pg_read_file('/proc/' || pg_backend_pid() || '/schedstat'), ' ', 1)::bigint \$\$;
+-- its user and system CPU time so far, clock ticks (fields 14 and 15 of /proc/PID/stat)
+CREATE FUNCTION cpu_ticks() RETURNS text LANGUAGE sql AS
+  \$\$ SELECT split_part(s, ' ', 12) || ' ' || split_part(s, ' ', 13)
+       FROM (SELECT split_part(pg_read_file('/proc/' || pg_backend_pid() || '/stat'), ') ', 2) s) x \$\$;
 -- best of 3: passes per CPU second of this backend, and per wall-clock second
 CREATE FUNCTION rate(q text, k int DEFAULT 3) RETURNS text LANGUAGE plpgsql AS \$\$
 DECLARE t0 timestamptz; c0 bigint; n bigint; cpu numeric := 0; wall numeric := 0;
@@ -127,23 +134,32 @@ OSSL2='openssl speed -seconds 1 ecdsap256 2>/dev/null | awk '"'/ecdsa \\(nistp25
 {
     echo "SET max_parallel_workers_per_gather = 0; SET jit = off;"
     echo "SELECT rate('$BATCH', 1) \\g /dev/null"
+    echo "SELECT cpu_ticks() \\g $WORK/paired_ticks0"
     echo "\\o $WORK/paired_batch"
     for r in $(seq 1 "$R"); do
         echo "\\! $OSSL2"
         echo "SELECT rate('$BATCH', 1);"
     done
     echo "\\! $OSSL2"
+    echo "\\o"
+    echo "SELECT cpu_ticks() \\g $WORK/paired_ticks1"
 } > "$WORK/paired.sql"
 : > "$WORK/paired_ossl"
 psql -XAtq -f "$WORK/paired.sql"
-mapfile -t paired < <(python3 - "$WORK/paired_ossl" "$WORK/paired_batch" <<'PY'
+mapfile -t paired < <(python3 - "$WORK/paired_ossl" "$WORK/paired_batch" "$WORK/paired_ticks0" "$WORK/paired_ticks1" <<'PY'
 import sys
 o = [float(x) for x in open(sys.argv[1]).read().split()]
 b = [float(l.split()[0]) for l in open(sys.argv[2]) if l.strip()]
+u0, s0 = map(int, open(sys.argv[3]).read().split())
+u1, s1 = map(int, open(sys.argv[4]).read().split())
+# the backend's share of user time over the window's statements (clock
+# ticks: hundreds over the window, so within a few tenths of a percent)
+user = (u1 - u0) / max(1, (u1 - u0) + (s1 - s0))
 # first: the best batch over the best openssl run (each the best of its
-# draws in the same interleaved window); then each batch over the mean of
-# the openssl runs before and after it
-print("%.3f %.0f %.0f" % (max(b) / max(o), max(b), max(o)))
+# draws in the same interleaved window), per user CPU second, then per CPU
+# second (user + system); then each batch over the mean of the openssl runs
+# before and after it
+print("%.3f %.0f %.0f %.4f" % (max(b) / user / max(o), max(b) / user, max(o), user))
 for r in range(len(b)):
     print("%.3f" % (b[r] / ((o[r] + o[r + 1]) / 2)))
 PY
@@ -153,19 +169,21 @@ paired=("${paired[@]:1}")
 python3 - "$ref" $issue "$ok" $signer $single $input "$ossl" "$ossl2" $whole "$N" "$B" $best_line "${paired[@]}" <<'PY'
 import sys
 ref, issue, issue_wall, ok, signer, signer_wall, single, single_wall, inp, inp_wall, o1, o2, whole, whole_wall, n, b = map(float, sys.argv[1:17])
-best, best_b, best_o = map(float, sys.argv[17:20])
-paired = sorted(map(float, sys.argv[20:]))
+best, best_b, best_o, user = map(float, sys.argv[17:21])
+paired = sorted(map(float, sys.argv[21:]))
 def quantile(xs, q):
     # the q-quantile of sorted xs, linear between neighbours
     k = (len(xs) - 1) * q
     i = int(k)
     return xs[i] if i + 1 >= len(xs) else xs[i] + (xs[i + 1] - xs[i]) * (k - i)
 print("issued passes that check() finds ok: %d of 100" % ok)
-print("issue_batch() ES256 PEM against openssl speed ecdsap256, per CPU second, each the best of its %d runs,"
+print("issue_batch() ES256 PEM against openssl speed ecdsap256, per user CPU second (openssl speed's measure),")
+print("  each the best of its %d runs interleaved in one window (openssl 1 s, the batch statement, openssl 1 s, ...):"
       % len(paired))
-print("  interleaved in one window (openssl 1 s, the batch statement, openssl 1 s, ...): %.0f / %.0f = ratio %.2f (goal >= 0.8)"
-      % (best_b, best_o, best))
-print("  each batch over the openssl runs around it: median %.2f, quartiles %.2f and %.2f (%s)"
+print("  %.0f / %.0f = ratio %.2f (goal >= 0.8)" % (best_b, best_o, best))
+print("  per CPU second, user + system (the backend's system time %.1f%%: page faults, OpenSSL's getpid): ratio %.2f"
+      % (100 * (1 - user), best * user))
+print("  each batch over the openssl runs around it, per CPU second: median %.2f, quartiles %.2f and %.2f (%s)"
       % (quantile(paired, 0.5), quantile(paired, 0.25), quantile(paired, 0.75), ", ".join("%.2f" % x for x in paired)))
 print("  (%d passes a statement, %d calls of %d payloads)" % (n, n // b, b))
 print("openssl speed ecdsap256 sign/s (per CPU second)  : %10.0f  (the better of %.0f and %.0f)" % (ref, o1, o2))
