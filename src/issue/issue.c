@@ -115,6 +115,13 @@ put_string(CborOut *o, const char *s, int len)
 {
 	if (GetDatabaseEncoding() == PG_UTF8)
 		hp_cbor_put_short_text(o, s, (size_t) len);
+	else if (GetDatabaseEncoding() == PG_SQL_ASCII)
+	{
+		/* no conversion: the bytes as they are, when they are UTF-8 */
+		if (!pg_verify_mbstr(PG_UTF8, s, len, true))
+			payload_error("a string is not valid UTF-8 (the database's encoding is SQL_ASCII, which does not check it)");
+		hp_cbor_put_text(o, s, (size_t) len);
+	}
 	else
 	{
 		char	   *u = pg_server_to_any(s, len, PG_UTF8);

@@ -358,6 +358,21 @@ SELECT string_agg(family || ' ' || ok_upto, '; ' ORDER BY family) FROM (
 	'the limits: 1,024 elements, 64 keys, 14 levels below the payload\'s root (its keys and elements too)');
 like(sq(q{SELECT health_pass.issue(p, 'fr') FROM limits WHERE family = 'CBOR items' AND result = 'refused' ORDER BY size LIMIT 1}, 'registrar'),
 	qr/YHI01: cannot issue pass: payload: more than 4096 CBOR items/, 'the first payload past 4,096 CBOR items in the claims: refused, saying so');
+# A database in SQL_ASCII does not check that text is UTF-8: a payload whose
+# bytes are not is refused at the payload stage; UTF-8 bytes issue and read
+# back as written
+$node->safe_psql('postgres', q{CREATE DATABASE ascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0});
+$node->safe_psql('ascii', qq{
+CREATE EXTENSION health_pass;
+SELECT health_pass.signing_key_add('fr', @{[cert('es')]}, 'file:es.pem');
+SELECT health_pass.trust_add(@{[cert('es')]});
+CREATE TABLE g AS SELECT jsonb_set($g, '{v,0,ci}', to_jsonb(health_pass.uvci('FR', 'ASCII'))) AS p;});
+like(merged($node->psql('ascii', q{SELECT health_pass.issue(jsonb_set(p, '{nam,gn}', to_jsonb(E'\\xe9l\\xe8ve'::text)), 'fr') FROM g},
+		extra_params => [ '-v', 'VERBOSITY=verbose' ])),
+	qr/YHI01: cannot issue pass: payload: a string is not valid UTF-8/, 'SQL_ASCII: a name in Latin-1 bytes: YHI01, at the payload stage');
+is($node->safe_psql('ascii', q{SELECT (health_pass.check(x)).reason || ' ' || (health_pass.payload(x) -> 'nam' ->> 'gn' = E'\\xc3\\xa9l\\xc3\\xa8ve')
+  FROM (SELECT health_pass.issue(jsonb_set(p, '{nam,gn}', to_jsonb(E'\\xc3\\xa9l\\xc3\\xa8ve'::text)), 'fr') x FROM g) s}),
+	'ok true', 'SQL_ASCII: the same name in UTF-8 issues and reads back');
 like(issue_as("jsonb_set($g, '{v}', '[]')", "'fr'"), qr/22023: .*v: must be an array of exactly one entry/,
 	'no entry: 22023');
 like(issue_as("jsonb_set(jsonb_set($g, '{t}', '[{}]'), '{v}', '[]')", "'fr'"), qr/22023: .*exactly one of v, t, r required, found 2/,
