@@ -1127,6 +1127,27 @@ hp_check_alter_table(AlterTableStmt *at)
 		const char *what = NULL;
 		Oid			on = target;
 
+		/*
+		 * A foreign key NOT VALID that references a protected table, from
+		 * any table: nothing checks the rows already there, so their keys
+		 * may be guesses, and an ON DELETE or ON UPDATE action then changes
+		 * the row of a guess that another role deletes or re-keys in the
+		 * protected table, which a trigger on the referencing table sees:
+		 * whether that key existed, with no record naming the owner (a
+		 * red-team pass).  Validated, the same keys are read through the
+		 * gate (as are the checks of every new row).
+		 */
+		if ((cmd->subtype == AT_AddConstraint || cmd->subtype == AT_AddConstraintRecurse) &&
+			cmd->def && IsA(cmd->def, Constraint) &&
+			((Constraint *) cmd->def)->contype == CONSTR_FOREIGN &&
+			((Constraint *) cmd->def)->skip_validation)
+		{
+			Oid			pk = hp_protected_in(hp_rangevar_oid(((Constraint *) cmd->def)->pktable), true);
+
+			if (OidIsValid(pk))
+				hp_ddl_refuse(pk, "ALTER TABLE ... ADD FOREIGN KEY ... NOT VALID referencing it");
+		}
+
 		switch (cmd->subtype)
 		{
 			case AT_AddConstraint:

@@ -1309,7 +1309,28 @@ hp_config_pins_search_path(Datum config)
  * put s.upper in front of pg_catalog.upper under a superuser-marked
  * function.  C and internal functions resolve nothing; a SQL-standard body
  * (BEGIN ATOMIC) was resolved when it was created.
+ *
+ * And no user-defined function with a polymorphic or record argument, in
+ * any language but C and internal: what its body does with that argument
+ * (a cast, a comparison, its output function) is found for the type the
+ * caller passes, when it runs, in catalogs no search_path covers (pg_cast
+ * has no schema).  A red-team pass passed ROW(person)::its own type, whose
+ * cast to text it wrote, to a pinned anyelement function doing v::text,
+ * and read every subject before the gate.
  */
+static bool
+hp_args_fixed(const Form_pg_proc p)
+{
+	for (int i = 0; i < p->pronargs; i++)
+	{
+		Oid			t = p->proargtypes.values[i];
+
+		if (IsPolymorphicType(t) || t == RECORDOID || t == RECORDARRAYOID || t == ANYOID)
+			return false;
+	}
+	return true;
+}
+
 bool
 hp_func_leakproof(Oid fn)
 {
@@ -1327,8 +1348,9 @@ hp_func_leakproof(Oid fn)
 		bool		isnull;
 		Datum		d;
 
+		ok = hp_args_fixed(p);
 		(void) SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_prosqlbody, &isnull);
-		if (isnull)
+		if (ok && isnull)
 		{
 			d = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_proconfig, &isnull);
 			ok = !isnull && hp_config_pins_search_path(d);

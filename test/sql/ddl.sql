@@ -707,6 +707,30 @@ SELECT health_pass.unprotect('ddl.opc') IS NOT NULL AS unprotected;
 DROP TABLE ddl.opc;
 DROP OPERATOR CLASS ddl.leaky_ops USING btree;
 
+-- a foreign key NOT VALID into a protected table, from the owner's own
+-- table of guessed keys: nothing checks them, and ON DELETE CASCADE then
+-- deletes the guess another role deletes in the protected table, which a
+-- trigger on the owner's table sees (a red-team pass learned that S2
+-- existed, with no record naming the owner).  Refused; a validated foreign
+-- key reads the guesses through the gate (the owner has no rule: denied,
+-- recorded, and the validation fails whichever keys exist).
+SELECT public.ddl_mark() AS m \gset
+SET ROLE regress_ddl_owner;
+CREATE TABLE ddl.watch (k text);
+INSERT INTO ddl.watch VALUES ('S1'), ('S2'), ('S7');
+CREATE TABLE ddl.seen (k text);
+CREATE FUNCTION ddl.spy() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN INSERT INTO ddl.seen VALUES (OLD.k); RETURN OLD; END $$;
+CREATE TRIGGER spy BEFORE DELETE ON ddl.watch FOR EACH ROW EXECUTE FUNCTION ddl.spy();
+ALTER TABLE ddl.watch ADD FOREIGN KEY (k) REFERENCES ddl.reg (pid) ON DELETE CASCADE NOT VALID;
+ALTER TABLE ddl.watch ADD FOREIGN KEY (k) REFERENCES ddl.reg (pid) ON DELETE CASCADE;
+RESET ROLE;
+SELECT current_user_name, relation, subject, outcome, reason FROM public.ddl_audit_since(:m);
+DELETE FROM ddl.reg WHERE pid = 'S2';
+SELECT k FROM ddl.seen;
+DROP TABLE ddl.watch, ddl.seen;
+DROP FUNCTION ddl.spy();
+
 RESET search_path;
 SET client_min_messages = warning;
 DROP SCHEMA ddl CASCADE;

@@ -217,6 +217,34 @@ RESET ROLE;
 SELECT health_pass.audit_flush() >= 0 AS flushed;
 SELECT outcome, subject FROM health_pass.audit_log
  WHERE id > :m AND current_user_name = 'regress_red_all' ORDER BY id;
+-- 1g. A LEAKPROOF function a superuser trusts (PL/pgSQL, search_path pinned
+-- to pg_catalog, pg_temp) that takes anyelement: its body's v::text is a
+-- cast the CALLER's type decides when it runs, found in pg_cast, which no
+-- search_path covers.  A role passed ROW(person)::its own composite type
+-- with its own cast to text, which raised each row's subject as a NOTICE
+-- before the gate, behind the index condition on note: 0.12.0 before the
+-- fix printed R5, R17 and R1234 with no record (a red-team pass read every
+-- subject past a spent quota).  Now a user-defined PL or SQL function with
+-- a polymorphic or record argument is not trusted as LEAKPROOF: it runs
+-- after the gate, so each NOTICE is of a row with its record.
+CREATE FUNCTION public.red_is_blank(v anyelement) RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE LEAKPROOF SET search_path = pg_catalog, pg_temp
+  AS $$ BEGIN RETURN v IS NULL OR v::text = ''; END $$;
+SELECT red_mark() AS m \gset
+SET ROLE regress_red_all;
+SET health_pass.purpose = 'care';
+CREATE TYPE pg_temp.red_ct AS (p text);
+CREATE FUNCTION pg_temp.red_ct_text(c pg_temp.red_ct) RETURNS text LANGUAGE plpgsql
+  AS $$ BEGIN RAISE NOTICE 'the cast saw %', c.p; RETURN c.p; END $$;
+CREATE CAST (pg_temp.red_ct AS text) WITH FUNCTION pg_temp.red_ct_text(pg_temp.red_ct);
+SET enable_seqscan = off;
+SELECT count(*) FROM red_reg WHERE note = 'HIV positive' AND public.red_is_blank(ROW(person)::pg_temp.red_ct);
+RESET enable_seqscan;
+RESET ROLE;
+SELECT health_pass.audit_flush() >= 0 AS flushed;
+SELECT outcome, subject FROM health_pass.audit_log
+ WHERE id > :m AND current_user_name = 'regress_red_all' ORDER BY subject;
+DROP FUNCTION public.red_is_blank(anyelement);
 DROP INDEX red_reg_note;
 
 -- 2. What held: no crash and no lost track of a scan, for cursors in every
