@@ -1514,6 +1514,50 @@ hp_qual_runs_late(Node *qual, EState *estate, AttrNumber subject)
 }
 
 /*
+ * A hashed "x = ANY (array)" (the planner hashes a constant array of 9 or
+ * more elements) runs the hash function of x's type on every row, which
+ * check_functions_in_node() does not look at: for text, hashtext(), which
+ * is not LEAKPROOF, ran before the gate on every row (a red-team pass).  In
+ * a condition that runs before the gate, a copy compares element by element
+ * with the operator the walkers checked, which gives the same answer, unless
+ * the hash function (and for NOT IN, the negator's function) is trusted.
+ */
+static Node *
+hp_linear_saop_mutator(Node *node, void *context)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, ScalarArrayOpExpr))
+	{
+		ScalarArrayOpExpr *sa = (ScalarArrayOpExpr *) node;
+
+		if ((OidIsValid(sa->hashfuncid) && !hp_func_leakproof(sa->hashfuncid)) ||
+			(OidIsValid(sa->negfuncid) && !hp_func_leakproof(sa->negfuncid)))
+		{
+			ScalarArrayOpExpr *copy = (ScalarArrayOpExpr *)
+				expression_tree_mutator(node, hp_linear_saop_mutator, context);
+
+			copy->hashfuncid = InvalidOid;
+			copy->negfuncid = InvalidOid;
+			*(bool *) context = true;
+			return (Node *) copy;
+		}
+	}
+	return expression_tree_mutator(node, hp_linear_saop_mutator, context);
+}
+
+/*
+ * quals with every such hashed ScalarArrayOpExpr made linear (a copy: the
+ * plan is not changed); *changed tells whether there was one
+ */
+static List *
+hp_linear_saops(List *quals, bool *changed)
+{
+	*changed = false;
+	return (List *) hp_linear_saop_mutator((Node *) quals, changed);
+}
+
+/*
  * Split the quals and projection of a protected scan: leakproof quals on
  * the subject column alone stay in the node (they run before the gate, as
  * PostgreSQL lets leakproof quals run before row-level security quals);
@@ -1527,6 +1571,7 @@ hp_split_scan(PlanState *ps, HpScan *s)
 	List	   *early = NIL,
 			   *late = NIL;
 	ListCell   *lc;
+	bool		hashed;
 
 	foreach(lc, ps->plan->qual)
 	{
@@ -1535,10 +1580,26 @@ hp_split_scan(PlanState *ps, HpScan *s)
 		else
 			early = lappend(early, lfirst(lc));
 	}
-	if (late != NIL)
-	{
+	early = hp_linear_saops(early, &hashed);
+	if (late != NIL || hashed)
 		ps->qual = ExecInitQual(early, ps);
+	if (late != NIL)
 		s->late_qual = ExecInitQual(late, ps);
+
+	/* the recheck conditions of index and bitmap heap scans, likewise */
+	if (IsA(ps, IndexScanState))
+	{
+		List	   *orig = hp_linear_saops(((IndexScan *) ps->plan)->indexqualorig, &hashed);
+
+		if (hashed)
+			((IndexScanState *) ps)->indexqualorig = ExecInitQual(orig, ps);
+	}
+	else if (IsA(ps, BitmapHeapScanState))
+	{
+		List	   *orig = hp_linear_saops(((BitmapHeapScan *) ps->plan)->bitmapqualorig, &hashed);
+
+		if (hashed)
+			((BitmapHeapScanState *) ps)->bitmapqualorig = ExecInitQual(orig, ps);
 	}
 	/*
 	 * Without a projection the scan returns the row as read, which the gate

@@ -245,6 +245,39 @@ SELECT health_pass.audit_flush() >= 0 AS flushed;
 SELECT outcome, subject FROM health_pass.audit_log
  WHERE id > :m AND current_user_name = 'regress_red_all' ORDER BY subject;
 DROP FUNCTION public.red_is_blank(anyelement);
+-- 1h. A hashed "= ANY" (a constant array of 9 or more) runs the hash
+-- function of the operator's hash operator family on every row it tests,
+-- and the walkers looked only at the operator: hashtext() is not
+-- LEAKPROOF.  Here a superuser's hash operator class (a hash function
+-- that raises a NOTICE; its = is texteq) makes that visible: before the
+-- fix every subject of the table was hashed before the gate, and records
+-- exist only for the two that matched.  Now such a condition, when it runs
+-- before the gate, compares element by element with its (leakproof)
+-- operator: no hash, the same answer.
+CREATE FUNCTION public.red_hash(t text) RETURNS int LANGUAGE plpgsql IMMUTABLE AS
+  $$ BEGIN RAISE NOTICE 'hashed %', t; RETURN hashtext(t); END $$;
+CREATE OPERATOR public.=== (LEFTARG = text, RIGHTARG = text, FUNCTION = texteq, HASHES, COMMUTATOR = OPERATOR(public.===));
+CREATE OPERATOR CLASS public.red_hash_ops FOR TYPE text USING hash AS
+  OPERATOR 1 public.===, FUNCTION 1 public.red_hash(text);
+CREATE TABLE red_small (id int, person text);
+INSERT INTO red_small SELECT i, 'S' || i FROM generate_series(1, 12) i;
+GRANT SELECT ON red_small TO regress_red_all;
+SELECT health_pass.protect('red_small', 'person') IS NOT NULL AS protected;
+SELECT health_pass.allow('regress_red_all', 'red_small', 'care') IS NOT NULL AS allowed;
+SELECT red_mark() AS m \gset
+SET ROLE regress_red_all;
+SET health_pass.purpose = 'care';
+SELECT count(*) FROM red_small
+ WHERE person OPERATOR(public.===) ANY ('{S3, S9, X1, X2, X3, X4, X5, X6, X7, X8}'::text[]);
+RESET ROLE;
+SELECT health_pass.audit_flush() >= 0 AS flushed;
+SELECT outcome, subject FROM health_pass.audit_log
+ WHERE id > :m AND current_user_name = 'regress_red_all' ORDER BY subject;
+SELECT health_pass.unprotect('red_small') IS NOT NULL AS unprotected;
+DROP TABLE red_small;
+DROP OPERATOR CLASS public.red_hash_ops USING hash;
+DROP OPERATOR public.=== (text, text);
+DROP FUNCTION public.red_hash(text);
 DROP INDEX red_reg_note;
 
 -- 2. What held: no crash and no lost track of a scan, for cursors in every
