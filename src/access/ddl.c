@@ -1140,12 +1140,38 @@ hp_check_alter_table(AlterTableStmt *at)
 		if ((cmd->subtype == AT_AddConstraint || cmd->subtype == AT_AddConstraintRecurse) &&
 			cmd->def && IsA(cmd->def, Constraint) &&
 			((Constraint *) cmd->def)->contype == CONSTR_FOREIGN &&
-			((Constraint *) cmd->def)->skip_validation)
+			((Constraint *) cmd->def)->skip_validation &&
+			!((Constraint *) cmd->def)->initially_valid)	/* CREATE TABLE's: an empty table */
 		{
 			Oid			pk = hp_protected_in(hp_rangevar_oid(((Constraint *) cmd->def)->pktable), true);
 
 			if (OidIsValid(pk))
 				hp_ddl_refuse(pk, "ALTER TABLE ... ADD FOREIGN KEY ... NOT VALID referencing it");
+		}
+
+		/*
+		 * ADD COLUMN ... REFERENCES: PostgreSQL validates the new key only
+		 * when the column has a default of its own, but an identity column
+		 * or a domain's volatile default fills the existing rows too, and
+		 * they are then never checked (a reviewer put 3,000 guesses behind
+		 * a key marked valid).  Add the column, then the foreign key.
+		 */
+		if ((cmd->subtype == AT_AddColumn || cmd->subtype == AT_AddColumnRecurse) &&
+			cmd->def && IsA(cmd->def, ColumnDef))
+		{
+			ListCell   *cc;
+
+			foreach(cc, ((ColumnDef *) cmd->def)->constraints)
+			{
+				Constraint *c = lfirst_node(Constraint, cc);
+				Oid			pk;
+
+				if (c->contype != CONSTR_FOREIGN)
+					continue;
+				pk = hp_protected_in(hp_rangevar_oid(c->pktable), true);
+				if (OidIsValid(pk))
+					hp_ddl_refuse(pk, "ALTER TABLE ... ADD COLUMN ... REFERENCES it (add the column, then the foreign key)");
+			}
 		}
 
 		switch (cmd->subtype)
@@ -2520,6 +2546,36 @@ hp_column_type_blockers(Oid relid, List **out)
 	relation_close(rel, AccessShareLock);
 }
 
+/*
+ * Foreign keys NOT VALID that reference relid (pg_constraint has no index
+ * on confrelid: a scan of it).  Their rows were never checked, so they may
+ * be guesses, and an ON DELETE or ON UPDATE action then shows which of them
+ * other roles delete or re-key (ALTER TABLE refuses to add one, ddl.c).
+ */
+static void
+hp_unvalidated_references(Oid relid, List **out)
+{
+	Relation	cat = table_open(ConstraintRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	ScanKeyInit(&key, Anum_pg_constraint_confrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(cat, InvalidOid, false, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_constraint c = (Form_pg_constraint) GETSTRUCT(tup);
+
+		if (c->contype == CONSTRAINT_FOREIGN && !c->convalidated)
+			*out = lappend(*out, psprintf("foreign key %s of table %s, NOT VALID, referencing it",
+										  quote_identifier(NameStr(c->conname)),
+										  quote_identifier(get_rel_name(c->conrelid))));
+	}
+	systable_endscan(scan);
+	table_close(cat, AccessShareLock);
+}
+
 PG_FUNCTION_INFO_V1(hp_protect_blockers);
 
 /*
@@ -2557,6 +2613,7 @@ hp_protect_blockers(PG_FUNCTION_ARGS)
 	hp_blockers_of(PartitionedRelationId, PartitionedRelidIndexId,
 				   Anum_pg_partitioned_table_partrelid, relid, &found, hp_partkey_blocker);
 	hp_column_type_blockers(relid, &found);
+	hp_unvalidated_references(relid, &found);
 	foreach(lc, found)
 	{
 		Datum		v = CStringGetTextDatum((const char *) lfirst(lc));

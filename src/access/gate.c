@@ -42,6 +42,7 @@
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
 #include "mb/pg_wchar.h"
@@ -1310,13 +1311,16 @@ hp_config_pins_search_path(Datum config)
  * function.  C and internal functions resolve nothing; a SQL-standard body
  * (BEGIN ATOMIC) was resolved when it was created.
  *
- * And no user-defined function with a polymorphic or record argument, in
- * any language but C and internal: what its body does with that argument
- * (a cast, a comparison, its output function) is found for the type the
- * caller passes, when it runs, in catalogs no search_path covers (pg_cast
- * has no schema).  A red-team pass passed ROW(person)::its own type, whose
- * cast to text it wrote, to a pinned anyelement function doing v::text,
- * and read every subject before the gate.
+ * And no user-defined function, in any language but C and internal, with
+ * an argument whose type is polymorphic or record, or owned by a role that
+ * is not a superuser: what its body does with that argument (a cast, a
+ * comparison, its output function) is found for the argument's type when
+ * it runs, in catalogs no search_path covers (pg_cast has no schema), and
+ * the owner of a type may add casts from it at any time.  A red-team pass
+ * passed ROW(person)::its own type, whose cast to text it wrote, to a
+ * pinned anyelement function doing v::text, and read every subject before
+ * the gate; a reviewer did the same through a function a superuser had
+ * declared over the reviewer's own composite type.
  */
 static bool
 hp_args_fixed(const Form_pg_proc p)
@@ -1324,8 +1328,17 @@ hp_args_fixed(const Form_pg_proc p)
 	for (int i = 0; i < p->pronargs; i++)
 	{
 		Oid			t = p->proargtypes.values[i];
+		HeapTuple	tt;
+		bool		ok;
 
 		if (IsPolymorphicType(t) || t == RECORDOID || t == RECORDARRAYOID || t == ANYOID)
+			return false;
+		tt = SearchSysCache1(TYPEOID, ObjectIdGetDatum(t));
+		if (!HeapTupleIsValid(tt))
+			return false;
+		ok = superuser_arg(((Form_pg_type) GETSTRUCT(tt))->typowner);
+		ReleaseSysCache(tt);
+		if (!ok)
 			return false;
 	}
 	return true;

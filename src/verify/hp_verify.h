@@ -86,6 +86,7 @@ typedef struct HpRevScan
 	struct RelationData *rel;
 	struct RelationData *idx;
 	bool		use_filter;		/* the filter is current for snap */
+	bool		types_tracked;	/* ... and its hash types too (hash_type indexed) */
 	MemoryContext cxt;			/* the caller's at begin: the scan lives there */
 	struct IndexScanDescData *scan; /* begun at the first probe */
 	struct TupleTableSlot *slot;

@@ -379,18 +379,31 @@ hp_revscan_begin(HpRevScan *s, const HpRevRef *r, Snapshot snap, uint32 checks)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("health_pass.revocation_hash_idx is not the hash index on health_pass.revocation (hash)")));
 	s->use_filter = filter_current(r, s->rel, s->idx, checks);
+
+	/*
+	 * The types the filter saw hold only while a change of hash_type
+	 * inserts into the hash index, that is while some index has the column
+	 * (the primary key does), so that such an UPDATE is never HOT
+	 */
+	if (s->use_filter)
+	{
+		Bitmapset  *indexed = RelationGetIndexAttrBitmap(s->rel, INDEX_ATTR_BITMAP_ALL);
+
+		s->types_tracked = bms_is_member(r->att_type - FirstLowInvalidHeapAttributeNumber, indexed);
+		bms_free(indexed);
+	}
 }
 
 /*
  * The hash types (bits 1 << HpRevType) the table may hold an entry of as
  * the scan's snapshot sees it: those the current filter saw (every tuple,
- * dead ones too), else all.  A pass's hash of another type cannot be
+ * dead ones too) while hash_type is an indexed column, else all.  A pass's hash of another type cannot be
  * revoked, so it need not be computed.
  */
 uint32
 hp_revscan_types(const HpRevScan *s)
 {
-	return s->use_filter ? filter.types : HP_REV_ALL_TYPES;
+	return s->use_filter && s->types_tracked ? filter.types : HP_REV_ALL_TYPES;
 }
 
 /* Is any of these hashes revoked at time at? */

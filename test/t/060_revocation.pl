@@ -370,6 +370,24 @@ SELECT count(*) FROM rp JOIN pick USING (i)
 		'0', "only $type entries: exactly the passes with a listed $type hash are revoked");
 }
 
+# ... and a table whose hash_type no index covers (an administrator dropped
+# the primary key for a bulk load): an UPDATE of hash_type alone is then HOT
+# and leaves the hash index and its LSN as they were, so the filter's types
+# are not used; the pass is revoked by the entry's new type at once, in the
+# same backend whose filter was built before (TRUNCATE: no dead tuple of
+# another type left to widen the filter's types)
+my $one = $node->safe_psql('onetype', q{SELECT min(i) FROM rp WHERE sig IS NOT NULL});
+$node->safe_psql('onetype', qq{
+ALTER TABLE health_pass.revocation DROP CONSTRAINT revocation_pkey;
+TRUNCATE health_pass.revocation;
+INSERT INTO health_pass.revocation (hash, hash_type, country, expires, source)
+SELECT sig, 'UCI', 'XX', '2030-01-01', 'manual' FROM rp WHERE i = $one;});
+is($node->safe_psql('onetype', qq{
+SELECT (health_pass.check(p)).reason FROM rp WHERE i = $one;
+UPDATE health_pass.revocation SET hash_type = 'SIGNATURE';
+SELECT (health_pass.check(p)).reason FROM rp WHERE i = $one;}),
+	"ok\nrevoked", 'hash_type not indexed: its HOT update revokes the pass in a backend whose filter saw only UCI');
+
 $node->stop;
 
 done_testing();
