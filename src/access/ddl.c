@@ -2568,7 +2568,7 @@ hp_unvalidated_references(Oid relid, List **out)
 		Form_pg_constraint c = (Form_pg_constraint) GETSTRUCT(tup);
 
 		if (c->contype == CONSTRAINT_FOREIGN && !c->convalidated)
-			*out = lappend(*out, psprintf("foreign key %s of table %s, NOT VALID, referencing it",
+			*out = lappend(*out, psprintf("foreign key %s of table %s (NOT VALID, referencing it)",
 										  quote_identifier(NameStr(c->conname)),
 										  quote_identifier(get_rel_name(c->conrelid))));
 	}

@@ -730,6 +730,35 @@ DELETE FROM ddl.reg WHERE pid = 'S2';
 SELECT k FROM ddl.seen;
 DROP TABLE ddl.watch, ddl.seen;
 DROP FUNCTION ddl.spy();
+-- siblings (a reviewer's): ADD COLUMN ... REFERENCES, which PostgreSQL does
+-- not validate when the column has no default of its own, though a domain's
+-- volatile default (or an identity column) fills every existing row: 0.12.0
+-- before the fix took 3,000 guesses behind a key marked valid.  Refused;
+-- CREATE TABLE with a foreign key into a protected table still works (its
+-- table is empty; the first fix refused it too), and its rows are checked
+-- through the gate; and protect() refuses a table that an unvalidated
+-- foreign key already references.
+SET ROLE regress_ddl_owner;
+CREATE SEQUENCE ddl.dseq;
+CREATE DOMAIN ddl.dguess AS text DEFAULT ('S' || nextval('ddl.dseq'));
+CREATE TABLE ddl.d1 (x int);
+INSERT INTO ddl.d1 SELECT g FROM generate_series(1, 5) g;
+ALTER TABLE ddl.d1 ADD COLUMN k ddl.dguess REFERENCES ddl.reg (pid) ON DELETE CASCADE;
+ALTER TABLE ddl.d1 ADD COLUMN k int GENERATED ALWAYS AS IDENTITY REFERENCES ddl.reg (born);
+CREATE TABLE ddl.refs (k text REFERENCES ddl.reg (pid));
+INSERT INTO ddl.refs VALUES ('S1');
+CREATE TABLE ddl.later (pid text PRIMARY KEY, dx text);
+CREATE TABLE ddl.f_l (k text);
+INSERT INTO ddl.f_l VALUES ('L1'), ('L9');
+ALTER TABLE ddl.f_l ADD FOREIGN KEY (k) REFERENCES ddl.later ON DELETE CASCADE NOT VALID;
+RESET ROLE;
+SELECT health_pass.protect('ddl.later', 'pid');
+ALTER TABLE ddl.f_l DROP CONSTRAINT f_l_k_fkey;
+SELECT health_pass.protect('ddl.later', 'pid') IS NOT NULL AS protected_without_it;
+SELECT health_pass.unprotect('ddl.later') IS NOT NULL AS unprotected;
+DROP TABLE ddl.d1, ddl.refs, ddl.f_l, ddl.later;
+DROP DOMAIN ddl.dguess;
+DROP SEQUENCE ddl.dseq;
 
 RESET search_path;
 SET client_min_messages = warning;

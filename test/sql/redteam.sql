@@ -245,6 +245,30 @@ SELECT health_pass.audit_flush() >= 0 AS flushed;
 SELECT outcome, subject FROM health_pass.audit_log
  WHERE id > :m AND current_user_name = 'regress_red_all' ORDER BY subject;
 DROP FUNCTION public.red_is_blank(anyelement);
+-- The same through a fixed argument type that the role owns (a reviewer's):
+-- its owner may add a cast from it whenever it likes, so a function over it
+-- is not trusted either, however a superuser marked it.
+CREATE TYPE public.red_ct2 AS (p text);
+ALTER TYPE public.red_ct2 OWNER TO regress_red_all;
+CREATE FUNCTION public.red_ct2_blank(v public.red_ct2) RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE LEAKPROOF SET search_path = pg_catalog, pg_temp
+  AS $$ BEGIN RETURN v IS NULL OR v::text = ''; END $$;
+SELECT red_mark() AS m \gset
+SET ROLE regress_red_all;
+SET health_pass.purpose = 'care';
+CREATE FUNCTION pg_temp.red_ct2_text(c public.red_ct2) RETURNS text LANGUAGE plpgsql
+  AS $$ BEGIN RAISE NOTICE 'the cast saw %', c.p; RETURN c.p; END $$;
+CREATE CAST (public.red_ct2 AS text) WITH FUNCTION pg_temp.red_ct2_text(public.red_ct2);
+SET enable_seqscan = off;
+SELECT count(*) FROM red_reg WHERE note = 'HIV positive' AND public.red_ct2_blank(ROW(person)::public.red_ct2);
+RESET enable_seqscan;
+DROP CAST (public.red_ct2 AS text);
+RESET ROLE;
+SELECT health_pass.audit_flush() >= 0 AS flushed;
+SELECT outcome, subject FROM health_pass.audit_log
+ WHERE id > :m AND current_user_name = 'regress_red_all' ORDER BY subject;
+DROP FUNCTION public.red_ct2_blank(public.red_ct2);
+DROP TYPE public.red_ct2;
 -- 1h. A hashed "= ANY" (a constant array of 9 or more) runs the hash
 -- function of the operator's hash operator family on every row it tests,
 -- and the walkers looked only at the operator: hashtext() is not
