@@ -109,24 +109,68 @@ payload_error(const char *fmt,...)
 			 errmsg("cannot issue pass: payload: %s", msg)));
 }
 
+/*
+ * A jsonb string (len bytes in the server's encoding) in UTF-8: *ulen bytes
+ * at the result, s itself when no conversion is needed.  In SQL_ASCII the
+ * bytes are taken as they are when they are UTF-8; a character with no
+ * UTF-8 equivalent (WIN1252's 0x81) is the payload stage's refusal.  The
+ * conversion's error is caught without a subtransaction: a conversion
+ * function holds no lock, buffer or other resource, and the message is
+ * raised again at once.
+ */
+static const char *
+utf8_of(const char *s, int len, size_t *ulen)
+{
+	int			enc = GetDatabaseEncoding();
+	MemoryContext cxt = CurrentMemoryContext;
+	char	   *volatile u = NULL;
+	char	   *volatile why = NULL;
+
+	*ulen = (size_t) len;
+	if (enc == PG_UTF8)
+		return s;
+	if (enc == PG_SQL_ASCII)
+	{
+		if (!pg_verify_mbstr(PG_UTF8, s, len, true))
+			payload_error("a string is not valid UTF-8 (the database's encoding is SQL_ASCII, which does not check it)");
+		return s;
+	}
+	PG_TRY();
+	{
+		u = pg_server_to_any(s, len, PG_UTF8);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_UNTRANSLATABLE_CHARACTER &&
+			edata->sqlerrcode != ERRCODE_CHARACTER_NOT_IN_REPERTOIRE)
+			PG_RE_THROW();
+		FlushErrorState();
+		why = edata->message;
+	}
+	PG_END_TRY();
+	if (why != NULL)
+		payload_error("a string has a character with no UTF-8 equivalent (%s)", why);
+	if (u != s)
+		*ulen = strlen(u);
+	return u;
+}
+
 /* Write one jsonb string as CBOR text (UTF-8) */
 static void
 put_string(CborOut *o, const char *s, int len)
 {
 	if (GetDatabaseEncoding() == PG_UTF8)
 		hp_cbor_put_short_text(o, s, (size_t) len);
-	else if (GetDatabaseEncoding() == PG_SQL_ASCII)
-	{
-		/* no conversion: the bytes as they are, when they are UTF-8 */
-		if (!pg_verify_mbstr(PG_UTF8, s, len, true))
-			payload_error("a string is not valid UTF-8 (the database's encoding is SQL_ASCII, which does not check it)");
-		hp_cbor_put_text(o, s, (size_t) len);
-	}
 	else
 	{
-		char	   *u = pg_server_to_any(s, len, PG_UTF8);
+		size_t		ulen;
+		const char *u = utf8_of(s, len, &ulen);
 
-		hp_cbor_put_text(o, u, u == s ? (size_t) len : strlen(u));
+		hp_cbor_put_text(o, u, ulen);
 	}
 }
 
@@ -234,9 +278,13 @@ put_container(CborOut *o, JsonbContainer *jc, int depth)
 		char	   *base = (char *) &jc->children[n * 2];
 		uint32		koff = 0;
 		uint32		voff;
+		const char *ukey[HP_MAX_MAP_KEYS];
+		size_t		ulen[HP_MAX_MAP_KEYS];
+		bool		converted = GetDatabaseEncoding() != PG_UTF8;
 
 		if (n > HP_MAX_MAP_KEYS)
 			payload_error("an object has more than %d keys", HP_MAX_MAP_KEYS);
+
 		hp_cbor_put_head(o, CBOR_MAP, (uint64) n);
 		voff = getJsonbOffset(jc, (int) n);
 		for (uint32 i = 0; i < n && !o->overflow; i++)
@@ -248,7 +296,22 @@ put_container(CborOut *o, JsonbContainer *jc, int depth)
 			JBE_ADVANCE_OFFSET(vend, jc->children[n + i]);
 			if (!JBE_ISSTRING(jc->children[i]))
 				payload_error("unexpected jsonb object key");
-			put_string(o, base + koff, (int) (kend - koff));
+			if (!converted)
+				put_string(o, base + koff, (int) (kend - koff));	/* jsonb's keys are distinct */
+			else
+			{
+				/*
+				 * Two keys distinct in the server's encoding may be one in
+				 * UTF-8 (EUC_JP writes U+2160 two ways): a map with a
+				 * duplicate key, which every reader refuses
+				 */
+				ukey[i] = utf8_of(base + koff, (int) (kend - koff), &ulen[i]);
+				for (uint32 j = 0; j < i; j++)
+					if (ulen[j] == ulen[i] && memcmp(ukey[j], ukey[i], ulen[i]) == 0)
+						payload_error("two keys of an object are the same text in UTF-8: \"%s\"",
+									  pnstrdup(base + koff, (int) (kend - koff)));
+				hp_cbor_put_text(o, ukey[i], ulen[i]);
+			}
 			put_child(o, jc, (int) (n + i), base, voff, vend, depth);
 			koff = kend;
 			voff = vend;

@@ -373,6 +373,32 @@ like(merged($node->psql('ascii', q{SELECT health_pass.issue(jsonb_set(p, '{nam,g
 is($node->safe_psql('ascii', q{SELECT (health_pass.check(x)).reason || ' ' || (health_pass.payload(x) -> 'nam' ->> 'gn' = E'\\xc3\\xa9l\\xc3\\xa8ve')
   FROM (SELECT health_pass.issue(jsonb_set(p, '{nam,gn}', to_jsonb(E'\\xc3\\xa9l\\xc3\\xa8ve'::text)), 'fr') x FROM g) s}),
 	'ok true', 'SQL_ASCII: the same name in UTF-8 issues and reads back');
+# Other encodings: two keys that differ in EUC_JP can be one text in UTF-8
+# (U+2160 is written 0xADB5 and 0x8FF3FD): the map would have a duplicate
+# key, which every reader refuses, and issue() signed such a pass before
+# this check (a fuzzing pass; check() then said the stored pass is
+# corrupt).  A character with no UTF-8 equivalent (WIN1252's 0x81) is the
+# payload stage's refusal too, not a bare conversion error.
+(my $ascii = $good) =~ s/[^\x00-\x7f]/x/g;    # its names in any encoding
+for my $enc ([ 'eucjp', 'EUC_JP' ], [ 'win1252', 'WIN1252' ])
+{
+	my ($db, $name) = @$enc;
+	$node->safe_psql('postgres', qq{CREATE DATABASE $db ENCODING '$name' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0});
+	$node->safe_psql($db, qq{
+CREATE EXTENSION health_pass;
+SELECT health_pass.signing_key_add('fr', @{[cert('es')]}, 'file:es.pem');
+SELECT health_pass.trust_add(@{[cert('es')]});
+CREATE TABLE g AS SELECT jsonb_set('$ascii'::jsonb, '{v,0,ci}', to_jsonb(health_pass.uvci('FR', 'ENC'))) AS p;});
+}
+like(merged($node->psql('eucjp', q{SELECT health_pass.issue(p || jsonb_build_object(convert_from('\xadb5', 'EUC_JP'), 1, convert_from('\x8ff3fd', 'EUC_JP'), 2), 'fr') FROM g},
+		extra_params => [ '-v', 'VERBOSITY=verbose' ])),
+	qr/YHI01: cannot issue pass: payload: two keys of an object are the same text in UTF-8/, 'EUC_JP: two keys that are one in UTF-8: YHI01');
+is($node->safe_psql('eucjp', q{SELECT (health_pass.check(x)).reason || ' ' || (health_pass.payload(x) ->> 'x' = convert_from('\xadb5', 'EUC_JP'))
+  FROM (SELECT health_pass.issue(p || jsonb_build_object('x', convert_from('\xadb5', 'EUC_JP')), 'fr') x FROM g) s}),
+	'ok true', 'EUC_JP: a payload with such a character issues and reads back');
+like(merged($node->psql('win1252', q{SELECT health_pass.issue(p || jsonb_build_object('x', convert_from('\x81', 'WIN1252')), 'fr') FROM g},
+		extra_params => [ '-v', 'VERBOSITY=verbose' ])),
+	qr/YHI01: cannot issue pass: payload: a string has a character with no UTF-8 equivalent/, 'WIN1252: 0x81, which UTF-8 has no character for: YHI01');
 like(issue_as("jsonb_set($g, '{v}', '[]')", "'fr'"), qr/22023: .*v: must be an array of exactly one entry/,
 	'no entry: 22023');
 like(issue_as("jsonb_set(jsonb_set($g, '{t}', '[{}]'), '{v}', '[]')", "'fr'"), qr/22023: .*exactly one of v, t, r required, found 2/,
