@@ -60,6 +60,7 @@
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -1320,27 +1321,64 @@ hp_config_pins_search_path(Datum config)
  * passed ROW(person)::its own type, whose cast to text it wrote, to a
  * pinned anyelement function doing v::text, and read every subject before
  * the gate; a reviewer did the same through a function a superuser had
- * declared over the reviewer's own composite type.
+ * declared over the reviewer's own composite type, then through a
+ * superuser's domain over it.  Types the body names (a cast to the
+ * caller's type) stay the marking superuser's to review, as callees do.
  */
+static bool
+hp_type_superusers(Oid t, int depth)
+{
+	HeapTuple	tt;
+	Form_pg_type ty;
+	bool		ok;
+
+	CHECK_FOR_INTERRUPTS();
+	check_stack_depth();
+	if (IsPolymorphicType(t) || t == RECORDOID || t == RECORDARRAYOID || t == ANYOID ||
+		depth > 8)
+		return false;
+	tt = SearchSysCache1(TYPEOID, ObjectIdGetDatum(t));
+	if (!HeapTupleIsValid(tt))
+		return false;
+	ty = (Form_pg_type) GETSTRUCT(tt);
+	ok = superuser_arg(ty->typowner);
+	/*
+	 * And the types a value of it carries, whose casts apply to it or to
+	 * its parts: a domain's base type (a cast from a domain is looked up on
+	 * its base type: a reviewer's superuser-owned domain over its own
+	 * composite), an array's elements, a range's subtype, a composite's
+	 * attributes
+	 */
+	if (ok && ty->typtype == TYPTYPE_DOMAIN)
+		ok = hp_type_superusers(ty->typbasetype, depth + 1);
+	if (ok && IsTrueArrayType(ty))
+		ok = hp_type_superusers(ty->typelem, depth + 1);
+	if (ok && ty->typtype == TYPTYPE_RANGE)
+		ok = hp_type_superusers(get_range_subtype(t), depth + 1);
+	if (ok && ty->typtype == TYPTYPE_COMPOSITE && OidIsValid(ty->typrelid))
+	{
+		TupleDesc	desc = lookup_rowtype_tupdesc_noerror(t, -1, true);
+
+		if (desc == NULL)
+			ok = false;
+		else
+		{
+			for (int a = 0; ok && a < desc->natts; a++)
+				if (!TupleDescAttr(desc, a)->attisdropped)
+					ok = hp_type_superusers(TupleDescAttr(desc, a)->atttypid, depth + 1);
+			ReleaseTupleDesc(desc);
+		}
+	}
+	ReleaseSysCache(tt);
+	return ok;
+}
+
 static bool
 hp_args_fixed(const Form_pg_proc p)
 {
 	for (int i = 0; i < p->pronargs; i++)
-	{
-		Oid			t = p->proargtypes.values[i];
-		HeapTuple	tt;
-		bool		ok;
-
-		if (IsPolymorphicType(t) || t == RECORDOID || t == RECORDARRAYOID || t == ANYOID)
+		if (!hp_type_superusers(p->proargtypes.values[i], 0))
 			return false;
-		tt = SearchSysCache1(TYPEOID, ObjectIdGetDatum(t));
-		if (!HeapTupleIsValid(tt))
-			return false;
-		ok = superuser_arg(((Form_pg_type) GETSTRUCT(tt))->typowner);
-		ReleaseSysCache(tt);
-		if (!ok)
-			return false;
-	}
 	return true;
 }
 

@@ -267,6 +267,27 @@ RESET ROLE;
 SELECT health_pass.audit_flush() >= 0 AS flushed;
 SELECT outcome, subject FROM health_pass.audit_log
  WHERE id > :m AND current_user_name = 'regress_red_all' ORDER BY subject;
+-- ... and through a superuser's domain over that type (a cast from a domain
+-- is looked up on its base type)
+CREATE DOMAIN public.red_dom AS public.red_ct2;
+CREATE FUNCTION public.red_dom_blank(v public.red_dom) RETURNS boolean
+  LANGUAGE plpgsql IMMUTABLE LEAKPROOF SET search_path = pg_catalog, pg_temp
+  AS $$ BEGIN RETURN v IS NULL OR v::text = ''; END $$;
+SELECT red_mark() AS m \gset
+SET ROLE regress_red_all;
+SET health_pass.purpose = 'care';
+CREATE CAST (public.red_ct2 AS text) WITH FUNCTION pg_temp.red_ct2_text(public.red_ct2);
+SET enable_seqscan = off;
+SELECT count(*) FROM red_reg WHERE note = 'HIV positive'
+   AND public.red_dom_blank(ROW(person)::public.red_ct2::public.red_dom);
+RESET enable_seqscan;
+DROP CAST (public.red_ct2 AS text);
+RESET ROLE;
+SELECT health_pass.audit_flush() >= 0 AS flushed;
+SELECT outcome, subject FROM health_pass.audit_log
+ WHERE id > :m AND current_user_name = 'regress_red_all' ORDER BY subject;
+DROP FUNCTION public.red_dom_blank(public.red_dom);
+DROP DOMAIN public.red_dom;
 DROP FUNCTION public.red_ct2_blank(public.red_ct2);
 DROP TYPE public.red_ct2;
 -- 1h. A hashed "= ANY" (a constant array of 9 or more) runs the hash
