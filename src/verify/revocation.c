@@ -51,12 +51,15 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "catalog/pg_am.h"
+#include "catalog/pg_index.h"
 #include "storage/bufmgr.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "verify/hp_verify.h"
@@ -192,6 +195,7 @@ typedef struct RevFilter
 	uint64	   *words;			/* one 64-bit block per key, 4 bits set */
 	uint32		mask;			/* number of words - 1 (a power of two) */
 	uint32		types;			/* 1 << HpRevType of every type a tuple has */
+	Oid			types_index;	/* an index on hash_type when built, or 0 */
 	XLogRecPtr	seen_lsn;		/* LSN the stale checks below saw */
 	uint32		seen_checks;
 } RevFilter;
@@ -230,6 +234,38 @@ index_lsn(Relation rel, Relation idx, double *ntuples)
 	return lsn;
 }
 
+/*
+ * An index of rel with column att (hash_type), or InvalidOid.  While one
+ * exists, an UPDATE of the column is never HOT, so it inserts into the hash
+ * index too and moves its LSN: the filter's types stay current with its
+ * hashes.  The same index must still be there when they are used; one
+ * dropped and made again (another OID) may have let HOT updates through in
+ * between.
+ */
+static Oid
+hp_type_index(Relation rel, AttrNumber att)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	Oid			found = InvalidOid;
+
+	foreach(lc, indexes)
+	{
+		HeapTuple	it = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+
+		if (!HeapTupleIsValid(it))
+			continue;
+		for (int k = 0; k < ((Form_pg_index) GETSTRUCT(it))->indnatts && !OidIsValid(found); k++)
+			if (((Form_pg_index) GETSTRUCT(it))->indkey.values[k] == att)
+				found = lfirst_oid(lc);
+		ReleaseSysCache(it);
+		if (OidIsValid(found))
+			break;
+	}
+	list_free(indexes);
+	return found;
+}
+
 /* Build the filter from every tuple of the table; lsn was read before */
 static void
 filter_build(const HpRevRef *r, Relation rel, Relation idx, XLogRecPtr lsn,
@@ -258,6 +294,7 @@ filter_build(const HpRevRef *r, Relation rel, Relation idx, XLogRecPtr lsn,
 	memset(filter.words, 0, (Size) nwords * sizeof(uint64));
 
 	filter.types = 0;
+	filter.types_index = hp_type_index(rel, r->att_type);
 
 	slot = table_slot_create(rel, NULL);
 	scan = table_beginscan(rel, SnapshotAny, 0, NULL);
@@ -381,16 +418,17 @@ hp_revscan_begin(HpRevScan *s, const HpRevRef *r, Snapshot snap, uint32 checks)
 	s->use_filter = filter_current(r, s->rel, s->idx, checks);
 
 	/*
-	 * The types the filter saw hold only while a change of hash_type
-	 * inserts into the hash index, that is while some index has the column
-	 * (the primary key does), so that such an UPDATE is never HOT
+	 * The types the filter saw hold only while a change of hash_type has
+	 * inserted into the hash index ever since it was built: while the index
+	 * on hash_type it found then (the primary key) is still there
+	 * (hp_type_index())
 	 */
-	if (s->use_filter)
+	if (s->use_filter && OidIsValid(filter.types_index))
 	{
-		Bitmapset  *indexed = RelationGetIndexAttrBitmap(s->rel, INDEX_ATTR_BITMAP_ALL);
+		List	   *indexes = RelationGetIndexList(s->rel);
 
-		s->types_tracked = bms_is_member(r->att_type - FirstLowInvalidHeapAttributeNumber, indexed);
-		bms_free(indexed);
+		s->types_tracked = list_member_oid(indexes, filter.types_index);
+		list_free(indexes);
 	}
 }
 
