@@ -2576,6 +2576,128 @@ hp_unvalidated_references(Oid relid, List **out)
 	table_close(cat, AccessShareLock);
 }
 
+/*
+ * Foreign keys that an ALTER TABLE made into a protected table, checked
+ * after it ran.  The checks before it (hp_check_alter_table) look the
+ * referenced table up by name, and PostgreSQL looks it up again when it
+ * adds the key; in between, an earlier subcommand may run the owner's code
+ * (an ADD COLUMN's default is evaluated once), which may change
+ * search_path: a reviewer named an unprotected decoy when the check ran and
+ * got a NOT VALID key into the protected table of the same name.  So the
+ * foreign keys of the altered table (and its partitions) are listed before
+ * the statement, and every new one that references a protected table is
+ * refused unless the statement was nothing but validated ADD FOREIGN KEYs
+ * (CREATE TABLE's own, on its empty table, count as validated).
+ */
+static void
+hp_fk_collect(Oid relid, List **out)
+{
+	Relation	cat = table_open(ConstraintRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(cat, ConstraintRelidTypidNameIndexId, true, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+		if (((Form_pg_constraint) GETSTRUCT(tup))->contype == CONSTRAINT_FOREIGN)
+			*out = lappend_oid(*out, ((Form_pg_constraint) GETSTRUCT(tup))->oid);
+	systable_endscan(scan);
+	table_close(cat, AccessShareLock);
+}
+
+/* The foreign keys of table relid and of its inheritors */
+static List *
+hp_fk_of_table(Oid relid)
+{
+	List	   *out = NIL;
+	ListCell   *lc;
+
+	if (has_subclass(relid))
+	{
+		foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+			hp_fk_collect(lfirst_oid(lc), &out);
+	}
+	else
+		hp_fk_collect(relid, &out);
+	return out;
+}
+
+/* Was the statement nothing but ADD FOREIGN KEYs that validate their rows? */
+static bool
+hp_only_validated_keys(AlterTableStmt *at)
+{
+	ListCell   *lc;
+
+	foreach(lc, at->cmds)
+	{
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+		Constraint *c = (cmd->def && IsA(cmd->def, Constraint)) ? (Constraint *) cmd->def : NULL;
+
+		if ((cmd->subtype != AT_AddConstraint && cmd->subtype != AT_AddConstraintRecurse) ||
+			c == NULL || c->contype != CONSTR_FOREIGN ||
+			(c->skip_validation && !c->initially_valid))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Before an ALTER TABLE of a table by a role that is not a superuser: the
+ * table (as named now: afterwards search_path may differ), then its
+ * foreign keys
+ */
+List *
+hp_ddl_fk_before(Node *node)
+{
+	AlterTableStmt *at = (AlterTableStmt *) node;
+	Oid			relid;
+
+	if (!IsA(node, AlterTableStmt) || at->objtype != OBJECT_TABLE || superuser() ||
+		!hp_any_protected())
+		return NIL;
+	relid = hp_rangevar_oid(at->relation);
+	if (!OidIsValid(relid))
+		return NIL;
+	return lcons_oid(relid, hp_fk_of_table(relid));
+}
+
+/* After it: refuse a new foreign key into a protected table it may not add */
+void
+hp_ddl_fk_after(Node *node, List *before)
+{
+	AlterTableStmt *at = (AlterTableStmt *) node;
+	ListCell   *lc;
+
+	if (before == NIL || hp_only_validated_keys(at))
+		return;
+	foreach(lc, hp_fk_of_table(linitial_oid(before)))
+	{
+		Oid			con = lfirst_oid(lc);
+		HeapTuple	tup;
+		Oid			pk;
+
+		if (list_member_oid(before, con))
+			continue;
+		tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(con));
+		if (!HeapTupleIsValid(tup))
+			continue;
+		pk = hp_protected_in(((Form_pg_constraint) GETSTRUCT(tup))->confrelid, true);
+		ReleaseSysCache(tup);
+		if (OidIsValid(pk))
+		{
+			const char *what = "ALTER TABLE that adds a foreign key referencing it without checking the rows";
+
+			hp_ddl_audit_refusal(pk, what);
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("%s is refused on protected table \"%s\"", what, get_rel_name(pk)),
+					 errhint("Add the foreign key in an ALTER TABLE of its own, without NOT VALID.")));
+		}
+	}
+}
+
 PG_FUNCTION_INFO_V1(hp_protect_blockers);
 
 /*

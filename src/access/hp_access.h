@@ -92,6 +92,8 @@ extern void hp_gate_probe(EState *estate, Relation rel, AttrNumber attnum,
 /* ddl.c */
 extern void hp_ddl_init(void);
 extern void hp_ddl_check(PlannedStmt *pstmt);
+extern List *hp_ddl_fk_before(Node *node);
+extern void hp_ddl_fk_after(Node *node, List *before);
 
 /* gate.c */
 extern void hp_gate_init(void);

@@ -366,9 +366,11 @@ hp_utility_guarded(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
 	Node	   *node = pstmt->utilityStmt;
 	Oid			dropped = InvalidOid;
 	bool		audit_superusers_before = hp_audit_superusers;
+	List	   *fks_before;
 
 	/* DDL that would read a protected table around the gate (ddl.c) */
 	hp_ddl_check(pstmt);
+	fks_before = hp_ddl_fk_before(node);
 
 	if (IsA(node, CopyStmt) && !((CopyStmt *) node)->is_from &&
 		((CopyStmt *) node)->relation && hp_any_protected())
@@ -417,6 +419,7 @@ hp_utility_guarded(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
+	hp_ddl_fk_after(node, fks_before);
 	hp_note_audit_superusers(node, audit_superusers_before);
 	/* quota counts exist only in a database that had a queue */
 	if (OidIsValid(dropped) && hp_queues && hp_queue_for_database(dropped, false))

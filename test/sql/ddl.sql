@@ -756,7 +756,36 @@ SELECT health_pass.protect('ddl.later', 'pid');
 ALTER TABLE ddl.f_l DROP CONSTRAINT f_l_k_fkey;
 SELECT health_pass.protect('ddl.later', 'pid') IS NOT NULL AS protected_without_it;
 SELECT health_pass.unprotect('ddl.later') IS NOT NULL AS unprotected;
-DROP TABLE ddl.d1, ddl.refs, ddl.f_l, ddl.later;
+-- the same NOT VALID key past the check before the statement (a
+-- reviewer's): the check looked the referenced table up by name while
+-- search_path named an unprotected decoy; an earlier subcommand's default
+-- then set search_path, and PostgreSQL found the protected table of the
+-- same name.  The foreign keys an ALTER TABLE made are checked again after
+-- it, by the table's OID.
+CREATE SCHEMA ddl_decoy AUTHORIZATION regress_ddl_owner;
+SET ROLE regress_ddl_owner;
+CREATE TABLE ddl_decoy.reg (pid text PRIMARY KEY);
+CREATE FUNCTION ddl.sw() RETURNS int LANGUAGE plpgsql IMMUTABLE AS
+    $$ BEGIN PERFORM set_config('search_path', 'ddl', false); RETURN 1; END $$;
+CREATE TABLE ddl.watch2 (k text);
+INSERT INTO ddl.watch2 VALUES ('S1'), ('S2'), ('S7');
+SET search_path = ddl_decoy;
+ALTER TABLE ddl.watch2 ADD COLUMN z int DEFAULT ddl.sw(),
+  ADD CONSTRAINT wfk FOREIGN KEY (k) REFERENCES reg (pid) ON DELETE CASCADE NOT VALID;
+SET search_path = ddl_decoy;
+ALTER TABLE ddl.watch2 ADD COLUMN z2 int DEFAULT ddl.sw(),
+  ADD COLUMN k2 ddl.dguess REFERENCES reg (pid) ON DELETE CASCADE;
+SET search_path = ddl, public;
+SELECT count(*) AS keys_into_reg FROM pg_constraint WHERE conrelid = 'ddl.watch2'::regclass;
+-- a NOT VALID key into the unprotected decoy is still added
+SET search_path = ddl_decoy;
+ALTER TABLE ddl.watch2 ADD CONSTRAINT dfk FOREIGN KEY (k) REFERENCES ddl_decoy.reg (pid) NOT VALID;
+SET search_path = ddl, public;
+RESET ROLE;
+SELECT conname, confrelid::regclass FROM pg_constraint WHERE conrelid = 'ddl.watch2'::regclass;
+DROP TABLE ddl.d1, ddl.refs, ddl.f_l, ddl.later, ddl.watch2;
+DROP SCHEMA ddl_decoy CASCADE;
+DROP FUNCTION ddl.sw();
 DROP DOMAIN ddl.dguess;
 DROP SEQUENCE ddl.dseq;
 
