@@ -2547,13 +2547,20 @@ hp_column_type_blockers(Oid relid, List **out)
 }
 
 /*
- * Foreign keys NOT VALID that reference relid (pg_constraint has no index
- * on confrelid: a scan of it).  Their rows were never checked, so they may
- * be guesses, and an ON DELETE or ON UPDATE action then shows which of them
- * other roles delete or re-key (ALTER TABLE refuses to add one, ddl.c).
+ * Foreign keys that reference relid from a table that is not protected and
+ * either are NOT VALID (their rows were never checked, so they may be
+ * guesses) or have an ON DELETE / ON UPDATE action that writes the
+ * referencing table (CASCADE, SET NULL, SET DEFAULT).  Through such an
+ * action and a trigger on its own table, the referencing table's owner sees
+ * which keys other roles delete or change here, with no record; and a key
+ * added with ADD COLUMN ... REFERENCES is marked valid though an identity
+ * column or a domain's default filled its rows unchecked (a reviewer's
+ * sequence: the key made while this table was not protected, then the
+ * table attached to a protected one).  pg_constraint has no index on
+ * confrelid: a scan of it.
  */
 static void
-hp_unvalidated_references(Oid relid, List **out)
+hp_watching_references(Oid relid, List **out)
 {
 	Relation	cat = table_open(ConstraintRelationId, AccessShareLock);
 	ScanKeyData key;
@@ -2566,9 +2573,22 @@ hp_unvalidated_references(Oid relid, List **out)
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		Form_pg_constraint c = (Form_pg_constraint) GETSTRUCT(tup);
+		bool		writes = c->confdeltype == FKCONSTR_ACTION_CASCADE ||
+			c->confdeltype == FKCONSTR_ACTION_SETNULL ||
+			c->confdeltype == FKCONSTR_ACTION_SETDEFAULT ||
+			c->confupdtype == FKCONSTR_ACTION_CASCADE ||
+			c->confupdtype == FKCONSTR_ACTION_SETNULL ||
+			c->confupdtype == FKCONSTR_ACTION_SETDEFAULT;
 
-		if (c->contype == CONSTRAINT_FOREIGN && !c->convalidated)
+		if (c->contype != CONSTRAINT_FOREIGN || c->conrelid == relid ||
+			hp_protected_attnum(c->conrelid) > 0)
+			continue;
+		if (!c->convalidated)
 			*out = lappend(*out, psprintf("foreign key %s of table %s (NOT VALID, referencing it)",
+										  quote_identifier(NameStr(c->conname)),
+										  quote_identifier(get_rel_name(c->conrelid))));
+		else if (writes)
+			*out = lappend(*out, psprintf("foreign key %s of table %s (its ON DELETE / ON UPDATE action writes that table)",
 										  quote_identifier(NameStr(c->conname)),
 										  quote_identifier(get_rel_name(c->conrelid))));
 	}
@@ -2735,7 +2755,7 @@ hp_protect_blockers(PG_FUNCTION_ARGS)
 	hp_blockers_of(PartitionedRelationId, PartitionedRelidIndexId,
 				   Anum_pg_partitioned_table_partrelid, relid, &found, hp_partkey_blocker);
 	hp_column_type_blockers(relid, &found);
-	hp_unvalidated_references(relid, &found);
+	hp_watching_references(relid, &found);
 	foreach(lc, found)
 	{
 		Datum		v = CStringGetTextDatum((const char *) lfirst(lc));

@@ -1374,11 +1374,36 @@ hp_type_superusers(Oid t, int depth)
 }
 
 static bool
-hp_args_fixed(const Form_pg_proc p)
+hp_args_fixed(HeapTuple tup)
 {
+	Form_pg_proc p = (Form_pg_proc) GETSTRUCT(tup);
+	bool		isnull;
+	Datum		all;
+
 	for (int i = 0; i < p->pronargs; i++)
 		if (!hp_type_superusers(p->proargtypes.values[i], 0))
 			return false;
+
+	/*
+	 * And the result's types: the body's value is converted to the return
+	 * type with its casts (a reviewer's text -> own enum cast ran on every
+	 * subject); OUT parameters likewise
+	 */
+	if (p->prorettype != VOIDOID && !hp_type_superusers(p->prorettype, 0))
+		return false;
+	all = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_proallargtypes, &isnull);
+	if (!isnull)
+	{
+		ArrayType  *a = DatumGetArrayTypeP(all);
+		Oid		   *types = (Oid *) ARR_DATA_PTR(a);
+		int			n = ARR_DIMS(a)[0];
+
+		if (ARR_NDIM(a) != 1 || ARR_HASNULL(a) || ARR_ELEMTYPE(a) != OIDOID)
+			return false;
+		for (int i = 0; i < n; i++)
+			if (!hp_type_superusers(types[i], 0))
+				return false;
+	}
 	return true;
 }
 
@@ -1399,7 +1424,7 @@ hp_func_leakproof(Oid fn)
 		bool		isnull;
 		Datum		d;
 
-		ok = hp_args_fixed(p);
+		ok = hp_args_fixed(tup);
 		(void) SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_prosqlbody, &isnull);
 		if (ok && isnull)
 		{

@@ -196,6 +196,7 @@ typedef struct RevFilter
 	uint32		mask;			/* number of words - 1 (a power of two) */
 	uint32		types;			/* 1 << HpRevType of every type a tuple has */
 	Oid			types_index;	/* an index on hash_type when built, or 0 */
+	AttrNumber	types_att;		/* hash_type's column number then */
 	XLogRecPtr	seen_lsn;		/* LSN the stale checks below saw */
 	uint32		seen_checks;
 } RevFilter;
@@ -252,11 +253,21 @@ hp_type_index(Relation rel, AttrNumber att)
 	foreach(lc, indexes)
 	{
 		HeapTuple	it = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+		Form_pg_index ix;
 
 		if (!HeapTupleIsValid(it))
 			continue;
-		for (int k = 0; k < ((Form_pg_index) GETSTRUCT(it))->indnatts && !OidIsValid(found); k++)
-			if (((Form_pg_index) GETSTRUCT(it))->indkey.values[k] == att)
+		ix = (Form_pg_index) GETSTRUCT(it);
+
+		/*
+		 * Only a valid index: while CREATE INDEX CONCURRENTLY builds one,
+		 * transactions that opened the table before it existed may still
+		 * update hash_type HOT (a reviewer's sequence); once it is valid,
+		 * they have all ended
+		 */
+		for (int k = 0; k < ix->indnatts && !OidIsValid(found) &&
+			 ix->indisvalid && ix->indisready && ix->indislive; k++)
+			if (ix->indkey.values[k] == att)
 				found = lfirst_oid(lc);
 		ReleaseSysCache(it);
 		if (OidIsValid(found))
@@ -295,6 +306,7 @@ filter_build(const HpRevRef *r, Relation rel, Relation idx, XLogRecPtr lsn,
 
 	filter.types = 0;
 	filter.types_index = hp_type_index(rel, r->att_type);
+	filter.types_att = r->att_type;
 
 	slot = table_slot_create(rel, NULL);
 	scan = table_beginscan(rel, SnapshotAny, 0, NULL);
@@ -423,7 +435,7 @@ hp_revscan_begin(HpRevScan *s, const HpRevRef *r, Snapshot snap, uint32 checks)
 	 * on hash_type it found then (the primary key) is still there
 	 * (hp_type_index())
 	 */
-	if (s->use_filter && OidIsValid(filter.types_index))
+	if (s->use_filter && OidIsValid(filter.types_index) && filter.types_att == r->att_type)
 	{
 		List	   *indexes = RelationGetIndexList(s->rel);
 

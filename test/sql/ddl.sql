@@ -756,6 +756,25 @@ SELECT health_pass.protect('ddl.later', 'pid');
 ALTER TABLE ddl.f_l DROP CONSTRAINT f_l_k_fkey;
 SELECT health_pass.protect('ddl.later', 'pid') IS NOT NULL AS protected_without_it;
 SELECT health_pass.unprotect('ddl.later') IS NOT NULL AS unprotected;
+-- ... nor one that a foreign key with a writing ON DELETE action references
+-- from a table that is not protected: a key made by ADD COLUMN ...
+-- REFERENCES while the table was unprotected is marked valid though a
+-- domain's default filled its rows unchecked, and the action then shows
+-- its owner which keys are deleted (a reviewer's sequence, through ATTACH
+-- PARTITION of the referenced table to a protected one)
+SET ROLE regress_ddl_owner;
+CREATE TABLE ddl.f_w (n int);
+INSERT INTO ddl.f_w SELECT g FROM generate_series(1, 3) g;
+ALTER TABLE ddl.f_w ADD COLUMN k ddl.dguess REFERENCES ddl.later ON DELETE CASCADE;
+RESET ROLE;
+SELECT convalidated FROM pg_constraint WHERE conrelid = 'ddl.f_w'::regclass;
+SELECT health_pass.protect('ddl.later', 'pid');
+ALTER TABLE ddl.f_w DROP CONSTRAINT f_w_k_fkey;
+DELETE FROM ddl.f_w;
+ALTER TABLE ddl.f_w ADD FOREIGN KEY (k) REFERENCES ddl.later;
+SELECT health_pass.protect('ddl.later', 'pid') IS NOT NULL AS protected_with_a_plain_key;
+SELECT health_pass.unprotect('ddl.later') IS NOT NULL AS unprotected;
+DROP TABLE ddl.f_w;
 -- the same NOT VALID key past the check before the statement (a
 -- reviewer's): the check looked the referenced table up by name while
 -- search_path named an unprotected decoy; an earlier subcommand's default

@@ -286,6 +286,29 @@ RESET ROLE;
 SELECT health_pass.audit_flush() >= 0 AS flushed;
 SELECT outcome, subject FROM health_pass.audit_log
  WHERE id > :m AND current_user_name = 'regress_red_all' ORDER BY subject;
+-- ... and through the result: a function over text that returns the
+-- role's own enum converts its value with the role's cast (a reviewer's)
+CREATE TYPE public.red_en AS ENUM ('x');
+ALTER TYPE public.red_en OWNER TO regress_red_all;
+CREATE FUNCTION public.red_as_en(v text) RETURNS public.red_en
+  LANGUAGE plpgsql IMMUTABLE LEAKPROOF SET search_path = pg_catalog, pg_temp
+  AS $$ BEGIN RETURN v; END $$;
+SELECT red_mark() AS m \gset
+SET ROLE regress_red_all;
+SET health_pass.purpose = 'care';
+CREATE FUNCTION pg_temp.red_en_in(t text) RETURNS public.red_en LANGUAGE plpgsql
+  AS $$ BEGIN RAISE NOTICE 'the cast saw %', t; RETURN NULL; END $$;
+CREATE CAST (text AS public.red_en) WITH FUNCTION pg_temp.red_en_in(text) AS ASSIGNMENT;
+SET enable_seqscan = off;
+SELECT count(*) FROM red_reg WHERE note = 'HIV positive' AND public.red_as_en(person) IS NOT NULL;
+RESET enable_seqscan;
+DROP CAST (text AS public.red_en);
+RESET ROLE;
+SELECT health_pass.audit_flush() >= 0 AS flushed;
+SELECT outcome, subject FROM health_pass.audit_log
+ WHERE id > :m AND current_user_name = 'regress_red_all' ORDER BY subject;
+DROP FUNCTION public.red_as_en(text);
+DROP TYPE public.red_en;
 DROP FUNCTION public.red_dom_blank(public.red_dom);
 DROP DOMAIN public.red_dom;
 DROP FUNCTION public.red_ct2_blank(public.red_ct2);
