@@ -23,7 +23,7 @@ REGRESS = type reading trust check inspect hostile access gate ddl redteam quota
 REGRESS_OPTS = --inputdir=test --outputdir=test/output \
                --temp-instance=test/output/tmp_instance --temp-config=test/regress.conf \
                --encoding=UTF8 --no-locale
-ISOLATION = recheck policy_race redteam writer revocation keyindex probes parallel_policy
+ISOLATION = recheck policy_race redteam writer revocation revocation_types keyindex probes parallel_policy
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output \
                  --temp-instance=test/isolation/output/tmp_instance \
                  --temp-config=test/regress.conf --encoding=UTF8 --no-locale
