@@ -2201,27 +2201,51 @@ hp_leaky_text(Datum d)
 		hp_runs_untrusted_leakproof(expr);
 }
 
-/* Scan a catalog for rows whose column keycol equals relid */
+/*
+ * Call each(cat, row, ctx) for the rows of a catalog whose column keycol
+ * equals oid, through index (InvalidOid: a scan of the catalog)
+ */
 static void
-hp_blockers_of(Oid catalog, Oid index, AttrNumber keycol, Oid relid,
-			   List **out, const char *(*describe) (Relation cat, HeapTuple tup))
+hp_catalog_rows(Oid catalog, Oid index, AttrNumber keycol, Oid oid,
+				void (*each) (Relation cat, HeapTuple tup, void *ctx), void *ctx)
 {
 	Relation	cat = table_open(catalog, AccessShareLock);
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tup;
 
-	ScanKeyInit(&key, keycol, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
-	scan = systable_beginscan(cat, index, true, NULL, 1, &key);
+	ScanKeyInit(&key, keycol, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(oid));
+	scan = systable_beginscan(cat, index, OidIsValid(index), NULL, 1, &key);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
-	{
-		const char *why = describe(cat, tup);
-
-		if (why)
-			*out = lappend(*out, (void *) why);
-	}
+		each(cat, tup, ctx);
 	systable_endscan(scan);
 	table_close(cat, AccessShareLock);
+}
+
+typedef struct BlockerScan
+{
+	List	  **out;
+	const char *(*describe) (Relation cat, HeapTuple tup);
+} BlockerScan;
+
+static void
+hp_blocker_row(Relation cat, HeapTuple tup, void *ctx)
+{
+	BlockerScan *b = (BlockerScan *) ctx;
+	const char *why = b->describe(cat, tup);
+
+	if (why)
+		*b->out = lappend(*b->out, (void *) why);
+}
+
+/* The blockers describe() finds among the rows of a catalog that name relid */
+static void
+hp_blockers_of(Oid catalog, Oid index, AttrNumber keycol, Oid relid,
+			   List **out, const char *(*describe) (Relation cat, HeapTuple tup))
+{
+	BlockerScan b = {out, describe};
+
+	hp_catalog_rows(catalog, index, keycol, relid, hp_blocker_row, &b);
 }
 
 static const char *
@@ -2556,44 +2580,32 @@ hp_column_type_blockers(Oid relid, List **out)
  * added with ADD COLUMN ... REFERENCES is marked valid though an identity
  * column or a domain's default filled its rows unchecked (a reviewer's
  * sequence: the key made while this table was not protected, then the
- * table attached to a protected one).  pg_constraint has no index on
- * confrelid: a scan of it.
+ * table attached to a protected one).
  */
-static void
-hp_watching_references(Oid relid, List **out)
+static const char *
+hp_watching_blocker(Relation cat, HeapTuple tup)
 {
-	Relation	cat = table_open(ConstraintRelationId, AccessShareLock);
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
+	Form_pg_constraint c = (Form_pg_constraint) GETSTRUCT(tup);
+	bool		writes = c->confdeltype == FKCONSTR_ACTION_CASCADE ||
+		c->confdeltype == FKCONSTR_ACTION_SETNULL ||
+		c->confdeltype == FKCONSTR_ACTION_SETDEFAULT ||
+		c->confupdtype == FKCONSTR_ACTION_CASCADE ||
+		c->confupdtype == FKCONSTR_ACTION_SETNULL ||
+		c->confupdtype == FKCONSTR_ACTION_SETDEFAULT;
 
-	ScanKeyInit(&key, Anum_pg_constraint_confrelid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(relid));
-	scan = systable_beginscan(cat, InvalidOid, false, NULL, 1, &key);
-	while (HeapTupleIsValid(tup = systable_getnext(scan)))
-	{
-		Form_pg_constraint c = (Form_pg_constraint) GETSTRUCT(tup);
-		bool		writes = c->confdeltype == FKCONSTR_ACTION_CASCADE ||
-			c->confdeltype == FKCONSTR_ACTION_SETNULL ||
-			c->confdeltype == FKCONSTR_ACTION_SETDEFAULT ||
-			c->confupdtype == FKCONSTR_ACTION_CASCADE ||
-			c->confupdtype == FKCONSTR_ACTION_SETNULL ||
-			c->confupdtype == FKCONSTR_ACTION_SETDEFAULT;
-
-		if (c->contype != CONSTRAINT_FOREIGN || c->conrelid == relid ||
-			hp_protected_attnum(c->conrelid) > 0)
-			continue;
-		if (!c->convalidated)
-			*out = lappend(*out, psprintf("foreign key %s of table %s (NOT VALID, referencing it)",
-										  quote_identifier(NameStr(c->conname)),
-										  quote_identifier(get_rel_name(c->conrelid))));
-		else if (writes)
-			*out = lappend(*out, psprintf("foreign key %s of table %s (its ON DELETE / ON UPDATE action writes that table)",
-										  quote_identifier(NameStr(c->conname)),
-										  quote_identifier(get_rel_name(c->conrelid))));
-	}
-	systable_endscan(scan);
-	table_close(cat, AccessShareLock);
+	/* the table itself, or another one already protected, watches nothing */
+	if (c->contype != CONSTRAINT_FOREIGN || c->conrelid == c->confrelid ||
+		hp_protected_attnum(c->conrelid) > 0)
+		return NULL;
+	if (!c->convalidated)
+		return psprintf("foreign key %s of table %s (NOT VALID, referencing it)",
+						quote_identifier(NameStr(c->conname)),
+						quote_identifier(get_rel_name(c->conrelid)));
+	if (writes)
+		return psprintf("foreign key %s of table %s (its ON DELETE / ON UPDATE action writes that table)",
+						quote_identifier(NameStr(c->conname)),
+						quote_identifier(get_rel_name(c->conrelid)));
+	return NULL;
 }
 
 /*
@@ -2610,21 +2622,19 @@ hp_watching_references(Oid relid, List **out)
  * (CREATE TABLE's own, on its empty table, count as validated).
  */
 static void
+hp_fk_row(Relation cat, HeapTuple tup, void *ctx)
+{
+	List	  **out = (List **) ctx;
+
+	if (((Form_pg_constraint) GETSTRUCT(tup))->contype == CONSTRAINT_FOREIGN)
+		*out = lappend_oid(*out, ((Form_pg_constraint) GETSTRUCT(tup))->oid);
+}
+
+static void
 hp_fk_collect(Oid relid, List **out)
 {
-	Relation	cat = table_open(ConstraintRelationId, AccessShareLock);
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-
-	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(relid));
-	scan = systable_beginscan(cat, ConstraintRelidTypidNameIndexId, true, NULL, 1, &key);
-	while (HeapTupleIsValid(tup = systable_getnext(scan)))
-		if (((Form_pg_constraint) GETSTRUCT(tup))->contype == CONSTRAINT_FOREIGN)
-			*out = lappend_oid(*out, ((Form_pg_constraint) GETSTRUCT(tup))->oid);
-	systable_endscan(scan);
-	table_close(cat, AccessShareLock);
+	hp_catalog_rows(ConstraintRelationId, ConstraintRelidTypidNameIndexId,
+					Anum_pg_constraint_conrelid, relid, hp_fk_row, out);
 }
 
 /* The foreign keys of table relid and of its inheritors */
@@ -2755,7 +2765,9 @@ hp_protect_blockers(PG_FUNCTION_ARGS)
 	hp_blockers_of(PartitionedRelationId, PartitionedRelidIndexId,
 				   Anum_pg_partitioned_table_partrelid, relid, &found, hp_partkey_blocker);
 	hp_column_type_blockers(relid, &found);
-	hp_watching_references(relid, &found);
+	/* pg_constraint has no index on confrelid: a scan of it */
+	hp_blockers_of(ConstraintRelationId, InvalidOid, Anum_pg_constraint_confrelid,
+				   relid, &found, hp_watching_blocker);
 	foreach(lc, found)
 	{
 		Datum		v = CStringGetTextDatum((const char *) lfirst(lc));
