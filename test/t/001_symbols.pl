@@ -4,7 +4,8 @@
 # bind to, or be bound by, someone else's symbol of the same name.
 # Allowed besides hp_*: the fmgr entry points (_PG_init, Pg_magic_func,
 # pg_finfo_hp_*) and the linker's own symbols (_init, _fini, _edata, _end,
-# __bss_start).  Needs no server: reads the library with nm -D.
+# __bss_start).  And no hp_ symbol is left undefined.  Needs no server: reads
+# the library with nm -D.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -47,5 +48,14 @@ is(scalar @bad, 0,
 		scalar @symbols))
   or diag("exported without the hp_ prefix (nm type, name):\n"
 	  . join("\n", map { "  $_" } @bad));
+
+# An hp_ symbol the library uses must be defined in it: a shared library
+# links with undefined symbols, and the server would only refuse it when
+# shared_preload_libraries loads it (a function lost in an edit once got as
+# far as that)
+my ($undef) = run_command([ 'nm', '-D', '--undefined-only', $so ]);
+my @missing = grep { /\bhp_/ } split /\n/, $undef;
+is(scalar @missing, 0, 'every hp_ symbol the library uses is defined in it')
+  or diag(join("\n", @missing));
 
 done_testing();
