@@ -163,23 +163,28 @@ hp_role_may_run(Oid relid)
 	return false;
 }
 
+/* Audit a refused DDL statement on protected table relid, then raise */
+static void
+hp_ddl_refused(Oid relid, const char *what, const char *hint)
+{
+	char	   *name = get_rel_name(relid);
+
+	hp_ddl_audit_refusal(relid, what);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s is refused on protected table \"%s\"", what, name ? name : "?"),
+			 errhint("%s", hint)));
+}
+
 /*
- * Audit a refused DDL statement on protected table relid, then raise; or,
+ * Refuse a DDL statement on protected table relid (hp_ddl_refused); or,
  * when PostgreSQL would refuse the role anyway, return and let it.
  */
 static void
 hp_ddl_refuse(Oid relid, const char *what)
 {
-	char	   *name;
-
-	if (!hp_role_may_run(relid))
-		return;
-	name = get_rel_name(relid);
-	hp_ddl_audit_refusal(relid, what);
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("%s is refused on protected table \"%s\"", what, name ? name : "?"),
-			 errhint("Only a superuser may run it on a protected table.")));
+	if (hp_role_may_run(relid))
+		hp_ddl_refused(relid, what, "Only a superuser may run it on a protected table.");
 }
 
 /*
@@ -2716,15 +2721,8 @@ hp_ddl_fk_after(Node *node, List *before)
 		pk = hp_protected_in(((Form_pg_constraint) GETSTRUCT(tup))->confrelid, true);
 		ReleaseSysCache(tup);
 		if (OidIsValid(pk))
-		{
-			const char *what = "ALTER TABLE that adds a foreign key referencing it without checking the rows";
-
-			hp_ddl_audit_refusal(pk, what);
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("%s is refused on protected table \"%s\"", what, get_rel_name(pk)),
-					 errhint("Add the foreign key in an ALTER TABLE of its own, without NOT VALID.")));
-		}
+			hp_ddl_refused(pk, "ALTER TABLE that adds a foreign key referencing it without checking the rows",
+						   "Add the foreign key in an ALTER TABLE of its own, without NOT VALID.");
 	}
 }
 

@@ -618,8 +618,7 @@ issue_with(HpSigner *signer, HpRevScan *rev, Datum payload_d, TimestampTz issued
 	memset(&c, 0, sizeof(c));
 	c.kind = what.kind == 'v' ? HP_KIND_VACCINATION :
 		what.kind == 't' ? HP_KIND_TEST : HP_KIND_RECOVERY;
-	c.uvci = (const uint8 *) pg_server_to_any(what.ci, what.ci_len, PG_UTF8);
-	c.uvci_len = c.uvci == (const uint8 *) what.ci ? (size_t) what.ci_len : strlen((const char *) c.uvci);
+	c.uvci = (const uint8 *) utf8_of(what.ci, what.ci_len, &c.uvci_len);
 	c.iss = (const uint8 *) info->country;
 	c.iss_len = strlen(info->country);
 #ifdef USE_ASSERT_CHECKING

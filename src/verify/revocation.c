@@ -435,7 +435,8 @@ hp_revscan_begin(HpRevScan *s, const HpRevRef *r, Snapshot snap, uint32 checks)
 	 * on hash_type it found then (the primary key) is still there
 	 * (hp_type_index())
 	 */
-	if (s->use_filter && OidIsValid(filter.types_index) && filter.types_att == r->att_type)
+	if (s->use_filter && filter.types != HP_REV_ALL_TYPES &&	/* else nothing to skip */
+		OidIsValid(filter.types_index) && filter.types_att == r->att_type)
 	{
 		List	   *indexes = RelationGetIndexList(s->rel);
 
