@@ -2703,15 +2703,18 @@ void
 hp_ddl_fk_after(Node *node, List *before)
 {
 	AlterTableStmt *at = (AlterTableStmt *) node;
+	bool		validated;
 	ListCell   *lc;
 
-	if (before == NIL || hp_only_validated_keys(at))
+	if (before == NIL)
 		return;
+	validated = hp_only_validated_keys(at);
 	foreach(lc, hp_fk_of_table(linitial_oid(before)))
 	{
 		Oid			con = lfirst_oid(lc);
 		HeapTuple	tup;
 		Oid			pk;
+		const char *watches;
 
 		if (list_member_oid(before, con))
 			continue;
@@ -2719,10 +2722,21 @@ hp_ddl_fk_after(Node *node, List *before)
 		if (!HeapTupleIsValid(tup))
 			continue;
 		pk = hp_protected_in(((Form_pg_constraint) GETSTRUCT(tup))->confrelid, true);
+		/*
+		 * Validated or not, a key whose ON DELETE / ON UPDATE action writes
+		 * an unprotected table keeps showing its owner which keys other
+		 * roles delete, and the new values of keys they change, also after
+		 * its rule is gone (a reviewer's): the key protect() refuses
+		 * (hp_watching_blocker), refused here too
+		 */
+		watches = OidIsValid(pk) ? hp_watching_blocker(NULL, tup) : NULL;
 		ReleaseSysCache(tup);
-		if (OidIsValid(pk))
+		if (OidIsValid(pk) && !validated)
 			hp_ddl_refused(pk, "ALTER TABLE that adds a foreign key referencing it without checking the rows",
 						   "Add the foreign key in an ALTER TABLE of its own, without NOT VALID.");
+		if (watches != NULL)
+			hp_ddl_refused(pk, "a new foreign key whose ON DELETE / ON UPDATE action writes the referencing table",
+						   "Use ON DELETE / ON UPDATE NO ACTION or RESTRICT; or protect the referencing table too.");
 	}
 }
 

@@ -1355,6 +1355,8 @@ hp_type_superusers(Oid t, int depth)
 		ok = hp_type_superusers(ty->typelem, depth + 1);
 	if (ok && ty->typtype == TYPTYPE_RANGE)
 		ok = hp_type_superusers(get_range_subtype(t), depth + 1);
+	if (ok && ty->typtype == TYPTYPE_MULTIRANGE)
+		ok = hp_type_superusers(get_multirange_range(t), depth + 1);
 	if (ok && ty->typtype == TYPTYPE_COMPOSITE && OidIsValid(ty->typrelid))
 	{
 		TupleDesc	desc = lookup_rowtype_tupdesc_noerror(t, -1, true);
@@ -1443,35 +1445,6 @@ hp_untrusted_leakproof_checker(Oid func_id, void *context)
 	return get_func_leakproof(func_id) && !hp_func_leakproof(func_id);
 }
 
-static bool
-hp_untrusted_leakproof_walker(Node *node, void *context)
-{
-	if (node == NULL)
-		return false;
-	if (check_functions_in_node(node, hp_untrusted_leakproof_checker, context))
-		return true;
-	if (IsA(node, RowCompareExpr))
-	{
-		ListCell   *lc;
-
-		foreach(lc, ((RowCompareExpr *) node)->opnos)
-			if (hp_untrusted_leakproof_checker(get_opcode(lfirst_oid(lc)), context))
-				return true;
-	}
-	return expression_tree_walker(node, hp_untrusted_leakproof_walker, context);
-}
-
-/*
- * Does node call a function PostgreSQL takes as LEAKPROOF but the gate does
- * not (hp_func_leakproof())?  For the places that ask contain_leaked_vars(),
- * which trusts the mark alone.
- */
-bool
-hp_runs_untrusted_leakproof(Node *node)
-{
-	return hp_untrusted_leakproof_walker(node, NULL);
-}
-
 /* check_functions_in_node callback: a function that is not LEAKPROOF */
 static bool
 hp_leaky_function_checker(Oid func_id, void *context)
@@ -1479,15 +1452,26 @@ hp_leaky_function_checker(Oid func_id, void *context)
 	return !hp_func_leakproof(func_id);
 }
 
+/*
+ * Does node call code that checker (one of the two above, the walker's
+ * context) picks out: its functions and operators, and the code
+ * check_functions_in_node() does not visit, a row comparison's operators
+ * and GREATEST/LEAST's comparison; for any leaky code (not only untrusted
+ * LEAKPROOF), subscripting that is not leakproof too.  One walker for both
+ * questions: the untrusted one missed GREATEST's comparison, so protect()
+ * took a CHECK that reached an untrusted comparison through it (a
+ * reviewer's).
+ */
 static bool
-hp_any_leaky_function_walker(Node *node, void *context)
+hp_code_walker(Node *node, void *context)
 {
+	check_function_callback checker = (check_function_callback) context;
+
 	if (node == NULL)
 		return false;
-	if (check_functions_in_node(node, hp_leaky_function_checker, context))
+	if (check_functions_in_node(node, checker, NULL))
 		return true;
-	/* the two nodes contain_leaked_vars() lets through without a Var */
-	if (IsA(node, SubscriptingRef))
+	if (IsA(node, SubscriptingRef) && checker == hp_leaky_function_checker)
 	{
 		SubscriptingRef *sbsref = (SubscriptingRef *) node;
 		const SubscriptRoutines *r = getSubscriptingRoutines(sbsref->refcontainertype, NULL);
@@ -1500,19 +1484,34 @@ hp_any_leaky_function_walker(Node *node, void *context)
 		TypeCacheEntry *tc = lookup_type_cache(((MinMaxExpr *) node)->minmaxtype,
 											   TYPECACHE_CMP_PROC);
 
-		if (!OidIsValid(tc->cmp_proc) || !hp_func_leakproof(tc->cmp_proc))
+		if (!OidIsValid(tc->cmp_proc))
+		{
+			if (checker == hp_leaky_function_checker)
+				return true;
+		}
+		else if (checker(tc->cmp_proc, NULL))
 			return true;
 	}
 	else if (IsA(node, RowCompareExpr))
 	{
-		/* its operators, which check_functions_in_node() does not visit */
 		ListCell   *lc;
 
 		foreach(lc, ((RowCompareExpr *) node)->opnos)
-			if (!hp_func_leakproof(get_opcode(lfirst_oid(lc))))
+			if (checker(get_opcode(lfirst_oid(lc)), NULL))
 				return true;
 	}
-	return expression_tree_walker(node, hp_any_leaky_function_walker, context);
+	return expression_tree_walker(node, hp_code_walker, context);
+}
+
+/*
+ * Does node call a function PostgreSQL takes as LEAKPROOF but the gate does
+ * not (hp_func_leakproof())?  For the places that ask contain_leaked_vars(),
+ * which trusts the mark alone.
+ */
+bool
+hp_runs_untrusted_leakproof(Node *node)
+{
+	return hp_code_walker(node, (void *) hp_untrusted_leakproof_checker);
 }
 
 /*
@@ -1522,7 +1521,7 @@ hp_any_leaky_function_walker(Node *node, void *context)
 bool
 hp_runs_leaky_code(Node *node)
 {
-	return hp_any_leaky_function_walker(node, NULL);
+	return hp_code_walker(node, (void *) hp_leaky_function_checker);
 }
 
 /*
@@ -1585,7 +1584,7 @@ hp_other_column_walker(Node *node, void *context)
 static bool
 hp_qual_runs_late(Node *qual, EState *estate, AttrNumber subject)
 {
-	return contain_leaked_vars(qual) || hp_any_leaky_function_walker(qual, NULL) ||
+	return contain_leaked_vars(qual) || hp_runs_leaky_code(qual) ||
 		hp_lazy_param_walker(qual, estate) || hp_other_column_walker(qual, &subject);
 }
 

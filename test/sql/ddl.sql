@@ -775,6 +775,47 @@ ALTER TABLE ddl.f_w ADD FOREIGN KEY (k) REFERENCES ddl.later;
 SELECT health_pass.protect('ddl.later', 'pid') IS NOT NULL AS protected_with_a_plain_key;
 SELECT health_pass.unprotect('ddl.later') IS NOT NULL AS unprotected;
 DROP TABLE ddl.f_w;
+-- ... and such a key made after protect() is refused in the same way,
+-- validated or not: it kept showing its owner which keys other roles
+-- deleted, and the new values of keys they changed, also once its rule
+-- was gone (a reviewer's); and a cloned one on each new partition then
+-- blocked adding partitions.  A key without such an action still works.
+SET ROLE regress_ddl_owner;
+CREATE TABLE ddl.wc (k text REFERENCES ddl.reg (pid) ON DELETE CASCADE);
+CREATE TABLE ddl.wc (k text REFERENCES ddl.reg (pid) ON UPDATE SET NULL);
+CREATE TABLE ddl.wc (k text);
+ALTER TABLE ddl.wc ADD FOREIGN KEY (k) REFERENCES ddl.reg (pid) ON DELETE SET DEFAULT;
+ALTER TABLE ddl.wc ADD FOREIGN KEY (k) REFERENCES ddl.reg (pid) ON DELETE RESTRICT;
+RESET ROLE;
+SELECT conname, confdeltype FROM pg_constraint WHERE conrelid = 'ddl.wc'::regclass;
+DROP TABLE ddl.wc;
+-- GREATEST/LEAST compare with their type's btree comparison, which the
+-- check for untrusted LEAKPROOF code did not visit: protect() took a CHECK
+-- that reached a superuser-marked LEAKPROOF PL comparison without a pinned
+-- search_path through GREATEST, though it refused the same function called
+-- directly (a reviewer's)
+CREATE TYPE ddl.mt AS (v text);
+CREATE FUNCTION ddl.mt_cmp(a ddl.mt, b ddl.mt) RETURNS int LANGUAGE plpgsql IMMUTABLE LEAKPROOF AS
+    $$ BEGIN RETURN bttextcmp(a.v, b.v); END $$;
+CREATE FUNCTION ddl.mt_op(a ddl.mt, b ddl.mt) RETURNS boolean LANGUAGE sql IMMUTABLE AS
+    $$ SELECT ddl.mt_cmp(a, b) = 0 $$;
+CREATE OPERATOR ddl.< (LEFTARG = ddl.mt, RIGHTARG = ddl.mt, FUNCTION = ddl.mt_op);
+CREATE OPERATOR ddl.<= (LEFTARG = ddl.mt, RIGHTARG = ddl.mt, FUNCTION = ddl.mt_op);
+CREATE OPERATOR ddl.= (LEFTARG = ddl.mt, RIGHTARG = ddl.mt, FUNCTION = ddl.mt_op);
+CREATE OPERATOR ddl.>= (LEFTARG = ddl.mt, RIGHTARG = ddl.mt, FUNCTION = ddl.mt_op);
+CREATE OPERATOR ddl.> (LEFTARG = ddl.mt, RIGHTARG = ddl.mt, FUNCTION = ddl.mt_op);
+CREATE OPERATOR CLASS ddl.mt_ops DEFAULT FOR TYPE ddl.mt USING btree AS
+    OPERATOR 1 ddl.<, OPERATOR 2 ddl.<=, OPERATOR 3 ddl.=, OPERATOR 4 ddl.>=, OPERATOR 5 ddl.>,
+    FUNCTION 1 ddl.mt_cmp(ddl.mt, ddl.mt);
+CREATE TABLE ddl.m1 (pid text PRIMARY KEY, dx text,
+    CHECK (GREATEST(ROW(dx)::ddl.mt, ROW('a')::ddl.mt) IS NOT NULL));
+SELECT health_pass.protect('ddl.m1', 'pid');
+DROP TABLE ddl.m1;
+DROP OPERATOR FAMILY ddl.mt_ops USING btree;
+DROP OPERATOR ddl.< (ddl.mt, ddl.mt), ddl.<= (ddl.mt, ddl.mt), ddl.= (ddl.mt, ddl.mt),
+    ddl.>= (ddl.mt, ddl.mt), ddl.> (ddl.mt, ddl.mt);
+DROP FUNCTION ddl.mt_op(ddl.mt, ddl.mt), ddl.mt_cmp(ddl.mt, ddl.mt);
+DROP TYPE ddl.mt;
 -- the same NOT VALID key past the check before the statement (a
 -- reviewer's): the check looked the referenced table up by name while
 -- search_path named an unprotected decoy; an earlier subcommand's default
